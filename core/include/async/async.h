@@ -1,0 +1,12 @@
+/* async/async.h: everything a C program needs from the async core. */
+#ifndef ASYNC_ASYNC_H
+#define ASYNC_ASYNC_H
+
+#include "async/error.h"
+#include "async/pool.h"
+
+#define ASYNC_VERSION_MAJOR 0
+#define ASYNC_VERSION_MINOR 1
+#define ASYNC_VERSION_PATCH 0
+
+#endif

@@ -1,0 +1,191 @@
+/* async/pool.h: the work-stealing worker pool, its jobs, fork-join and
+ * parallel-for. Plain C11 with no dependency in the interface.
+ *
+ * Six calls make a program:
+ *
+ *     async_pool_config cfg = async_pool_config_default();
+ *     async_pool *pool;
+ *     async_pool_create(&pool, &cfg);
+ *     async_job job;
+ *     async_job_init(&job, my_fn, my_arg);
+ *     async_pool_submit(pool, &job);
+ *     async_pool_destroy(pool);        // runs what is queued, then joins
+ *
+ * Memory: job and group records belong to the caller (on the stack, inside
+ * its own structs, recycled as it likes); the pool never allocates per job.
+ * Every function returns 0 (or a count) on success and a negative code from
+ * async/error.h on failure; a bad argument is refused with ASYNC_EINVAL. */
+#ifndef ASYNC_POOL_H
+#define ASYNC_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "async/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct async_pool async_pool;
+typedef struct async_group async_group;
+
+typedef void (*async_job_fn)(void *arg);
+
+/* A unit of work. Initialise with async_job_init; the fields are the
+ * pool's. A detached job (async_pool_submit) is not touched by the pool once
+ * its function has started, so the function may free, reuse or resubmit the
+ * record. A spawned job (async_job_spawn) and a grouped job
+ * (async_group_submit) must stay alive until it is synced / its group waited
+ * on. */
+typedef struct async_job {
+	async_job_fn fn;
+	void *arg;
+	struct async_job *next;
+	async_group *group;
+	uint32_t state;
+	uint32_t flags;
+} async_job;
+
+/* A counter of outstanding jobs to wait for as one. Initialise with
+ * async_group_init; it must outlive async_group_wait. */
+struct async_group {
+	uint64_t pending;
+};
+
+typedef struct async_pool_config {
+	/* Workers started by async_pool_create. Default: one per physical
+	 * core. 0 is allowed: jobs queue until a worker is added. */
+	unsigned workers;
+	/* Upper bound for async_pool_add_workers. Default: max(64, 4 x PUs). */
+	unsigned max_workers;
+	/* Bind each worker to its processing unit with hwloc. Default 1. */
+	int pin;
+	/* Rounds of stealing an idle worker makes before it sleeps. Default
+	 * 64 (a few microseconds); 0 sleeps at once. */
+	unsigned spin_rounds;
+	/* Thread names are prefix + index, e.g. "async-w3" (visible in perf,
+	 * top, gdb). At most 10 characters are used. Default "async-w". */
+	const char *name_prefix;
+	/* Called on each worker thread when it starts and before it exits,
+	 * with the worker's index; e.g. to create per-thread state. May be
+	 * NULL. */
+	void (*on_worker_start)(void *userdata, unsigned worker);
+	void (*on_worker_stop)(void *userdata, unsigned worker);
+	void *userdata;
+	/* NULL: this machine. Otherwise an hwloc synthetic description
+	 * ("pack:2 core:4 pu:2") used for placement only; nothing is bound.
+	 * For tests and for studying placement. */
+	const char *synthetic_topology;
+} async_pool_config;
+
+/* Per-worker counters, updated by the worker itself with plain stores and
+ * read racily: cheap enough to read every frame. */
+typedef struct async_worker_stats {
+	int index;            /* slot index; -1 for an empty slot */
+	int running;          /* 1 while the thread runs and is not stopping */
+	int pu;               /* OS index of the processing unit it is placed on */
+	uint64_t jobs;        /* jobs it ran */
+	uint64_t steals;      /* jobs it took from another worker's deque */
+	uint64_t busy_ns;     /* time alive and not idle */
+	uint64_t idle_ns;     /* time spinning or asleep looking for work */
+} async_worker_stats;
+
+/* Any thread; never blocks. Clears job and sets what it will run. Call it
+ * again before reusing a record for another function. */
+void async_job_init(async_job *job, async_job_fn fn, void *arg);
+
+/* Any thread; never blocks. The defaults described above. */
+async_pool_config async_pool_config_default(void);
+
+/* Any thread; blocks while the threads start. Creates a pool in *out.
+ * cfg may be NULL for the defaults. ASYNC_EINVAL for workers > max_workers
+ * or a malformed synthetic topology. */
+int async_pool_create(async_pool **out, const async_pool_config *cfg);
+
+/* Any thread that is not one of the pool's workers; blocks. Runs every
+ * queued job (including jobs those jobs submit), then joins the workers.
+ * Afterwards submit returns ASYNC_ESHUTDOWN. Where no worker is left, the
+ * remaining jobs run on the calling thread. Idempotent. */
+int async_pool_shutdown(async_pool *pool);
+
+/* Same thread rule as shutdown; blocks. Shuts down if needed and frees the
+ * pool (on one of the pool's own workers it does nothing: it cannot join
+ * itself). Must not race with any other call on the same pool. */
+void async_pool_destroy(async_pool *pool);
+
+/* Any thread; never blocks; never runs the job on the calling thread. Queues
+ * a detached job. From a worker of this pool it goes to that worker's own
+ * deque, from any other thread to the pool's lock-free injection queue.
+ * ASYNC_EBUSY if the record is queued and has not started yet. */
+int async_pool_submit(async_pool *pool, async_job *job);
+
+/* As async_pool_submit for n contiguous records, with one atomic
+ * publication and at most one wake-up: the cheap way to queue a batch. */
+int async_pool_submit_array(async_pool *pool, async_job *jobs, size_t n);
+
+/* Any thread; never blocks. */
+int async_group_init(async_group *group);
+
+/* Any thread; never blocks. Queues job as part of group. */
+int async_group_submit(async_pool *pool, async_group *group, async_job *job);
+
+/* Any thread; blocks until every job submitted to the group has finished.
+ * On a worker of the pool it runs other jobs meanwhile instead of
+ * sleeping; elsewhere it sleeps. */
+int async_group_wait(async_pool *pool, async_group *group);
+
+/* Worker threads of a pool only (typically inside a job); never blocks.
+ * Pushes job onto the calling worker's deque, where it may be stolen.
+ * ASYNC_ENOTWORKER elsewhere. */
+int async_job_spawn(async_job *job);
+
+/* The thread that spawned job; blocks only in the sense that it returns when
+ * job has run: if job is still in the deque it runs here and now, otherwise
+ * the worker runs other jobs until the thief finishes it. Sync spawned jobs
+ * in the reverse order of spawning (as fork-join code naturally does). */
+int async_job_sync(async_job *job);
+
+typedef void (*async_range_fn)(void *arg, size_t begin, size_t end);
+
+/* Any thread that is not inside the pool's shutdown; blocks until done.
+ * Calls fn over [begin, end) cut into chunks of at most grain indices (grain
+ * 0: chosen from the range and the worker count), split recursively so
+ * idle workers steal the large halves. From a worker it joins in; from
+ * another thread it sleeps while the workers run it. */
+int async_parallel_for(async_pool *pool, size_t begin, size_t end, size_t grain,
+                       async_range_fn fn, void *arg);
+
+/* Any thread; blocks only while threads start (and to join a worker that
+ * already exited, whose slot it reuses).
+ * Adds n workers (placed as the next n slots of the placement order). Returns
+ * the number added, which is smaller than n when max_workers is reached, or
+ * a negative code (ASYNC_ELIMIT when none could be added). */
+int async_pool_add_workers(async_pool *pool, unsigned n);
+
+/* Any thread; never blocks. Asks up to n running workers (the most recently
+ * placed first) to stop. Each finishes the job it is running and exits;
+ * jobs left in its deque go back to the injection queue, so none is lost or
+ * run twice. Returns how many were asked (at most the number running: no
+ * stop request outlives this call to hit a later worker). */
+int async_pool_stop_workers(async_pool *pool, unsigned n);
+
+/* Any thread; never blocks. Workers running and not asked to stop. */
+int async_pool_worker_count(const async_pool *pool);
+
+/* Any thread; never blocks. The calling thread's worker index in this pool,
+ * or ASYNC_ENOTWORKER. */
+int async_pool_worker_index(const async_pool *pool);
+
+/* Any thread; never blocks. Fills up to cap entries, one per worker slot
+ * ever used, and returns how many slots there are. */
+int async_pool_stats(const async_pool *pool, async_worker_stats *out, unsigned cap);
+
+/* Any thread; never blocks. Jobs queued and not yet started (an estimate
+ * while workers run). */
+int64_t async_pool_queued(const async_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,103 @@
+/* eventcount.h: lets idle threads sleep on a futex without lost wake-ups,
+ * and keeps the notifier's cost to a fence and a load when nobody sleeps.
+ *
+ * Protocol (an eventcount in the style of Vyukov's and ck_ec): a waiter
+ * announces itself (prepare), re-checks its condition, and only then sleeps
+ * on the sequence number it read in prepare. A notifier first makes the
+ * condition true, then bumps the sequence and wakes if anyone announced
+ * itself. The RMW in prepare and the fence a notifier issues before reading
+ * the waiter count are a Dekker pair: either the waiter's re-check sees the
+ * condition, or the notifier sees the waiter and changes the sequence, which
+ * makes FUTEX_WAIT return at once.
+ *
+ * The waking flag saves the notifier a system call per item in a burst:
+ * async_ec_notify_one does nothing while a wake it sent is in flight. Every
+ * waiter clears the flag before it re-checks its condition (in prepare, and
+ * after every return from the futex), so a notifier that skipped because
+ * the flag was set published its item before some waiter's re-check: the
+ * same Dekker argument, with the flag in place of the count. A flag left set
+ * by a wake that found no sleeper is cleared by the next prepare. */
+#ifndef ASYNC_EVENTCOUNT_H
+#define ASYNC_EVENTCOUNT_H
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pr.h"
+
+struct async_ec {
+	uint32_t seq;     /* futex word */
+	uint32_t waiters; /* threads between prepare and the end of wait */
+	uint32_t waking;  /* 1 while a notify_one wake is in flight */
+};
+
+static inline void async_ec_init(struct async_ec *ec)
+{
+	ec->seq = 0;
+	ec->waiters = 0;
+	ec->waking = 0;
+}
+
+/* Waiter: announce, then return the sequence to wait on. The RMW is a full
+ * barrier: it orders the clearing of waking and the announcement before the
+ * caller's re-check, and pairs with the fence in the notify functions. */
+static inline uint32_t async_ec_prepare(struct async_ec *ec)
+{
+	ck_pr_store_32(&ec->waking, 0);
+	(void)ck_pr_faa_32(&ec->waiters, 1);
+	return ck_pr_load_32(&ec->seq);
+}
+
+/* Waiter: the condition became true during the re-check. */
+static inline void async_ec_cancel(struct async_ec *ec)
+{
+	(void)ck_pr_faa_32(&ec->waiters, (uint32_t)-1);
+}
+
+/* Waiter: sleep unless the sequence moved since prepare. May return
+ * spuriously; callers loop and re-check their condition. */
+static inline void async_ec_wait(struct async_ec *ec, uint32_t key)
+{
+	if (ck_pr_load_32(&ec->seq) == key)
+		syscall(SYS_futex, &ec->seq, FUTEX_WAIT_PRIVATE, key, NULL, NULL, 0);
+	(void)ck_pr_faa_32(&ec->waiters, (uint32_t)-1);
+	ck_pr_store_32(&ec->waking, 0);
+}
+
+/* Notifier, after making the condition true: wake every waiter. */
+static inline void async_ec_notify_all(struct async_ec *ec)
+{
+	/* Full fence: pairs with the RMW in async_ec_prepare. */
+	ck_pr_fence_memory();
+	if (ck_pr_load_32(&ec->waiters) == 0)
+		return;
+	(void)ck_pr_faa_32(&ec->seq, 1);
+	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Notifier, after making the condition true: make sure one waiter, if any,
+ * will re-check. Skips the wake while one is already in flight. */
+static inline void async_ec_notify_one(struct async_ec *ec)
+{
+	/* Full fence: pairs with the RMW in async_ec_prepare. */
+	ck_pr_fence_memory();
+	if (ck_pr_load_32(&ec->waiters) == 0 || ck_pr_load_32(&ec->waking) != 0)
+		return;
+	if (!ck_pr_cas_32(&ec->waking, 0, 1))
+		return; /* another notifier's wake is in flight */
+	(void)ck_pr_faa_32(&ec->seq, 1);
+	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* A hint, not a guarantee: wake one waiter if the (unfenced) count says
+ * there is one. For extra parallelism only, never for correctness. */
+static inline void async_ec_hint(struct async_ec *ec)
+{
+	if (ck_pr_load_32(&ec->waiters) != 0)
+		async_ec_notify_one(ec);
+}
+
+#endif

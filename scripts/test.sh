@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test.sh: every test. Installs what is missing, then builds and runs
+#   1. the full suite (RelWithDebInfo),
+#   2. the full suite under ASan+UBSan,
+#   3. the concurrency suites under TSan.
+# Each build lives in its own folder under build/ and is reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+jobs=$(nproc)
+run() { # name, ctest args, cmake args...
+  local name=$1 label=$2; shift 2
+  echo "==== $name"
+  cmake -S . -B "build/$name" -DASYNC_BUILD_BENCH=OFF "$@" >/dev/null
+  cmake --build "build/$name" -j"$jobs" >/dev/null
+  (cd "build/$name" && ctest --output-on-failure $label)
+}
+
+run release "" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# detect_leaks: every test also checks that it leaked nothing.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+  run asan "" -DCMAKE_BUILD_TYPE=Debug -DASYNC_SANITIZE=address
+TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
+  run tsan "-L concurrency" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASYNC_SANITIZE=thread
+echo "==== all test builds passed"
