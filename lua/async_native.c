@@ -1,0 +1,1057 @@
+/* async_native.c: the native Lua module behind async.lua. It binds the C
+ * core to Lua: worker Lua states, the definition registry, call records and
+ * the delivery of results. It schedules nothing itself: jobs go to the core.
+ *
+ * Threads: everything named main_* or l_* runs on the thread that loaded the
+ * module (the game's); worker_* and call_run run on the core's workers. They
+ * share only: call records (handed over through the core's submit and back
+ * through the lock-free `done` stack), definitions (immutable while a call
+ * holds them) and the epoch counter. */
+#define _GNU_SOURCE
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "async/async.h"
+#include "codec.h"
+
+#define CTX_MT "async.context"
+#define ASYNC_EXPORT __attribute__((visibility("default")))
+
+struct def {
+	uint64_t id; /* unique per define: the worker cache key */
+	char *name;
+	struct async_buf code;   /* string.dump bytecode */
+	struct async_buf upvals; /* the upvalues' values, encoded */
+	int nupvals;
+	int refs; /* main thread only: the registry's + one per call in flight */
+};
+
+struct ctx;
+
+struct call {
+	async_job job;
+	struct ctx *ctx;
+	struct def *def;
+	int cb;        /* registry ref of the callback in the main state */
+	uint32_t index; /* stable record number: names its LÖVE channel */
+	int failed;    /* res holds (error value, traceback) */
+	struct async_buf args, res;
+	struct call *next;
+};
+
+struct preload {
+	char *name;
+	lua_CFunction fn;
+};
+
+/* One per worker thread (and one on the main thread if shutdown has to run
+ * leftovers there). */
+struct wstate {
+	lua_State *L;
+	struct ctx *ctx;
+	uint64_t epoch;
+	int cache; /* registry ref: def id -> compiled function */
+	int envmt; /* registry ref: { __index = _G } */
+	char *init_error;
+};
+
+struct ctx {
+	async_pool *pool;
+	uint64_t epoch; /* moved by define/undefine (atomic); read by workers */
+	uint64_t next_def_id;
+	uint64_t id;    /* distinguishes contexts in LÖVE channel names */
+	int defs;       /* registry ref: name -> lightuserdata def */
+	int facade;     /* registry ref: the async table (onerror) */
+	struct call *done; /* finished, pushed by workers (lock-free stack) */
+	struct call *pending, *pending_tail; /* taken from done, not delivered */
+	struct call *free;
+	struct call **all;
+	size_t nall, capall;
+	size_t inflight; /* made and not yet delivered */
+	uint64_t delivered, failed_count;
+	char *path, *cpath;
+	struct preload *pre;
+	int npre;
+	int love;
+	int closed;
+	struct wstate *fallback;
+};
+
+static __thread struct wstate *tls_ws;
+static uint64_t ctx_ids;
+
+/* ---- LÖVE objects: by reference, through a per-record named Channel ---- */
+
+/* Pushes the channel for record c in state L (cached per state). */
+static int push_channel(lua_State *L, struct call *c)
+{
+	char name[64];
+	snprintf(name, sizeof name, "async.%llu.%u", (unsigned long long)c->ctx->id, c->index);
+	lua_getglobal(L, "love");
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	lua_getfield(L, -1, "thread");
+	lua_remove(L, -2);
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	lua_getfield(L, -1, "getChannel");
+	lua_remove(L, -2);
+	lua_pushstring(L, name);
+	if (lua_pcall(L, 1, 1, 0) != 0 || !lua_isuserdata(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int is_love_object(lua_State *L, int idx)
+{
+	if (!luaL_getmetafield(L, idx, "typeOf"))
+		return 0;
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* Calls channel:method(...) with the channel at -1-nargs: used for push,
+ * pop and clear. Leaves nresults. */
+static int channel_call(lua_State *L, const char *method, int nargs, int nresults)
+{
+	int ch = lua_gettop(L) - nargs;
+	lua_getfield(L, ch, method);
+	lua_insert(L, ch);
+	return lua_pcall(L, nargs + 1, nresults, 0);
+}
+
+static int obj_put(void *ud, lua_State *L)
+{
+	if (!is_love_object(L, -1) || push_channel(L, ud) != 0)
+		return -1;
+	lua_insert(L, -2); /* channel, object */
+	if (channel_call(L, "push", 1, 0) != 0) {
+		lua_pop(L, 1);
+		lua_pushnil(L); /* the caller pops one value on failure */
+		return -1;
+	}
+	return 0;
+}
+
+static int obj_get(void *ud, lua_State *L)
+{
+	if (push_channel(L, ud) != 0)
+		return -1;
+	if (channel_call(L, "pop", 0, 1) != 0 || lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	return 0;
+}
+
+/* After a failed encode, objects already pushed must not reach the next
+ * user of the record. */
+static void obj_clear(lua_State *L, struct call *c)
+{
+	if (!c->ctx->love || push_channel(L, c) != 0)
+		return;
+	if (channel_call(L, "clear", 0, 0) != 0)
+		lua_pop(L, 1);
+}
+
+static struct async_codec_objects codec_objects(struct call *c)
+{
+	struct async_codec_objects o = { obj_put, obj_get, c };
+	if (!c->ctx->love)
+		o.put = o.get = NULL;
+	return o;
+}
+
+/* ---- definitions -------------------------------------------------------- */
+
+static void def_unref(struct def *d)
+{
+	if (--d->refs > 0)
+		return;
+	async_buf_free(&d->code);
+	async_buf_free(&d->upvals);
+	free(d->name);
+	free(d);
+}
+
+static void epoch_bump(struct ctx *ctx)
+{
+	/* Release: the new definition is complete before a worker sees the
+	 * epoch move (pairs with the acquire load in call_run). */
+	__atomic_store_n(&ctx->epoch, ctx->epoch + 1, __ATOMIC_RELEASE);
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
+{
+	(void)L;
+	struct async_buf *b = ud;
+	if (b->cap - b->n < n) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap - b->n < n)
+			cap *= 2;
+		unsigned char *q = realloc(b->p, cap);
+		if (q == NULL)
+			return 1;
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+	return 0;
+}
+
+/* ---- worker side -------------------------------------------------------- */
+
+static int traceback_handler(lua_State *L)
+{
+	lua_createtable(L, 2, 0);
+	lua_pushvalue(L, 1);
+	lua_rawseti(L, -2, 1);
+	luaL_traceback(L, L, NULL, 1);
+	lua_rawseti(L, -2, 2);
+	return 1;
+}
+
+static void worker_env(struct ctx *ctx, struct wstate *ws)
+{
+	lua_State *L = ws->L;
+	luaL_openlibs(L);
+	lua_getglobal(L, "package");
+	if (ctx->path) {
+		lua_pushstring(L, ctx->path);
+		lua_setfield(L, -2, "path");
+	}
+	if (ctx->cpath) {
+		lua_pushstring(L, ctx->cpath);
+		lua_setfield(L, -2, "cpath");
+	}
+	lua_getfield(L, -1, "preload");
+	for (int i = 0; i < ctx->npre; i++) {
+		lua_pushcfunction(L, ctx->pre[i].fn);
+		lua_setfield(L, -2, ctx->pre[i].name);
+	}
+	lua_pop(L, 2);
+	if (ctx->love) {
+		/* What LÖVE's own thread start-up does: the love table, then
+		 * love.filesystem, which installs the game's require loaders. */
+		lua_getglobal(L, "require");
+		lua_pushstring(L, "love");
+		int rc = lua_pcall(L, 1, 0, 0);
+		if (rc == 0) {
+			lua_getglobal(L, "require");
+			lua_pushstring(L, "love.filesystem");
+			rc = lua_pcall(L, 1, 0, 0);
+		}
+		if (rc == 0) {
+			lua_getglobal(L, "require");
+			lua_pushstring(L, "love.thread");
+			rc = lua_pcall(L, 1, 0, 0);
+		}
+		if (rc != 0) {
+			const char *m = lua_tostring(L, -1);
+			ws->init_error = strdup(m ? m : "LÖVE modules failed to load in a worker");
+			lua_pop(L, 1);
+		}
+	}
+	lua_newtable(L);
+	ws->cache = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_createtable(L, 0, 1);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	lua_setfield(L, -2, "__index");
+	ws->envmt = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static struct wstate *wstate_new(struct ctx *ctx)
+{
+	struct wstate *ws = calloc(1, sizeof *ws);
+	if (ws == NULL)
+		return NULL;
+	ws->ctx = ctx;
+	ws->L = luaL_newstate();
+	if (ws->L == NULL) {
+		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
+		return ws;
+	}
+	ws->epoch = (uint64_t)-1;
+	worker_env(ctx, ws);
+	return ws;
+}
+
+static void wstate_free(struct wstate *ws)
+{
+	if (ws == NULL)
+		return;
+	if (ws->L)
+		lua_close(ws->L);
+	free(ws->init_error);
+	free(ws);
+}
+
+static void worker_start(void *ud, unsigned index)
+{
+	(void)index;
+	tls_ws = wstate_new(ud);
+}
+
+static void worker_stop(void *ud, unsigned index)
+{
+	(void)ud;
+	(void)index;
+	wstate_free(tls_ws);
+	tls_ws = NULL;
+}
+
+/* Finishes a call: hand it back to the main thread. */
+static void call_done(struct call *c)
+{
+	struct ctx *ctx = c->ctx;
+	struct call *head = __atomic_load_n(&ctx->done, __ATOMIC_RELAXED);
+	do {
+		c->next = head;
+		/* Release: the results are complete before the main thread can
+		 * take the record (pairs with the exchange in take_done). */
+	} while (!__atomic_compare_exchange_n(&ctx->done, &head, c, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* Encodes a failure: (message, traceback) into c->res. */
+static void fail_call(struct call *c, lua_State *L, const char *msg, const char *tb)
+{
+	c->failed = 1;
+	if (L == NULL) {
+		/* No Lua state to encode with: write the format by hand. */
+		size_t n = strlen(msg);
+		async_buf_free(&c->res);
+		c->res.p = malloc(n + 16);
+		if (c->res.p == NULL)
+			return;
+		unsigned char *p = c->res.p;
+		*p++ = 1;       /* one value */
+		*p++ = 5;       /* a string */
+		size_t len = n; /* varint */
+		while (len >= 0x80) {
+			*p++ = (unsigned char)(len | 0x80);
+			len >>= 7;
+		}
+		*p++ = (unsigned char)len;
+		memcpy(p, msg, n);
+		c->res.n = (size_t)(p - c->res.p) + n;
+		c->res.cap = n + 16;
+		return;
+	}
+	int top = lua_gettop(L);
+	lua_pushstring(L, msg);
+	lua_pushstring(L, tb ? tb : "");
+	char err[160];
+	async_codec_encode(L, top + 1, top + 2, &c->res, "error", NULL, err, sizeof err);
+	lua_settop(L, top);
+}
+
+static void call_run(void *arg)
+{
+	struct call *c = arg;
+	struct ctx *ctx = c->ctx;
+	struct wstate *ws = tls_ws;
+	if (ws == NULL) {
+		/* Only shutdown's fallback runs jobs off the workers: give this
+		 * thread a state of its own, freed with the context. */
+		if (ctx->fallback == NULL)
+			ctx->fallback = wstate_new(ctx);
+		ws = tls_ws = ctx->fallback;
+	}
+	c->failed = 0;
+	if (ws == NULL || ws->init_error != NULL) {
+		fail_call(c, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
+		call_done(c);
+		return;
+	}
+	lua_State *L = ws->L;
+	int base = lua_gettop(L);
+	char err[256];
+	uint64_t epoch = __atomic_load_n(&ctx->epoch, __ATOMIC_ACQUIRE);
+	if (epoch != ws->epoch) {
+		/* Definitions changed: drop every compiled function; the calls
+		 * carry their definitions, so each recompiles on first use. */
+		lua_newtable(L);
+		lua_rawseti(L, LUA_REGISTRYINDEX, ws->cache);
+		ws->epoch = epoch;
+	}
+	lua_pushcfunction(L, traceback_handler);
+	int msgh = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->cache);
+	lua_pushnumber(L, (lua_Number)c->def->id);
+	lua_rawget(L, -2);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		if (luaL_loadbuffer(L, (const char *)c->def->code.p, c->def->code.n, c->def->name) != 0) {
+			fail_call(c, L, lua_tostring(L, -1), NULL);
+			goto out;
+		}
+		if (c->def->nupvals > 0) {
+			int fn = lua_gettop(L);
+			int n = async_codec_decode(L, c->def->upvals.p, c->def->upvals.n, NULL, err, sizeof err);
+			if (n < 0) {
+				fail_call(c, L, err, NULL);
+				goto out;
+			}
+			for (int i = n; i >= 1; i--)
+				lua_setupvalue(L, fn, i); /* pops the top value: upvalue i */
+		}
+		lua_pushnumber(L, (lua_Number)c->def->id);
+		lua_pushvalue(L, -2);
+		lua_rawset(L, -4);
+	}
+	lua_remove(L, -2); /* the cache table */
+	int fn = lua_gettop(L);
+	/* A fresh global table per call whose reads fall through to the
+	 * worker's globals; the previous one is put back afterwards, so a call
+	 * nested in this one (fork-join) does not change ours. */
+	lua_getfenv(L, fn);
+	int oldenv = lua_gettop(L);
+	lua_newtable(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
+	lua_setmetatable(L, -2);
+	lua_setfenv(L, fn);
+	lua_pushvalue(L, fn);
+	struct async_codec_objects objs = codec_objects(c);
+	int nargs = async_codec_decode(L, c->args.p, c->args.n, &objs, err, sizeof err);
+	if (nargs < 0) {
+		lua_pushvalue(L, oldenv);
+		lua_setfenv(L, fn);
+		fail_call(c, L, err, NULL);
+		goto out;
+	}
+	int callbase = oldenv + 1;
+	int rc = lua_pcall(L, nargs, LUA_MULTRET, msgh);
+	lua_pushvalue(L, oldenv);
+	lua_setfenv(L, fn);
+	if (rc == 0) {
+		if (async_codec_encode(L, callbase, lua_gettop(L), &c->res, "result", &objs, err, sizeof err) != 0) {
+			obj_clear(L, c);
+			char msg[300];
+			snprintf(msg, sizeof msg, "%s: %s, which cannot be sent back", c->def->name, err);
+			fail_call(c, L, msg, NULL);
+		}
+	} else if (rc == LUA_ERRRUN && lua_istable(L, -1)) {
+		int t = lua_gettop(L);
+		lua_rawgeti(L, t, 1); /* the error value */
+		lua_rawgeti(L, t, 2); /* the traceback */
+		c->failed = 1;
+		if (async_codec_encode(L, t + 1, t + 2, &c->res, "error", &objs, err, sizeof err) != 0) {
+			/* An error value we cannot send (a function, say): describe it. */
+			obj_clear(L, c);
+			char msg[120];
+			snprintf(msg, sizeof msg, "%s: error object is a %s value", c->def->name, luaL_typename(L, t + 1));
+			fail_call(c, L, msg, lua_tostring(L, t + 2));
+		}
+	} else {
+		/* Memory or error-handler failure: no traceback to be had. */
+		const char *m = lua_tostring(L, -1);
+		fail_call(c, L, m ? m : "error in error handling", NULL);
+	}
+out:
+	lua_settop(L, base);
+	call_done(c);
+}
+
+/* ---- main thread: records ----------------------------------------------- */
+
+static struct ctx *check_ctx(lua_State *L, int idx)
+{
+	struct ctx *ctx = luaL_checkudata(L, idx, CTX_MT);
+	if (ctx->closed)
+		luaL_error(L, "async: the pool is shut down (call async.load() again)");
+	return ctx;
+}
+
+static struct call *record_get(lua_State *L, struct ctx *ctx)
+{
+	struct call *c = ctx->free;
+	if (c != NULL) {
+		ctx->free = c->next;
+		return c;
+	}
+	if (ctx->nall == ctx->capall) {
+		size_t cap = ctx->capall ? ctx->capall * 2 : 64;
+		struct call **all = realloc(ctx->all, cap * sizeof *all);
+		if (all == NULL)
+			luaL_error(L, "async.call: out of memory");
+		ctx->all = all;
+		ctx->capall = cap;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		luaL_error(L, "async.call: out of memory");
+	c->ctx = ctx;
+	c->index = (uint32_t)ctx->nall;
+	c->cb = LUA_NOREF;
+	ctx->all[ctx->nall++] = c;
+	return c;
+}
+
+static void record_put(struct ctx *ctx, struct call *c)
+{
+	if (c->def != NULL) {
+		def_unref(c->def);
+		c->def = NULL;
+	}
+	c->next = ctx->free;
+	ctx->free = c;
+}
+
+static struct def *lookup_def(lua_State *L, struct ctx *ctx, const char *name)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
+	lua_getfield(L, -1, name);
+	struct def *d = lua_touserdata(L, -1);
+	lua_pop(L, 2);
+	return d;
+}
+
+/* The call path shared by async.call and the define shorthand: the
+ * callback at cbidx, the arguments from argidx to the top. */
+static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, int argidx)
+{
+	int t = lua_type(L, cbidx);
+	if (t != LUA_TFUNCTION && t != LUA_TTABLE && t != LUA_TNIL && t != LUA_TNONE)
+		return luaL_error(L, "async.call('%s'): the callback must be a function, a table "
+		                     "{success = f, error = f} or nil, not a %s", name, lua_typename(L, t));
+	struct def *d = lookup_def(L, ctx, name);
+	if (d == NULL)
+		return luaL_error(L, "async.call: no function named '%s' is defined (async.define it first)", name);
+	struct call *c = record_get(L, ctx);
+	char err[256];
+	struct async_codec_objects objs = codec_objects(c);
+	if (async_codec_encode(L, argidx, lua_gettop(L), &c->args, "argument", &objs, err, sizeof err) != 0) {
+		obj_clear(L, c);
+		record_put(ctx, c);
+		return luaL_error(L, "async.call('%s'): %s, which cannot be sent to a worker", name, err);
+	}
+	c->def = d;
+	d->refs++;
+	async_job_init(&c->job, call_run, c);
+	int rc = async_pool_submit(ctx->pool, &c->job);
+	if (rc != 0) {
+		obj_clear(L, c);
+		record_put(ctx, c);
+		return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
+	}
+	if (t == LUA_TFUNCTION || t == LUA_TTABLE) {
+		lua_pushvalue(L, cbidx);
+		c->cb = luaL_ref(L, LUA_REGISTRYINDEX);
+	} else {
+		c->cb = LUA_NOREF;
+	}
+	ctx->inflight++;
+	return 0;
+}
+
+/* async.call(callback, name, ...) — upvalue 1: the context */
+static int l_call(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, lua_upvalueindex(1));
+	const char *name = luaL_checkstring(L, 2);
+	return do_call(L, ctx, 1, name, 3);
+}
+
+/* The shorthand returned by define: f(callback, ...) — upvalues: the
+ * context and the name. */
+static int l_shorthand(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, lua_upvalueindex(1));
+	return do_call(L, ctx, 1, lua_tostring(L, lua_upvalueindex(2)), 2);
+}
+
+/* ---- main thread: delivery ---------------------------------------------- */
+
+static void take_done(struct ctx *ctx)
+{
+	if (__atomic_load_n(&ctx->done, __ATOMIC_RELAXED) == NULL)
+		return;
+	/* Acquire: pairs with the release CAS in call_done. */
+	struct call *list = __atomic_exchange_n(&ctx->done, NULL, __ATOMIC_ACQUIRE);
+	struct call *rev = NULL, *tail = list;
+	while (list != NULL) { /* newest first -> oldest first */
+		struct call *next = list->next;
+		list->next = rev;
+		rev = list;
+		list = next;
+	}
+	if (rev == NULL)
+		return;
+	if (ctx->pending_tail != NULL)
+		ctx->pending_tail->next = rev;
+	else
+		ctx->pending = rev;
+	ctx->pending_tail = tail;
+}
+
+static void default_onerror(lua_State *L, int base)
+{
+	const char *msg = lua_tostring(L, base + 1);
+	const char *tb = lua_tostring(L, base + 2);
+	fprintf(stderr, "async: a job failed: %s\n%s\n", msg ? msg : luaL_typename(L, base + 1), tb ? tb : "");
+}
+
+/* Delivers one record. Everything about the record is settled before any
+ * callback runs, so a callback that raises loses nothing else. */
+static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	int base = lua_gettop(L);
+	ctx->pending = c->next;
+	if (ctx->pending == NULL)
+		ctx->pending_tail = NULL;
+	ctx->inflight--;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->cb);
+	luaL_unref(L, LUA_REGISTRYINDEX, c->cb);
+	c->cb = LUA_NOREF;
+	int cb = base + 1;
+	char err[256];
+	struct async_codec_objects objs = codec_objects(c);
+	int n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
+	int failed = c->failed;
+	if (n < 0) {
+		lua_pushstring(L, err);
+		lua_pushstring(L, "");
+		n = 2;
+		failed = 1;
+	}
+	record_put(ctx, c);
+	if (!failed) {
+		ctx->delivered++;
+		if (lua_type(L, cb) == LUA_TTABLE) {
+			lua_getfield(L, cb, "success");
+			lua_replace(L, cb);
+		}
+		if (lua_isfunction(L, cb)) {
+			lua_call(L, n, 0);
+		}
+		lua_settop(L, base);
+		return;
+	}
+	ctx->failed_count++;
+	if (lua_type(L, cb) == LUA_TTABLE) {
+		lua_getfield(L, cb, "error");
+		if (lua_isfunction(L, -1)) {
+			lua_replace(L, cb);
+			lua_call(L, n, 0);
+			lua_settop(L, base);
+			return;
+		}
+		lua_pop(L, 1);
+	}
+	/* Never silent: a failure with no error callback goes to
+	 * async.onerror (default: stderr). */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->facade);
+	lua_getfield(L, -1, "onerror");
+	lua_remove(L, -2);
+	if (lua_isfunction(L, -1)) {
+		lua_replace(L, cb);
+		lua_call(L, n, 0);
+	} else {
+		default_onerror(L, base);
+	}
+	lua_settop(L, base);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* update([budget]) -> number delivered. upvalue 1: the context. */
+static int l_update(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, lua_upvalueindex(1));
+	double budget = -1;
+	if (!lua_isnoneornil(L, 1)) {
+		budget = luaL_checknumber(L, 1);
+		if (!(budget >= 0))
+			return luaL_error(L, "async.update: the budget must be a number of seconds >= 0, not %f", budget);
+	}
+	take_done(ctx);
+	double t0 = budget >= 0 ? now_s() : 0;
+	int n = 0;
+	while (ctx->pending != NULL) {
+		deliver(L, ctx, ctx->pending);
+		n++;
+		if (budget >= 0 && now_s() - t0 >= budget)
+			break;
+	}
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+/* ---- main thread: definitions and workers -------------------------------- */
+
+static int l_define(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	if (name[0] == '\0')
+		return luaL_error(L, "async.define: the name must not be empty");
+	if (lua_type(L, 3) != LUA_TFUNCTION)
+		return luaL_error(L, "async.define('%s'): expected a function, got a %s", name, luaL_typename(L, 3));
+	if (lua_iscfunction(L, 3))
+		return luaL_error(L, "async.define('%s'): a C function has no bytecode to send to a worker", name);
+	lua_settop(L, 3);
+	struct def *d = calloc(1, sizeof *d);
+	if (d == NULL || (d->name = strdup(name)) == NULL) {
+		free(d);
+		return luaL_error(L, "async.define('%s'): out of memory", name);
+	}
+	d->refs = 1;
+	lua_pushvalue(L, 3);
+	int rc = lua_dump(L, dump_writer, &d->code);
+	lua_pop(L, 1);
+	/* Upvalues are copied now (a snapshot); any that cannot travel is an
+	 * error naming it, never silently nil in the worker. */
+	int n = 0;
+	const char *uname;
+	while ((uname = lua_getupvalue(L, 3, n + 1)) != NULL)
+		n++;
+	d->nupvals = n;
+	char err[256] = "";
+	int erc = rc != 0 ? -1 : (n > 0 ? async_codec_encode(L, 4, 3 + n, &d->upvals, "upvalue", NULL, err, sizeof err) : 0);
+	if (erc != 0) {
+		char msg[400];
+		int k = 0;
+		if (rc != 0)
+			snprintf(msg, sizeof msg, "async.define('%s'): could not dump the function", name);
+		else if (sscanf(err, "upvalue %d", &k) == 1 && k >= 1 && k <= n) {
+			const char *rest = strchr(err + 8, ' '); /* after the number */
+			snprintf(msg, sizeof msg, "async.define('%s'): upvalue '%s'%s, which cannot be sent to a worker",
+			         name, lua_getupvalue(L, 3, k), rest ? rest : "");
+			lua_pop(L, 1);
+		} else
+			snprintf(msg, sizeof msg, "async.define('%s'): %s", name, err);
+		def_unref(d);
+		lua_settop(L, 3);
+		lua_pushstring(L, msg);
+		return lua_error(L);
+	}
+	lua_settop(L, 3);
+	d->id = ++ctx->next_def_id;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
+	struct def *old = lookup_def(L, ctx, name);
+	lua_pushlightuserdata(L, d);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+	if (old != NULL)
+		def_unref(old); /* calls already made keep theirs */
+	epoch_bump(ctx);
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
+	lua_pushcclosure(L, l_shorthand, 2);
+	return 1;
+}
+
+static int l_undefine(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	struct def *old = lookup_def(L, ctx, name);
+	if (old == NULL)
+		return luaL_error(L, "async.undefine: no function named '%s' is defined", name);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
+	lua_pushnil(L);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+	def_unref(old);
+	epoch_bump(ctx);
+	return 0;
+}
+
+static unsigned check_count(lua_State *L, int idx, const char *fn)
+{
+	lua_Number n = luaL_checknumber(L, idx);
+	if (!(n >= 0) || n != floor(n) || n > 4096)
+		return (unsigned)luaL_error(L, "%s: expected a whole number of workers from 0 to 4096, got %s",
+		                            fn, lua_tostring(L, idx));
+	return (unsigned)n;
+}
+
+static int l_add(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	unsigned n = check_count(L, 2, "async.addWorker");
+	int rc = async_pool_add_workers(ctx->pool, n);
+	if (rc < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, async_strerror(rc));
+		return 2;
+	}
+	lua_pushinteger(L, rc);
+	return 1;
+}
+
+static int l_stop(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	unsigned n = check_count(L, 2, "async.stopWorkers");
+	lua_pushinteger(L, async_pool_stop_workers(ctx->pool, n));
+	return 1;
+}
+
+static int l_count(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	lua_pushinteger(L, async_pool_worker_count(ctx->pool));
+	return 1;
+}
+
+static int l_inflight(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	lua_pushinteger(L, (lua_Integer)ctx->inflight);
+	return 1;
+}
+
+/* stats() -> { queued, running?, completed, failed, inflight, workers = {...} } */
+static int l_stats(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	async_worker_stats st[256];
+	int n = async_pool_stats(ctx->pool, st, 256);
+	lua_createtable(L, 0, 8);
+	lua_pushinteger(L, (lua_Integer)async_pool_queued(ctx->pool));
+	lua_setfield(L, -2, "queued");
+	lua_pushinteger(L, (lua_Integer)ctx->inflight);
+	lua_setfield(L, -2, "inflight");
+	lua_pushnumber(L, (lua_Number)ctx->delivered);
+	lua_setfield(L, -2, "completed");
+	lua_pushnumber(L, (lua_Number)ctx->failed_count);
+	lua_setfield(L, -2, "failed");
+	lua_createtable(L, n, 0);
+	uint64_t steals = 0;
+	for (int i = 0; i < n && i < 256; i++) {
+		lua_createtable(L, 0, 6);
+		lua_pushinteger(L, i);
+		lua_setfield(L, -2, "index");
+		lua_pushboolean(L, st[i].running);
+		lua_setfield(L, -2, "running");
+		lua_pushnumber(L, (lua_Number)st[i].jobs);
+		lua_setfield(L, -2, "jobs");
+		lua_pushnumber(L, (lua_Number)st[i].steals);
+		lua_setfield(L, -2, "steals");
+		lua_pushnumber(L, (lua_Number)st[i].busy_ns * 1e-9);
+		lua_setfield(L, -2, "busy");
+		lua_pushnumber(L, (lua_Number)st[i].idle_ns * 1e-9);
+		lua_setfield(L, -2, "idle");
+		lua_rawseti(L, -2, i + 1);
+		steals += st[i].steals;
+	}
+	lua_setfield(L, -2, "workers");
+	lua_pushnumber(L, (lua_Number)steals);
+	lua_setfield(L, -2, "steals");
+	return 1;
+}
+
+static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
+{
+	if (ctx->pool != NULL) {
+		async_pool_destroy(ctx->pool);
+		ctx->pool = NULL;
+	}
+	for (size_t i = 0; i < ctx->nall; i++) {
+		struct call *c = ctx->all[i];
+		if (unref && c->cb != LUA_NOREF)
+			luaL_unref(L, LUA_REGISTRYINDEX, c->cb);
+		if (c->def)
+			def_unref(c->def);
+		async_buf_free(&c->args);
+		async_buf_free(&c->res);
+		free(c);
+	}
+	free(ctx->all);
+	ctx->all = NULL;
+	ctx->nall = ctx->capall = 0;
+	ctx->free = ctx->pending = ctx->pending_tail = ctx->done = NULL;
+	if (ctx->defs != LUA_NOREF) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			def_unref(lua_touserdata(L, -1));
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+		if (unref) {
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->defs);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->facade);
+		}
+		ctx->defs = ctx->facade = LUA_NOREF;
+	}
+	if (ctx->fallback) {
+		if (tls_ws == ctx->fallback)
+			tls_ws = NULL;
+		wstate_free(ctx->fallback);
+		ctx->fallback = NULL;
+	}
+	for (int i = 0; i < ctx->npre; i++)
+		free(ctx->pre[i].name);
+	free(ctx->pre);
+	ctx->pre = NULL;
+	ctx->npre = 0;
+	free(ctx->path);
+	free(ctx->cpath);
+	ctx->path = ctx->cpath = NULL;
+	ctx->closed = 1;
+}
+
+/* shutdown(): waits for every call, delivers every callback, frees all. A
+ * callback that raises interrupts it; calling shutdown again goes on. */
+static int l_shutdown(lua_State *L)
+{
+	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	if (ctx->closed)
+		return 0;
+	/* Jobs need a worker's Lua state: keep one worker if calls remain. */
+	if (ctx->inflight > 0 && async_pool_worker_count(ctx->pool) == 0)
+		async_pool_add_workers(ctx->pool, 1);
+	int rc = async_pool_shutdown(ctx->pool);
+	if (rc != 0)
+		return luaL_error(L, "async.shutdown: %s", async_strerror(rc));
+	for (;;) {
+		take_done(ctx);
+		if (ctx->pending == NULL)
+			break;
+		deliver(L, ctx, ctx->pending);
+	}
+	ctx_free_all(L, ctx, 1);
+	return 0;
+}
+
+static int l_gc(lua_State *L)
+{
+	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	if (!ctx->closed)
+		ctx_free_all(L, ctx, 0); /* no callbacks from a collector */
+	return 0;
+}
+
+/* Copies package.preload's C functions (LÖVE's modules, luasocket, ...) and
+ * the package paths, for worker states. */
+static void capture_environment(lua_State *L, struct ctx *ctx)
+{
+	lua_getglobal(L, "package");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "path");
+		if (lua_isstring(L, -1))
+			ctx->path = strdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+		lua_getfield(L, -1, "cpath");
+		if (lua_isstring(L, -1))
+			ctx->cpath = strdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+		lua_getfield(L, -1, "preload");
+		if (lua_istable(L, -1)) {
+			lua_pushnil(L);
+			while (lua_next(L, -2)) {
+				lua_CFunction f = lua_tocfunction(L, -1);
+				if (f != NULL && lua_type(L, -2) == LUA_TSTRING) {
+					struct preload *p = realloc(ctx->pre, sizeof *p * (size_t)(ctx->npre + 1));
+					if (p != NULL) {
+						ctx->pre = p;
+						p[ctx->npre].name = strdup(lua_tostring(L, -2));
+						p[ctx->npre].fn = f;
+						ctx->npre += p[ctx->npre].name != NULL;
+					}
+				}
+				lua_pop(L, 1);
+			}
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	lua_getglobal(L, "love");
+	ctx->love = lua_istable(L, -1);
+	lua_pop(L, 1);
+}
+
+/* new(workers, facade) -> context, call, update */
+static int l_new(lua_State *L)
+{
+	lua_Number n = luaL_optnumber(L, 1, 1);
+	if (!(n >= 0) || n != floor(n) || n > 4096)
+		return luaL_error(L, "async.load: expected a whole number of workers from 0 to 4096, got %s",
+		                  lua_tostring(L, 1));
+	luaL_checktype(L, 2, LUA_TTABLE);
+	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);
+	memset(ctx, 0, sizeof *ctx);
+	ctx->defs = ctx->facade = LUA_NOREF;
+	ctx->closed = 1; /* until the pool exists */
+	luaL_getmetatable(L, CTX_MT);
+	lua_setmetatable(L, -2);
+	int ud = lua_gettop(L);
+	ctx->id = __atomic_add_fetch(&ctx_ids, 1, __ATOMIC_RELAXED);
+	lua_newtable(L);
+	ctx->defs = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushvalue(L, 2);
+	ctx->facade = luaL_ref(L, LUA_REGISTRYINDEX);
+	capture_environment(L, ctx);
+	async_pool_config cfg = async_pool_config_default();
+	cfg.workers = (unsigned)n;
+	cfg.on_worker_start = worker_start;
+	cfg.on_worker_stop = worker_stop;
+	cfg.userdata = ctx;
+	int rc = async_pool_create(&ctx->pool, &cfg);
+	if (rc != 0) {
+		ctx_free_all(L, ctx, 1);
+		return luaL_error(L, "async.load: %s", async_strerror(rc));
+	}
+	ctx->closed = 0;
+	lua_pushvalue(L, ud);
+	lua_pushcclosure(L, l_call, 1);
+	lua_pushvalue(L, ud);
+	lua_pushcclosure(L, l_update, 1);
+	return 3;
+}
+
+static const luaL_Reg ctx_methods[] = {
+	{ "define", l_define },
+	{ "undefine", l_undefine },
+	{ "add", l_add },
+	{ "stop", l_stop },
+	{ "count", l_count },
+	{ "inflight", l_inflight },
+	{ "stats", l_stats },
+	{ "shutdown", l_shutdown },
+	{ NULL, NULL },
+};
+
+static const luaL_Reg module_functions[] = {
+	{ "new", l_new },
+	{ NULL, NULL },
+};
+
+ASYNC_EXPORT int luaopen_async_native(lua_State *L)
+{
+	if (luaL_newmetatable(L, CTX_MT)) {
+		lua_pushcfunction(L, l_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_newtable(L);
+		luaL_register(L, NULL, ctx_methods);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_pop(L, 1);
+	lua_newtable(L);
+	luaL_register(L, NULL, module_functions);
+	lua_pushinteger(L, ASYNC_CODEC_MAX_DEPTH);
+	lua_setfield(L, -2, "max_depth");
+	return 1;
+}

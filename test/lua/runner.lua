@@ -1,0 +1,59 @@
+-- runner.lua: a small test runner for the Lua suites. Usage:
+--   luajit runner.lua <folder with async.lua and async_native.so> suite.lua...
+-- Each suite file returns nothing and registers tests with test(name, fn).
+-- Prints [PASS]/[FAIL] per test and a closing "N passed, N failed" line;
+-- exits non-zero on any failure.
+local dir = assert(arg[1], "usage: runner.lua <lua build folder> suite.lua...")
+package.path = dir .. "/?.lua;" .. package.path
+package.cpath = dir .. "/?.so;" .. package.cpath
+
+local tests = {}
+function test(name, fn) tests[#tests + 1] = { name = name, fn = fn } end
+
+-- Helpers shared by the suites.
+function eq(a, b, what)
+  if a ~= b and not (a ~= a and b ~= b) then
+    error(("%s: expected %s, got %s"):format(what or "value", tostring(b), tostring(a)), 2)
+  end
+end
+function ok(v, what) if not v then error((what or "assertion") .. " failed", 2) end end
+function raises(pattern, fn, ...)
+  local okk, err = pcall(fn, ...)
+  if okk then error("expected an error matching '" .. pattern .. "', but it succeeded", 2) end
+  if not tostring(err):find(pattern, 1, true) then
+    error(("expected an error containing '%s', got: %s"):format(pattern, tostring(err)), 2)
+  end
+  return err
+end
+-- Runs async.update() until nothing is in flight (or fails after `secs`).
+function drain(async, secs)
+  local t0 = os.clock()
+  local deadline = os.time() + (secs or 20)
+  while async.stats().inflight > 0 do
+    async.update()
+    if os.time() > deadline then error("drain: calls still in flight after " .. (secs or 20) .. " s", 2) end
+  end
+  async.update()
+end
+function sleep(s) local t = os.clock() + s; while os.clock() < t do end end
+
+for i = 2, #arg do dofile(arg[i]) end
+
+local passed, failed = 0, 0
+for _, t in ipairs(tests) do
+  io.stderr:write("[RUN ] ", t.name, "\n")
+  local okk, err = xpcall(t.fn, debug.traceback)
+  local a = package.loaded.async
+  package.loaded.async = nil -- each test gets a fresh façade
+  if okk then
+    passed = passed + 1
+    io.stderr:write("[PASS] ", t.name, "\n")
+  else
+    failed = failed + 1
+    io.stderr:write("[FAIL] ", t.name, ": ", tostring(err), "\n")
+    if a and a.isLoaded and a.isLoaded() then pcall(a.shutdown) end
+  end
+  collectgarbage()
+end
+print(("%d passed, %d failed"):format(passed, failed))
+os.exit(failed == 0 and 0 or 1)
