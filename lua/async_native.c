@@ -50,6 +50,7 @@ struct call {
 struct preload {
 	char *name;
 	lua_CFunction fn;
+	int required; /* loaded in the game's state: require it in workers too */
 };
 
 /* One per worker thread (and one on the main thread if shutdown has to run
@@ -259,6 +260,16 @@ static void worker_env(struct ctx *ctx, struct wstate *ws)
 		if (rc == 0) {
 			lua_getglobal(L, "require");
 			lua_pushstring(L, "love.thread");
+			rc = lua_pcall(L, 1, 0, 0);
+		}
+		/* The game's modules (love.math, love.image, ...): a job uses
+		 * them as the game does, and a LÖVE object's methods exist in a
+		 * state only once its module is loaded there. */
+		for (int i = 0; rc == 0 && i < ctx->npre; i++) {
+			if (!ctx->pre[i].required)
+				continue;
+			lua_getglobal(L, "require");
+			lua_pushstring(L, ctx->pre[i].name);
 			rc = lua_pcall(L, 1, 0, 0);
 		}
 		if (rc != 0) {
@@ -944,6 +955,21 @@ static int l_gc(lua_State *L)
 	return 0;
 }
 
+/* A LÖVE module the game has loaded and a thread may use (LÖVE forbids
+ * graphics and window off the main thread). */
+static int is_loaded_love_module(lua_State *L, const char *name)
+{
+	if (strncmp(name, "love.", 5) != 0 || strcmp(name, "love.graphics") == 0 ||
+	    strcmp(name, "love.window") == 0)
+		return 0;
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "loaded");
+	lua_getfield(L, -1, name);
+	int loaded = !lua_isnil(L, -1);
+	lua_pop(L, 3);
+	return loaded;
+}
+
 /* Copies package.preload's C functions (LÖVE's modules, luasocket, ...) and
  * the package paths, for worker states. */
 static void capture_environment(lua_State *L, struct ctx *ctx)
@@ -966,9 +992,11 @@ static void capture_environment(lua_State *L, struct ctx *ctx)
 				if (f != NULL && lua_type(L, -2) == LUA_TSTRING) {
 					struct preload *p = realloc(ctx->pre, sizeof *p * (size_t)(ctx->npre + 1));
 					if (p != NULL) {
+						const char *name = lua_tostring(L, -2);
 						ctx->pre = p;
-						p[ctx->npre].name = strdup(lua_tostring(L, -2));
+						p[ctx->npre].name = strdup(name);
 						p[ctx->npre].fn = f;
+						p[ctx->npre].required = is_loaded_love_module(L, name);
 						ctx->npre += p[ctx->npre].name != NULL;
 					}
 				}

@@ -1,0 +1,122 @@
+-- main.lua: the LÖVE integration test. Run as: love <this folder> <lua build folder>
+-- Prints [PASS]/[FAIL] per check and "N passed, N failed"; the exit code is
+-- the number of failures.
+local passed, failed = 0, 0
+local function check(name, cond, detail)
+  if cond then
+    passed = passed + 1
+    print("[PASS] " .. name)
+  else
+    failed = failed + 1
+    print("[FAIL] " .. name .. (detail and (": " .. tostring(detail)) or ""))
+  end
+end
+
+local function drain(async)
+  local deadline = love.timer.getTime() + 20
+  while async.stats().inflight > 0 and love.timer.getTime() < deadline do
+    async.update()
+    love.timer.sleep(0.001)
+  end
+  async.update()
+end
+
+local THREAD_CODE = [[
+local dir, chname, x = ...
+package.path = dir .. "/?.lua;" .. package.path
+package.cpath = dir .. "/?.so;" .. package.cpath
+require "love.timer"
+local async = require "async"
+async.load(1)
+async.define("mul", function(a, b) return a * b end)
+local r
+for i = 1, 200 do async.call(function(v) r = (r or 0) + v end, "mul", x, 1) end
+while async.stats().inflight > 0 do async.update(); love.timer.sleep(0.001) end
+local count = async.getWorkerCount()
+async.shutdown()
+love.thread.getChannel(chname):push({ r = r, count = count })
+]]
+
+function love.load(args)
+  local dir = args[1] or error("usage: love <test folder> <lua build folder>")
+  package.path = dir .. "/?.lua;" .. package.path
+  package.cpath = dir .. "/?.so;" .. package.cpath
+  local async = require "async"
+  async.load(2)
+
+  -- LÖVE's modules in a worker, as in a love.thread.
+  async.define("lovemods", function()
+    local n = love.math.noise(0.5, 0.25)
+    local img = love.image.newImageData(4, 4)
+    local socket = require "socket"
+    return type(love.math), n, img:getWidth(), type(socket.gettime), love.filesystem.getIdentity()
+  end)
+  local lm, noise, w, sock, ident
+  async.call({ success = function(...) lm, noise, w, sock, ident = ... end,
+               error = function(m, tb) lm = m .. "\n" .. tb end }, "lovemods")
+  drain(async)
+  check("love.math in a worker", lm == "table", lm)
+  check("love.math.noise agrees with the main thread", noise == love.math.noise(0.5, 0.25), noise)
+  check("love.image in a worker", w == 4, w)
+  check("luasocket in a worker", sock == "function", sock)
+  check("love.filesystem sees the game's identity", ident == "async-love-test", ident)
+
+  -- The game's own module through require.
+  async.define("gamereq", function(x) return require("gamemod").describe(x) end)
+  local gm
+  async.call({ success = function(s) gm = s end, error = function(m) gm = m end }, "gamereq", 7)
+  drain(async)
+  check("a game module required in a worker", gm == "gamemod saw 7", gm)
+
+  -- ImageData by reference, both ways.
+  local img = love.image.newImageData(8, 8)
+  async.define("paint", function(im)
+    im:mapPixel(function() return 1, 0, 0, 1 end)
+    local made = love.image.newImageData(3, 2)
+    made:setPixel(1, 1, 0, 1, 0, 1)
+    return im, made
+  end)
+  local same, made
+  async.call({ success = function(a, b) same, made = a, b end, error = function(m) made = m end }, "paint", img)
+  drain(async)
+  local r, g, b = img:getPixel(5, 5)
+  check("an ImageData painted by a worker is painted for the game", r == 1 and g == 0 and b == 0, r)
+  check("the same object comes back", same == img or (same and same:getPointer() == img:getPointer()), same)
+  check("a worker creates an ImageData and returns it", type(made) == "userdata" and made:typeOf("ImageData") and made:getWidth() == 3, made)
+  if type(made) == "userdata" then
+    local _, g2 = made:getPixel(1, 1)
+    check("its pixels arrive", g2 == 1, g2)
+  end
+
+  -- Two LÖVE threads, each with its own pool, beside ours.
+  local threads = {}
+  for i = 1, 2 do
+    local t = love.thread.newThread(THREAD_CODE)
+    t:start(dir, "async-test-" .. i, i * 10)
+    threads[i] = t
+  end
+  async.define("id", function(x) return x end)
+  local mine = 0
+  for i = 1, 100 do async.call(function(v) mine = mine + v end, "id", 1) end
+  drain(async)
+  for i, t in ipairs(threads) do
+    t:wait()
+    local res = love.thread.getChannel("async-test-" .. i):pop()
+    check("thread " .. i .. " ran its own pool", res and res.r == 200 * i * 10 and res.count == 1,
+          res and (res.r .. "/" .. res.count) or t:getError())
+  end
+  check("our pool was not disturbed", mine == 100 and async.getWorkerCount() == 2, mine)
+
+  -- Shutdown and reload.
+  async.shutdown()
+  async.load(1)
+  async.define("again", function() return love.math.random() < 2 end)
+  local again
+  async.call(function(v) again = v end, "again")
+  drain(async)
+  check("shutdown then load again", again == true, again)
+  async.shutdown()
+
+  print(("%d passed, %d failed"):format(passed, failed))
+  love.event.quit(failed)
+end
