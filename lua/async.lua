@@ -123,7 +123,59 @@ function async.undefine(name)
   context():undefine(name)
 end
 
---- Counters: queued, inflight, completed, failed, steals, workers = {...}.
-function async.stats() return context():stats() end
+--- Counters: queued, running, ready, inflight, completed, failed, cancelled,
+--- steals, workerCount, and workers[i] = {jobs, steals, busy, idle, running}.
+--- Pass the table from last time to have it refilled without allocating.
+function async.stats(into) return context():stats(into) end
+
+-- Coroutines the library drives: async.go(fn, ...) runs fn as a coroutine in
+-- which async.await(f, ...) waits for a job without blocking the frame.
+local names = setmetatable({}, { __mode = "k" }) -- shorthand -> name
+
+local define = async.define
+function async.define(name, func)
+  local f = define(name, func)
+  names[f] = name
+  return f
+end
+
+local function resume(co, ...)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then
+    -- A coroutine that fails raises out of async.update(), as a callback would.
+    error(debug.traceback(co, tostring(err)), 0)
+  end
+end
+
+--- Runs fn(...) as a coroutine driven by async.update(); inside it,
+--- async.await may be used. Returns the coroutine.
+function async.go(fn, ...)
+  if type(fn) ~= "function" then error("async.go: expected a function, got " .. type(fn), 2) end
+  local co = coroutine.create(fn)
+  resume(co, ...)
+  return co
+end
+
+--- Inside async.go: calls the defined function (its name or shorthand) and
+--- returns its results when they arrive. A job that fails raises here: a
+--- string error gets the worker's traceback appended; any other error value
+--- is raised as it is.
+function async.await(f, ...)
+  local co, ismain = coroutine.running()
+  if co == nil or ismain then error("async.await: call it inside async.go(fn)", 2) end
+  local name = type(f) == "string" and f or names[f]
+  if name == nil then error("async.await: expected a defined name or a shorthand from async.define", 2) end
+  async.call({
+    success = function(...) resume(co, true, ...) end,
+    error = function(e, tb) resume(co, false, e, tb) end,
+  }, name, ...)
+  local function finish(ok, ...)
+    if ok then return ... end
+    local e, tb = ...
+    if type(e) == "string" then error(e .. "\n[worker] " .. tostring(tb), 0) end
+    error(e, 0)
+  end
+  return finish(coroutine.yield())
+end
 
 return async

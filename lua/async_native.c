@@ -36,13 +36,20 @@ struct def {
 
 struct ctx;
 
+enum { CALL_QUEUED = 0, CALL_RUNNING = 1, CALL_CANCELLED = 2 };
+
 struct call {
 	async_job job;
 	struct ctx *ctx;
 	struct def *def;
 	int cb;        /* registry ref of the callback in the main state */
+	int key;       /* registry ref of its "latest wins" key, or LUA_NOREF */
 	uint32_t index; /* stable record number: names its LÖVE channel */
+	uint32_t gen;   /* bumped at each use: a handle names (record, gen) */
+	uint32_t state; /* CALL_*: the main thread's cancel and the worker's
+	                 * start race by CAS from CALL_QUEUED */
 	int failed;    /* res holds (error value, traceback) */
+	int cancelled; /* the worker skipped it */
 	struct async_buf args, res;
 	struct call *next;
 };
@@ -70,6 +77,8 @@ struct ctx {
 	uint64_t next_def_id;
 	uint64_t id;    /* distinguishes contexts in LÖVE channel names */
 	int defs;       /* registry ref: name -> lightuserdata def */
+	int keys;       /* registry ref: key -> lightuserdata call (latest wins) */
+	int handle_mt;  /* registry ref: metatable of call handles */
 	int facade;     /* registry ref: the async table (onerror) */
 	struct call *done; /* finished, pushed by workers (lock-free stack) */
 	struct call *pending, *pending_tail; /* taken from done, not delivered */
@@ -77,7 +86,8 @@ struct ctx {
 	struct call **all;
 	size_t nall, capall;
 	size_t inflight; /* made and not yet delivered */
-	uint64_t delivered, failed_count;
+	uint64_t delivered, failed_count, cancelled_count;
+	size_t npending;
 	char *path, *cpath;
 	struct preload *pre;
 	int npre;
@@ -375,6 +385,13 @@ static void call_run(void *arg)
 {
 	struct call *c = arg;
 	struct ctx *ctx = c->ctx;
+	uint32_t queued = CALL_QUEUED;
+	if (!__atomic_compare_exchange_n(&c->state, &queued, CALL_RUNNING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		/* Cancelled before it started: hand the record back unrun. */
+		c->cancelled = 1;
+		call_done(c);
+		return;
+	}
 	struct wstate *ws = tls_ws;
 	if (ws == NULL) {
 		/* Only shutdown's fallback runs jobs off the workers: give this
@@ -509,12 +526,14 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 	c->ctx = ctx;
 	c->index = (uint32_t)ctx->nall;
 	c->cb = LUA_NOREF;
+	c->key = LUA_NOREF;
 	ctx->all[ctx->nall++] = c;
 	return c;
 }
 
 static void record_put(struct ctx *ctx, struct call *c)
 {
+	c->gen++; /* handles to the call just finished now read "done" */
 	if (c->def != NULL) {
 		def_unref(c->def);
 		c->def = NULL;
@@ -532,8 +551,67 @@ static struct def *lookup_def(lua_State *L, struct ctx *ctx, const char *name)
 	return d;
 }
 
+struct handle {
+	struct ctx *ctx;
+	uint64_t ctx_id; /* a freed context's address may be reused: ids are not */
+	struct call *c;
+	uint32_t gen;
+};
+
+/* Cancels c if it has not started. Main thread. */
+static int cancel_call(struct call *c)
+{
+	uint32_t queued = CALL_QUEUED;
+	return __atomic_compare_exchange_n(&c->state, &queued, CALL_CANCELLED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* "Latest request wins": a call whose table callback has a key cancels the
+ * call still queued under that key. Leaves the key's registry ref in c. */
+static void take_key(lua_State *L, struct ctx *ctx, struct call *c, int cbidx)
+{
+	lua_getfield(L, cbidx, "key");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
+	lua_pushvalue(L, -2);
+	lua_rawget(L, -2);
+	struct call *old = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	if (old != NULL)
+		cancel_call(old); /* no effect if it already started */
+	lua_pushvalue(L, -2);
+	lua_pushlightuserdata(L, c);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	c->key = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the key */
+}
+
+/* Drops c's key unless a newer call took it over. */
+static void drop_key(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	if (c->key == LUA_NOREF)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->key);
+	lua_pushvalue(L, -1);
+	lua_rawget(L, -3);
+	if (lua_touserdata(L, -1) == c) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		lua_rawset(L, -3);
+	} else {
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+	luaL_unref(L, LUA_REGISTRYINDEX, c->key);
+	c->key = LUA_NOREF;
+}
+
 /* The call path shared by async.call and the define shorthand: the
- * callback at cbidx, the arguments from argidx to the top. */
+ * callback at cbidx, the arguments from argidx to the top. Returns a
+ * handle. */
 static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, int argidx)
 {
 	int t = lua_type(L, cbidx);
@@ -543,19 +621,26 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	struct def *d = lookup_def(L, ctx, name);
 	if (d == NULL)
 		return luaL_error(L, "async.call: no function named '%s' is defined (async.define it first)", name);
+	int top = lua_gettop(L);
 	struct call *c = record_get(L, ctx);
 	char err[256];
 	struct async_codec_objects objs = codec_objects(c);
-	if (async_codec_encode(L, argidx, lua_gettop(L), &c->args, "argument", &objs, err, sizeof err) != 0) {
+	if (async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err) != 0) {
 		obj_clear(L, c);
 		record_put(ctx, c);
 		return luaL_error(L, "async.call('%s'): %s, which cannot be sent to a worker", name, err);
 	}
 	c->def = d;
 	d->refs++;
+	c->gen++;
+	c->failed = c->cancelled = 0;
+	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
+	if (t == LUA_TTABLE)
+		take_key(L, ctx, c, cbidx);
 	async_job_init(&c->job, call_run, c);
 	int rc = async_pool_submit(ctx->pool, &c->job);
 	if (rc != 0) {
+		drop_key(L, ctx, c);
 		obj_clear(L, c);
 		record_put(ctx, c);
 		return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
@@ -567,7 +652,61 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		c->cb = LUA_NOREF;
 	}
 	ctx->inflight++;
-	return 0;
+	struct handle *h = lua_newuserdata(L, sizeof *h);
+	h->ctx = ctx;
+	h->ctx_id = ctx->id;
+	h->c = c;
+	h->gen = c->gen;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->handle_mt);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+static struct handle *check_handle(lua_State *L)
+{
+	struct handle *h = lua_touserdata(L, 1);
+	if (h == NULL || !lua_getmetatable(L, 1))
+		luaL_typerror(L, 1, "async call handle");
+	lua_getfield(L, -1, "__async_handle");
+	int okh = lua_toboolean(L, -1);
+	lua_pop(L, 2);
+	if (!okh)
+		luaL_typerror(L, 1, "async call handle");
+	return h;
+}
+
+/* The context a handle points at, or NULL once it is shut down or the
+ * record has moved on to another call. Contexts are found through a
+ * registry table so that a handle outliving its pool stays harmless. */
+static struct call *handle_call(lua_State *L, struct handle *h)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "async.live");
+	lua_pushlightuserdata(L, h->ctx);
+	lua_rawget(L, -2);
+	int live = lua_isnumber(L, -1) && (uint64_t)lua_tonumber(L, -1) == h->ctx_id;
+	lua_pop(L, 2);
+	if (!live || h->c->gen != h->gen)
+		return NULL;
+	return h->c;
+}
+
+/* handle:cancel() -> true if the call had not started (it never will). */
+static int l_handle_cancel(lua_State *L)
+{
+	struct handle *h = check_handle(L);
+	struct call *c = handle_call(L, h);
+	lua_pushboolean(L, c != NULL && cancel_call(c));
+	return 1;
+}
+
+/* handle:status() -> "queued", "running", "cancelled" or "done" (delivered). */
+static int l_handle_status(lua_State *L)
+{
+	struct handle *h = check_handle(L);
+	struct call *c = handle_call(L, h);
+	static const char *names[] = { "queued", "running", "cancelled" };
+	lua_pushstring(L, c == NULL ? "done" : names[__atomic_load_n(&c->state, __ATOMIC_ACQUIRE)]);
+	return 1;
 }
 
 /* async.call(callback, name, ...) — upvalue 1: the context */
@@ -600,6 +739,7 @@ static void take_done(struct ctx *ctx)
 		list->next = rev;
 		rev = list;
 		list = next;
+		ctx->npending++;
 	}
 	if (rev == NULL)
 		return;
@@ -625,11 +765,25 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 	ctx->pending = c->next;
 	if (ctx->pending == NULL)
 		ctx->pending_tail = NULL;
+	ctx->npending--;
 	ctx->inflight--;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->cb);
 	luaL_unref(L, LUA_REGISTRYINDEX, c->cb);
 	c->cb = LUA_NOREF;
 	int cb = base + 1;
+	drop_key(L, ctx, c);
+	if (c->cancelled) {
+		/* Never ran: a table callback's `cancelled` hears of it. */
+		record_put(ctx, c);
+		ctx->cancelled_count++;
+		if (lua_type(L, cb) == LUA_TTABLE) {
+			lua_getfield(L, cb, "cancelled");
+			if (lua_isfunction(L, -1))
+				lua_call(L, 0, 0);
+		}
+		lua_settop(L, base);
+		return;
+	}
 	char err[256];
 	struct async_codec_objects objs = codec_objects(c);
 	int n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
@@ -833,43 +987,75 @@ static int l_inflight(lua_State *L)
 	return 1;
 }
 
-/* stats() -> { queued, running?, completed, failed, inflight, workers = {...} } */
+static void set_num(lua_State *L, int t, const char *k, lua_Number v)
+{
+	lua_pushnumber(L, v);
+	lua_setfield(L, t, k);
+}
+
+/* stats([t]) -> t: fills t (or a new table) with the counters below,
+ * reusing its `workers` subtables, so a game can call it every frame
+ * without allocating. */
 static int l_stats(lua_State *L)
 {
 	struct ctx *ctx = check_ctx(L, 1);
+	if (lua_istable(L, 2))
+		lua_settop(L, 2);
+	else {
+		lua_settop(L, 1);
+		lua_createtable(L, 0, 10);
+	}
+	int t = 2;
 	async_worker_stats st[256];
 	int n = async_pool_stats(ctx->pool, st, 256);
-	lua_createtable(L, 0, 8);
-	lua_pushinteger(L, (lua_Integer)async_pool_queued(ctx->pool));
-	lua_setfield(L, -2, "queued");
-	lua_pushinteger(L, (lua_Integer)ctx->inflight);
-	lua_setfield(L, -2, "inflight");
-	lua_pushnumber(L, (lua_Number)ctx->delivered);
-	lua_setfield(L, -2, "completed");
-	lua_pushnumber(L, (lua_Number)ctx->failed_count);
-	lua_setfield(L, -2, "failed");
-	lua_createtable(L, n, 0);
+	if (n > 256)
+		n = 256;
+	take_done(ctx); /* so that finished-but-undelivered calls are counted */
+	int64_t queued = async_pool_queued(ctx->pool);
+	int64_t running = (int64_t)ctx->inflight - queued - (int64_t)ctx->npending;
+	set_num(L, t, "queued", (lua_Number)queued);
+	set_num(L, t, "running", (lua_Number)(running < 0 ? 0 : running));
+	set_num(L, t, "ready", (lua_Number)ctx->npending);
+	set_num(L, t, "inflight", (lua_Number)ctx->inflight);
+	set_num(L, t, "completed", (lua_Number)ctx->delivered);
+	set_num(L, t, "failed", (lua_Number)ctx->failed_count);
+	set_num(L, t, "cancelled", (lua_Number)ctx->cancelled_count);
+	set_num(L, t, "workerCount", (lua_Number)async_pool_worker_count(ctx->pool));
+	lua_getfield(L, t, "workers");
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		lua_createtable(L, n, 0);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, t, "workers");
+	}
+	int ws = lua_gettop(L);
 	uint64_t steals = 0;
-	for (int i = 0; i < n && i < 256; i++) {
-		lua_createtable(L, 0, 6);
-		lua_pushinteger(L, i);
-		lua_setfield(L, -2, "index");
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, ws, i + 1);
+		if (!lua_istable(L, -1)) {
+			lua_pop(L, 1);
+			lua_createtable(L, 0, 6);
+			lua_pushvalue(L, -1);
+			lua_rawseti(L, ws, i + 1);
+		}
+		int w = lua_gettop(L);
+		set_num(L, w, "index", i);
 		lua_pushboolean(L, st[i].running);
-		lua_setfield(L, -2, "running");
-		lua_pushnumber(L, (lua_Number)st[i].jobs);
-		lua_setfield(L, -2, "jobs");
-		lua_pushnumber(L, (lua_Number)st[i].steals);
-		lua_setfield(L, -2, "steals");
-		lua_pushnumber(L, (lua_Number)st[i].busy_ns * 1e-9);
-		lua_setfield(L, -2, "busy");
-		lua_pushnumber(L, (lua_Number)st[i].idle_ns * 1e-9);
-		lua_setfield(L, -2, "idle");
-		lua_rawseti(L, -2, i + 1);
+		lua_setfield(L, w, "running");
+		set_num(L, w, "jobs", (lua_Number)st[i].jobs);
+		set_num(L, w, "steals", (lua_Number)st[i].steals);
+		set_num(L, w, "busy", (lua_Number)st[i].busy_ns * 1e-9);
+		set_num(L, w, "idle", (lua_Number)st[i].idle_ns * 1e-9);
+		lua_pop(L, 1);
 		steals += st[i].steals;
 	}
-	lua_setfield(L, -2, "workers");
-	lua_pushnumber(L, (lua_Number)steals);
-	lua_setfield(L, -2, "steals");
+	for (int i = n + 1; !lua_isnil(L, (lua_rawgeti(L, ws, i), -1)); i++) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		lua_rawseti(L, ws, i);
+	}
+	lua_pop(L, 2);
+	set_num(L, t, "steals", (lua_Number)steals);
 	return 1;
 }
 
@@ -879,10 +1065,19 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 		async_pool_destroy(ctx->pool);
 		ctx->pool = NULL;
 	}
+	lua_getfield(L, LUA_REGISTRYINDEX, "async.live");
+	if (lua_istable(L, -1)) {
+		lua_pushlightuserdata(L, ctx);
+		lua_pushnil(L);
+		lua_rawset(L, -3);
+	}
+	lua_pop(L, 1);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
 		if (unref && c->cb != LUA_NOREF)
 			luaL_unref(L, LUA_REGISTRYINDEX, c->cb);
+		if (unref && c->key != LUA_NOREF)
+			luaL_unref(L, LUA_REGISTRYINDEX, c->key);
 		if (c->def)
 			def_unref(c->def);
 		async_buf_free(&c->args);
@@ -904,8 +1099,10 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 		if (unref) {
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->defs);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->facade);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->keys);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->handle_mt);
 		}
-		ctx->defs = ctx->facade = LUA_NOREF;
+		ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = LUA_NOREF;
 	}
 	if (ctx->fallback) {
 		if (tls_ws == ctx->fallback)
@@ -1021,7 +1218,7 @@ static int l_new(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);
 	memset(ctx, 0, sizeof *ctx);
-	ctx->defs = ctx->facade = LUA_NOREF;
+	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */
 	luaL_getmetatable(L, CTX_MT);
 	lua_setmetatable(L, -2);
@@ -1031,6 +1228,10 @@ static int l_new(lua_State *L)
 	ctx->defs = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushvalue(L, 2);
 	ctx->facade = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	ctx->keys = luaL_ref(L, LUA_REGISTRYINDEX);
+	luaL_getmetatable(L, "async.handle");
+	ctx->handle_mt = luaL_ref(L, LUA_REGISTRYINDEX);
 	capture_environment(L, ctx);
 	async_pool_config cfg = async_pool_config_default();
 	cfg.workers = (unsigned)n;
@@ -1043,6 +1244,11 @@ static int l_new(lua_State *L)
 		return luaL_error(L, "async.load: %s", async_strerror(rc));
 	}
 	ctx->closed = 0;
+	lua_getfield(L, LUA_REGISTRYINDEX, "async.live");
+	lua_pushlightuserdata(L, ctx);
+	lua_pushnumber(L, (lua_Number)ctx->id);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
 	lua_pushvalue(L, ud);
 	lua_pushcclosure(L, l_call, 1);
 	lua_pushvalue(L, ud);
@@ -1062,6 +1268,12 @@ static const luaL_Reg ctx_methods[] = {
 	{ NULL, NULL },
 };
 
+static const luaL_Reg handle_methods[] = {
+	{ "cancel", l_handle_cancel },
+	{ "status", l_handle_status },
+	{ NULL, NULL },
+};
+
 static const luaL_Reg module_functions[] = {
 	{ "new", l_new },
 	{ NULL, NULL },
@@ -1075,6 +1287,20 @@ ASYNC_EXPORT int luaopen_async_native(lua_State *L)
 		lua_newtable(L);
 		luaL_register(L, NULL, ctx_methods);
 		lua_setfield(L, -2, "__index");
+	}
+	lua_pop(L, 1);
+	if (luaL_newmetatable(L, "async.handle")) {
+		lua_newtable(L);
+		luaL_register(L, NULL, handle_methods);
+		lua_setfield(L, -2, "__index");
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "__async_handle");
+	}
+	lua_pop(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, "async.live");
+	if (lua_isnil(L, -1)) {
+		lua_newtable(L);
+		lua_setfield(L, LUA_REGISTRYINDEX, "async.live");
 	}
 	lua_pop(L, 1);
 	lua_newtable(L);

@@ -10,6 +10,7 @@ PKGS=(
   libcriterion-dev                        # C tests
   libbenchmark-dev libtbb-dev             # benchmarks; oneTBB is a measured peer
   love xvfb xauth                         # LÖVE 11.4, and a display for headless runs
+  luarocks                                # the rockspec is tested with `luarocks make`
 )
 if [ "${ASYNC_SETUP_SANITIZERS:-1}" = 1 ]; then
   # ASan/UBSan/TSan runtimes for gcc-12 (normally pulled in by build-essential)
