@@ -31,7 +31,57 @@ struct def {
 	struct async_buf code;   /* string.dump bytecode */
 	struct async_buf upvals; /* the upvalues' values, encoded */
 	int nupvals;
+	unsigned char *is_async; /* per upvalue: it held the async table itself,
+	                          * bound to the worker-side async in jobs */
 	int refs; /* main thread only: the registry's + one per call in flight */
+};
+
+/* A value published with async.share: encoded once, decoded once per
+ * worker per version. */
+struct share {
+	uint64_t id;
+	char *name;
+	struct async_buf val;
+	int refs; /* main thread only */
+};
+
+/* An immutable view of the registry: every definition, shared value and the
+ * worker-init function as they were when it was published. Each call holds
+ * the snapshot current when it was made, so "calls already made keep their
+ * version" holds for all three, and a job that starts a job looks names up
+ * in its parent's snapshot. Published on define/undefine/share/init (rare);
+ * refcounted by the main thread only. */
+struct snap {
+	int refs;
+	uint64_t id; /* the epoch it was published at */
+	int ndefs, nshares;
+	struct def **defs;     /* sorted by name */
+	struct share **shares; /* sorted by name */
+	struct def *init;      /* async.setWorkerInit, or NULL */
+};
+
+/* async.newBuffer: raw memory seen through the FFI on both sides without a
+ * copy. refs counts every proxy userdata and every call holding it (atomic:
+ * proxies die in any state). lent counts calls in flight that the game
+ * passed it to: while it is non-zero the game's proxies refuse access. */
+struct abuf {
+	uint32_t refs;
+	uint32_t lent;
+	size_t size;
+	unsigned char *data;
+};
+
+struct bufproxy {
+	struct abuf *b;
+	int valid; /* a worker's proxy is valid for the job that received it */
+	int main;  /* a proxy in the game's state: checks lent */
+};
+
+/* Buffers a call or job holds while in flight. */
+struct lentlist {
+	struct abuf **v;
+	unsigned char *mainlent; /* 1: counted in v[i]->lent */
+	int n, cap;
 };
 
 struct ctx;
@@ -42,6 +92,8 @@ struct call {
 	async_job job;
 	struct ctx *ctx;
 	struct def *def;
+	struct snap *snap; /* the registry as it was when the call was made */
+	struct lentlist bufs;
 	int cb;        /* registry ref of the callback in the main state */
 	int key;       /* registry ref of its "latest wins" key, or LUA_NOREF */
 	uint32_t index; /* stable record number: names its LÖVE channel */
@@ -65,9 +117,16 @@ struct preload {
 struct wstate {
 	lua_State *L;
 	struct ctx *ctx;
+	unsigned index;
 	uint64_t epoch;
-	int cache; /* registry ref: def id -> compiled function */
-	int envmt; /* registry ref: { __index = _G } */
+	uint64_t snap_id;  /* the snapshot whose shared values are decoded */
+	uint64_t init_id;  /* the init function last run here */
+	struct snap *cur;  /* the running job's snapshot (for await) */
+	int cache;    /* registry ref: def id -> compiled function */
+	int envmt;    /* registry ref: { __index = _G } */
+	int api;      /* registry ref: the worker-side `async` table */
+	int shareids; /* registry ref: name -> id of the decoded shared value */
+	int proxies;  /* registry ref: buffer proxies handed to running jobs */
 	char *init_error;
 };
 
@@ -78,6 +137,9 @@ struct ctx {
 	uint64_t id;    /* distinguishes contexts in LÖVE channel names */
 	int defs;       /* registry ref: name -> lightuserdata def */
 	int keys;       /* registry ref: key -> lightuserdata call (latest wins) */
+	int shares;     /* registry ref: name -> lightuserdata share */
+	struct def *init;
+	struct snap *snap; /* the current registry snapshot */
 	int handle_mt;  /* registry ref: metatable of call handles */
 	int facade;     /* registry ref: the async table (onerror) */
 	struct call *done; /* finished, pushed by workers (lock-free stack) */
@@ -145,9 +207,200 @@ static int channel_call(lua_State *L, const char *method, int nargs, int nresult
 	return lua_pcall(L, nargs + 1, nresults, 0);
 }
 
-static int obj_put(void *ud, lua_State *L)
+/* ---- async buffers ------------------------------------------------------- */
+
+#define BUF_MT "async.buffer"
+
+static void abuf_unref(struct abuf *b)
 {
-	if (!is_love_object(L, -1) || push_channel(L, ud) != 0)
+	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		free(b->data);
+		free(b);
+	}
+}
+
+/* Pushes a proxy for b in L, taking a new reference. In the game's state
+ * one proxy per buffer is kept (weakly), so a buffer that comes back from a
+ * job is the same object. */
+static void push_buffer(lua_State *L, struct abuf *b, int main)
+{
+	if (main) {
+		lua_getfield(L, LUA_REGISTRYINDEX, "async.buffers");
+		lua_pushlightuserdata(L, b);
+		lua_rawget(L, -2);
+		if (!lua_isnil(L, -1)) {
+			lua_remove(L, -2);
+			return;
+		}
+		lua_pop(L, 1);
+	}
+	struct bufproxy *p = lua_newuserdata(L, sizeof *p);
+	p->b = b;
+	p->valid = 1;
+	p->main = main;
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+	luaL_getmetatable(L, BUF_MT);
+	lua_setmetatable(L, -2);
+	if (main) {
+		lua_pushlightuserdata(L, b);
+		lua_pushvalue(L, -2);
+		lua_rawset(L, -4);
+		lua_remove(L, -2);
+	}
+}
+
+static struct bufproxy *to_buffer(lua_State *L, int idx)
+{
+	struct bufproxy *p = lua_touserdata(L, idx);
+	if (p == NULL || !lua_getmetatable(L, idx))
+		return NULL;
+	luaL_getmetatable(L, BUF_MT);
+	int same = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	return same ? p : NULL;
+}
+
+/* The buffer at idx, usable now, or an error saying why not. */
+static struct abuf *check_buffer(lua_State *L, int idx)
+{
+	struct bufproxy *p = to_buffer(L, idx);
+	if (p == NULL)
+		luaL_typerror(L, idx, "async buffer");
+	if (!p->valid)
+		luaL_error(L, "async buffer: this worker's view of it ended with the job that received it");
+	if (p->main && __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) != 0)
+		luaL_error(L, "async buffer: in use by a job until its callback has run");
+	return p->b;
+}
+
+/* newBuffer(size) -> buffer: zeroed, 64-byte aligned. */
+static int l_new_buffer(lua_State *L)
+{
+	lua_Number n = luaL_checknumber(L, 1);
+	if (!(n >= 1) || n != floor(n) || n > (lua_Number)((size_t)1 << 40))
+		return luaL_error(L, "async.newBuffer: expected a size in bytes >= 1, got %s", lua_tostring(L, 1));
+	struct abuf *b = calloc(1, sizeof *b);
+	if (b == NULL || posix_memalign((void **)&b->data, 64, (size_t)n) != 0) {
+		free(b);
+		lua_pushnil(L);
+		lua_pushstring(L, "async.newBuffer: out of memory");
+		return 2;
+	}
+	memset(b->data, 0, (size_t)n);
+	b->size = (size_t)n;
+	lua_getfield(L, LUA_REGISTRYINDEX, "async.main");
+	int main = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	push_buffer(L, b, main); /* the proxy holds the only reference */
+	return 1;
+}
+
+static int l_buffer_size(lua_State *L)
+{
+	struct bufproxy *p = to_buffer(L, 1);
+	if (p == NULL)
+		return luaL_typerror(L, 1, "async buffer");
+	lua_pushnumber(L, (lua_Number)p->b->size);
+	return 1;
+}
+
+/* buffer:address() -> lightuserdata, for ffi.cast (buffer:ptr does that). */
+static int l_buffer_address(lua_State *L)
+{
+	lua_pushlightuserdata(L, check_buffer(L, 1)->data);
+	return 1;
+}
+
+static int l_buffer_lent(lua_State *L)
+{
+	struct bufproxy *p = to_buffer(L, 1);
+	if (p == NULL)
+		return luaL_typerror(L, 1, "async buffer");
+	lua_pushboolean(L, __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) != 0);
+	return 1;
+}
+
+static int l_buffer_gc(lua_State *L)
+{
+	struct bufproxy *p = to_buffer(L, 1);
+	if (p != NULL && p->b != NULL) {
+		abuf_unref(p->b);
+		p->b = NULL;
+	}
+	return 0;
+}
+
+static int lent_add(struct lentlist *l, struct abuf *b, int mainlent)
+{
+	if (l->n == l->cap) {
+		int cap = l->cap ? l->cap * 2 : 4;
+		struct abuf **v = realloc(l->v, sizeof *v * (size_t)cap);
+		unsigned char *m = v ? realloc(l->mainlent, (size_t)cap) : NULL;
+		if (v == NULL || m == NULL) {
+			if (v != NULL)
+				l->v = v;
+			return -1;
+		}
+		l->v = v;
+		l->mainlent = m;
+		l->cap = cap;
+	}
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+	if (mainlent)
+		__atomic_add_fetch(&b->lent, 1, __ATOMIC_RELEASE);
+	l->v[l->n] = b;
+	l->mainlent[l->n] = (unsigned char)mainlent;
+	l->n++;
+	return 0;
+}
+
+/* Releases what a finished (or refused) call held. Main thread for calls;
+ * the awaiting worker for jobs started by jobs. */
+static void lent_release(struct lentlist *l)
+{
+	for (int i = 0; i < l->n; i++) {
+		if (l->mainlent[i])
+			__atomic_sub_fetch(&l->v[i]->lent, 1, __ATOMIC_RELEASE);
+		abuf_unref(l->v[i]);
+	}
+	l->n = 0;
+}
+
+static void lent_free(struct lentlist *l)
+{
+	lent_release(l);
+	free(l->v);
+	free(l->mainlent);
+	l->v = NULL;
+	l->mainlent = NULL;
+	l->cap = 0;
+}
+
+/* ---- objects passed by reference ------------------------------------------ */
+
+/* What the codec's hook needs: the record (for its LÖVE channel, NULL for a
+ * job started by a job, which cannot carry LÖVE objects), the list that
+ * holds the buffers, which side encodes, and where a worker lists the
+ * proxies it hands to the running job. */
+struct objctx {
+	struct call *c;
+	struct lentlist *bufs;
+	int main;
+	struct wstate *ws;
+};
+
+static int obj_put(void *ud, lua_State *L, uint64_t *payload)
+{
+	struct objctx *oc = ud;
+	struct bufproxy *p = to_buffer(L, -1);
+	if (p != NULL) {
+		if (!p->valid || p->b == NULL || lent_add(oc->bufs, p->b, oc->main) != 0)
+			return -1;
+		*payload = (uint64_t)(uintptr_t)p->b;
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (oc->c == NULL || !oc->c->ctx->love || !is_love_object(L, -1) || push_channel(L, oc->c) != 0)
 		return -1;
 	lua_insert(L, -2); /* channel, object */
 	if (channel_call(L, "push", 1, 0) != 0) {
@@ -155,12 +408,25 @@ static int obj_put(void *ud, lua_State *L)
 		lua_pushnil(L); /* the caller pops one value on failure */
 		return -1;
 	}
+	*payload = 0;
 	return 0;
 }
 
-static int obj_get(void *ud, lua_State *L)
+static int obj_get(void *ud, lua_State *L, uint64_t payload)
 {
-	if (push_channel(L, ud) != 0)
+	struct objctx *oc = ud;
+	if (payload != 0) {
+		push_buffer(L, (struct abuf *)(uintptr_t)payload, oc->main);
+		if (!oc->main && oc->ws != NULL) {
+			/* Remember it: its view ends with the job. */
+			lua_rawgeti(L, LUA_REGISTRYINDEX, oc->ws->proxies);
+			lua_pushvalue(L, -2);
+			lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+			lua_pop(L, 1);
+		}
+		return 0;
+	}
+	if (oc->c == NULL || push_channel(L, oc->c) != 0)
 		return -1;
 	if (channel_call(L, "pop", 0, 1) != 0 || lua_isnil(L, -1)) {
 		lua_pop(L, 1);
@@ -179,11 +445,9 @@ static void obj_clear(lua_State *L, struct call *c)
 		lua_pop(L, 1);
 }
 
-static struct async_codec_objects codec_objects(struct call *c)
+static struct async_codec_objects codec_objects(struct objctx *oc)
 {
-	struct async_codec_objects o = { obj_put, obj_get, c };
-	if (!c->ctx->love)
-		o.put = o.get = NULL;
+	struct async_codec_objects o = { obj_put, obj_get, oc };
 	return o;
 }
 
@@ -195,6 +459,7 @@ static void def_unref(struct def *d)
 		return;
 	async_buf_free(&d->code);
 	async_buf_free(&d->upvals);
+	free(d->is_async);
 	free(d->name);
 	free(d);
 }
@@ -225,6 +490,117 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
 	return 0;
 }
 
+/* ---- the registry snapshot ------------------------------------------------- */
+
+static void share_unref(struct share *sh)
+{
+	if (--sh->refs > 0)
+		return;
+	async_buf_free(&sh->val);
+	free(sh->name);
+	free(sh);
+}
+
+static void snap_unref(struct snap *sn)
+{
+	if (sn == NULL || --sn->refs > 0)
+		return;
+	for (int i = 0; i < sn->ndefs; i++)
+		def_unref(sn->defs[i]);
+	for (int i = 0; i < sn->nshares; i++)
+		share_unref(sn->shares[i]);
+	if (sn->init)
+		def_unref(sn->init);
+	free(sn->defs);
+	free(sn->shares);
+	free(sn);
+}
+
+static int cmp_def(const void *a, const void *b)
+{
+	return strcmp((*(struct def *const *)a)->name, (*(struct def *const *)b)->name);
+}
+
+static int cmp_share(const void *a, const void *b)
+{
+	return strcmp((*(struct share *const *)a)->name, (*(struct share *const *)b)->name);
+}
+
+/* Any thread: the snapshot is immutable. */
+static struct def *snap_find_def(const struct snap *sn, const char *name)
+{
+	int lo = 0, hi = sn->ndefs - 1;
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2, c = strcmp(name, sn->defs[mid]->name);
+		if (c == 0)
+			return sn->defs[mid];
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static int snap_has_share(const struct snap *sn, const char *name)
+{
+	struct share key = { 0, (char *)name, { 0 }, 0 }, *kp = &key;
+	return sn->nshares > 0 && bsearch(&kp, sn->shares, (size_t)sn->nshares, sizeof *sn->shares, cmp_share) != NULL;
+}
+
+/* Collects the lightuserdata values of the registry table `ref` into an
+ * array, taking a reference on each. */
+static void **collect(lua_State *L, int ref, int *n, int is_def)
+{
+	void **v = NULL;
+	int cap = 0;
+	*n = 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			void **nv = realloc(v, sizeof *v * (size_t)cap);
+			if (nv == NULL) {
+				lua_pop(L, 3);
+				luaL_error(L, "async: out of memory");
+			}
+			v = nv;
+		}
+		void *x = lua_touserdata(L, -1);
+		if (is_def)
+			((struct def *)x)->refs++;
+		else
+			((struct share *)x)->refs++;
+		v[(*n)++] = x;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+/* Main thread: publish the registry as it is now. */
+static void snap_publish(lua_State *L, struct ctx *ctx)
+{
+	struct snap *sn = calloc(1, sizeof *sn);
+	if (sn == NULL)
+		luaL_error(L, "async: out of memory");
+	sn->refs = 1;
+	sn->id = ctx->epoch + 1;
+	sn->defs = (struct def **)collect(L, ctx->defs, &sn->ndefs, 1);
+	sn->shares = (struct share **)collect(L, ctx->shares, &sn->nshares, 0);
+	if (sn->ndefs > 1) /* qsort with an empty (NULL) array is undefined */
+		qsort(sn->defs, (size_t)sn->ndefs, sizeof *sn->defs, cmp_def);
+	if (sn->nshares > 1)
+		qsort(sn->shares, (size_t)sn->nshares, sizeof *sn->shares, cmp_share);
+	if ((sn->init = ctx->init) != NULL)
+		sn->init->refs++;
+	struct snap *old = ctx->snap;
+	ctx->snap = sn;
+	snap_unref(old);
+	epoch_bump(ctx);
+}
+
 /* ---- worker side -------------------------------------------------------- */
 
 static int traceback_handler(lua_State *L)
@@ -237,10 +613,460 @@ static int traceback_handler(lua_State *L)
 	return 1;
 }
 
+/* Writes a failure (message, traceback) into res. With no Lua state the
+ * format is written by hand. */
+static void fail_res(struct async_buf *res, int *failed, lua_State *L, const char *msg, const char *tb)
+{
+	*failed = 1;
+	if (L == NULL) {
+		size_t n = strlen(msg);
+		res->n = 0;
+		if (res->cap < n + 16) {
+			unsigned char *q = realloc(res->p, n + 16);
+			if (q == NULL)
+				return;
+			res->p = q;
+			res->cap = n + 16;
+		}
+		unsigned char *p = res->p;
+		*p++ = 1; /* one value */
+		*p++ = 5; /* a string */
+		size_t len = n;
+		while (len >= 0x80) {
+			*p++ = (unsigned char)(len | 0x80);
+			len >>= 7;
+		}
+		*p++ = (unsigned char)len;
+		memcpy(p, msg, n);
+		res->n = (size_t)(p - res->p) + n;
+		return;
+	}
+	int top = lua_gettop(L);
+	lua_pushstring(L, msg);
+	lua_pushstring(L, tb ? tb : "");
+	char err[160];
+	async_codec_encode(L, top + 1, top + 2, res, "error", NULL, err, sizeof err);
+	lua_settop(L, top);
+}
+
+/* Pushes the compiled function of d (cached per worker by definition id). */
+static int push_compiled(struct wstate *ws, struct def *d, char *err, size_t errlen)
+{
+	lua_State *L = ws->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->cache);
+	lua_pushnumber(L, (lua_Number)d->id);
+	lua_rawget(L, -2);
+	if (!lua_isnil(L, -1)) {
+		lua_remove(L, -2);
+		return 0;
+	}
+	lua_pop(L, 1);
+	if (luaL_loadbuffer(L, (const char *)d->code.p, d->code.n, d->name) != 0) {
+		snprintf(err, errlen, "%s", lua_tostring(L, -1));
+		lua_pop(L, 2);
+		return -1;
+	}
+	if (d->nupvals > 0) {
+		int fn = lua_gettop(L);
+		int n = async_codec_decode(L, d->upvals.p, d->upvals.n, NULL, err, errlen);
+		if (n < 0) {
+			lua_pop(L, 2);
+			return -1;
+		}
+		for (int i = n; i >= 1; i--) {
+			if (d->is_async != NULL && d->is_async[i - 1]) {
+				lua_pop(L, 1);
+				lua_rawgeti(L, LUA_REGISTRYINDEX, ws->api);
+			}
+			lua_setupvalue(L, fn, i); /* pops the top value: upvalue i */
+		}
+	}
+	lua_pushnumber(L, (lua_Number)d->id);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, -4);
+	lua_remove(L, -2);
+	return 0;
+}
+
+/* Brings this worker's view of the shared values and its init function up
+ * to snapshot sn. Decodes only values whose version moved. */
+static int apply_snapshot(struct wstate *ws, struct snap *sn, char *err, size_t errlen)
+{
+	lua_State *L = ws->L;
+	int top = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->api);
+	lua_getfield(L, -1, "shared");
+	int shared = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->shareids);
+	int ids = lua_gettop(L);
+	for (int i = 0; i < sn->nshares; i++) {
+		struct share *sh = sn->shares[i];
+		lua_getfield(L, ids, sh->name);
+		int same = lua_isnumber(L, -1) && (uint64_t)lua_tonumber(L, -1) == sh->id;
+		lua_pop(L, 1);
+		if (same)
+			continue;
+		if (async_codec_decode(L, sh->val.p, sh->val.n, NULL, err, errlen) != 1) {
+			lua_settop(L, top);
+			return -1;
+		}
+		lua_setfield(L, shared, sh->name);
+		lua_pushnumber(L, (lua_Number)sh->id);
+		lua_setfield(L, ids, sh->name);
+	}
+	/* Values no longer shared (clearing fields during lua_next is allowed). */
+	lua_pushnil(L);
+	while (lua_next(L, ids)) {
+		lua_pop(L, 1);
+		if (!snap_has_share(sn, lua_tostring(L, -1))) {
+			lua_pushvalue(L, -1);
+			lua_pushnil(L);
+			lua_rawset(L, ids);
+			lua_pushvalue(L, -1);
+			lua_pushnil(L);
+			lua_rawset(L, shared);
+		}
+	}
+	if (sn->init != NULL && sn->init->id != ws->init_id) {
+		lua_pushcfunction(L, traceback_handler);
+		int msgh = lua_gettop(L);
+		if (push_compiled(ws, sn->init, err, errlen) != 0) {
+			lua_settop(L, top);
+			return -1;
+		}
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ws->api);
+		lua_getfield(L, -1, "state");
+		lua_remove(L, -2);
+		lua_pushinteger(L, (lua_Integer)ws->index);
+		if (lua_pcall(L, 2, 0, msgh) != 0) {
+			const char *m = "error";
+			if (lua_istable(L, -1)) {
+				lua_rawgeti(L, -1, 1);
+				m = lua_tostring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1);
+			}
+			snprintf(err, errlen, "the worker init function failed: %s", m);
+			lua_settop(L, top);
+			return -1; /* retried before the next job */
+		}
+		ws->init_id = sn->init->id;
+	}
+	ws->snap_id = sn->id;
+	lua_settop(L, top);
+	return 0;
+}
+
+/* Runs definition d on ws with the encoded arguments, against snapshot sn,
+ * and writes the results, or (error value, traceback), into res. Shared by
+ * the game's calls and by jobs that start jobs. */
+static void run_def(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
+                    struct async_buf *res, int *failed, struct objctx *oc)
+{
+	lua_State *L = ws->L;
+	struct ctx *ctx = ws->ctx;
+	int base = lua_gettop(L);
+	char err[256];
+	*failed = 0;
+	uint64_t epoch = __atomic_load_n(&ctx->epoch, __ATOMIC_ACQUIRE);
+	if (epoch != ws->epoch) {
+		/* Definitions changed: drop every compiled function; calls carry
+		 * their definitions, so each recompiles on first use. */
+		lua_newtable(L);
+		lua_rawseti(L, LUA_REGISTRYINDEX, ws->cache);
+		ws->epoch = epoch;
+	}
+	if (sn->id != ws->snap_id && apply_snapshot(ws, sn, err, sizeof err) != 0) {
+		fail_res(res, failed, L, err, NULL);
+		goto out;
+	}
+	lua_pushcfunction(L, traceback_handler);
+	int msgh = lua_gettop(L);
+	if (push_compiled(ws, d, err, sizeof err) != 0) {
+		fail_res(res, failed, L, err, NULL);
+		goto out;
+	}
+	int fn = lua_gettop(L);
+	/* A fresh global table per call whose reads fall through to the
+	 * worker's globals; the previous one is put back afterwards, so a call
+	 * nested in this one (await) does not change ours. */
+	lua_getfenv(L, fn);
+	int oldenv = lua_gettop(L);
+	lua_newtable(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
+	lua_setmetatable(L, -2);
+	lua_setfenv(L, fn);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->proxies);
+	int proxies = lua_gettop(L);
+	int pmark = (int)lua_objlen(L, proxies);
+	lua_pushvalue(L, fn);
+	struct async_codec_objects objs = codec_objects(oc);
+	int nargs = async_codec_decode(L, args->p, args->n, &objs, err, sizeof err);
+	if (nargs < 0) {
+		lua_pushvalue(L, oldenv);
+		lua_setfenv(L, fn);
+		fail_res(res, failed, L, err, NULL);
+		goto invalidate;
+	}
+	int callbase = proxies + 1;
+	struct snap *prev = ws->cur;
+	ws->cur = sn;
+	int rc = lua_pcall(L, nargs, LUA_MULTRET, msgh);
+	ws->cur = prev;
+	lua_pushvalue(L, oldenv);
+	lua_setfenv(L, fn);
+	if (rc == 0) {
+		if (async_codec_encode(L, callbase, lua_gettop(L), res, "result", &objs, err, sizeof err) != 0) {
+			if (oc->c)
+				obj_clear(L, oc->c);
+			char msg[300];
+			snprintf(msg, sizeof msg, "%s: %s, which cannot be sent back", d->name, err);
+			fail_res(res, failed, L, msg, NULL);
+		}
+	} else if (rc == LUA_ERRRUN && lua_istable(L, -1)) {
+		int t = lua_gettop(L);
+		lua_rawgeti(L, t, 1); /* the error value */
+		lua_rawgeti(L, t, 2); /* the traceback */
+		*failed = 1;
+		if (async_codec_encode(L, t + 1, t + 2, res, "error", &objs, err, sizeof err) != 0) {
+			/* An error value we cannot send (a function, say): describe it. */
+			if (oc->c)
+				obj_clear(L, oc->c);
+			char msg[120];
+			snprintf(msg, sizeof msg, "%s: error object is a %s value", d->name, luaL_typename(L, t + 1));
+			fail_res(res, failed, L, msg, lua_tostring(L, t + 2));
+		}
+	} else {
+		/* Memory or error-handler failure: no traceback to be had. */
+		const char *m = lua_tostring(L, -1);
+		fail_res(res, failed, L, m ? m : "error in error handling", NULL);
+	}
+invalidate:
+	/* Buffers handed to this job are the game's again once it ends. */
+	for (int i = (int)lua_objlen(L, proxies); i > pmark; i--) {
+		lua_rawgeti(L, proxies, i);
+		struct bufproxy *p = lua_touserdata(L, -1);
+		if (p != NULL)
+			p->valid = 0;
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		lua_rawseti(L, proxies, i);
+	}
+out:
+	lua_settop(L, base);
+}
+
+/* A job started by a job (worker-side async.await). */
+struct subcall {
+	async_job job;
+	struct def *def;
+	struct snap *snap;
+	struct async_buf args, res;
+	struct lentlist bufs;
+	int failed;
+	int spawned; /* queued on the core (else it ran inline) */
+};
+
+static void subcall_run(void *arg)
+{
+	struct subcall *sc = arg;
+	struct wstate *ws = tls_ws;
+	if (ws == NULL || ws->init_error != NULL) {
+		fail_res(&sc->res, &sc->failed, NULL, ws ? ws->init_error : "no Lua state on this thread", NULL);
+		return;
+	}
+	struct objctx oc = { NULL, &sc->bufs, 0, ws };
+	run_def(ws, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
+}
+
+/* Worker side: async.await(name, ...) runs another defined function as a
+ * job of its own (fork-join through the core: it may be stolen by an idle
+ * worker) and returns its results; meanwhile this worker runs other jobs
+ * instead of blocking. A failure raises here. */
+static int l_w_await(lua_State *L)
+{
+	struct wstate *ws = tls_ws;
+	if (ws == NULL || ws->cur == NULL)
+		return luaL_error(L, "async.await: only a running job can await another job");
+	const char *name = luaL_checkstring(L, 1);
+	struct def *d = snap_find_def(ws->cur, name);
+	if (d == NULL)
+		return luaL_error(L, "async.await: no function named '%s' is defined", name);
+	struct subcall sc;
+	memset(&sc, 0, sizeof sc);
+	sc.def = d;
+	sc.snap = ws->cur;
+	char err[256];
+	struct objctx oc = { NULL, &sc.bufs, 0, ws };
+	struct async_codec_objects objs = codec_objects(&oc);
+	if (async_codec_encode(L, 2, lua_gettop(L), &sc.args, "argument", &objs, err, sizeof err) != 0) {
+		lent_free(&sc.bufs);
+		async_buf_free(&sc.args);
+		return luaL_error(L, "async.await('%s'): %s, which cannot be sent to a worker", name, err);
+	}
+	async_job_init(&sc.job, subcall_run, &sc);
+	if (async_job_spawn(&sc.job) == 0)
+		async_job_sync(&sc.job);
+	else
+		subcall_run(&sc); /* not on a worker (shutdown's fallback): run here */
+	int top = lua_gettop(L);
+	int n = async_codec_decode(L, sc.res.p, sc.res.n, &objs, err, sizeof err);
+	lent_free(&sc.bufs);
+	async_buf_free(&sc.args);
+	async_buf_free(&sc.res);
+	if (n < 0)
+		return luaL_error(L, "async.await('%s'): %s", name, err);
+	if (!sc.failed)
+		return n;
+	lua_settop(L, top + 2);
+	if (lua_type(L, top + 1) == LUA_TSTRING) {
+		lua_pushvalue(L, top + 1);
+		lua_pushstring(L, "\n[awaited job] ");
+		lua_pushvalue(L, top + 2);
+		lua_concat(L, 3);
+		return lua_error(L);
+	}
+	lua_settop(L, top + 1);
+	return lua_error(L);
+}
+
+/* Worker side: async.awaitAll({ {name, args...}, ... }) starts every call
+ * as a job (idle workers steal them), waits for all, and returns the list of
+ * their first results; the first failure raises after all have finished. */
+static int l_w_await_all(lua_State *L)
+{
+	struct wstate *ws = tls_ws;
+	if (ws == NULL || ws->cur == NULL)
+		return luaL_error(L, "async.awaitAll: only a running job can await other jobs");
+	luaL_checktype(L, 1, LUA_TTABLE);
+	int n = (int)lua_objlen(L, 1);
+	struct subcall *sc = calloc((size_t)(n > 0 ? n : 1), sizeof *sc);
+	if (sc == NULL)
+		return luaL_error(L, "async.awaitAll: out of memory");
+	char err[512] = "";
+	int ready = 0;
+	for (; ready < n; ready++) {
+		int base = lua_gettop(L);
+		lua_rawgeti(L, 1, ready + 1);
+		if (!lua_istable(L, -1) || (lua_rawgeti(L, -1, 1), lua_type(L, -1) != LUA_TSTRING)) {
+			snprintf(err, sizeof err, "async.awaitAll: entry %d must be a table {name, args...}", ready + 1);
+			lua_settop(L, base);
+			break;
+		}
+		const char *name = lua_tostring(L, -1);
+		struct def *d = snap_find_def(ws->cur, name);
+		if (d == NULL) {
+			snprintf(err, sizeof err, "async.awaitAll: no function named '%s' is defined", name);
+			lua_settop(L, base);
+			break;
+		}
+		int t = base + 1, nargs = (int)lua_objlen(L, t) - 1;
+		lua_pop(L, 1);
+		for (int k = 2; k <= nargs + 1; k++)
+			lua_rawgeti(L, t, k);
+		sc[ready].def = d;
+		sc[ready].snap = ws->cur;
+		struct objctx oc = { NULL, &sc[ready].bufs, 0, ws };
+		struct async_codec_objects objs = codec_objects(&oc);
+		char e2[256];
+		if (async_codec_encode(L, t + 1, t + nargs, &sc[ready].args, "argument", &objs, e2, sizeof e2) != 0) {
+			snprintf(err, sizeof err, "async.awaitAll: entry %d: %s, which cannot be sent to a worker", ready + 1, e2);
+			lua_settop(L, base);
+			break;
+		}
+		lua_settop(L, base);
+		async_job_init(&sc[ready].job, subcall_run, &sc[ready]);
+		sc[ready].spawned = async_job_spawn(&sc[ready].job) == 0;
+		if (!sc[ready].spawned)
+			subcall_run(&sc[ready]); /* not on a worker: run it here */
+	}
+	/* Fork-join order: sync the newest first. */
+	for (int k = ready; k-- > 0;)
+		if (sc[k].spawned)
+			async_job_sync(&sc[k].job);
+	int failed = 0;
+	lua_createtable(L, n, 0);
+	int out = lua_gettop(L);
+	lua_pushnil(L); /* out + 1, out + 2: the first failure's error and traceback */
+	lua_pushnil(L);
+	for (int k = 0; k < n && err[0] == '\0'; k++) {
+		int top = lua_gettop(L);
+		struct objctx oc = { NULL, &sc[k].bufs, 0, ws };
+		struct async_codec_objects objs = codec_objects(&oc);
+		int m = async_codec_decode(L, sc[k].res.p, sc[k].res.n, &objs, err, sizeof err);
+		if (m < 0)
+			break;
+		if (sc[k].failed) {
+			if (!failed) {
+				failed = 1;
+				lua_settop(L, top + 2);
+				lua_replace(L, out + 2);
+				lua_replace(L, out + 1);
+			}
+		} else if (m > 0) {
+			lua_settop(L, top + 1);
+			lua_rawseti(L, out, k + 1);
+		}
+		lua_settop(L, top);
+	}
+	for (int k = 0; k < n; k++) {
+		lent_free(&sc[k].bufs);
+		async_buf_free(&sc[k].args);
+		async_buf_free(&sc[k].res);
+	}
+	free(sc);
+	if (err[0] != '\0')
+		return luaL_error(L, "%s", err);
+	if (failed) {
+		if (lua_type(L, out + 1) == LUA_TSTRING) {
+			lua_pushvalue(L, out + 1);
+			lua_pushstring(L, "\n[awaited job] ");
+			lua_pushvalue(L, out + 2);
+			lua_concat(L, 3);
+			return lua_error(L);
+		}
+		lua_pushvalue(L, out + 1);
+		return lua_error(L);
+	}
+	lua_settop(L, out);
+	return 1;
+}
+
+/* The buffer type in a state: methods in C, ptr in Lua (needs the FFI). */
+static void register_buffer_type(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{ "size", l_buffer_size }, { "address", l_buffer_address }, { "isLent", l_buffer_lent }, { NULL, NULL },
+	};
+	if (luaL_newmetatable(L, BUF_MT)) {
+		lua_pushcfunction(L, l_buffer_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_newtable(L);
+		luaL_register(L, NULL, methods);
+		lua_setfield(L, -2, "__index");
+		lua_pushstring(L, "async.buffer");
+		lua_setfield(L, -2, "__metatable");
+		const char *ptr = "local mt = ...\n"
+		                  "local ffi = require 'ffi'\n"
+		                  "mt.__index.ptr = function(self, ct)\n"
+		                  "  return ffi.cast((ct or 'uint8_t') .. '*', self:address())\n"
+		                  "end\n";
+		if (luaL_loadstring(L, ptr) == 0) {
+			lua_pushvalue(L, -2);
+			if (lua_pcall(L, 1, 0, 0) != 0)
+				lua_pop(L, 1);
+		} else {
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+}
+
 static void worker_env(struct ctx *ctx, struct wstate *ws)
 {
 	lua_State *L = ws->L;
 	luaL_openlibs(L);
+	lua_pushboolean(L, 0);
+	lua_setfield(L, LUA_REGISTRYINDEX, "async.main");
+	register_buffer_type(L);
 	lua_getglobal(L, "package");
 	if (ctx->path) {
 		lua_pushstring(L, ctx->path);
@@ -294,20 +1120,45 @@ static void worker_env(struct ctx *ctx, struct wstate *ws)
 	lua_pushvalue(L, LUA_GLOBALSINDEX);
 	lua_setfield(L, -2, "__index");
 	ws->envmt = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	ws->shareids = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	ws->proxies = luaL_ref(L, LUA_REGISTRYINDEX);
+	/* The worker-side API, global `async` in jobs. */
+	lua_createtable(L, 0, 6);
+	lua_newtable(L);
+	lua_setfield(L, -2, "shared");
+	lua_newtable(L);
+	lua_setfield(L, -2, "state");
+	lua_pushinteger(L, (lua_Integer)ws->index);
+	lua_setfield(L, -2, "workerIndex");
+	lua_pushcfunction(L, l_w_await);
+	lua_setfield(L, -2, "await");
+	lua_pushcfunction(L, l_w_await_all);
+	lua_setfield(L, -2, "awaitAll");
+	lua_pushcfunction(L, l_new_buffer);
+	lua_setfield(L, -2, "newBuffer");
+	lua_pushboolean(L, 1);
+	lua_setfield(L, -2, "isWorker");
+	lua_pushvalue(L, -1);
+	lua_setglobal(L, "async");
+	ws->api = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-static struct wstate *wstate_new(struct ctx *ctx)
+static struct wstate *wstate_new(struct ctx *ctx, unsigned index)
 {
 	struct wstate *ws = calloc(1, sizeof *ws);
 	if (ws == NULL)
 		return NULL;
 	ws->ctx = ctx;
+	ws->index = index;
 	ws->L = luaL_newstate();
 	if (ws->L == NULL) {
 		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
 		return ws;
 	}
 	ws->epoch = (uint64_t)-1;
+	ws->snap_id = (uint64_t)-1;
 	worker_env(ctx, ws);
 	return ws;
 }
@@ -324,8 +1175,7 @@ static void wstate_free(struct wstate *ws)
 
 static void worker_start(void *ud, unsigned index)
 {
-	(void)index;
-	tls_ws = wstate_new(ud);
+	tls_ws = wstate_new(ud, index);
 }
 
 static void worker_stop(void *ud, unsigned index)
@@ -348,39 +1198,6 @@ static void call_done(struct call *c)
 	} while (!__atomic_compare_exchange_n(&ctx->done, &head, c, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-/* Encodes a failure: (message, traceback) into c->res. */
-static void fail_call(struct call *c, lua_State *L, const char *msg, const char *tb)
-{
-	c->failed = 1;
-	if (L == NULL) {
-		/* No Lua state to encode with: write the format by hand. */
-		size_t n = strlen(msg);
-		async_buf_free(&c->res);
-		c->res.p = malloc(n + 16);
-		if (c->res.p == NULL)
-			return;
-		unsigned char *p = c->res.p;
-		*p++ = 1;       /* one value */
-		*p++ = 5;       /* a string */
-		size_t len = n; /* varint */
-		while (len >= 0x80) {
-			*p++ = (unsigned char)(len | 0x80);
-			len >>= 7;
-		}
-		*p++ = (unsigned char)len;
-		memcpy(p, msg, n);
-		c->res.n = (size_t)(p - c->res.p) + n;
-		c->res.cap = n + 16;
-		return;
-	}
-	int top = lua_gettop(L);
-	lua_pushstring(L, msg);
-	lua_pushstring(L, tb ? tb : "");
-	char err[160];
-	async_codec_encode(L, top + 1, top + 2, &c->res, "error", NULL, err, sizeof err);
-	lua_settop(L, top);
-}
-
 static void call_run(void *arg)
 {
 	struct call *c = arg;
@@ -397,101 +1214,16 @@ static void call_run(void *arg)
 		/* Only shutdown's fallback runs jobs off the workers: give this
 		 * thread a state of its own, freed with the context. */
 		if (ctx->fallback == NULL)
-			ctx->fallback = wstate_new(ctx);
+			ctx->fallback = wstate_new(ctx, (unsigned)-1);
 		ws = tls_ws = ctx->fallback;
 	}
 	c->failed = 0;
 	if (ws == NULL || ws->init_error != NULL) {
-		fail_call(c, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
-		call_done(c);
-		return;
-	}
-	lua_State *L = ws->L;
-	int base = lua_gettop(L);
-	char err[256];
-	uint64_t epoch = __atomic_load_n(&ctx->epoch, __ATOMIC_ACQUIRE);
-	if (epoch != ws->epoch) {
-		/* Definitions changed: drop every compiled function; the calls
-		 * carry their definitions, so each recompiles on first use. */
-		lua_newtable(L);
-		lua_rawseti(L, LUA_REGISTRYINDEX, ws->cache);
-		ws->epoch = epoch;
-	}
-	lua_pushcfunction(L, traceback_handler);
-	int msgh = lua_gettop(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->cache);
-	lua_pushnumber(L, (lua_Number)c->def->id);
-	lua_rawget(L, -2);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		if (luaL_loadbuffer(L, (const char *)c->def->code.p, c->def->code.n, c->def->name) != 0) {
-			fail_call(c, L, lua_tostring(L, -1), NULL);
-			goto out;
-		}
-		if (c->def->nupvals > 0) {
-			int fn = lua_gettop(L);
-			int n = async_codec_decode(L, c->def->upvals.p, c->def->upvals.n, NULL, err, sizeof err);
-			if (n < 0) {
-				fail_call(c, L, err, NULL);
-				goto out;
-			}
-			for (int i = n; i >= 1; i--)
-				lua_setupvalue(L, fn, i); /* pops the top value: upvalue i */
-		}
-		lua_pushnumber(L, (lua_Number)c->def->id);
-		lua_pushvalue(L, -2);
-		lua_rawset(L, -4);
-	}
-	lua_remove(L, -2); /* the cache table */
-	int fn = lua_gettop(L);
-	/* A fresh global table per call whose reads fall through to the
-	 * worker's globals; the previous one is put back afterwards, so a call
-	 * nested in this one (fork-join) does not change ours. */
-	lua_getfenv(L, fn);
-	int oldenv = lua_gettop(L);
-	lua_newtable(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
-	lua_setmetatable(L, -2);
-	lua_setfenv(L, fn);
-	lua_pushvalue(L, fn);
-	struct async_codec_objects objs = codec_objects(c);
-	int nargs = async_codec_decode(L, c->args.p, c->args.n, &objs, err, sizeof err);
-	if (nargs < 0) {
-		lua_pushvalue(L, oldenv);
-		lua_setfenv(L, fn);
-		fail_call(c, L, err, NULL);
-		goto out;
-	}
-	int callbase = oldenv + 1;
-	int rc = lua_pcall(L, nargs, LUA_MULTRET, msgh);
-	lua_pushvalue(L, oldenv);
-	lua_setfenv(L, fn);
-	if (rc == 0) {
-		if (async_codec_encode(L, callbase, lua_gettop(L), &c->res, "result", &objs, err, sizeof err) != 0) {
-			obj_clear(L, c);
-			char msg[300];
-			snprintf(msg, sizeof msg, "%s: %s, which cannot be sent back", c->def->name, err);
-			fail_call(c, L, msg, NULL);
-		}
-	} else if (rc == LUA_ERRRUN && lua_istable(L, -1)) {
-		int t = lua_gettop(L);
-		lua_rawgeti(L, t, 1); /* the error value */
-		lua_rawgeti(L, t, 2); /* the traceback */
-		c->failed = 1;
-		if (async_codec_encode(L, t + 1, t + 2, &c->res, "error", &objs, err, sizeof err) != 0) {
-			/* An error value we cannot send (a function, say): describe it. */
-			obj_clear(L, c);
-			char msg[120];
-			snprintf(msg, sizeof msg, "%s: error object is a %s value", c->def->name, luaL_typename(L, t + 1));
-			fail_call(c, L, msg, lua_tostring(L, t + 2));
-		}
+		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
 	} else {
-		/* Memory or error-handler failure: no traceback to be had. */
-		const char *m = lua_tostring(L, -1);
-		fail_call(c, L, m ? m : "error in error handling", NULL);
+		struct objctx oc = { c, &c->bufs, 0, ws };
+		run_def(ws, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);
 	}
-out:
-	lua_settop(L, base);
 	call_done(c);
 }
 
@@ -538,6 +1270,9 @@ static void record_put(struct ctx *ctx, struct call *c)
 		def_unref(c->def);
 		c->def = NULL;
 	}
+	snap_unref(c->snap);
+	c->snap = NULL;
+	lent_release(&c->bufs);
 	c->next = ctx->free;
 	ctx->free = c;
 }
@@ -624,7 +1359,8 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	int top = lua_gettop(L);
 	struct call *c = record_get(L, ctx);
 	char err[256];
-	struct async_codec_objects objs = codec_objects(c);
+	struct objctx oc = { c, &c->bufs, 1, NULL };
+	struct async_codec_objects objs = codec_objects(&oc);
 	if (async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err) != 0) {
 		obj_clear(L, c);
 		record_put(ctx, c);
@@ -632,6 +1368,8 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	}
 	c->def = d;
 	d->refs++;
+	c->snap = ctx->snap;
+	c->snap->refs++;
 	c->gen++;
 	c->failed = c->cancelled = 0;
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
@@ -785,7 +1523,8 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 		return;
 	}
 	char err[256];
-	struct async_codec_objects objs = codec_objects(c);
+	struct objctx oc = { c, &c->bufs, 1, NULL };
+	struct async_codec_objects objs = codec_objects(&oc);
 	int n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
 	int failed = c->failed;
 	if (n < 0) {
@@ -864,62 +1603,88 @@ static int l_update(lua_State *L)
 
 /* ---- main thread: definitions and workers -------------------------------- */
 
+/* Builds a definition from the Lua function at fnidx: its bytecode and a
+ * snapshot of its upvalues. `what` names it in errors ("async.define('f')").
+ * Raises on a C function, a dump failure, or an upvalue that cannot travel
+ * (named, never silently nil in the worker). */
+static struct def *make_def(lua_State *L, struct ctx *ctx, int fnidx, const char *name, const char *what)
+{
+	if (lua_type(L, fnidx) != LUA_TFUNCTION)
+		luaL_error(L, "%s: expected a function, got a %s", what, luaL_typename(L, fnidx));
+	if (lua_iscfunction(L, fnidx))
+		luaL_error(L, "%s: a C function has no bytecode to send to a worker", what);
+	struct def *d = calloc(1, sizeof *d);
+	if (d == NULL || (d->name = strdup(name)) == NULL) {
+		free(d);
+		luaL_error(L, "%s: out of memory", what);
+	}
+	d->refs = 1;
+	int base = lua_gettop(L);
+	lua_pushvalue(L, fnidx);
+	int rc = lua_dump(L, dump_writer, &d->code);
+	lua_pop(L, 1);
+	int n = 0;
+	while (lua_getupvalue(L, fnidx, n + 1) != NULL)
+		n++;
+	d->nupvals = n;
+	/* `async` captured from `local async = require "async"` means, inside a
+	 * job, the worker-side API (async.shared, async.await, ...): it is not
+	 * sent, but bound in the worker. */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->facade);
+	for (int i = 1; i <= n; i++) {
+		if (!lua_rawequal(L, base + i, -1))
+			continue;
+		if (d->is_async == NULL && (d->is_async = calloc((size_t)n, 1)) == NULL) {
+			def_unref(d);
+			luaL_error(L, "%s: out of memory", what);
+		}
+		d->is_async[i - 1] = 1;
+		lua_pushnil(L);
+		lua_replace(L, base + i);
+	}
+	lua_pop(L, 1);
+	char err[256] = "";
+	int erc = rc != 0 ? -1 : (n > 0 ? async_codec_encode(L, base + 1, base + n, &d->upvals, "upvalue", NULL, err, sizeof err) : 0);
+	if (erc != 0) {
+		char msg[400];
+		int k = 0;
+		if (rc != 0)
+			snprintf(msg, sizeof msg, "%s: could not dump the function", what);
+		else if (sscanf(err, "upvalue %d", &k) == 1 && k >= 1 && k <= n) {
+			const char *rest = strchr(err + 8, ' '); /* after the number */
+			snprintf(msg, sizeof msg, "%s: upvalue '%s'%s, which cannot be sent to a worker",
+			         what, lua_getupvalue(L, fnidx, k), rest ? rest : "");
+			lua_pop(L, 1);
+		} else
+			snprintf(msg, sizeof msg, "%s: %s", what, err);
+		def_unref(d);
+		lua_settop(L, base);
+		lua_pushstring(L, msg);
+		lua_error(L);
+	}
+	lua_settop(L, base);
+	d->id = ++ctx->next_def_id;
+	return d;
+}
+
 static int l_define(lua_State *L)
 {
 	struct ctx *ctx = check_ctx(L, 1);
 	const char *name = luaL_checkstring(L, 2);
 	if (name[0] == '\0')
 		return luaL_error(L, "async.define: the name must not be empty");
-	if (lua_type(L, 3) != LUA_TFUNCTION)
-		return luaL_error(L, "async.define('%s'): expected a function, got a %s", name, luaL_typename(L, 3));
-	if (lua_iscfunction(L, 3))
-		return luaL_error(L, "async.define('%s'): a C function has no bytecode to send to a worker", name);
 	lua_settop(L, 3);
-	struct def *d = calloc(1, sizeof *d);
-	if (d == NULL || (d->name = strdup(name)) == NULL) {
-		free(d);
-		return luaL_error(L, "async.define('%s'): out of memory", name);
-	}
-	d->refs = 1;
-	lua_pushvalue(L, 3);
-	int rc = lua_dump(L, dump_writer, &d->code);
-	lua_pop(L, 1);
-	/* Upvalues are copied now (a snapshot); any that cannot travel is an
-	 * error naming it, never silently nil in the worker. */
-	int n = 0;
-	const char *uname;
-	while ((uname = lua_getupvalue(L, 3, n + 1)) != NULL)
-		n++;
-	d->nupvals = n;
-	char err[256] = "";
-	int erc = rc != 0 ? -1 : (n > 0 ? async_codec_encode(L, 4, 3 + n, &d->upvals, "upvalue", NULL, err, sizeof err) : 0);
-	if (erc != 0) {
-		char msg[400];
-		int k = 0;
-		if (rc != 0)
-			snprintf(msg, sizeof msg, "async.define('%s'): could not dump the function", name);
-		else if (sscanf(err, "upvalue %d", &k) == 1 && k >= 1 && k <= n) {
-			const char *rest = strchr(err + 8, ' '); /* after the number */
-			snprintf(msg, sizeof msg, "async.define('%s'): upvalue '%s'%s, which cannot be sent to a worker",
-			         name, lua_getupvalue(L, 3, k), rest ? rest : "");
-			lua_pop(L, 1);
-		} else
-			snprintf(msg, sizeof msg, "async.define('%s'): %s", name, err);
-		def_unref(d);
-		lua_settop(L, 3);
-		lua_pushstring(L, msg);
-		return lua_error(L);
-	}
-	lua_settop(L, 3);
-	d->id = ++ctx->next_def_id;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
+	char what[200];
+	snprintf(what, sizeof what, "async.define('%s')", name);
+	struct def *d = make_def(L, ctx, 3, name, what);
 	struct def *old = lookup_def(L, ctx, name);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
 	lua_pushlightuserdata(L, d);
 	lua_setfield(L, -2, name);
 	lua_pop(L, 1);
 	if (old != NULL)
 		def_unref(old); /* calls already made keep theirs */
-	epoch_bump(ctx);
+	snap_publish(L, ctx);
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 2);
 	lua_pushcclosure(L, l_shorthand, 2);
@@ -938,7 +1703,63 @@ static int l_undefine(lua_State *L)
 	lua_setfield(L, -2, name);
 	lua_pop(L, 1);
 	def_unref(old);
-	epoch_bump(ctx);
+	snap_publish(L, ctx);
+	return 0;
+}
+
+/* share(name, value): publish a read-only value to every job; nil removes
+ * it. Encoded once here, decoded once per worker per version. */
+static int l_share(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	if (name[0] == '\0')
+		return luaL_error(L, "async.share: the name must not be empty");
+	lua_settop(L, 3);
+	struct share *sh = NULL;
+	if (!lua_isnil(L, 3)) {
+		sh = calloc(1, sizeof *sh);
+		if (sh == NULL || (sh->name = strdup(name)) == NULL) {
+			free(sh);
+			return luaL_error(L, "async.share('%s'): out of memory", name);
+		}
+		sh->refs = 1;
+		char err[256];
+		if (async_codec_encode(L, 3, 3, &sh->val, "value", NULL, err, sizeof err) != 0) {
+			share_unref(sh);
+			/* "value 1 (at .x) is a function" -> "the value (at .x) ..." */
+			return luaL_error(L, "async.share('%s'): the value%s, which cannot be shared with workers", name,
+			                  strncmp(err, "value 1", 7) == 0 ? err + 7 : err);
+		}
+		sh->id = ++ctx->next_def_id;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->shares);
+	lua_getfield(L, -1, name);
+	struct share *old = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	if (sh != NULL)
+		lua_pushlightuserdata(L, sh);
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+	if (old != NULL)
+		share_unref(old); /* calls already made keep theirs */
+	snap_publish(L, ctx);
+	return 0;
+}
+
+/* setWorkerInit(fn | nil): fn(state, workerIndex) runs on every worker,
+ * present and future, before its next job, once per worker per version. */
+static int l_set_init(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	lua_settop(L, 2);
+	struct def *d = lua_isnil(L, 2) ? NULL : make_def(L, ctx, 2, "worker init", "async.setWorkerInit");
+	if (ctx->init != NULL)
+		def_unref(ctx->init);
+	ctx->init = d;
+	snap_publish(L, ctx);
 	return 0;
 }
 
@@ -1080,6 +1901,8 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 			luaL_unref(L, LUA_REGISTRYINDEX, c->key);
 		if (c->def)
 			def_unref(c->def);
+		snap_unref(c->snap);
+		lent_free(&c->bufs);
 		async_buf_free(&c->args);
 		async_buf_free(&c->res);
 		free(c);
@@ -1088,6 +1911,23 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	ctx->all = NULL;
 	ctx->nall = ctx->capall = 0;
 	ctx->free = ctx->pending = ctx->pending_tail = ctx->done = NULL;
+	snap_unref(ctx->snap);
+	ctx->snap = NULL;
+	if (ctx->init != NULL)
+		def_unref(ctx->init);
+	ctx->init = NULL;
+	if (ctx->shares != LUA_NOREF) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->shares);
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			share_unref(lua_touserdata(L, -1));
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+		if (unref)
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->shares);
+		ctx->shares = LUA_NOREF;
+	}
 	if (ctx->defs != LUA_NOREF) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
 		lua_pushnil(L);
@@ -1218,7 +2058,7 @@ static int l_new(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);
 	memset(ctx, 0, sizeof *ctx);
-	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = LUA_NOREF;
+	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */
 	luaL_getmetatable(L, CTX_MT);
 	lua_setmetatable(L, -2);
@@ -1230,6 +2070,9 @@ static int l_new(lua_State *L)
 	ctx->facade = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_newtable(L);
 	ctx->keys = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	ctx->shares = luaL_ref(L, LUA_REGISTRYINDEX);
+	snap_publish(L, ctx); /* the empty registry */
 	luaL_getmetatable(L, "async.handle");
 	ctx->handle_mt = luaL_ref(L, LUA_REGISTRYINDEX);
 	capture_environment(L, ctx);
@@ -1265,6 +2108,8 @@ static const luaL_Reg ctx_methods[] = {
 	{ "inflight", l_inflight },
 	{ "stats", l_stats },
 	{ "shutdown", l_shutdown },
+	{ "share", l_share },
+	{ "setWorkerInit", l_set_init },
 	{ NULL, NULL },
 };
 
@@ -1276,6 +2121,7 @@ static const luaL_Reg handle_methods[] = {
 
 static const luaL_Reg module_functions[] = {
 	{ "new", l_new },
+	{ "newBuffer", l_new_buffer },
 	{ NULL, NULL },
 };
 
@@ -1303,6 +2149,25 @@ ASYNC_EXPORT int luaopen_async_native(lua_State *L)
 		lua_setfield(L, LUA_REGISTRYINDEX, "async.live");
 	}
 	lua_pop(L, 1);
+	/* A worker state marks itself before any require; a state that loads
+	 * the module otherwise is a game's (buffers check `lent` there). */
+	lua_getfield(L, LUA_REGISTRYINDEX, "async.main");
+	if (lua_isnil(L, -1)) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, LUA_REGISTRYINDEX, "async.main");
+	}
+	lua_pop(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, "async.buffers");
+	if (lua_isnil(L, -1)) {
+		lua_newtable(L); /* buffer -> its proxy, weak: one proxy per buffer */
+		lua_createtable(L, 0, 1);
+		lua_pushstring(L, "v");
+		lua_setfield(L, -2, "__mode");
+		lua_setmetatable(L, -2);
+		lua_setfield(L, LUA_REGISTRYINDEX, "async.buffers");
+	}
+	lua_pop(L, 1);
+	register_buffer_type(L);
 	lua_newtable(L);
 	luaL_register(L, NULL, module_functions);
 	lua_pushinteger(L, ASYNC_CODEC_MAX_DEPTH);

@@ -8,7 +8,8 @@
  *   TABLE varint narray, narray values, varint nhash, nhash key/value pairs;
  *         every table gets the next number (from 0) as it is opened
  *   REF   varint table number: a table seen before (shared or cyclic)
- *   OBJ   the next object from the objects hook (LÖVE objects)
+ *   OBJ   8-byte payload: an object passed by reference through the hook
+ *         (LÖVE objects, async buffers)
  * Metatables are not carried (as LÖVE's Channel). */
 #include "codec.h"
 
@@ -239,12 +240,18 @@ static int encode_value(struct enc *e, int idx, int depth)
 		return encode_table(e, idx, depth);
 	case LUA_TUSERDATA:
 		if (e->obj != NULL && e->obj->put != NULL) {
+			uint64_t payload = 0;
 			lua_pushvalue(L, idx);
-			if (e->obj->put(e->obj->ud, L) == 0)
-				return put_byte(e, T_OBJ);
+			if (e->obj->put(e->obj->ud, L, &payload) == 0) {
+				if (put_byte(e, T_OBJ) || buf_reserve(e->b, 8))
+					return fail(e, "could not be encoded (out of memory)");
+				memcpy(e->b->p + e->b->n, &payload, 8);
+				e->b->n += 8;
+				return 0;
+			}
 			lua_pop(L, 1);
 		}
-		return fail(e, "is a userdata that is not a LÖVE object");
+		return fail(e, "is a userdata that is neither a LÖVE object nor an async buffer");
 	default:
 		return fail(e, "is a %s", luaL_typename(L, idx));
 	}
@@ -395,10 +402,16 @@ static int decode_value(struct dec *d, int depth)
 			return dfail(d, "reference to a table not yet seen");
 		lua_rawgeti(L, d->tables, (int)u + 1);
 		return 0;
-	case T_OBJ:
-		if (d->obj == NULL || d->obj->get == NULL || d->obj->get(d->obj->ud, L) != 0)
-			return dfail(d, "a LÖVE object that could not be received");
+	case T_OBJ: {
+		uint64_t payload;
+		if (d->end - d->p < 8)
+			return dfail(d, "truncated object");
+		memcpy(&payload, d->p, 8);
+		d->p += 8;
+		if (d->obj == NULL || d->obj->get == NULL || d->obj->get(d->obj->ud, L, payload) != 0)
+			return dfail(d, "an object passed by reference that could not be received");
 		return 0;
+	}
 	default:
 		return dfail(d, "unknown tag");
 	}

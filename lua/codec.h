@@ -20,13 +20,14 @@ struct async_buf {
 	size_t n, cap;
 };
 
-/* Objects the codec cannot copy but may pass by reference (LÖVE objects).
- * put is called with the object at the top of the stack and must pop it,
- * returning 0, or leave it and return -1 (refused). get must push the next
- * object, returning 0, or return -1 when it has none. */
+/* Userdata the codec cannot copy but may pass by reference (LÖVE objects,
+ * async buffers). put is called with the object at the top of the stack; it
+ * pops it and returns 0, setting *payload (stored with the value), or leaves
+ * it and returns -1 (refused). get receives the payload and must push the
+ * object, returning 0, or return -1. */
 struct async_codec_objects {
-	int (*put)(void *ud, lua_State *L);
-	int (*get)(void *ud, lua_State *L);
+	int (*put)(void *ud, lua_State *L, uint64_t *payload);
+	int (*get)(void *ud, lua_State *L, uint64_t payload);
 	void *ud;
 };
 

@@ -114,7 +114,7 @@ test("refused values raise, name position and type, and queue nothing", function
   local e = raises("argument 2 is a function", async.call, nil, "id", 1, print)
   ok(e:find("async.call('id')", 1, true), "names the function called: " .. e)
   raises("argument 1 is a thread", async.call, nil, "id", coroutine.create(function() end))
-  raises("argument 1 is a userdata that is not a LÖVE object", async.call, nil, "id", io.stdout)
+  raises("argument 1 is a userdata that is neither a LÖVE object nor an async buffer", async.call, nil, "id", io.stdout)
   raises("argument 3 (at .pos.f) is a function", async.call, nil, "id", 1, 2, { pos = { f = print } })
   raises("argument 1 (at [2]) is a function", async.call, nil, "id", { 1, print })
   local deep = {}
