@@ -877,6 +877,22 @@ static void subcall_run(void *arg)
 	run_def(ws, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
 }
 
+/* Raises an awaited job's failure, (error value, traceback) at idx and
+ * idx + 1: a string gets the traceback appended; other values go as they
+ * are. */
+static int raise_awaited(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		lua_pushvalue(L, idx);
+		lua_pushstring(L, "\n[awaited job] ");
+		lua_pushvalue(L, idx + 1);
+		lua_concat(L, 3);
+		return lua_error(L);
+	}
+	lua_pushvalue(L, idx);
+	return lua_error(L);
+}
+
 /* Worker side: async.await(name, ...) runs another defined function as a
  * job of its own (fork-join through the core: it may be stolen by an idle
  * worker) and returns its results; meanwhile this worker runs other jobs
@@ -917,15 +933,7 @@ static int l_w_await(lua_State *L)
 	if (!sc.failed)
 		return n;
 	lua_settop(L, top + 2);
-	if (lua_type(L, top + 1) == LUA_TSTRING) {
-		lua_pushvalue(L, top + 1);
-		lua_pushstring(L, "\n[awaited job] ");
-		lua_pushvalue(L, top + 2);
-		lua_concat(L, 3);
-		return lua_error(L);
-	}
-	lua_settop(L, top + 1);
-	return lua_error(L);
+	return raise_awaited(L, top + 1);
 }
 
 /* Worker side: async.awaitAll({ {name, args...}, ... }) starts every call
@@ -1015,17 +1023,8 @@ static int l_w_await_all(lua_State *L)
 	free(sc);
 	if (err[0] != '\0')
 		return luaL_error(L, "%s", err);
-	if (failed) {
-		if (lua_type(L, out + 1) == LUA_TSTRING) {
-			lua_pushvalue(L, out + 1);
-			lua_pushstring(L, "\n[awaited job] ");
-			lua_pushvalue(L, out + 2);
-			lua_concat(L, 3);
-			return lua_error(L);
-		}
-		lua_pushvalue(L, out + 1);
-		return lua_error(L);
-	}
+	if (failed)
+		return raise_awaited(L, out + 1);
 	lua_settop(L, out);
 	return 1;
 }
