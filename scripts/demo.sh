@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# demo.sh: the main job. Installs what is missing, builds, and runs the demo.
+# demo.sh: the main job. Installs what is missing, builds, and starts the LÖVE
+# demo. With a display it opens the game window; without one (a server, CI)
+# it runs the demo headless and prints its summary. Extra arguments go to the
+# demo (e.g. --workers 4, --units 600; --headless forces the summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASYNC_BUILD_BENCH=OFF >/dev/null
 cmake --build build/release -j"$(nproc)" >/dev/null
-exec ./build/release/async-hello "$@"
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+lib="$PWD/build/release/lua"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [[ " $* " != *" --headless "* ]]; then
+  exec love demo "$lib" "$@"
+fi
+echo "demo: no display found: running headless (both modes, same workload, then a summary)."
+echo "demo: for the window, run this on a desktop, or: xvfb-run -a love demo $lib"
+exec love demo "$lib" --headless "$@"
