@@ -621,14 +621,15 @@ static void fail_res(struct async_buf *res, int *failed, lua_State *L, const cha
 	if (L == NULL) {
 		size_t n = strlen(msg);
 		res->n = 0;
-		if (res->cap < n + 16) {
-			unsigned char *q = realloc(res->p, n + 16);
+		if (res->cap < n + 17) {
+			unsigned char *q = realloc(res->p, n + 17);
 			if (q == NULL)
 				return;
 			res->p = q;
-			res->cap = n + 16;
+			res->cap = n + 17;
 		}
 		unsigned char *p = res->p;
+		*p++ = 0; /* flags */
 		*p++ = 1; /* one value */
 		*p++ = 5; /* a string */
 		size_t len = n;
@@ -2118,8 +2119,42 @@ static const luaL_Reg handle_methods[] = {
 	{ NULL, NULL },
 };
 
+/* encode(...) -> string: the values in async's wire format (no objects).
+ * For benchmarks, tests and the fuzzer; raises like async.call. */
+static int l_encode(lua_State *L)
+{
+	struct async_buf b = { 0 };
+	char err[256];
+	if (async_codec_encode(L, 1, lua_gettop(L), &b, "argument", NULL, err, sizeof err) != 0) {
+		async_buf_free(&b);
+		return luaL_error(L, "async.encode: %s", err);
+	}
+	lua_pushlstring(L, (const char *)b.p, b.n);
+	async_buf_free(&b);
+	return 1;
+}
+
+/* decode(s) -> ...: the values, or nil and a message for malformed data. */
+static int l_decode(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	char err[256];
+	int top = lua_gettop(L);
+	int k = async_codec_decode(L, (const unsigned char *)s, n, NULL, err, sizeof err);
+	if (k < 0) {
+		lua_settop(L, top);
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	return k;
+}
+
 static const luaL_Reg module_functions[] = {
 	{ "new", l_new },
+	{ "encode", l_encode },
+	{ "decode", l_decode },
 	{ "newBuffer", l_new_buffer },
 	{ NULL, NULL },
 };

@@ -1,6 +1,7 @@
 /* codec.c: encoder and decoder for async's value format (see codec.h).
  *
- * Format: varint count, then each value as a tag byte and its payload.
+ * Format: a flags byte (bit 0: REF values occur), varint count, then each
+ * value as a tag byte and its payload.
  *   NIL FALSE TRUE                  no payload
  *   INT   zigzag varint             doubles that are integers in int64, not -0
  *   NUM   8 bytes, the double's bits (NaN, infinities, -0 exactly)
@@ -46,29 +47,128 @@ static int buf_reserve(struct async_buf *b, size_t extra)
 
 /* ---- encoder ----------------------------------------------------------- */
 
+/* Tables already encoded, by address: open addressing, grown by doubling.
+ * Small messages stay in the inline slots (no allocation). */
+struct seen {
+	const void **keys;
+	int *vals;
+	size_t cap, n;
+	const void *inline_keys[32];
+	int inline_vals[32];
+};
+
+static void seen_init(struct seen *s)
+{
+	memset(s->inline_keys, 0, sizeof s->inline_keys);
+	s->keys = s->inline_keys;
+	s->vals = s->inline_vals;
+	s->cap = 32;
+	s->n = 0;
+}
+
+static void seen_free(struct seen *s)
+{
+	if (s->keys != s->inline_keys) {
+		free(s->keys);
+		free(s->vals);
+	}
+}
+
+static size_t seen_slot(const struct seen *s, const void *k)
+{
+	size_t h = ((uintptr_t)k >> 4) * 0x9E3779B97F4A7C15ull;
+	size_t i = h & (s->cap - 1);
+	while (s->keys[i] != NULL && s->keys[i] != k)
+		i = (i + 1) & (s->cap - 1);
+	return i;
+}
+
+/* -1 when absent. */
+static int seen_get(const struct seen *s, const void *k)
+{
+	size_t i = seen_slot(s, k);
+	return s->keys[i] == k ? s->vals[i] : -1;
+}
+
+static int seen_put(struct seen *s, const void *k, int v)
+{
+	if ((s->n + 1) * 2 > s->cap) {
+		size_t cap = s->cap * 2;
+		const void **keys = calloc(cap, sizeof *keys);
+		int *vals = malloc(cap * sizeof *vals);
+		if (keys == NULL || vals == NULL) {
+			free(keys);
+			free(vals);
+			return -1;
+		}
+		struct seen old = *s;
+		s->keys = keys;
+		s->vals = vals;
+		s->cap = cap;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.keys[i] != NULL) {
+				size_t j = seen_slot(s, old.keys[i]);
+				s->keys[j] = old.keys[i];
+				s->vals[j] = old.vals[i];
+			}
+		if (old.keys != s->inline_keys && old.keys != old.inline_keys) {
+			free(old.keys);
+			free(old.vals);
+		}
+	}
+	size_t i = seen_slot(s, k);
+	s->keys[i] = k;
+	s->vals[i] = v;
+	s->n++;
+	return 0;
+}
+
+/* Where in an argument the encoder is: recorded cheaply (a stack index or
+ * an array index per level) and turned into text only for an error. */
+struct pathstep {
+	int key;      /* stack index of the key, or 0 */
+	size_t index; /* array index when key == 0 */
+};
+
 struct enc {
 	lua_State *L;
 	struct async_buf *b;
 	const struct async_codec_objects *obj;
-	int seen;      /* stack index of the table -> number map, 0 until needed */
+	struct seen seen;
 	int ntables;
+	int refs; /* a REF was written: the decoder must number its tables */
 	const char *label; /* "argument", "result", ... for messages */
 	int arg;           /* top-level position, for messages */
-	size_t pathlen;
-	char path[120]; /* where inside the argument: ".pos.x", "[3]" */
+	int depth;
+	struct pathstep path[ASYNC_CODEC_MAX_DEPTH + 1];
 	char *err;
 	size_t errlen;
 };
 
 static int fail(struct enc *e, const char *fmt, ...)
 {
-	char what[96];
+	char what[96], where[160] = "";
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	if (e->pathlen > 0)
-		snprintf(e->err, e->errlen, "%s %d (at %s) %s", e->label, e->arg, e->path, what);
+	size_t n = 0;
+	for (int i = 0; i < e->depth && n < sizeof where - 1; i++) {
+		const struct pathstep *st = &e->path[i];
+		lua_State *L = e->L;
+		int w;
+		if (st->key == 0)
+			w = snprintf(where + n, sizeof where - n, "[%zu]", st->index);
+		else if (lua_type(L, st->key) == LUA_TSTRING)
+			w = snprintf(where + n, sizeof where - n, ".%.30s", lua_tostring(L, st->key));
+		else if (lua_type(L, st->key) == LUA_TNUMBER)
+			w = snprintf(where + n, sizeof where - n, "[%.14g]", lua_tonumber(L, st->key));
+		else
+			w = snprintf(where + n, sizeof where - n, "[%s key]", luaL_typename(L, st->key));
+		n = w < 0 || (size_t)w >= sizeof where - n ? sizeof where - 1 : n + (size_t)w;
+	}
+	if (e->depth > 0)
+		snprintf(e->err, e->errlen, "%s %d (at %s) %s", e->label, e->arg, where, what);
 	else
 		snprintf(e->err, e->errlen, "%s %d %s", e->label, e->arg, what);
 	return -1;
@@ -114,26 +214,15 @@ static int put_number(struct enc *e, double d)
 
 static int encode_value(struct enc *e, int idx, int depth);
 
-/* Appends the key at kidx to the breadcrumb; returns the old length. */
-static size_t path_push(struct enc *e, int kidx)
+/* A varint padded to exactly 5 bytes (continuation bits on the first
+ * four): any reader of plain varints reads it. Counts here are < 2^35. */
+static void put_varint5(unsigned char *p, uint64_t v)
 {
-	lua_State *L = e->L;
-	size_t old = e->pathlen, room = sizeof e->path - old;
-	int n;
-	if (lua_type(L, kidx) == LUA_TSTRING)
-		n = snprintf(e->path + old, room, ".%.30s", lua_tostring(L, kidx));
-	else if (lua_type(L, kidx) == LUA_TNUMBER)
-		n = snprintf(e->path + old, room, "[%.14g]", lua_tonumber(L, kidx));
-	else
-		n = snprintf(e->path + old, room, "[%s key]", luaL_typename(L, kidx));
-	e->pathlen = n < 0 || (size_t)n >= room ? sizeof e->path - 1 : old + (size_t)n;
-	return old;
-}
-
-static void path_pop(struct enc *e, size_t old)
-{
-	e->pathlen = old;
-	e->path[old] = '\0';
+	for (int i = 0; i < 4; i++) {
+		p[i] = (unsigned char)((v & 0x7f) | 0x80);
+		v >>= 7;
+	}
+	p[4] = (unsigned char)(v & 0x7f);
 }
 
 static int is_array_key(lua_State *L, int k, size_t narr)
@@ -151,69 +240,59 @@ static int encode_table(struct enc *e, int idx, int depth)
 		return fail(e, "is a table nested deeper than %d levels", ASYNC_CODEC_MAX_DEPTH);
 	if (!lua_checkstack(L, 8))
 		return fail(e, "could not be encoded (Lua stack exhausted)");
-	if (e->seen == 0) {
-		/* Created at the first table, before any traversal is under way,
-		 * so it sits below every traversal's stack slots. */
-		lua_newtable(L);
-		e->seen = lua_gettop(L);
-	}
-	lua_pushvalue(L, idx);
-	lua_rawget(L, e->seen);
-	if (!lua_isnil(L, -1)) {
-		int n = (int)lua_tointeger(L, -1);
-		lua_pop(L, 1);
+	const void *addr = lua_topointer(L, idx);
+	int ref = seen_get(&e->seen, addr);
+	if (ref >= 0) {
+		e->refs = 1;
 		if (put_byte(e, T_REF))
 			return -1;
-		return put_varint(e, (uint64_t)n);
+		return put_varint(e, (uint64_t)ref);
 	}
-	lua_pop(L, 1);
-	lua_pushvalue(L, idx);
-	lua_pushinteger(L, e->ntables++);
-	lua_rawset(L, e->seen);
+	if (seen_put(&e->seen, addr, e->ntables++) != 0)
+		return fail(e, "could not be encoded (out of memory)");
 
+	/* Counts are written after their items, into a fixed 5-byte varint
+	 * reserved before them, so each element is visited once. */
+	if (put_byte(e, T_TABLE))
+		return -1;
+	size_t narr_at = e->b->n;
+	if (buf_reserve(e->b, 5))
+		return fail(e, "could not be encoded (out of memory)");
+	e->b->n += 5;
 	/* The array part: the prefix 1..n without holes. */
+	struct pathstep *step = &e->path[e->depth++];
 	size_t narr = 0, maxn = lua_objlen(L, idx);
 	for (; narr < maxn; narr++) {
 		lua_rawgeti(L, idx, (int)(narr + 1));
-		int isnil = lua_isnil(L, -1);
-		lua_pop(L, 1);
-		if (isnil)
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
 			break;
-	}
-	if (put_byte(e, T_TABLE) || put_varint(e, narr))
-		return -1;
-	for (size_t k = 0; k < narr; k++) {
-		lua_pushnumber(L, (lua_Number)(k + 1));
-		size_t old = path_push(e, lua_gettop(L));
-		lua_rawgeti(L, idx, (int)(k + 1));
+		}
+		step->key = 0;
+		step->index = narr + 1;
 		int rc = encode_value(e, lua_gettop(L), depth + 1);
-		lua_pop(L, 2);
+		lua_pop(L, 1);
 		if (rc)
 			return -1;
-		path_pop(e, old);
 	}
-	/* The other pairs, counted first since the count precedes them. */
-	size_t nhash = 0;
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		lua_pop(L, 1);
-		nhash += !is_array_key(L, -1, narr);
-	}
-	if (put_varint(e, nhash))
-		return -1;
+	put_varint5(e->b->p + narr_at, narr);
+	size_t nhash_at = e->b->n, nhash = 0;
+	if (buf_reserve(e->b, 5))
+		return fail(e, "could not be encoded (out of memory)");
+	e->b->n += 5;
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		int v = lua_gettop(L), key = v - 1;
 		if (!is_array_key(L, key, narr)) {
-			size_t old = path_push(e, key);
-			if (encode_value(e, key, depth + 1) || encode_value(e, v, depth + 1)) {
-				lua_pop(L, 2);
-				return -1;
-			}
-			path_pop(e, old);
+			step->key = key;
+			if (encode_value(e, key, depth + 1) || encode_value(e, v, depth + 1))
+				return -1; /* the caller resets the stack */
+			nhash++;
 		}
 		lua_pop(L, 1);
 	}
+	put_varint5(e->b->p + nhash_at, nhash);
+	e->depth--;
 	return 0;
 }
 
@@ -260,22 +339,32 @@ static int encode_value(struct enc *e, int idx, int depth)
 int async_codec_encode(lua_State *L, int first, int last, struct async_buf *b, const char *label,
                        const struct async_codec_objects *objects, char *err, size_t errlen)
 {
-	struct enc e = { L, b, objects, 0, 0, label, 1, 0, "", err, errlen };
-	int top = lua_gettop(L);
+	struct enc enc; /* about 2.5 KiB, on the C stack: no allocation per call */
+	struct enc *e = &enc;
+	e->L = L;
+	e->b = b;
+	e->obj = objects;
+	seen_init(&e->seen);
+	e->ntables = e->refs = e->depth = 0;
+	e->label = label;
+	e->arg = 1;
+	e->err = err;
+	e->errlen = errlen;
+	int top = lua_gettop(L), rc = 0;
 	b->n = 0;
 	int count = last >= first ? last - first + 1 : 0;
-	if (put_varint(&e, (uint64_t)count))
-		return -1;
-	for (int i = 0; i < count; i++) {
-		e.arg = 1 + i;
-		path_pop(&e, 0);
-		if (encode_value(&e, first + i, 0)) {
-			lua_settop(L, top);
-			return -1;
-		}
+	if (put_byte(e, 0) || put_varint(e, (uint64_t)count))
+		rc = -1;
+	for (int i = 0; rc == 0 && i < count; i++) {
+		e->arg = 1 + i;
+		e->depth = 0;
+		rc = encode_value(e, first + i, 0);
 	}
+	if (rc == 0 && e->refs)
+		b->p[0] |= 1; /* flags: REF values occur */
+	seen_free(&e->seen);
 	lua_settop(L, top);
-	return 0;
+	return rc;
 }
 
 /* ---- decoder ----------------------------------------------------------- */
@@ -330,8 +419,10 @@ static int decode_table(struct dec *d, int depth)
 		return dfail(d, "Lua stack exhausted");
 	lua_createtable(L, (int)narr, 0);
 	int t = lua_gettop(L);
-	lua_pushvalue(L, t);
-	lua_rawseti(L, d->tables, ++d->ntables);
+	if (d->tables != 0) {
+		lua_pushvalue(L, t);
+		lua_rawseti(L, d->tables, ++d->ntables);
+	}
 	for (uint64_t i = 0; i < narr; i++) {
 		if (decode_value(d, depth + 1))
 			return -1;
@@ -398,7 +489,7 @@ static int decode_value(struct dec *d, int depth)
 	case T_REF:
 		if (get_varint(d, &u))
 			return -1;
-		if (u >= (uint64_t)d->ntables)
+		if (d->tables == 0 || u >= (uint64_t)d->ntables)
 			return dfail(d, "reference to a table not yet seen");
 		lua_rawgeti(L, d->tables, (int)u + 1);
 		return 0;
@@ -423,14 +514,25 @@ int async_codec_decode(lua_State *L, const unsigned char *p, size_t n,
 	struct dec d = { L, p, p + n, objects, 0, 0, err, errlen };
 	int base = lua_gettop(L);
 	uint64_t count;
+	if (n < 1) {
+		dfail(&d, "empty");
+		return -1;
+	}
+	unsigned flags = *d.p++;
+	if (flags > 1) {
+		dfail(&d, "unknown flags");
+		return -1;
+	}
 	if (get_varint(&d, &count))
 		return -1;
 	if (count > n || !lua_checkstack(L, (int)count + 8)) {
 		dfail(&d, "value count exceeds the data");
 		return -1;
 	}
-	lua_newtable(L); /* table number -> table, for REF */
-	d.tables = lua_gettop(L);
+	if (flags & 1) {
+		lua_newtable(L); /* table number -> table, for REF */
+		d.tables = lua_gettop(L);
+	}
 	for (uint64_t i = 0; i < count; i++) {
 		if (decode_value(&d, 0)) {
 			lua_settop(L, base);
@@ -442,6 +544,7 @@ int async_codec_decode(lua_State *L, const unsigned char *p, size_t n,
 		dfail(&d, "trailing bytes");
 		return -1;
 	}
-	lua_remove(L, d.tables);
+	if (d.tables != 0)
+		lua_remove(L, d.tables);
 	return (int)count;
 }

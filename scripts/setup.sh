@@ -11,6 +11,8 @@ PKGS=(
   libbenchmark-dev libtbb-dev             # benchmarks; oneTBB is a measured peer
   love xvfb xauth                         # LÖVE 11.4, and a display for headless runs
   luarocks                                # the rockspec is tested with `luarocks make`
+  lua-luv python3 gnuplot-nox             # benchmarks: luv is a measured peer; the report and its chart
+  clang libclang-rt-14-dev                # the codec fuzzer (libFuzzer)
 )
 if [ "${ASYNC_SETUP_SANITIZERS:-1}" = 1 ]; then
   # ASan/UBSan/TSan runtimes for gcc-12 (normally pulled in by build-essential)

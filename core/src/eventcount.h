@@ -92,6 +92,21 @@ static inline void async_ec_notify_one(struct async_ec *ec)
 	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* As async_ec_notify_one, for a notifier whose last write was an atomic
+ * RMW (a CAS that published the item): that RMW already orders the write
+ * before the loads here, so the fence is only ck_pr's atomic-to-load one
+ * (free on x86-64). It pairs with the RMW in async_ec_prepare. */
+static inline void async_ec_notify_one_after_rmw(struct async_ec *ec)
+{
+	ck_pr_fence_atomic_load();
+	if (ck_pr_load_32(&ec->waiters) == 0 || ck_pr_load_32(&ec->waking) != 0)
+		return;
+	if (!ck_pr_cas_32(&ec->waking, 0, 1))
+		return;
+	(void)ck_pr_faa_32(&ec->seq, 1);
+	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 /* A hint, not a guarantee: wake one waiter if the (unfenced) count says
  * there is one. For extra parallelism only, never for correctness. */
 static inline void async_ec_hint(struct async_ec *ec)

@@ -632,8 +632,9 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 	inject_push(p, first, last);
 	/* The CAS in inject_push is a full barrier, so the job is published
 	 * before we read spinning: pairs with the RMW on spinning in idle(). */
+	ck_pr_fence_atomic_load();
 	if (ck_pr_load_32(&p->spinning) == 0)
-		async_ec_notify_one(&p->work_ec);
+		async_ec_notify_one_after_rmw(&p->work_ec);
 	return 0;
 }
 

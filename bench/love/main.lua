@@ -1,0 +1,272 @@
+-- main.lua: the Lua benchmarks, run headless in LÖVE 11.4 against ours, the
+-- Async-1.1-design baseline (baseline.lua) and luv's uv.new_work pool, in
+-- one process so the ratios are measured, not remembered.
+--   love bench/love <folder with async.lua and async_native.so> [--quick] [--out FILE]
+-- Prints (and writes to FILE) one "name<TAB>value<TAB>unit" line per figure.
+-- Headless: an error must end the process with its traceback (LÖVE's
+-- error screen would wait forever for a window that does not exist).
+io.stdout:setvbuf("line")
+function love.errorhandler(msg)
+  io.stderr:write("Error: " .. debug.traceback(tostring(msg), 2) .. "\n")
+  os.exit(1)
+end
+
+local libdir, quick, outfile, demodir
+local out = {}
+
+local function emit(name, value, unit)
+  local line = ("%s\t%.6g\t%s"):format(name, value, unit)
+  out[#out + 1] = line
+  print(line)
+end
+
+local now = love.timer.getTime
+-- The main thread's own CPU time: what the game pays, not what it waits.
+local ffi = require "ffi"
+ffi.cdef [[
+  struct async_bench_ts { long tv_sec; long tv_nsec; };
+  int clock_gettime(int clk, struct async_bench_ts *ts);
+]]
+local tsbuf = ffi.new("struct async_bench_ts")
+local function cpu()
+  ffi.C.clock_gettime(3, tsbuf) -- CLOCK_THREAD_CPUTIME_ID
+  return tonumber(tsbuf.tv_sec) + tonumber(tsbuf.tv_nsec) * 1e-9
+end
+local function median(t)
+  table.sort(t)
+  return t[math.max(1, math.floor(#t / 2 + 0.5))]
+end
+
+-- Each system behind one small interface: define, call, update, inflight.
+local systems = {}
+
+local function oursSystem(async)
+  return {
+    name = "ours",
+    define = function(n, f) async.define(n, f) end,
+    call = async.call,
+    update = function() async.update() end,
+    inflight = function() return async.stats().inflight end,
+  }
+end
+
+local function drain(sys)
+  local t0 = now()
+  while sys.inflight() > 0 do
+    sys.update()
+    if now() - t0 > 300 then error(sys.name .. ": calls did not finish") end
+  end
+end
+
+-- Round trip of add(a, b): N calls issued 1,000 per update(), as a game
+-- would per frame. Wall time per call, and the main thread's time inside
+-- call + update per 1,000 calls.
+local function roundtrip(sys, N)
+  sys.define("add", function(a, b) return a + b end)
+  local got, sum = 0, 0
+  local cb = function(r) got = got + 1; sum = sum + r end
+  -- Warm up (JIT, records, worker states) before measuring.
+  for i = 1, 2000 do sys.call(cb, "add", i, 1) end
+  while got < 2000 do sys.update() end
+  got = 0
+  local t0, c0 = now(), cpu()
+  for b = 1, N / 1000 do
+    for i = 1, 1000 do sys.call(cb, "add", i, b) end
+    sys.update()
+  end
+  while got < N do sys.update() end
+  local total = now() - t0
+  assert(got == N)
+  emit("roundtrip_us_per_call/" .. sys.name, total / N * 1e6, "us")
+  -- Main-thread cost alone: the same calls, waiting by sleeping so that
+  -- only call + update count.
+  got = 0
+  c0 = cpu()
+  for b = 1, N / 1000 do
+    for i = 1, 1000 do sys.call(cb, "add", i, b) end
+    sys.update()
+    love.timer.sleep(0.0002)
+  end
+  while got < N do sys.update(); love.timer.sleep(0.0002) end
+  emit("mainthread_us_per_1000_calls/" .. sys.name, (cpu() - c0) / (N / 1000) * 1e6, "us")
+end
+
+-- One call at a time on an idle pool: call to callback.
+local function latency(sys, samples)
+  sys.define("id", function(x) return x end)
+  local lat = {}
+  for i = 1, samples do
+    love.timer.sleep(0.003) -- let the workers go to sleep
+    local done = false
+    local t0 = now()
+    sys.call(function() done = true end, "id", i)
+    while not done do sys.update() end
+    lat[#lat + 1] = now() - t0
+  end
+  emit("latency_us/" .. sys.name, median(lat) * 1e6, "us")
+end
+
+-- A 64 KiB string argument, echoed back as its length.
+local function bigstring(sys, N)
+  sys.define("len", function(s) return #s end)
+  local s = string.rep("x", 65536)
+  local got = 0
+  local t0 = now()
+  for i = 1, N do
+    sys.call(function(n) assert(n == 65536); got = got + 1 end, "len", s)
+    if i % 100 == 0 then sys.update() end
+  end
+  while got < N do sys.update() end
+  emit("string64k_us_per_call/" .. sys.name, (now() - t0) / N * 1e6, "us")
+end
+
+-- A* on a 256x256 grid with 30 % walls: the map sent with every request
+-- (as Async 1.1 must), or shared once (ours, async.share).
+local SIZE = 256
+local function astarRequests(n)
+  local rng = love.math.newRandomGenerator(5)
+  local r = {}
+  for i = 1, n do r[i] = { rng:random(0, SIZE - 1), rng:random(0, SIZE - 1), rng:random(0, SIZE - 1), rng:random(0, SIZE - 1) } end
+  return r
+end
+
+local function astar(sys, map, reqs, shared, async)
+  if shared then
+    async.share("map", map)
+    sys.define("astarShared", function(sx, sy, tx, ty)
+      return require("astar").find(async.shared.map, 256, sx, sy, tx, ty)
+    end)
+  else
+    sys.define("astar", function(m, sx, sy, tx, ty) return require("astar").find(m, 256, sx, sy, tx, ty) end)
+  end
+  local got, total = 0, 0
+  local cb = function(c) got = got + 1; total = total + c end
+  local t0, c0 = now(), cpu()
+  for i, r in ipairs(reqs) do
+    if shared then sys.call(cb, "astarShared", r[1], r[2], r[3], r[4])
+    else sys.call(cb, "astar", map, r[1], r[2], r[3], r[4]) end
+    if i % 50 == 0 then sys.update() end
+  end
+  -- Wait as a game would between frames (sleeping, not spinning), so the
+  -- main thread does not take a core from the workers.
+  while got < #reqs do
+    sys.update()
+    love.timer.sleep(0.001)
+    if now() - t0 > 300 then error(sys.name .. ": A* requests did not finish in 300 s") end
+  end
+  return now() - t0, cpu() - c0, total
+end
+
+-- The codec alone against LuaJIT's string.buffer, on typical arguments.
+local function codec(native, N)
+  local buffer = require "string.buffer"
+  local args = { 17, 2.5, "unit-42", { x = 10, y = 20, tags = { "a", "b" }, alive = true } }
+  local enc, dec = native.encode, native.decode
+  local t0 = now()
+  for _ = 1, N do
+    local s = enc(args[1], args[2], args[3], args[4])
+    local a, b, c, d = dec(s)
+  end
+  local ours = (now() - t0) / N
+  t0 = now()
+  for _ = 1, N do
+    local s = buffer.encode(args)
+    local t = buffer.decode(s)
+  end
+  local sb = (now() - t0) / N
+  emit("codec_ns_per_roundtrip/ours", ours * 1e9, "ns")
+  emit("codec_ns_per_roundtrip/string.buffer", sb * 1e9, "ns")
+end
+
+function love.load(args)
+  for i = 1, #args do
+    if args[i] == "--quick" then quick = true
+    elseif args[i] == "--out" then outfile = args[i + 1]
+    elseif args[i] == "--demo" then demodir = args[i + 1]
+    elseif args[i - 1] ~= "--out" and args[i - 1] ~= "--demo" then libdir = libdir or args[i] end
+  end
+  -- The A* workload is the demo's own (demo/pathing.lua); workers inherit
+  -- this path.
+  package.path = libdir .. "/?.lua;" .. (demodir or "demo") .. "/?.lua;" .. package.path
+  package.cpath = libdir .. "/?.so;" .. package.cpath
+  local async = require "async"
+  local native = require "async_native"
+  local baseline = require "baseline"
+  local scale = quick and 0.1 or 1
+
+  async.load(2)
+  baseline.load(2)
+  local ours = oursSystem(async)
+  local base = {
+    name = "async1.1-design", define = baseline.define, call = baseline.call,
+    update = baseline.update, inflight = baseline.inflight,
+  }
+
+  -- luv's work pool (lua-luv), where installed: new_work per definition.
+  local luvSys
+  package.cpath = package.cpath .. ";/usr/lib/x86_64-linux-gnu/lua/5.1/?.so"
+  local okLuv, uv = pcall(require, "luv")
+  if okLuv then
+    local works, inflight = {}, 0
+    luvSys = {
+      name = "luv",
+      -- luv calls back in completion order, not call order: callbacks
+      -- here only count, so a FIFO of them is equivalent.
+      define = function(n, f)
+        local cbs = { first = 1, last = 0 }
+        works[n] = { cbs = cbs, work = uv.new_work(f, function(...)
+          inflight = inflight - 1
+          local cb = cbs[cbs.first]
+          cbs[cbs.first] = nil
+          cbs.first = cbs.first + 1
+          cb(...)
+        end) }
+      end,
+      call = function(cb, n, ...)
+        inflight = inflight + 1
+        local w = works[n]
+        w.cbs.last = w.cbs.last + 1
+        w.cbs[w.cbs.last] = cb
+        w.work:queue(...)
+      end,
+      update = function() uv.run("nowait") end,
+      inflight = function() return inflight end,
+    }
+  end
+
+  local N = math.floor(100000 * scale)
+  for _, sys in ipairs({ ours, base, luvSys }) do roundtrip(sys, N) end
+  for _, sys in ipairs({ ours, base, luvSys }) do latency(sys, math.floor(200 * scale) + 20) end
+  for _, sys in ipairs({ ours, base }) do bigstring(sys, math.floor(2000 * scale) + 50) end
+
+  local astarMod = require "astar"
+  local map = astarMod.makeMap(SIZE, 0.3, 11)
+  local reqs = astarRequests(math.floor(2000 * scale))
+  local t0, c0 = now(), cpu()
+  local serialTotal = 0
+  for _, r in ipairs(reqs) do serialTotal = serialTotal + astarMod.find(map, SIZE, r[1], r[2], r[3], r[4]) end
+  local serial = now() - t0
+  emit("astar_s/serial", serial, "s")
+  emit("astar_mainthread_cpu_s/serial", cpu() - c0, "s")
+  local function runAstar(sys, label, shared)
+    local wall, inside, total = astar(sys, map, reqs, shared, async)
+    assert(total == serialTotal, label .. ": results differ from the serial run")
+    emit("astar_s/" .. label, wall, "s")
+    emit("astar_speedup/" .. label, serial / wall, "x")
+    emit("astar_mainthread_cpu_s/" .. label, inside, "s")
+  end
+  runAstar(base, "async1.1-design", false)
+  runAstar(ours, "ours-sent", false)
+  runAstar(ours, "ours-shared", true)
+
+  codec(native, math.floor(200000 * scale))
+
+  async.shutdown()
+  baseline.shutdown()
+  if outfile then
+    local f = assert(io.open(outfile, "w"))
+    f:write(table.concat(out, "\n"), "\n")
+    f:close()
+  end
+  love.event.quit(0)
+end
