@@ -194,6 +194,14 @@ end
 
 function love.load(args)
   parseArgs(args)
+  if opts.headless then
+    -- Without a window LÖVE's error screen would wait forever: print, exit.
+    io.stdout:setvbuf("line")
+    function love.errorhandler(msg)
+      io.stderr:write("Error: " .. debug.traceback(tostring(msg), 2) .. "\n")
+      os.exit(1)
+    end
+  end
   loadAsync()
   if opts.headless then return headless() end
   frames = Frames.new(240)

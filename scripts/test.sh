@@ -2,7 +2,9 @@
 # test.sh: every test. Installs what is missing, then builds and runs
 #   1. the full suite (RelWithDebInfo),
 #   2. the full suite under ASan+UBSan,
-#   3. the concurrency suites under TSan.
+#   3. the concurrency suites under TSan,
+#   4. the codec fuzzer (libFuzzer + ASan + UBSan) for a bounded time
+#      (FUZZ_SECONDS, default 120).
 # Each build lives in its own folder under build/ and is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +25,6 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
   run asan "" -DCMAKE_BUILD_TYPE=Debug -DASYNC_SANITIZE=address
 TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
   run tsan "-L concurrency" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASYNC_SANITIZE=thread
+echo "==== fuzz (codec, ${FUZZ_SECONDS:-120} s)"
+bash test/fuzz/run.sh "${FUZZ_SECONDS:-120}"
 echo "==== all test builds passed"

@@ -1,6 +1,14 @@
 -- main.lua: the LÖVE integration test. Run as: love <this folder> <lua build folder>
 -- Prints [PASS]/[FAIL] per check and "N passed, N failed"; the exit code is
 -- the number of failures.
+-- Headless: an error must end the process with its traceback (LÖVE's
+-- error screen would wait forever for a window that does not exist).
+io.stdout:setvbuf("line")
+function love.errorhandler(msg)
+  io.stderr:write("Error: " .. debug.traceback(tostring(msg), 2) .. "\n")
+  os.exit(1)
+end
+
 local passed, failed = 0, 0
 local function check(name, cond, detail)
   if cond then
