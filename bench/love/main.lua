@@ -178,6 +178,113 @@ local function codec(native, N)
   emit("codec_ns_per_roundtrip/string.buffer", sb * 1e9, "ns")
 end
 
+-- Issue 8: each feature against doing the same through plain calls.
+local function features(async, scale)
+  local ffi = require "ffi"
+  local function waitFor(pred)
+    local t0 = now()
+    while not pred() do
+      async.update()
+      love.timer.sleep(0.0002)
+      if now() - t0 > 120 then error("features: calls did not finish") end
+    end
+  end
+  -- 1. A 1 MiB float array: sent as a string (copied both ways) vs an async buffer (zero-copy).
+  local N = math.floor(200 * scale) + 20
+  local floats = 262144
+  local str = ffi.string(ffi.new("float[?]", floats, 1), 4 * floats)
+  async.define("sumString", function(s)
+    local p = require("ffi").cast("const float*", s)
+    local t = 0
+    for i = 0, #s / 4 - 1 do t = t + p[i] end
+    return t
+  end)
+  async.define("sumBuffer", function(b)
+    local p = b:ptr("float")
+    local t = 0
+    for i = 0, b:size() / 4 - 1 do t = t + p[i] end
+    return t
+  end)
+  local buf = async.newBuffer(4 * floats)
+  local bp = buf:ptr("float")
+  for i = 0, floats - 1 do bp[i] = 1 end
+  local got = 0
+  local t0 = now()
+  for _ = 1, N do async.call(function(v) assert(v == floats); got = got + 1 end, "sumString", str) end
+  waitFor(function() return got == N end)
+  emit("feature_us/1MiB-as-string", (now() - t0) / N * 1e6, "us")
+  got = 0
+  t0 = now()
+  -- one buffer per call in flight would be the usual pattern; here one
+  -- buffer is lent to each call in turn
+  for _ = 1, N do
+    async.call(function(v) assert(v == floats); got = got + 1 end, "sumBuffer", buf)
+    waitFor(function() return not buf:isLent() end)
+  end
+  emit("feature_us/1MiB-as-buffer", (now() - t0) / N * 1e6, "us")
+  got = 0
+  t0 = now()
+  for _ = 1, N do
+    async.call(function(v) assert(v == floats); got = got + 1 end, "sumString", str)
+    waitFor(function() return got > 0 end)
+    got = 0
+  end
+  emit("feature_us/1MiB-as-string-one-at-a-time", (now() - t0) / N * 1e6, "us")
+  -- 2. async.map over 2,000 items vs 2,000 calls counted by hand.
+  async.define("sq", function(x) return x * x end)
+  local list = {}
+  for i = 1, math.floor(2000 * scale) + 200 do list[i] = i end
+  local done = false
+  t0 = now()
+  async.map(function() done = true end, "sq", list)
+  waitFor(function() return done end)
+  emit("feature_ms/map", (now() - t0) * 1e3, "ms")
+  local left = #list
+  local res = {}
+  t0 = now()
+  for i, v in ipairs(list) do async.call(function(r) res[i] = r; left = left - 1 end, "sq", v) end
+  waitFor(function() return left == 0 end)
+  emit("feature_ms/plain-calls", (now() - t0) * 1e3, "ms")
+  -- 3. A result needing two sub-results: awaitAll inside one job vs the
+  -- main thread issuing two calls and then a third.
+  async.define("part", function(x) local t = 0; for i = 1, 20000 do t = t + (x + i) % 7 end; return t end)
+  async.define("combine", function(a, b) return a + b end)
+  async.define("whole", function(x)
+    local r = async.awaitAll({ { "part", x }, { "part", x + 1 } })
+    return r[1] + r[2]
+  end)
+  local R = math.floor(500 * scale) + 50
+  local fin = 0
+  t0 = now()
+  for i = 1, R do async.call(function() fin = fin + 1 end, "whole", i) end
+  waitFor(function() return fin == R end)
+  emit("feature_ms/awaitAll-in-a-job", (now() - t0) * 1e3, "ms")
+  fin = 0
+  t0 = now()
+  for i = 1, R do
+    local a, b
+    local function both() if a and b then async.call(function() fin = fin + 1 end, "combine", a, b) end end
+    async.call(function(v) a = v; both() end, "part", i)
+    async.call(function(v) b = v; both() end, "part", i + 1)
+  end
+  waitFor(function() return fin == R end)
+  emit("feature_ms/main-thread-orchestrated", (now() - t0) * 1e3, "ms")
+  -- 4. Per-worker state: a lookup table built once per worker (setWorkerInit
+  -- / async.state) vs built in every call.
+  async.setWorkerInit(function(state) local t = {}; for i = 1, 100000 do t[i] = i * 2 end; state.table = t end)
+  async.define("useState", function(i) return async.state.table[i] end)
+  async.define("buildEach", function(i) local t = {}; for k = 1, 100000 do t[k] = k * 2 end; return t[i] end)
+  local C = math.floor(300 * scale) + 30
+  for _, name in ipairs({ "useState", "buildEach" }) do
+    fin = 0
+    t0 = now()
+    for i = 1, C do async.call(function(v) assert(v == 2 * i); fin = fin + 1 end, name, i) end
+    waitFor(function() return fin == C end)
+    emit("feature_us/" .. name, (now() - t0) / C * 1e6, "us")
+  end
+  async.setWorkerInit(nil)
+end
+
 function love.load(args)
   for i = 1, #args do
     if args[i] == "--quick" then quick = true
@@ -260,6 +367,7 @@ function love.load(args)
   runAstar(ours, "ours-shared", true)
 
   codec(native, math.floor(200000 * scale))
+  features(async, scale)
 
   async.shutdown()
   baseline.shutdown()
