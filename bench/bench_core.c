@@ -219,19 +219,10 @@ void bench_submit_ckring(size_t n, int threads)
 
 /* ---- parallel-for ---- */
 
-static inline float poly(float x)
-{
-	/* 24 dependent multiply-adds: compute-bound, so 2 cores can give 2x. */
-	float y = x;
-	for (int k = 0; k < 12; k++)
-		y = y * 0.999f + 0.001f * x * y;
-	return y;
-}
-
 void bench_pfor_serial(const float *in, float *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		out[i] = poly(in[i]);
+		out[i] = bench_poly(in[i]);
 }
 
 struct pfor_arg {
@@ -243,7 +234,7 @@ static void pfor_body(void *arg, size_t b, size_t e)
 {
 	struct pfor_arg *a = arg;
 	for (size_t i = b; i < e; i++)
-		a->out[i] = poly(a->in[i]);
+		a->out[i] = bench_poly(a->in[i]);
 }
 
 void bench_pfor_async(void *pool, const float *in, float *out, size_t n)

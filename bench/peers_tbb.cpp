@@ -61,21 +61,13 @@ extern "C" void bench_submit_tbb(size_t n, int threads)
 	}
 }
 
-static inline float poly(float x)
-{
-	float y = x;
-	for (int k = 0; k < 12; k++)
-		y = y * 0.999f + 0.001f * x * y;
-	return y;
-}
-
 extern "C" void bench_pfor_tbb(const float *in, float *out, size_t n, int threads)
 {
 	tbb::task_arena arena(threads);
 	arena.execute([&] {
 		tbb::parallel_for(tbb::blocked_range<size_t>(0, n), [&](const tbb::blocked_range<size_t> &r) {
 			for (size_t i = r.begin(); i != r.end(); ++i)
-				out[i] = poly(in[i]);
+				out[i] = bench_poly(in[i]);
 		});
 	});
 }

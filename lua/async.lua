@@ -122,11 +122,15 @@ end
 --- Makes `func` callable on the workers under `name`. Its upvalues are copied
 --- now; one that cannot be sent is an error naming it. Returns the shorthand
 --- f(callback, ...) for async.call(callback, name, ...).
+local names = setmetatable({}, { __mode = "k" }) -- shorthand -> name, for async.await
+
 function async.define(name, func)
   if type(name) ~= "string" then
     error("async.define: the name must be a string, got " .. type(name), 2)
   end
-  return context():define(name, func)
+  local f = context():define(name, func)
+  names[f] = name
+  return f
 end
 
 --- Removes a definition. Calls already made still run with it.
@@ -270,14 +274,6 @@ end
 
 -- Coroutines the library drives: async.go(fn, ...) runs fn as a coroutine in
 -- which async.await(f, ...) waits for a job without blocking the frame.
-local names = setmetatable({}, { __mode = "k" }) -- shorthand -> name
-
-local define = async.define
-function async.define(name, func)
-  local f = define(name, func)
-  names[f] = name
-  return f
-end
 
 local function resume(co, ...)
   local ok, err = coroutine.resume(co, ...)

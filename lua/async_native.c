@@ -613,33 +613,13 @@ static int traceback_handler(lua_State *L)
 	return 1;
 }
 
-/* Writes a failure (message, traceback) into res. With no Lua state the
- * format is written by hand. */
+/* Writes a failure (message, traceback) into res; with no Lua state, the
+ * message alone. */
 static void fail_res(struct async_buf *res, int *failed, lua_State *L, const char *msg, const char *tb)
 {
 	*failed = 1;
 	if (L == NULL) {
-		size_t n = strlen(msg);
-		res->n = 0;
-		if (res->cap < n + 17) {
-			unsigned char *q = realloc(res->p, n + 17);
-			if (q == NULL)
-				return;
-			res->p = q;
-			res->cap = n + 17;
-		}
-		unsigned char *p = res->p;
-		*p++ = 0; /* flags */
-		*p++ = 1; /* one value */
-		*p++ = 5; /* a string */
-		size_t len = n;
-		while (len >= 0x80) {
-			*p++ = (unsigned char)(len | 0x80);
-			len >>= 7;
-		}
-		*p++ = (unsigned char)len;
-		memcpy(p, msg, n);
-		res->n = (size_t)(p - res->p) + n;
+		async_codec_encode_message(res, msg);
 		return;
 	}
 	int top = lua_gettop(L);
@@ -1060,6 +1040,14 @@ static void register_buffer_type(lua_State *L)
 	lua_pop(L, 1);
 }
 
+/* require(name) in L; returns lua_pcall's code, the error on the stack. */
+static int require_module(lua_State *L, const char *name)
+{
+	lua_getglobal(L, "require");
+	lua_pushstring(L, name);
+	return lua_pcall(L, 1, 0, 0);
+}
+
 static void worker_env(struct ctx *ctx, struct wstate *ws)
 {
 	lua_State *L = ws->L;
@@ -1085,28 +1073,17 @@ static void worker_env(struct ctx *ctx, struct wstate *ws)
 	if (ctx->love) {
 		/* What LÖVE's own thread start-up does: the love table, then
 		 * love.filesystem, which installs the game's require loaders. */
-		lua_getglobal(L, "require");
-		lua_pushstring(L, "love");
-		int rc = lua_pcall(L, 1, 0, 0);
-		if (rc == 0) {
-			lua_getglobal(L, "require");
-			lua_pushstring(L, "love.filesystem");
-			rc = lua_pcall(L, 1, 0, 0);
-		}
-		if (rc == 0) {
-			lua_getglobal(L, "require");
-			lua_pushstring(L, "love.thread");
-			rc = lua_pcall(L, 1, 0, 0);
-		}
+		int rc = require_module(L, "love");
+		if (rc == 0)
+			rc = require_module(L, "love.filesystem");
+		if (rc == 0)
+			rc = require_module(L, "love.thread");
 		/* The game's modules (love.math, love.image, ...): a job uses
 		 * them as the game does, and a LÖVE object's methods exist in a
 		 * state only once its module is loaded there. */
 		for (int i = 0; rc == 0 && i < ctx->npre; i++) {
-			if (!ctx->pre[i].required)
-				continue;
-			lua_getglobal(L, "require");
-			lua_pushstring(L, ctx->pre[i].name);
-			rc = lua_pcall(L, 1, 0, 0);
+			if (ctx->pre[i].required)
+				rc = require_module(L, ctx->pre[i].name);
 		}
 		if (rc != 0) {
 			const char *m = lua_tostring(L, -1);
@@ -1801,13 +1778,6 @@ static int l_count(lua_State *L)
 	return 1;
 }
 
-static int l_inflight(lua_State *L)
-{
-	struct ctx *ctx = check_ctx(L, 1);
-	lua_pushinteger(L, (lua_Integer)ctx->inflight);
-	return 1;
-}
-
 static void set_num(lua_State *L, int t, const char *k, lua_Number v)
 {
 	lua_pushnumber(L, v);
@@ -1880,6 +1850,24 @@ static int l_stats(lua_State *L)
 	return 1;
 }
 
+static void unref_share_entry(void *x) { share_unref(x); }
+static void unref_def_entry(void *x) { def_unref(x); }
+
+/* Drops the reference held by each lightuserdata value of the registry
+ * table `ref` (name -> definition or shared value). */
+static void release_entries(lua_State *L, int ref, void (*unref)(void *))
+{
+	if (ref == LUA_NOREF)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		unref(lua_touserdata(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
 static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 {
 	if (ctx->pool != NULL) {
@@ -1916,26 +1904,12 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	if (ctx->init != NULL)
 		def_unref(ctx->init);
 	ctx->init = NULL;
-	if (ctx->shares != LUA_NOREF) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->shares);
-		lua_pushnil(L);
-		while (lua_next(L, -2)) {
-			share_unref(lua_touserdata(L, -1));
-			lua_pop(L, 1);
-		}
-		lua_pop(L, 1);
-		if (unref)
-			luaL_unref(L, LUA_REGISTRYINDEX, ctx->shares);
-		ctx->shares = LUA_NOREF;
-	}
+	release_entries(L, ctx->shares, unref_share_entry);
+	if (unref && ctx->shares != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, ctx->shares);
+	ctx->shares = LUA_NOREF;
 	if (ctx->defs != LUA_NOREF) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
-		lua_pushnil(L);
-		while (lua_next(L, -2)) {
-			def_unref(lua_touserdata(L, -1));
-			lua_pop(L, 1);
-		}
-		lua_pop(L, 1);
+		release_entries(L, ctx->defs, unref_def_entry);
 		if (unref) {
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->defs);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->facade);
@@ -2105,7 +2079,6 @@ static const luaL_Reg ctx_methods[] = {
 	{ "add", l_add },
 	{ "stop", l_stop },
 	{ "count", l_count },
-	{ "inflight", l_inflight },
 	{ "stats", l_stats },
 	{ "shutdown", l_shutdown },
 	{ "share", l_share },

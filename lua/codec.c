@@ -196,6 +196,16 @@ static int put_varint(struct enc *e, uint64_t v)
 	return 0;
 }
 
+/* Eight raw bytes after a tag (a double's bits, an object's payload). */
+static int put_raw8(struct enc *e, unsigned char tag, const void *bytes)
+{
+	if (put_byte(e, tag) || buf_reserve(e->b, 8))
+		return fail(e, "could not be encoded (out of memory)");
+	memcpy(e->b->p + e->b->n, bytes, 8);
+	e->b->n += 8;
+	return 0;
+}
+
 static int put_number(struct enc *e, double d)
 {
 	if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(int64_t)d &&
@@ -205,11 +215,7 @@ static int put_number(struct enc *e, double d)
 			return -1;
 		return put_varint(e, ((uint64_t)i << 1) ^ (uint64_t)(i >> 63));
 	}
-	if (put_byte(e, T_NUM) || buf_reserve(e->b, 8))
-		return fail(e, "could not be encoded (out of memory)");
-	memcpy(e->b->p + e->b->n, &d, 8);
-	e->b->n += 8;
-	return 0;
+	return put_raw8(e, T_NUM, &d);
 }
 
 static int encode_value(struct enc *e, int idx, int depth);
@@ -321,13 +327,8 @@ static int encode_value(struct enc *e, int idx, int depth)
 		if (e->obj != NULL && e->obj->put != NULL) {
 			uint64_t payload = 0;
 			lua_pushvalue(L, idx);
-			if (e->obj->put(e->obj->ud, L, &payload) == 0) {
-				if (put_byte(e, T_OBJ) || buf_reserve(e->b, 8))
-					return fail(e, "could not be encoded (out of memory)");
-				memcpy(e->b->p + e->b->n, &payload, 8);
-				e->b->n += 8;
-				return 0;
-			}
+			if (e->obj->put(e->obj->ud, L, &payload) == 0)
+				return put_raw8(e, T_OBJ, &payload);
 			lua_pop(L, 1);
 		}
 		return fail(e, "is a userdata that is neither a LÖVE object nor an async buffer");
@@ -367,6 +368,27 @@ int async_codec_encode(lua_State *L, int first, int last, struct async_buf *b, c
 	return rc;
 }
 
+int async_codec_encode_message(struct async_buf *b, const char *msg)
+{
+	size_t n = strlen(msg);
+	b->n = 0;
+	if (buf_reserve(b, n + 16))
+		return -1;
+	unsigned char *p = b->p;
+	*p++ = 0;     /* flags */
+	*p++ = 1;     /* one value */
+	*p++ = T_STR; /* a string */
+	size_t len = n;
+	while (len >= 0x80) {
+		*p++ = (unsigned char)(len | 0x80);
+		len >>= 7;
+	}
+	*p++ = (unsigned char)len;
+	memcpy(p, msg, n);
+	b->n = (size_t)(p - b->p) + n;
+	return 0;
+}
+
 /* ---- decoder ----------------------------------------------------------- */
 
 struct dec {
@@ -402,6 +424,15 @@ static int get_varint(struct dec *d, uint64_t *out)
 }
 
 static int decode_value(struct dec *d, int depth);
+
+static int get_raw8(struct dec *d, void *out, const char *what)
+{
+	if (d->end - d->p < 8)
+		return dfail(d, what);
+	memcpy(out, d->p, 8);
+	d->p += 8;
+	return 0;
+}
 
 static int decode_table(struct dec *d, int depth)
 {
@@ -469,10 +500,8 @@ static int decode_value(struct dec *d, int depth)
 		return 0;
 	case T_NUM: {
 		double x;
-		if (d->end - d->p < 8)
-			return dfail(d, "truncated number");
-		memcpy(&x, d->p, 8);
-		d->p += 8;
+		if (get_raw8(d, &x, "truncated number"))
+			return -1;
 		lua_pushnumber(L, x);
 		return 0;
 	}
@@ -495,10 +524,8 @@ static int decode_value(struct dec *d, int depth)
 		return 0;
 	case T_OBJ: {
 		uint64_t payload;
-		if (d->end - d->p < 8)
-			return dfail(d, "truncated object");
-		memcpy(&payload, d->p, 8);
-		d->p += 8;
+		if (get_raw8(d, &payload, "truncated object"))
+			return -1;
 		if (d->obj == NULL || d->obj->get == NULL || d->obj->get(d->obj->ud, L, payload) != 0)
 			return dfail(d, "an object passed by reference that could not be received");
 		return 0;

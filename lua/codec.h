@@ -41,6 +41,10 @@ void async_buf_free(struct async_buf *b);
 int async_codec_encode(lua_State *L, int first, int last, struct async_buf *b, const char *label,
                        const struct async_codec_objects *objects, char *err, size_t errlen);
 
+/* Encodes one string without a Lua state (for failures where there is
+ * none). Returns 0, or -1 when out of memory. */
+int async_codec_encode_message(struct async_buf *b, const char *msg);
+
 /* Decodes b, pushing its values. Returns how many, or -1 with a message in
  * err for malformed input (nothing is left on the stack then). Never reads
  * outside [b->p, b->p + b->n). */

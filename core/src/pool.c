@@ -170,7 +170,9 @@ static void group_done(async_pool *p, async_group *g)
 		async_ec_notify_all(&p->done_ec);
 }
 
-static void run_job(struct worker *w, async_job *j)
+/* Runs one job: its function, then what a joiner or a group waits for.
+ * Any thread (workers, and shutdown for what is left over). */
+static void execute(async_pool *p, async_job *j)
 {
 	/* Read everything first: a detached job may be reused by its own
 	 * function. */
@@ -179,7 +181,6 @@ static void run_job(struct worker *w, async_job *j)
 	async_group *g = j->group;
 	uint32_t flags = j->flags;
 	ck_pr_store_32(&j->state, JOB_RUNNING);
-	stat_add(&w->jobs, 1);
 	fn(arg);
 	if (flags & JOB_JOINABLE) {
 		/* Release: pairs with the acquire fence in async_job_sync. */
@@ -187,7 +188,13 @@ static void run_job(struct worker *w, async_job *j)
 		ck_pr_store_32(&j->state, JOB_DONE);
 	}
 	if (g != NULL)
-		group_done(w->pool, g);
+		group_done(p, g);
+}
+
+static void run_job(struct worker *w, async_job *j)
+{
+	stat_add(&w->jobs, 1);
+	execute(w->pool, j);
 }
 
 static async_job *steal_round(struct worker *w, int *contended)
@@ -562,17 +569,8 @@ int async_pool_shutdown(async_pool *p)
 			list = next;
 		}
 		while (rev != NULL) {
-			async_job *next = rev->next;
-			async_job_fn fn = rev->fn;
-			void *arg = rev->arg;
-			async_group *g = rev->group;
-			uint32_t flags = rev->flags;
-			ck_pr_store_32(&rev->state, JOB_RUNNING);
-			fn(arg);
-			if (flags & JOB_JOINABLE)
-				ck_pr_store_32(&rev->state, JOB_DONE);
-			if (g != NULL)
-				group_done(p, g);
+			async_job *next = rev->next; /* before: the job may reuse itself */
+			execute(p, rev);
 			rev = next;
 		}
 	}
