@@ -40,6 +40,11 @@
 enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_RUNNING = 2, JOB_DONE = 3 };
 enum { JOB_JOINABLE = 1u };
 enum { SLOT_EMPTY = 0, SLOT_RUNNING, SLOT_STOPPING, SLOT_EXITED };
+/* A stop request is withdrawn if add_workers gets to it first (CAS
+ * ASKED -> NONE), and final once the worker commits to it (CAS ASKED ->
+ * COMMITTED): exactly one of the two CASes wins. So stop-then-add costs no
+ * thread, and a slot never waits on an exit that was called off. */
+enum { STOP_NONE = 0, STOP_ASKED = 1, STOP_COMMITTED = 2 };
 
 #define ASYNC_AUTO ((unsigned)-1)
 #define DEQUE_INITIAL 256
@@ -48,7 +53,8 @@ struct worker {
 	struct async_deque dq;
 	async_pool *pool;
 	unsigned index;
-	uint32_t stop;  /* set by stop_workers, read by the worker */
+	uint32_t stop;  /* STOP_*: asked by stop_workers, committed by the
+	                 * worker, withdrawn by add_workers (CAS both ways) */
 	uint32_t state; /* SLOT_* */
 	int idle;       /* the worker is in its idle loop (stats only) */
 	pthread_t thread;
@@ -317,14 +323,20 @@ static void *worker_main(void *arg)
 	if (p->cfg.on_worker_start != NULL)
 		p->cfg.on_worker_start(p->cfg.userdata, w->index);
 	for (;;) {
-		if (ck_pr_load_32(&w->stop))
-			break;
-		int contended = 0;
-		async_job *j = find_work(w, &contended);
-		if (j == NULL)
-			j = idle(w);
-		if (j == NULL)
-			break;
+		async_job *j = NULL;
+		if (ck_pr_load_32(&w->stop) == STOP_NONE) {
+			int contended = 0;
+			j = find_work(w, &contended);
+			if (j == NULL)
+				j = idle(w);
+		}
+		if (j == NULL) {
+			/* Asked to stop, or shutdown with nothing left. A stop
+			 * withdrawn meanwhile (the CAS fails) means: go on. */
+			if (ck_pr_load_32(&p->shutdown) || ck_pr_cas_32(&w->stop, STOP_ASKED, STOP_COMMITTED))
+				break;
+			continue;
+		}
 		run_job(w, j);
 	}
 	/* Whatever is left in the deque goes back to the injection stack for
@@ -352,7 +364,7 @@ static void *worker_main(void *arg)
 static int start_worker(async_pool *p, unsigned slot)
 {
 	struct worker *w = &p->w[slot];
-	ck_pr_store_32(&w->stop, 0);
+	ck_pr_store_32(&w->stop, STOP_NONE);
 	ck_pr_store_32((uint32_t *)&w->idle, 0);
 	ck_pr_store_32(&w->state, SLOT_RUNNING);
 	if (slot + 1 > ck_pr_load_32(&p->high_water))
@@ -370,6 +382,16 @@ static int add_locked(async_pool *p, unsigned n)
 {
 	unsigned added = 0;
 	int rc = 0;
+	/* First call off stops that have not happened yet: no thread to start,
+	 * and the slot is not held by a worker on its way out. */
+	for (unsigned s = 0; s < p->max_workers && added < n; s++) {
+		struct worker *w = &p->w[s];
+		if (ck_pr_load_32(&w->state) == SLOT_STOPPING && ck_pr_cas_32(&w->stop, STOP_ASKED, STOP_NONE)) {
+			ck_pr_store_32(&w->state, SLOT_RUNNING);
+			ck_pr_faa_32(&p->active, 1);
+			added++;
+		}
+	}
 	for (unsigned s = 0; s < p->max_workers && added < n; s++) {
 		uint32_t st = ck_pr_load_32(&p->w[s].state);
 		if (st == SLOT_EXITED) {
@@ -504,7 +526,7 @@ int async_pool_stop_workers(async_pool *p, unsigned n)
 		if (ck_pr_load_32(&w->state) != SLOT_RUNNING)
 			continue;
 		ck_pr_store_32(&w->state, SLOT_STOPPING);
-		ck_pr_store_32(&w->stop, 1);
+		ck_pr_store_32(&w->stop, STOP_ASKED);
 		ck_pr_faa_32(&p->active, (uint32_t)-1);
 		asked++;
 	}

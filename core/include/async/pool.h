@@ -158,7 +158,10 @@ int async_parallel_for(async_pool *pool, size_t begin, size_t end, size_t grain,
 
 /* Any thread; blocks only while threads start (and to join a worker that
  * already exited, whose slot it reuses).
- * Adds n workers (placed as the next n slots of the placement order). Returns
+ * Adds n workers: first by calling off stop requests that workers have not
+ * acted on yet (no thread is started, and a slot is never lost to a worker
+ * still on its way out), then as new threads placed as the next slots of
+ * the placement order. Returns
  * the number added, which is smaller than n when max_workers is reached, or
  * a negative code (ASYNC_ELIMIT when none could be added). */
 int async_pool_add_workers(async_pool *pool, unsigned n);
