@@ -56,11 +56,27 @@ function async.onerror(message, traceback)
   io.stderr:write(("async: a job failed: %s\n%s\n"):format(tostring(message), tostring(traceback)))
 end
 
---- Starts the library with `n` worker threads (default 1).
+--- Starts the library with `n` worker threads (default 1), or with a table
+--- { workers = n, memoryLimit = bytes }: memoryLimit caps each worker's Lua
+--- state; a job that reaches it fails with an "out of memory" error and its
+--- worker gets a fresh state.
 function async.load(n)
+  local limit
+  if type(n) == "table" then
+    local opts = n
+    for k in pairs(opts) do
+      if k ~= "workers" and k ~= "memoryLimit" then
+        error(("async.load: unknown option '%s' (expected workers, memoryLimit)"):format(tostring(k)), 2)
+      end
+    end
+    n, limit = opts.workers, opts.memoryLimit
+    if limit ~= nil and (type(limit) ~= "number" or limit < 1 or limit ~= math.floor(limit)) then
+      error(("async.load: memoryLimit must be a whole number of bytes > 0, got %s"):format(tostring(limit)), 2)
+    end
+  end
   if n ~= nil then checkCount(n, "async.load") end
   if ctx then error("async.load: already loaded (call async.shutdown() first)", 2) end
-  local c, call, update = native.new(n or 1, async)
+  local c, call, update = native.new(n or 1, async, limit)
   ctx = c
   async.call = call     -- async.call(callback, name, ...): a C function, no Lua frame
   nativeUpdate = update
@@ -142,7 +158,9 @@ function async.undefine(name)
 end
 
 --- Counters: queued, running, ready, inflight, completed, failed, cancelled,
---- steals, workerCount, and workers[i] = {jobs, steals, busy, idle, running}.
+--- steals, workerCount, memory (bytes in the workers' Lua states),
+--- statesReplaced, and workers[i] = {jobs, steals, busy, idle, running,
+--- memory}.
 --- Pass the table from last time to have it refilled without allocating.
 function async.stats(into) return context():stats(into) end
 

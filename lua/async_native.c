@@ -102,6 +102,8 @@ struct call {
 	                 * start race by CAS from CALL_QUEUED */
 	int failed;    /* res holds (error value, traceback) */
 	int cancelled; /* the worker skipped it */
+	int clear_objs; /* the job failed mid-encode: its LÖVE channel may
+	                 * hold objects nobody will pop */
 	struct async_buf args, res;
 	struct call *next;
 };
@@ -112,9 +114,26 @@ struct preload {
 	int required; /* loaded in the game's state: require it in workers too */
 };
 
+/* Wraps a worker state's allocator (LuaJIT's own, kept for speed) to count
+ * its bytes and refuse growth past the limit: LuaJIT then raises "not enough
+ * memory" at the allocation, as for a real malloc failure. Only the thread
+ * that owns the state allocates; `used` is read by stats() on the main
+ * thread, hence the atomic accesses. */
+struct memacct {
+	lua_Alloc f;
+	void *ud;
+	uint64_t *used;  /* ctx->mem[index], or `own` */
+	uint64_t own;
+	uint64_t limit;  /* 0: none */
+	int refused;     /* the limit refused an allocation */
+};
+
 /* One per worker thread (and one on the main thread if shutdown has to run
  * leftovers there). */
 struct wstate {
+	struct memacct acct;
+	int depth;    /* run_def nesting: await runs jobs inside a job */
+	int dead;     /* ran out of memory: replaced once depth is back to 0 */
 	lua_State *L;
 	struct ctx *ctx;
 	unsigned index;
@@ -156,9 +175,15 @@ struct ctx {
 	int love;
 	int closed;
 	struct wstate *fallback;
+	uint64_t mem_limit;  /* bytes per worker state; 0: none */
+	uint64_t *mem;       /* bytes in use, per worker slot (ASYNC_MAX_SLOTS) */
+	uint64_t replaced;   /* worker states replaced (atomic) */
 };
 
+#define ASYNC_MAX_SLOTS 4096
+
 static __thread struct wstate *tls_ws;
+static void wstate_replace(struct wstate *ws);
 static uint64_t ctx_ids;
 
 /* ---- LÖVE objects: by reference, through a per-record named Channel ---- */
@@ -736,11 +761,10 @@ static int apply_snapshot(struct wstate *ws, struct snap *sn, char *err, size_t 
 	return 0;
 }
 
-/* Runs definition d on ws with the encoded arguments, against snapshot sn,
- * and writes the results, or (error value, traceback), into res. Shared by
- * the game's calls and by jobs that start jobs. */
-static void run_def(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
-                    struct async_buf *res, int *failed, struct objctx *oc)
+/* The body of run_def, under lua_cpcall: any Lua API call here may raise
+ * "not enough memory" once a memory limit is reached. */
+static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
+                         struct async_buf *res, int *failed, struct objctx *oc, int *errmem)
 {
 	lua_State *L = ws->L;
 	struct ctx *ctx = ws->ctx;
@@ -817,6 +841,7 @@ static void run_def(struct wstate *ws, struct def *d, struct snap *sn, const str
 		}
 	} else {
 		/* Memory or error-handler failure: no traceback to be had. */
+		*errmem = rc == LUA_ERRMEM;
 		const char *m = lua_tostring(L, -1);
 		fail_res(res, failed, L, m ? m : "error in error handling", NULL);
 	}
@@ -833,6 +858,82 @@ invalidate:
 	}
 out:
 	lua_settop(L, base);
+}
+
+struct run_args {
+	struct wstate *ws;
+	struct def *d;
+	struct snap *sn;
+	const struct async_buf *args;
+	struct async_buf *res;
+	int *failed;
+	struct objctx *oc;
+	int errmem;
+};
+
+static int gc_p(lua_State *L)
+{
+	lua_gc(L, LUA_GCCOLLECT, 0);
+	return 0;
+}
+
+static int run_def_p(lua_State *L)
+{
+	struct run_args *a = lua_touserdata(L, 1);
+	lua_pop(L, 1);
+	run_def_body(a->ws, a->d, a->sn, a->args, a->res, a->failed, a->oc, &a->errmem);
+	return 0;
+}
+
+/* Runs definition d on ws with the encoded arguments, against snapshot sn,
+ * and writes the results, or (error value, traceback), into res. Shared by
+ * the game's calls and by jobs that start jobs. Running out of memory fails
+ * the job with a message saying so and marks the state for replacement. */
+static void run_def(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
+                    struct async_buf *res, int *failed, struct objctx *oc)
+{
+	struct run_args a = { ws, d, sn, args, res, failed, oc, 0 };
+	struct snap *cur = ws->cur;
+	*failed = 0;
+	ws->depth++;
+	int rc = lua_cpcall(ws->L, run_def_p, &a);
+	ws->depth--;
+	ws->cur = cur;
+	const char *why = NULL;
+	if (rc != 0) {
+		why = lua_tostring(ws->L, -1);
+		lua_pop(ws->L, 1);
+	}
+	int oom = rc == LUA_ERRMEM || a.errmem || ws->acct.refused;
+	if (oom) {
+		ws->dead = 1;
+		/* An awaiting job may still run in this state until the state is
+		 * replaced: give it the room the failed job's garbage holds.
+		 * Protected, since a finalizer may raise; without the limit,
+		 * since lua_cpcall itself allocates. */
+		uint64_t limit = ws->acct.limit;
+		ws->acct.limit = 0;
+		if (lua_cpcall(ws->L, gc_p, NULL) != 0)
+			lua_pop(ws->L, 1);
+		ws->acct.limit = limit;
+	}
+	if (rc == 0 && !a.errmem)
+		return;
+	char msg[320];
+	if (oom && ws->acct.limit != 0)
+		snprintf(msg, sizeof msg,
+		         "%s: out of memory: the worker's Lua state reached its memoryLimit of %llu bytes "
+		         "(the worker gets a fresh Lua state)",
+		         d->name, (unsigned long long)ws->acct.limit);
+	else if (oom)
+		snprintf(msg, sizeof msg, "%s: out of memory (the worker gets a fresh Lua state)", d->name);
+	else
+		snprintf(msg, sizeof msg, "%s: %s", d->name, why ? why : "error while running the job");
+	/* Whatever was half encoded goes (fail_res resets res), LÖVE objects
+	 * included. */
+	if (oc->c != NULL)
+		oc->c->clear_objs = 1;
+	fail_res(res, failed, NULL, msg, NULL);
 }
 
 /* A job started by a job (worker-side async.await). */
@@ -856,14 +957,16 @@ static void subcall_run(void *arg)
 	}
 	struct objctx oc = { NULL, &sc->bufs, 0, ws };
 	run_def(ws, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
+	if (ws->dead && ws->depth == 0) /* stolen by a worker with no job of its own */
+		wstate_replace(ws);
 }
 
 /* Raises an awaited job's failure, (error value, traceback) at idx and
- * idx + 1: a string gets the traceback appended; other values go as they
- * are. */
+ * idx + 1: a string gets the traceback appended; other values, and
+ * failures with no traceback (out of memory), go as they are. */
 static int raise_awaited(lua_State *L, int idx)
 {
-	if (lua_type(L, idx) == LUA_TSTRING) {
+	if (lua_type(L, idx) == LUA_TSTRING && lua_type(L, idx + 1) == LUA_TSTRING) {
 		lua_pushvalue(L, idx);
 		lua_pushstring(L, "\n[awaited job] ");
 		lua_pushvalue(L, idx + 1);
@@ -1048,8 +1151,9 @@ static int require_module(lua_State *L, const char *name)
 	return lua_pcall(L, 1, 0, 0);
 }
 
-static void worker_env(struct ctx *ctx, struct wstate *ws)
+static void worker_env(struct wstate *ws)
 {
+	struct ctx *ctx = ws->ctx;
 	lua_State *L = ws->L;
 	luaL_openlibs(L);
 	lua_pushboolean(L, 0);
@@ -1122,6 +1226,75 @@ static void worker_env(struct ctx *ctx, struct wstate *ws)
 	ws->api = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct memacct *m = ud;
+	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
+	size_t old = ptr != NULL ? osize : 0;
+	if (nsize > old && m->limit != 0 && used - old + nsize > m->limit) {
+		m->refused = 1;
+		return NULL;
+	}
+	void *q = m->f(m->ud, ptr, osize, nsize);
+	if (q == NULL && nsize > 0)
+		return NULL;
+	__atomic_store_n(m->used, used - old + nsize, __ATOMIC_RELAXED);
+	return q;
+}
+
+/* Creates ws->L and the worker environment in it. Under lua_cpcall: with a
+ * memory limit, even luaL_openlibs may run out, which must not panic. */
+static int worker_env_p(lua_State *L)
+{
+	worker_env(lua_touserdata(L, 1));
+	return 0;
+}
+
+static void wstate_open(struct wstate *ws)
+{
+	struct ctx *ctx = ws->ctx;
+	ws->epoch = (uint64_t)-1;
+	ws->snap_id = (uint64_t)-1;
+	ws->init_id = 0;
+	ws->cur = NULL;
+	ws->dead = 0;
+	ws->L = luaL_newstate();
+	if (ws->L == NULL) {
+		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
+		return;
+	}
+	memset(&ws->acct, 0, sizeof ws->acct);
+	ws->acct.f = lua_getallocf(ws->L, &ws->acct.ud);
+	ws->acct.used = ws->index < ASYNC_MAX_SLOTS && ctx->mem != NULL ? &ctx->mem[ws->index] : &ws->acct.own;
+	ws->acct.limit = ctx->mem_limit;
+	/* What the new state already holds, as LuaJIT counts it. */
+	uint64_t start = (uint64_t)lua_gc(ws->L, LUA_GCCOUNT, 0) * 1024 + (uint64_t)lua_gc(ws->L, LUA_GCCOUNTB, 0);
+	__atomic_store_n(ws->acct.used, start, __ATOMIC_RELAXED);
+	lua_setallocf(ws->L, acct_alloc, &ws->acct);
+	int rc = lua_cpcall(ws->L, worker_env_p, ws);
+	if (rc != 0 && ws->init_error == NULL) {
+		const char *m = lua_tostring(ws->L, -1);
+		char buf[300];
+		snprintf(buf, sizeof buf, "the worker's Lua state could not be set up: %s%s", m ? m : "error",
+		         ws->acct.refused ? " (its memoryLimit is too small)" : "");
+		ws->init_error = strdup(buf);
+	}
+}
+
+static void wstate_close(struct wstate *ws)
+{
+	if (ws->L != NULL) {
+		/* LuaJIT frees its own arena at close only when it sees its own
+		 * allocator (lj_state.c, close_state). */
+		lua_setallocf(ws->L, ws->acct.f, ws->acct.ud);
+		lua_close(ws->L);
+		ws->L = NULL;
+		__atomic_store_n(ws->acct.used, 0, __ATOMIC_RELAXED);
+	}
+	free(ws->init_error);
+	ws->init_error = NULL;
+}
+
 static struct wstate *wstate_new(struct ctx *ctx, unsigned index)
 {
 	struct wstate *ws = calloc(1, sizeof *ws);
@@ -1129,24 +1302,26 @@ static struct wstate *wstate_new(struct ctx *ctx, unsigned index)
 		return NULL;
 	ws->ctx = ctx;
 	ws->index = index;
-	ws->L = luaL_newstate();
-	if (ws->L == NULL) {
-		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
-		return ws;
-	}
-	ws->epoch = (uint64_t)-1;
-	ws->snap_id = (uint64_t)-1;
-	worker_env(ctx, ws);
+	wstate_open(ws);
 	return ws;
+}
+
+/* A state that ran out of memory may hold the garbage or the live data that
+ * filled it, and whatever a job was building is half done: a fresh state is
+ * the only one we can vouch for. async.state starts empty again and the
+ * worker init function runs again before the next job. */
+static void wstate_replace(struct wstate *ws)
+{
+	wstate_close(ws);
+	wstate_open(ws);
+	__atomic_add_fetch(&ws->ctx->replaced, 1, __ATOMIC_RELAXED);
 }
 
 static void wstate_free(struct wstate *ws)
 {
 	if (ws == NULL)
 		return;
-	if (ws->L)
-		lua_close(ws->L);
-	free(ws->init_error);
+	wstate_close(ws);
 	free(ws);
 }
 
@@ -1200,6 +1375,8 @@ static void call_run(void *arg)
 	} else {
 		struct objctx oc = { c, &c->bufs, 0, ws };
 		run_def(ws, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);
+		if (ws->dead && ws->depth == 0)
+			wstate_replace(ws);
 	}
 	call_done(c);
 }
@@ -1500,6 +1677,10 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 		return;
 	}
 	char err[256];
+	if (c->clear_objs) {
+		obj_clear(L, c);
+		c->clear_objs = 0;
+	}
 	struct objctx oc = { c, &c->bufs, 1, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
 	int n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
@@ -1820,7 +2001,7 @@ static int l_stats(lua_State *L)
 		lua_setfield(L, t, "workers");
 	}
 	int ws = lua_gettop(L);
-	uint64_t steals = 0;
+	uint64_t steals = 0, memory = 0;
 	for (int i = 0; i < n; i++) {
 		lua_rawgeti(L, ws, i + 1);
 		if (!lua_istable(L, -1)) {
@@ -1837,8 +2018,11 @@ static int l_stats(lua_State *L)
 		set_num(L, w, "steals", (lua_Number)st[i].steals);
 		set_num(L, w, "busy", (lua_Number)st[i].busy_ns * 1e-9);
 		set_num(L, w, "idle", (lua_Number)st[i].idle_ns * 1e-9);
+		uint64_t m = __atomic_load_n(&ctx->mem[i], __ATOMIC_RELAXED);
+		set_num(L, w, "memory", (lua_Number)m);
 		lua_pop(L, 1);
 		steals += st[i].steals;
+		memory += m;
 	}
 	for (int i = n + 1; !lua_isnil(L, (lua_rawgeti(L, ws, i), -1)); i++) {
 		lua_pop(L, 1);
@@ -1847,6 +2031,8 @@ static int l_stats(lua_State *L)
 	}
 	lua_pop(L, 2);
 	set_num(L, t, "steals", (lua_Number)steals);
+	set_num(L, t, "memory", (lua_Number)memory);
+	set_num(L, t, "statesReplaced", (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED));
 	return 1;
 }
 
@@ -1932,6 +2118,8 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	free(ctx->path);
 	free(ctx->cpath);
 	ctx->path = ctx->cpath = NULL;
+	free(ctx->mem); /* after the pool and the fallback: their states count into it */
+	ctx->mem = NULL;
 	ctx->closed = 1;
 }
 
@@ -2022,7 +2210,7 @@ static void capture_environment(lua_State *L, struct ctx *ctx)
 	lua_pop(L, 1);
 }
 
-/* new(workers, facade) -> context, call, update */
+/* new(workers, facade[, memoryLimit]) -> context, call, update */
 static int l_new(lua_State *L)
 {
 	lua_Number n = luaL_optnumber(L, 1, 1);
@@ -2030,10 +2218,19 @@ static int l_new(lua_State *L)
 		return luaL_error(L, "async.load: expected a whole number of workers from 0 to 4096, got %s",
 		                  lua_tostring(L, 1));
 	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_Number limit = luaL_optnumber(L, 3, 0);
+	if (!(limit >= 0) || limit != floor(limit) || limit > 9.0e15)
+		return luaL_error(L, "async.load: memoryLimit must be a whole number of bytes > 0, got %s",
+		                  lua_tostring(L, 3));
+	uint64_t *mem = calloc(ASYNC_MAX_SLOTS, sizeof *mem);
+	if (mem == NULL)
+		return luaL_error(L, "async.load: out of memory");
 	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);
 	memset(ctx, 0, sizeof *ctx);
 	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */
+	ctx->mem = mem;
+	ctx->mem_limit = (uint64_t)limit;
 	luaL_getmetatable(L, CTX_MT);
 	lua_setmetatable(L, -2);
 	int ud = lua_gettop(L);
