@@ -977,6 +977,43 @@ static int raise_awaited(lua_State *L, int idx)
 	return lua_error(L);
 }
 
+/* The subcalls of an await live in a userdata whose __gc frees their
+ * buffers: any Lua API call below may raise "not enough memory" under a
+ * memory limit, and nothing may leak then. Jobs are spawned only after
+ * every argument is encoded, and synced before anything else can raise, so
+ * a raise never leaves a spawned job behind. */
+#define SUBCALLS_MT "async.subcalls"
+
+struct subcalls {
+	int n;
+	struct subcall sc[];
+};
+
+static void subcalls_free(struct subcalls *s)
+{
+	for (int k = 0; k < s->n; k++) {
+		lent_free(&s->sc[k].bufs);
+		async_buf_free(&s->sc[k].args);
+		async_buf_free(&s->sc[k].res);
+	}
+}
+
+static int subcalls_gc(lua_State *L)
+{
+	subcalls_free(lua_touserdata(L, 1));
+	return 0;
+}
+
+static struct subcalls *subcalls_new(lua_State *L, int n)
+{
+	struct subcalls *s = lua_newuserdata(L, sizeof *s + (size_t)n * sizeof s->sc[0]);
+	memset(s, 0, sizeof *s + (size_t)n * sizeof s->sc[0]);
+	s->n = n;
+	luaL_getmetatable(L, SUBCALLS_MT);
+	lua_setmetatable(L, -2);
+	return s;
+}
+
 /* Worker side: async.await(name, ...) runs another defined function as a
  * job of its own (fork-join through the core: it may be stolen by an idle
  * worker) and returns its results; meanwhile this worker runs other jobs
@@ -990,31 +1027,29 @@ static int l_w_await(lua_State *L)
 	struct def *d = snap_find_def(ws->cur, name);
 	if (d == NULL)
 		return luaL_error(L, "async.await: no function named '%s' is defined", name);
-	struct subcall sc;
-	memset(&sc, 0, sizeof sc);
-	sc.def = d;
-	sc.snap = ws->cur;
+	int last = lua_gettop(L);
+	struct subcalls *s = subcalls_new(L, 1);
+	struct subcall *sc = &s->sc[0];
+	sc->def = d;
+	sc->snap = ws->cur;
 	char err[256];
-	struct objctx oc = { NULL, &sc.bufs, 0, ws };
+	struct objctx oc = { NULL, &sc->bufs, 0, ws };
 	struct async_codec_objects objs = codec_objects(&oc);
-	if (async_codec_encode(L, 2, lua_gettop(L), &sc.args, "argument", &objs, err, sizeof err) != 0) {
-		lent_free(&sc.bufs);
-		async_buf_free(&sc.args);
+	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0)
 		return luaL_error(L, "async.await('%s'): %s, which cannot be sent to a worker", name, err);
-	}
-	async_job_init(&sc.job, subcall_run, &sc);
-	if (async_job_spawn(&sc.job) == 0)
-		async_job_sync(&sc.job);
+	async_job_init(&sc->job, subcall_run, sc);
+	if (async_job_spawn(&sc->job) == 0)
+		async_job_sync(&sc->job);
 	else
-		subcall_run(&sc); /* not on a worker (shutdown's fallback): run here */
+		subcall_run(sc); /* not on a worker (shutdown's fallback): run here */
 	int top = lua_gettop(L);
-	int n = async_codec_decode(L, sc.res.p, sc.res.n, &objs, err, sizeof err);
-	lent_free(&sc.bufs);
-	async_buf_free(&sc.args);
-	async_buf_free(&sc.res);
+	int n = async_codec_decode(L, sc->res.p, sc->res.n, &objs, err, sizeof err);
+	int failed = sc->failed;
+	subcalls_free(s);
+	s->n = 0;
 	if (n < 0)
 		return luaL_error(L, "async.await('%s'): %s", name, err);
-	if (!sc.failed)
+	if (!failed)
 		return n;
 	lua_settop(L, top + 2);
 	return raise_awaited(L, top + 1);
@@ -1030,48 +1065,44 @@ static int l_w_await_all(lua_State *L)
 		return luaL_error(L, "async.awaitAll: only a running job can await other jobs");
 	luaL_checktype(L, 1, LUA_TTABLE);
 	int n = (int)lua_objlen(L, 1);
-	struct subcall *sc = calloc((size_t)(n > 0 ? n : 1), sizeof *sc);
-	if (sc == NULL)
-		return luaL_error(L, "async.awaitAll: out of memory");
+	struct subcalls *s = subcalls_new(L, n);
+	struct subcall *sc = s->sc;
+	int list = lua_gettop(L);
 	char err[512] = "";
-	int ready = 0;
-	for (; ready < n; ready++) {
-		int base = lua_gettop(L);
-		lua_rawgeti(L, 1, ready + 1);
-		if (!lua_istable(L, -1) || (lua_rawgeti(L, -1, 1), lua_type(L, -1) != LUA_TSTRING)) {
-			snprintf(err, sizeof err, "async.awaitAll: entry %d must be a table {name, args...}", ready + 1);
-			lua_settop(L, base);
-			break;
-		}
+	/* Encode every entry first: a refused entry raises before any job
+	 * has started. */
+	for (int k = 0; k < n; k++) {
+		lua_settop(L, list);
+		lua_rawgeti(L, 1, k + 1);
+		if (!lua_istable(L, -1) || (lua_rawgeti(L, -1, 1), lua_type(L, -1) != LUA_TSTRING))
+			return luaL_error(L, "async.awaitAll: entry %d must be a table {name, args...}", k + 1);
 		const char *name = lua_tostring(L, -1);
 		struct def *d = snap_find_def(ws->cur, name);
-		if (d == NULL) {
-			snprintf(err, sizeof err, "async.awaitAll: no function named '%s' is defined", name);
-			lua_settop(L, base);
-			break;
-		}
-		int t = base + 1, nargs = (int)lua_objlen(L, t) - 1;
+		if (d == NULL)
+			return luaL_error(L, "async.awaitAll: no function named '%s' is defined", name);
+		int t = list + 1, nargs = (int)lua_objlen(L, t) - 1;
 		lua_pop(L, 1);
-		for (int k = 2; k <= nargs + 1; k++)
-			lua_rawgeti(L, t, k);
-		sc[ready].def = d;
-		sc[ready].snap = ws->cur;
-		struct objctx oc = { NULL, &sc[ready].bufs, 0, ws };
+		for (int a = 2; a <= nargs + 1; a++)
+			lua_rawgeti(L, t, a);
+		sc[k].def = d;
+		sc[k].snap = ws->cur;
+		struct objctx oc = { NULL, &sc[k].bufs, 0, ws };
 		struct async_codec_objects objs = codec_objects(&oc);
 		char e2[256];
-		if (async_codec_encode(L, t + 1, t + nargs, &sc[ready].args, "argument", &objs, e2, sizeof e2) != 0) {
-			snprintf(err, sizeof err, "async.awaitAll: entry %d: %s, which cannot be sent to a worker", ready + 1, e2);
-			lua_settop(L, base);
-			break;
-		}
-		lua_settop(L, base);
-		async_job_init(&sc[ready].job, subcall_run, &sc[ready]);
-		sc[ready].spawned = async_job_spawn(&sc[ready].job) == 0;
-		if (!sc[ready].spawned)
-			subcall_run(&sc[ready]); /* not on a worker: run it here */
+		if (async_codec_encode(L, t + 1, t + nargs, &sc[k].args, "argument", &objs, e2, sizeof e2) != 0)
+			return luaL_error(L, "async.awaitAll: entry %d: %s, which cannot be sent to a worker", k + 1, e2);
+	}
+	lua_settop(L, list);
+	/* No Lua API call from here to the last sync: nothing can raise
+	 * while a spawned job is outstanding. */
+	for (int k = 0; k < n; k++) {
+		async_job_init(&sc[k].job, subcall_run, &sc[k]);
+		sc[k].spawned = async_job_spawn(&sc[k].job) == 0;
+		if (!sc[k].spawned)
+			subcall_run(&sc[k]); /* not on a worker: run it here */
 	}
 	/* Fork-join order: sync the newest first. */
-	for (int k = ready; k-- > 0;)
+	for (int k = n; k-- > 0;)
 		if (sc[k].spawned)
 			async_job_sync(&sc[k].job);
 	int failed = 0;
@@ -1079,7 +1110,7 @@ static int l_w_await_all(lua_State *L)
 	int out = lua_gettop(L);
 	lua_pushnil(L); /* out + 1, out + 2: the first failure's error and traceback */
 	lua_pushnil(L);
-	for (int k = 0; k < n && err[0] == '\0'; k++) {
+	for (int k = 0; k < n; k++) {
 		int top = lua_gettop(L);
 		struct objctx oc = { NULL, &sc[k].bufs, 0, ws };
 		struct async_codec_objects objs = codec_objects(&oc);
@@ -1099,12 +1130,8 @@ static int l_w_await_all(lua_State *L)
 		}
 		lua_settop(L, top);
 	}
-	for (int k = 0; k < n; k++) {
-		lent_free(&sc[k].bufs);
-		async_buf_free(&sc[k].args);
-		async_buf_free(&sc[k].res);
-	}
-	free(sc);
+	subcalls_free(s);
+	s->n = 0;
 	if (err[0] != '\0')
 		return luaL_error(L, "%s", err);
 	if (failed)
@@ -1113,7 +1140,6 @@ static int l_w_await_all(lua_State *L)
 	return 1;
 }
 
-/* The buffer type in a state: methods in C, ptr in Lua (needs the FFI). */
 static void register_buffer_type(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
@@ -1159,6 +1185,10 @@ static void worker_env(struct wstate *ws)
 	lua_pushboolean(L, 0);
 	lua_setfield(L, LUA_REGISTRYINDEX, "async.main");
 	register_buffer_type(L);
+	luaL_newmetatable(L, SUBCALLS_MT);
+	lua_pushcfunction(L, subcalls_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
 	lua_getglobal(L, "package");
 	if (ctx->path) {
 		lua_pushstring(L, ctx->path);

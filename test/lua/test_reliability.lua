@@ -104,15 +104,19 @@ test("out of memory inside an awaited job, on one worker and on two", function()
     local async = require "async"
     async.load { workers = workers, memoryLimit = 16 * MiB }
     async.define("hog", hog)
+    async.define("small", function(x) return x end)
     async.define("outer", function()
       local okk, e = pcall(async.await, "hog")
-      return okk, e
+      local okAll, eAll = pcall(async.awaitAll, { { "small", 1 }, { "hog" }, { "small", 2 } })
+      return okk, e, okAll, eAll
     end)
-    local okk, e
-    async.call(function(a, b) okk, e = a, b end, "outer")
+    local okk, e, okAll, eAll
+    async.call(function(a, b, c, d) okk, e, okAll, eAll = a, b, c, d end, "outer")
     drain(async)
     eq(okk, false, "await raised")
     ok(tostring(e):find("out of memory", 1, true), tostring(e))
+    eq(okAll, false, "awaitAll raised")
+    ok(tostring(eAll):find("hog: out of memory", 1, true), tostring(eAll))
     ok(async.stats().statesReplaced >= 1, "replaced after the outer job")
     local r
     async.define("one", function() return 1 end)
