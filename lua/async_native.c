@@ -899,6 +899,10 @@ static void run_def(struct wstate *ws, struct def *d, struct snap *sn, const str
 	int rc = lua_cpcall(ws->L, run_def_p, &a);
 	ws->depth--;
 	ws->cur = cur;
+	/* A hook a job left behind (debug.sethook) would run in every later
+	 * job of this worker, and one that raises would fail them all. */
+	if (ws->depth == 0 && lua_gethook(ws->L) != NULL)
+		lua_sethook(ws->L, NULL, 0, 0);
 	const char *why = NULL;
 	if (rc != 0) {
 		why = lua_tostring(ws->L, -1);

@@ -140,6 +140,22 @@ test("a memoryLimit too small to start a worker fails every job with a clear err
   async.shutdown()
 end)
 
+test("a hook a job leaves behind does not break the worker", function()
+  local async = require "async"
+  async.load(1)
+  -- A line hook, set and returned from on one line: it fires from the
+  -- next line run in this state, which is the next job's.
+  async.define("hook", function() debug.sethook(function() error("hooked") end, "l"); return "set" end)
+  async.define("one", function() return 1 end)
+  local a, b
+  async.call(function(x) a = x end, "hook")
+  async.call(function(x) b = x end, "one")
+  drain(async)
+  eq(a, "set")
+  eq(b, 1, "the next job runs without the hook")
+  async.shutdown()
+end)
+
 -- A flag the game sets and a job polls: plain memory through the FFI.
 local function newFlag()
   local flag = ffi.new("int[1]")
