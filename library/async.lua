@@ -11,11 +11,14 @@
 ---@field error? fun(err: any, traceback: string) called when the job failed
 ---@field cancelled? fun() called (in update) when the call was cancelled before it started
 ---@field key? any a newer call with the same key cancels this one while it is still queued
+--- (and, once it runs, asks it to stop: see async.cancelled in jobs)
 
 ---@class async.Handle
 local Handle = {}
 --- Cancels the call if it has not started. Its callback is then never called
 --- (a table callback's `cancelled` is). Returns whether it was cancelled.
+--- A running call is not cancelled (false): it is asked to stop, which the
+--- job sees as async.cancelled() == true; its results are still delivered.
 ---@return boolean
 function Handle:cancel() end
 ---@return "queued"|"running"|"cancelled"|"done"
@@ -28,6 +31,7 @@ function Handle:status() end
 ---@field steals number jobs it took from other workers
 ---@field busy number seconds spent running jobs
 ---@field idle number seconds spent looking for work or asleep
+---@field memory number bytes held by this worker's Lua state
 
 ---@class async.Stats
 ---@field queued number calls not started
@@ -39,7 +43,35 @@ function Handle:status() end
 ---@field cancelled number cancelled calls delivered
 ---@field steals number
 ---@field workerCount integer
+---@field memory number bytes held by all workers' Lua states
+---@field statesReplaced number worker states replaced after running out of memory
 ---@field workers async.WorkerStats[]
+
+---@class async.LoadOptions
+---@field workers? integer number of worker threads (default 1)
+---@field memoryLimit? integer bytes each worker's Lua state may hold; a job that
+--- needs more fails with an "out of memory" error and its worker gets a fresh state
+
+---@class async.Group
+local Group = {}
+--- Cancels the parts not started (running parts are asked to stop); the
+--- callback's `cancelled` is called once. Returns whether any part was cancelled.
+---@return boolean
+function Group:cancel() end
+---@return "running"|"done"
+function Group:status() end
+
+---@class async.Buffer
+local Buffer = {}
+--- A pointer to the bytes through the FFI, e.g. buffer:ptr("float").
+---@param ctype? string
+---@return ffi.cdata*
+function Buffer:ptr(ctype) end
+---@return integer
+function Buffer:size() end
+--- True while a job holds it (the game's accessors raise meanwhile).
+---@return boolean
+function Buffer:lent() end
 
 ---@class async.Ensure
 local Ensure = {}
@@ -58,8 +90,8 @@ function Ensure.atMost(n) end
 ---@field ensure async.Ensure
 local async = {}
 
---- Starts a pool of `n` workers (default 1) for this Lua state.
----@param n? integer
+--- Starts a pool of `n` workers (default 1) for this Lua state, or with options.
+---@param n? integer|async.LoadOptions
 function async.load(n) end
 
 --- Waits for every queued and running call, delivers their callbacks, frees everything.
@@ -110,6 +142,44 @@ function async.stats(into) end
 ---@param ... any
 ---@return thread
 function async.go(fn, ...) end
+
+--- Publishes a read-only value to every job as async.shared[name], decoded
+--- once per worker per version. nil removes it.
+---@param name string
+---@param value async.Value
+function async.share(name, value) end
+
+--- fn(state, workerIndex) runs on every worker, present and future, before
+--- its next job; `state` is async.state in jobs. nil removes it.
+---@param fn fun(state: table, workerIndex: integer)|nil
+function async.setWorkerInit(fn) end
+
+--- A zero-filled buffer that jobs see without a copy.
+---@param size integer bytes
+---@return async.Buffer
+function async.newBuffer(size) end
+
+--- Calls name(list[i], ...) for every element in parallel; the callback gets the
+--- list of first results in order.
+---@param callback async.Callback
+---@param name string
+---@param list any[]
+---@return async.Group
+function async.map(callback, name, list, ...) end
+
+--- Calls name(i0, i1, ...) for tiles of `grain` indices of [first, last].
+---@return async.Group
+function async.parallelFor(callback, name, first, last, grain, ...) end
+
+--- Calls name(tx0, ty0, tx1, ty1, ...) for tiles of the rectangle.
+---@return async.Group
+function async.parallelFor2D(callback, name, x0, y0, x1, y1, tileW, tileH, ...) end
+
+--- In jobs only (the global `async` of a worker): true once the game has
+--- cancelled the running call (handle:cancel(), a newer call with its key, a
+--- group's cancel). Long jobs poll it to stop early.
+---@return boolean
+function async.cancelled() end
 
 --- Inside async.go: calls a defined function and returns its results once they arrive;
 --- raises the job's error (a string error gets the worker's traceback appended).

@@ -104,6 +104,8 @@ struct call {
 	int cancelled; /* the worker skipped it */
 	int clear_objs; /* the job failed mid-encode: its LÖVE channel may
 	                 * hold objects nobody will pop */
+	uint32_t stop_asked; /* cancelled while running: async.cancelled() in
+	                      * the job says so (atomic) */
 	struct async_buf args, res;
 	struct call *next;
 };
@@ -141,6 +143,7 @@ struct wstate {
 	uint64_t snap_id;  /* the snapshot whose shared values are decoded */
 	uint64_t init_id;  /* the init function last run here */
 	struct snap *cur;  /* the running job's snapshot (for await) */
+	struct call *call; /* the game's call being run here (async.cancelled) */
 	int cache;    /* registry ref: def id -> compiled function */
 	int envmt;    /* registry ref: { __index = _G } */
 	int api;      /* registry ref: the worker-side `async` table */
@@ -949,6 +952,7 @@ struct subcall {
 	struct lentlist bufs;
 	int failed;
 	int spawned; /* queued on the core (else it ran inline) */
+	struct call *call; /* the game's call it serves (async.cancelled) */
 };
 
 static void subcall_run(void *arg)
@@ -960,7 +964,10 @@ static void subcall_run(void *arg)
 		return;
 	}
 	struct objctx oc = { NULL, &sc->bufs, 0, ws };
+	struct call *outer = ws->call;
+	ws->call = sc->call;
 	run_def(ws, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
+	ws->call = outer;
 	if (ws->dead && ws->depth == 0) /* stolen by a worker with no job of its own */
 		wstate_replace(ws);
 }
@@ -1036,6 +1043,7 @@ static int l_w_await(lua_State *L)
 	struct subcall *sc = &s->sc[0];
 	sc->def = d;
 	sc->snap = ws->cur;
+	sc->call = ws->call;
 	char err[256];
 	struct objctx oc = { NULL, &sc->bufs, 0, ws };
 	struct async_codec_objects objs = codec_objects(&oc);
@@ -1090,6 +1098,7 @@ static int l_w_await_all(lua_State *L)
 			lua_rawgeti(L, t, a);
 		sc[k].def = d;
 		sc[k].snap = ws->cur;
+		sc[k].call = ws->call;
 		struct objctx oc = { NULL, &sc[k].bufs, 0, ws };
 		struct async_codec_objects objs = codec_objects(&oc);
 		char e2[256];
@@ -1141,6 +1150,18 @@ static int l_w_await_all(lua_State *L)
 	if (failed)
 		return raise_awaited(L, out + 1);
 	lua_settop(L, out);
+	return 1;
+}
+
+/* Worker side: async.cancelled() -> true once the game has cancelled the
+ * running call (handle:cancel(), a newer call with its key, a group's
+ * cancel). A long job polls it to stop early; what it returns is still
+ * delivered. */
+static int l_w_cancelled(lua_State *L)
+{
+	struct wstate *ws = tls_ws;
+	struct call *c = ws != NULL ? ws->call : NULL;
+	lua_pushboolean(L, c != NULL && __atomic_load_n(&c->stop_asked, __ATOMIC_RELAXED));
 	return 1;
 }
 
@@ -1251,6 +1272,8 @@ static void worker_env(struct wstate *ws)
 	lua_setfield(L, -2, "await");
 	lua_pushcfunction(L, l_w_await_all);
 	lua_setfield(L, -2, "awaitAll");
+	lua_pushcfunction(L, l_w_cancelled);
+	lua_setfield(L, -2, "cancelled");
 	lua_pushcfunction(L, l_new_buffer);
 	lua_setfield(L, -2, "newBuffer");
 	lua_pushboolean(L, 1);
@@ -1408,7 +1431,10 @@ static void call_run(void *arg)
 		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
 	} else {
 		struct objctx oc = { c, &c->bufs, 0, ws };
+		struct call *outer = ws->call; /* a call run while another awaits */
+		ws->call = c;
 		run_def(ws, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);
+		ws->call = outer;
 		if (ws->dead && ws->depth == 0)
 			wstate_replace(ws);
 	}
@@ -1482,10 +1508,17 @@ struct handle {
 };
 
 /* Cancels c if it has not started. Main thread. */
+/* Cancels a queued call. A running one cannot be stopped from outside;
+ * it is asked to stop instead, which the job sees through
+ * async.cancelled(). Returns whether the call will not run. */
 static int cancel_call(struct call *c)
 {
 	uint32_t queued = CALL_QUEUED;
-	return __atomic_compare_exchange_n(&c->state, &queued, CALL_CANCELLED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	if (__atomic_compare_exchange_n(&c->state, &queued, CALL_CANCELLED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 1;
+	if (queued == CALL_RUNNING)
+		__atomic_store_n(&c->stop_asked, 1, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* "Latest request wins": a call whose table callback has a key cancels the
@@ -1560,6 +1593,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	c->snap->refs++;
 	c->gen++;
 	c->failed = c->cancelled = 0;
+	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
 	if (t == LUA_TTABLE)
 		take_key(L, ctx, c, cbidx);

@@ -211,6 +211,48 @@ test("a long-running job on the only worker: addWorker restores throughput", fun
   async.shutdown()
 end)
 
+test("cancelling a running job asks it to stop; async.cancelled() tells it", function()
+  local async = require "async"
+  async.load(2)
+  -- Polls async.cancelled(), and gives up after 30 s so the suite never hangs.
+  async.define("search", function(tag)
+    local deadline = os.time() + 30
+    local n = 0
+    while not async.cancelled() and os.time() < deadline do n = n + 1 end
+    return tag, async.cancelled()
+  end)
+  async.define("sub", function() return async.await("search", "inner") end)
+  async.define("id", function(...) return ... end)
+  local got = {}
+  local function cb(tag, stopped) got[tag] = stopped end
+  local h = async.call(cb, "search", "handle")
+  async.call({ key = "unit", success = cb }, "search", "old")
+  waitFor(async, function() return async.stats().running == 2 end, "both jobs to start")
+  eq(h:cancel(), false, "a running call is not cancelled")
+  waitFor(async, function() return got.handle ~= nil end, "the cancelled job to stop")
+  eq(got.handle, true, "the job saw async.cancelled()")
+  -- a newer call with the same key asks the running one to stop
+  local newer
+  async.call({ key = "unit", success = function(x) newer = x end }, "id", "new")
+  waitFor(async, function() return got.old ~= nil end, "the superseded job to stop")
+  eq(got.old, true)
+  drain(async)
+  eq(newer, "new", "the newer call ran")
+  -- an awaited job sees its caller's cancellation
+  local h2 = async.call(function(tag, stopped) got.sub = stopped end, "sub")
+  waitFor(async, function() return async.stats().running >= 1 end, "the awaiting job to start")
+  h2:cancel()
+  waitFor(async, function() return got.sub ~= nil end, "the awaited job to stop")
+  eq(got.sub, true)
+  -- a job nobody cancelled reads false
+  async.define("plain", function() return async.cancelled() end)
+  local plain
+  async.call(function(v) plain = v end, "plain")
+  drain(async)
+  eq(plain, false)
+  async.shutdown()
+end)
+
 test("shutdown waits for a long-running job and delivers it", function()
   local async = require "async"
   async.load(1)
