@@ -1288,14 +1288,17 @@ static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	struct memacct *m = ud;
 	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
 	size_t old = ptr != NULL ? osize : 0;
-	if (nsize > old && m->limit != 0 && used - old + nsize > m->limit) {
+	/* The starting count is LuaJIT's own; never let a block it counted
+	 * differently wrap the total below zero. */
+	uint64_t rest = used > old ? used - old : 0;
+	if (nsize > old && m->limit != 0 && rest + nsize > m->limit) {
 		m->refused = 1;
 		return NULL;
 	}
 	void *q = m->f(m->ud, ptr, osize, nsize);
 	if (q == NULL && nsize > 0)
 		return NULL;
-	__atomic_store_n(m->used, used - old + nsize, __ATOMIC_RELAXED);
+	__atomic_store_n(m->used, rest + nsize, __ATOMIC_RELAXED);
 	return q;
 }
 
