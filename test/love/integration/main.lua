@@ -125,6 +125,20 @@ function love.load(args)
   check("shutdown then load again", again == true, again)
   async.shutdown()
 
+  -- A memory limit in LÖVE: the job that reaches it fails, and the fresh
+  -- state the worker gets has LÖVE's modules again.
+  async.load { workers = 1, memoryLimit = 48 * 1024 * 1024 }
+  async.define("hog", function() local t = {}; for i = 1, 1e9 do t[i] = { i } end end)
+  async.define("noise", function() return love.math.noise(0.5, 0.25) end)
+  local oom, after
+  async.call({ error = function(e) oom = e end }, "hog")
+  async.call({ success = function(v) after = v end, error = function(e) after = e end }, "noise")
+  drain(async)
+  check("a job that reaches memoryLimit fails with out of memory", tostring(oom):find("hog: out of memory", 1, true), oom)
+  check("the fresh state has LÖVE's modules", after == love.math.noise(0.5, 0.25), after)
+  check("the state was replaced once", async.stats().statesReplaced == 1, async.stats().statesReplaced)
+  async.shutdown()
+
   print(("%d passed, %d failed"):format(passed, failed))
   love.event.quit(failed)
 end
