@@ -888,24 +888,42 @@ static int run_def_p(lua_State *L)
 	return 0;
 }
 
-/* Runs definition d on ws with the encoded arguments, against snapshot sn,
+static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
+                            struct async_buf *res, int *failed, struct objctx *oc);
+
+/* Runs definition d on ws for the game's call `owner` (what
+ * async.cancelled() reads) with the encoded arguments, against snapshot sn,
  * and writes the results, or (error value, traceback), into res. Shared by
  * the game's calls and by jobs that start jobs. Running out of memory fails
- * the job with a message saying so and marks the state for replacement. */
-static void run_def(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
-                    struct async_buf *res, int *failed, struct objctx *oc)
+ * the job with a message saying so; the state is replaced once no job runs
+ * in it (await runs jobs inside a job). */
+static void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *sn,
+                    const struct async_buf *args, struct async_buf *res, int *failed, struct objctx *oc)
+{
+	struct call *outer = ws->call; /* a call run while another awaits */
+	ws->call = owner;
+	ws->depth++;
+	run_def_guarded(ws, d, sn, args, res, failed, oc);
+	ws->depth--;
+	ws->call = outer;
+	if (ws->depth > 0)
+		return;
+	if (ws->dead)
+		wstate_replace(ws);
+	/* A hook a job left behind (debug.sethook) would run in every later
+	 * job of this worker, and one that raises would fail them all. */
+	else if (lua_gethook(ws->L) != NULL)
+		lua_sethook(ws->L, NULL, 0, 0);
+}
+
+/* run_def's body under lua_cpcall, and the translation of its failures. */
+static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
+                            struct async_buf *res, int *failed, struct objctx *oc)
 {
 	struct run_args a = { ws, d, sn, args, res, failed, oc, 0 };
 	struct snap *cur = ws->cur;
-	*failed = 0;
-	ws->depth++;
 	int rc = lua_cpcall(ws->L, run_def_p, &a);
-	ws->depth--;
 	ws->cur = cur;
-	/* A hook a job left behind (debug.sethook) would run in every later
-	 * job of this worker, and one that raises would fail them all. */
-	if (ws->depth == 0 && lua_gethook(ws->L) != NULL)
-		lua_sethook(ws->L, NULL, 0, 0);
 	const char *why = NULL;
 	if (rc != 0) {
 		why = lua_tostring(ws->L, -1);
@@ -964,12 +982,7 @@ static void subcall_run(void *arg)
 		return;
 	}
 	struct objctx oc = { NULL, &sc->bufs, 0, ws };
-	struct call *outer = ws->call;
-	ws->call = sc->call;
-	run_def(ws, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
-	ws->call = outer;
-	if (ws->dead && ws->depth == 0) /* stolen by a worker with no job of its own */
-		wstate_replace(ws);
+	run_def(ws, sc->call, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
 }
 
 /* Raises an awaited job's failure, (error value, traceback) at idx and
@@ -1434,12 +1447,7 @@ static void call_run(void *arg)
 		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
 	} else {
 		struct objctx oc = { c, &c->bufs, 0, ws };
-		struct call *outer = ws->call; /* a call run while another awaits */
-		ws->call = c;
-		run_def(ws, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);
-		ws->call = outer;
-		if (ws->dead && ws->depth == 0)
-			wstate_replace(ws);
+		run_def(ws, c, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);
 	}
 	call_done(c);
 }
@@ -1492,6 +1500,24 @@ static void record_put(struct ctx *ctx, struct call *c)
 	lent_release(&c->bufs);
 	c->next = ctx->free;
 	ctx->free = c;
+}
+
+/* Sets registry table `ref`[name] to v (a lightuserdata; NULL removes the
+ * entry) and returns what was there: define, undefine and share each drop
+ * their reference to it afterwards. */
+static void *registry_swap(lua_State *L, int ref, const char *name, void *v)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_getfield(L, -1, name);
+	void *old = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	if (v != NULL)
+		lua_pushlightuserdata(L, v);
+	else
+		lua_pushnil(L);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+	return old;
 }
 
 static struct def *lookup_def(lua_State *L, struct ctx *ctx, const char *name)
@@ -1906,11 +1932,7 @@ static int l_define(lua_State *L)
 	char what[200];
 	snprintf(what, sizeof what, "async.define('%s')", name);
 	struct def *d = make_def(L, ctx, 3, name, what);
-	struct def *old = lookup_def(L, ctx, name);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
-	lua_pushlightuserdata(L, d);
-	lua_setfield(L, -2, name);
-	lua_pop(L, 1);
+	struct def *old = registry_swap(L, ctx->defs, name, d);
 	if (old != NULL)
 		def_unref(old); /* calls already made keep theirs */
 	snap_publish(L, ctx);
@@ -1924,13 +1946,9 @@ static int l_undefine(lua_State *L)
 {
 	struct ctx *ctx = check_ctx(L, 1);
 	const char *name = luaL_checkstring(L, 2);
-	struct def *old = lookup_def(L, ctx, name);
+	struct def *old = registry_swap(L, ctx->defs, name, NULL);
 	if (old == NULL)
 		return luaL_error(L, "async.undefine: no function named '%s' is defined", name);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->defs);
-	lua_pushnil(L);
-	lua_setfield(L, -2, name);
-	lua_pop(L, 1);
 	def_unref(old);
 	snap_publish(L, ctx);
 	return 0;
@@ -1962,16 +1980,7 @@ static int l_share(lua_State *L)
 		}
 		sh->id = ++ctx->next_def_id;
 	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->shares);
-	lua_getfield(L, -1, name);
-	struct share *old = lua_touserdata(L, -1);
-	lua_pop(L, 1);
-	if (sh != NULL)
-		lua_pushlightuserdata(L, sh);
-	else
-		lua_pushnil(L);
-	lua_setfield(L, -2, name);
-	lua_pop(L, 1);
+	struct share *old = registry_swap(L, ctx->shares, name, sh);
 	if (old != NULL)
 		share_unref(old); /* calls already made keep theirs */
 	snap_publish(L, ctx);
