@@ -73,7 +73,8 @@ struct async_pool {
 	uint32_t active;     /* running and not asked to stop */
 	uint32_t high_water; /* slots [0, high_water) have been used */
 	int shut_done;
-	pthread_mutex_t ctl;
+	pthread_mutex_t shut; /* serialises shutdowns; only shutdown takes it */
+	pthread_mutex_t ctl;  /* add/stop; never held while joining */
 	struct worker *w;
 	unsigned max_workers;
 	struct async_placement place;
@@ -84,6 +85,16 @@ struct async_pool {
 };
 
 static _Thread_local struct worker *tls_self;
+
+/* Test builds only (ASYNC_TEST_HOOKS, the races suite): named points where
+ * a test may stall the calling thread to force an interleaving that is
+ * otherwise a nanosecond window. Compiled out of the library. */
+#ifdef ASYNC_TEST_HOOKS
+void (*async_test_hook)(const char *point);
+#define TEST_POINT(name) do { if (async_test_hook != NULL) async_test_hook(name); } while (0)
+#else
+#define TEST_POINT(name) ((void)0)
+#endif
 
 static uint64_t now_ns(void)
 {
@@ -265,17 +276,35 @@ static async_job *idle(struct worker *w)
 			                  (ck_pr_load_32(&p->shutdown) && !contended)))
 				break;
 		}
+		if (j == NULL && ck_pr_load_32(&w->stop))
+			TEST_POINT("idle: stop seen while spinning");
 		/* The RMW is a full barrier between leaving the spinners and the
 		 * re-checks below (the Dekker pair described at the top). */
 		uint32_t was = ck_pr_faa_32(&p->spinning, (uint32_t)-1);
 		if (j != NULL) {
-			/* The last spinner found work: someone must keep looking. */
-			if (was == 1)
-				async_ec_hint(&p->work_ec);
+			/* The last spinner found work: a submitter that saw it
+			 * spinning sent no wake-up, so if more is queued someone
+			 * must keep looking. The fence orders the RMW on spinning
+			 * before the load of inject (pairs with the one in
+			 * submit_chain). */
+			if (was == 1) {
+				ck_pr_fence_atomic_load();
+				if (ck_pr_load_ptr(&p->inject) != NULL)
+					async_ec_notify_one(&p->work_ec);
+			}
 			break;
 		}
-		if (ck_pr_load_32(&w->stop))
+		if (ck_pr_load_32(&w->stop)) {
+			/* Leaving the spinners for good: a submitter may have seen
+			 * us spinning and sent no wake-up, so re-check the queue and
+			 * pass the job on. The fence orders the RMW on spinning
+			 * before the load of inject; it pairs with the one between
+			 * inject_push and the load of spinning in submit_chain. */
+			ck_pr_fence_atomic_load();
+			if (ck_pr_load_ptr(&p->inject) != NULL)
+				async_ec_notify_all(&p->work_ec);
 			break;
+		}
 		uint32_t key = async_ec_prepare(&p->work_ec);
 		contended = 0;
 		j = find_work(w, &contended);
@@ -414,7 +443,7 @@ static int add_locked(async_pool *p, unsigned n)
 static void pool_free(async_pool *p)
 {
 	if (p->w != NULL) {
-		for (unsigned s = 0; s < p->max_workers; s++) {
+		for (unsigned s = 0; s <= p->max_workers; s++) {
 			ck_epoch_reclaim(&p->w[s].rec);
 			async_deque_destroy(&p->w[s].dq);
 		}
@@ -424,6 +453,7 @@ static void pool_free(async_pool *p)
 	if (p->topo != NULL)
 		hwloc_topology_destroy(p->topo);
 	pthread_mutex_destroy(&p->ctl);
+	pthread_mutex_destroy(&p->shut);
 	free(p);
 }
 
@@ -438,6 +468,7 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 		return ASYNC_ENOMEM;
 	memset(p, 0, sizeof *p);
 	pthread_mutex_init(&p->ctl, NULL);
+	pthread_mutex_init(&p->shut, NULL);
 	async_ec_init(&p->work_ec);
 	async_ec_init(&p->done_ec);
 	ck_epoch_init(&p->epoch);
@@ -476,17 +507,21 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	if (rc != 0)
 		goto fail;
 	rc = ASYNC_ENOMEM;
-	if (posix_memalign((void **)&p->w, 64, sizeof *p->w * p->max_workers) != 0) {
+	/* One slot more than max_workers: the last is the shutdown runner, the
+	 * pseudo-worker that runs leftover jobs on the thread that shuts down
+	 * (so they can submit, spawn and sync as on a worker). */
+	size_t nslots = (size_t)p->max_workers + 1;
+	if (posix_memalign((void **)&p->w, 64, sizeof *p->w * nslots) != 0) {
 		p->w = NULL;
 		goto fail;
 	}
-	memset(p->w, 0, sizeof *p->w * p->max_workers);
-	for (unsigned s = 0; s < p->max_workers; s++) {
+	memset(p->w, 0, sizeof *p->w * nslots);
+	for (unsigned s = 0; s < nslots; s++) {
 		p->w[s].pool = p;
 		p->w[s].index = s;
 		ck_epoch_register(&p->epoch, &p->w[s].rec, NULL);
 	}
-	for (unsigned s = 0; s < p->max_workers; s++)
+	for (unsigned s = 0; s < nslots; s++)
 		if (async_deque_init(&p->w[s].dq, DEQUE_INITIAL, &p->w[s].rec) != 0)
 			goto fail;
 	if (cfg.workers > 0) {
@@ -546,7 +581,33 @@ int async_pool_worker_count(const async_pool *p)
 int async_pool_worker_index(const async_pool *p)
 {
 	struct worker *w = self_in(p);
-	return w ? (int)w->index : ASYNC_ENOTWORKER;
+	/* The shutdown runner is not a worker: it has no slot of its own. */
+	return w != NULL && w->index < p->max_workers ? (int)w->index : ASYNC_ENOTWORKER;
+}
+
+/* Runs what is left once every worker is gone, on the calling thread as the
+ * pool's pseudo-worker: a leftover job may submit (to this runner's deque),
+ * spawn and sync, and wait on groups, as on a worker. Oldest first, until
+ * nothing is queued anywhere. */
+static void run_leftovers(async_pool *p)
+{
+	struct worker *me = &p->w[p->max_workers];
+	struct worker *saved = tls_self; /* a worker of another pool, or NULL */
+	tls_self = me;
+	for (;;) {
+		async_job *j = async_deque_pop(&me->dq);
+		if (j == NULL)
+			j = take_injected(me);
+		for (unsigned s = 0; s < p->max_workers && j == NULL; s++) {
+			/* Empty once joined (an exiting worker re-injects its deque),
+			 * but cheap to make sure. */
+			j = async_deque_pop(&p->w[s].dq);
+		}
+		if (j == NULL)
+			break;
+		run_job(me, j);
+	}
+	tls_self = saved;
 }
 
 int async_pool_shutdown(async_pool *p)
@@ -555,49 +616,31 @@ int async_pool_shutdown(async_pool *p)
 		return ASYNC_EINVAL;
 	if (self_in(p) != NULL)
 		return ASYNC_ENOTWORKER; /* a worker cannot join itself */
-	pthread_mutex_lock(&p->ctl);
+	pthread_mutex_lock(&p->shut);
 	if (p->shut_done) {
-		pthread_mutex_unlock(&p->ctl);
+		pthread_mutex_unlock(&p->shut);
 		return 0;
 	}
+	/* Under ctl: once the flag is set, add_workers refuses, so no thread is
+	 * started or joined by anyone else and the slots' threads are ours to
+	 * join. ctl is not held while joining: a job may call add_workers
+	 * (refused) or stop_workers (which never blocks) meanwhile. */
+	pthread_mutex_lock(&p->ctl);
 	ck_pr_store_32(&p->shutdown, 1);
+	pthread_mutex_unlock(&p->ctl);
 	async_ec_notify_all(&p->work_ec);
 	for (unsigned s = 0; s < p->max_workers; s++) {
-		uint32_t st = ck_pr_load_32(&p->w[s].state);
-		if (st == SLOT_EMPTY)
-			continue;
-		pthread_join(p->w[s].thread, NULL);
+		if (ck_pr_load_32(&p->w[s].state) != SLOT_EMPTY)
+			pthread_join(p->w[s].thread, NULL);
+	}
+	pthread_mutex_lock(&p->ctl);
+	for (unsigned s = 0; s < p->max_workers; s++)
 		ck_pr_store_32(&p->w[s].state, SLOT_EMPTY);
-	}
 	ck_pr_store_32(&p->active, 0);
-	/* Every worker is gone; run what is left here, oldest first, until
-	 * nothing is queued (a job may queue another). */
-	for (;;) {
-		async_job *list = ck_pr_fas_ptr(&p->inject, NULL);
-		for (unsigned s = 0; s < p->max_workers && list == NULL; s++) {
-			async_job *j = async_deque_pop(&p->w[s].dq);
-			if (j != NULL) {
-				j->next = NULL;
-				list = j;
-			}
-		}
-		if (list == NULL)
-			break;
-		async_job *rev = NULL;
-		while (list != NULL) {
-			async_job *next = list->next;
-			list->next = rev;
-			rev = list;
-			list = next;
-		}
-		while (rev != NULL) {
-			async_job *next = rev->next; /* before: the job may reuse itself */
-			execute(p, rev);
-			rev = next;
-		}
-	}
-	p->shut_done = 1;
 	pthread_mutex_unlock(&p->ctl);
+	run_leftovers(p);
+	p->shut_done = 1;
+	pthread_mutex_unlock(&p->shut);
 	return 0;
 }
 
@@ -614,13 +657,21 @@ void async_pool_destroy(async_pool *p)
 
 /* ---- submitting -------------------------------------------------------- */
 
-static int check_job(const async_job *job)
+/* Takes the record for one queueing: a CAS from any state but QUEUED to
+ * QUEUED, so of two threads queueing one record at once exactly one wins
+ * and the other gets ASYNC_EBUSY (a check and a later store would let both
+ * through and link the record into the queue twice). */
+static int claim_job(async_job *job)
 {
 	if (job == NULL || job->fn == NULL)
 		return ASYNC_EINVAL;
-	if (ck_pr_load_32((uint32_t *)&job->state) == JOB_QUEUED)
-		return ASYNC_EBUSY;
-	return 0;
+	for (;;) {
+		uint32_t st = ck_pr_load_32(&job->state);
+		if (st == JOB_QUEUED)
+			return ASYNC_EBUSY;
+		if (ck_pr_cas_32(&job->state, st, JOB_QUEUED))
+			return 0;
+	}
 }
 
 static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t n)
@@ -661,7 +712,7 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 /* One job, detached (g == NULL) or counted in g. */
 static int submit_one(async_pool *p, async_group *g, async_job *job)
 {
-	int rc = check_job(job);
+	int rc = claim_job(job);
 	if (rc != 0)
 		return rc;
 	job->group = g;
@@ -669,7 +720,6 @@ static int submit_one(async_pool *p, async_group *g, async_job *job)
 	job->next = NULL;
 	if (g != NULL)
 		ck_pr_faa_64(&g->pending, 1);
-	ck_pr_store_32(&job->state, JOB_QUEUED);
 	rc = submit_chain(p, job, job, 1);
 	if (rc != 0) {
 		if (g != NULL)
@@ -691,9 +741,12 @@ int async_pool_submit_array(async_pool *p, async_job *jobs, size_t n)
 	if (n == 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		int rc = check_job(&jobs[i]);
-		if (rc != 0)
+		int rc = claim_job(&jobs[i]);
+		if (rc != 0) {
+			while (i-- > 0) /* give back the ones already claimed */
+				ck_pr_store_32(&jobs[i].state, JOB_IDLE);
 			return rc;
+		}
 	}
 	/* Link newest first (jobs[n-1] .. jobs[0]) so jobs[0] counts as the
 	 * oldest, as if submitted one by one in array order. */
@@ -701,7 +754,6 @@ int async_pool_submit_array(async_pool *p, async_job *jobs, size_t n)
 		jobs[i].group = NULL;
 		jobs[i].flags = 0;
 		jobs[i].next = i > 0 ? &jobs[i - 1] : NULL;
-		ck_pr_store_32(&jobs[i].state, JOB_QUEUED);
 	}
 	int rc = submit_chain(p, &jobs[n - 1], &jobs[0], n);
 	if (rc != 0)
@@ -784,14 +836,19 @@ int async_job_spawn(async_job *job)
 	struct worker *w = tls_self;
 	if (w == NULL)
 		return ASYNC_ENOTWORKER;
-	if (job == NULL || job->fn == NULL)
-		return ASYNC_EINVAL;
-	job->group = NULL;
-	job->flags = JOB_JOINABLE;
-	ck_pr_store_32(&job->state, JOB_QUEUED);
-	int rc = async_deque_push(&w->dq, job);
+	int rc = claim_job(job);
 	if (rc != 0)
 		return rc;
+	job->group = NULL;
+	job->flags = JOB_JOINABLE;
+	rc = async_deque_push(&w->dq, job);
+	if (rc != 0) {
+		/* Not queued: not joinable either, so a sync on it returns
+		 * ASYNC_EINVAL instead of waiting for a run that never comes. */
+		job->flags = 0;
+		ck_pr_store_32(&job->state, JOB_IDLE);
+		return rc;
+	}
 	stat_add(&w->pushed, 1);
 	if (ck_pr_load_32(&w->pool->spinning) == 0)
 		async_ec_hint(&w->pool->work_ec);
@@ -932,9 +989,11 @@ int64_t async_pool_queued(const async_pool *p)
 		return ASYNC_EINVAL;
 	int64_t n = (int64_t)ck_pr_load_64((uint64_t *)&p->submitted);
 	unsigned hw = ck_pr_load_32((uint32_t *)&p->high_water);
-	for (unsigned s = 0; s < hw; s++) {
-		n += (int64_t)ck_pr_load_64(&p->w[s].pushed);
-		n -= (int64_t)ck_pr_load_64(&p->w[s].jobs);
+	for (unsigned s = 0; s <= hw; s++) {
+		/* s == hw: the shutdown runner's counters, then the rest. */
+		const struct worker *w = &p->w[s < hw ? s : p->max_workers];
+		n += (int64_t)ck_pr_load_64(&w->pushed);
+		n -= (int64_t)ck_pr_load_64(&w->jobs);
 	}
 	return n < 0 ? 0 : n;
 }

@@ -1,0 +1,400 @@
+/* test_pool_races.c: regression tests for the races and hangs of issue 14
+ * (lost wake-up on stop, shutdown deadlock, leftover jobs at shutdown, two
+ * submitters of one record, a failed spawn) and for the order of external
+ * submissions. Anything that could hang runs under a watchdog (SIGALRM) that
+ * fails the test instead of stalling CI.
+ *
+ * Linked with -Wl,--wrap=malloc so a test can make the core's allocations
+ * fail on purpose (the deque's growth). */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "async/async.h"
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define SCALE 10
+#else
+#define SCALE 1
+#endif
+
+/* ---- watchdog: a hang becomes a failure -------------------------------- */
+
+static const char *volatile watchdog_what = "?";
+
+static void watchdog_fire(int sig)
+{
+	(void)sig;
+	static const char head[] = "\n[FAIL] watchdog: hung in: ";
+	ssize_t r = write(2, head, sizeof head - 1);
+	r = write(2, watchdog_what, strlen(watchdog_what));
+	r = write(2, "\n", 1);
+	(void)r;
+	abort();
+}
+
+static void watchdog_arm(unsigned seconds, const char *what)
+{
+	watchdog_what = what;
+	signal(SIGALRM, watchdog_fire);
+	alarm(seconds);
+}
+
+static void watchdog_disarm(void)
+{
+	alarm(0);
+}
+
+/* ---- a malloc that fails on request (for the core's deque growth) ------- */
+
+void *__real_malloc(size_t n);
+static int fail_big_mallocs; /* atomic */
+
+void *__wrap_malloc(size_t n)
+{
+	if (n > 4096 && __atomic_load_n(&fail_big_mallocs, __ATOMIC_SEQ_CST))
+		return NULL;
+	return __real_malloc(n);
+}
+
+static async_pool *make_pool_cfg(unsigned workers, unsigned spin_rounds)
+{
+	async_pool_config cfg = async_pool_config_default();
+	cfg.workers = workers;
+	cfg.spin_rounds = spin_rounds;
+	cfg.pin = 0;
+	async_pool *p = NULL;
+	int rc = async_pool_create(&p, &cfg);
+	cr_assert_eq(rc, 0, "create: %s", async_strerror(rc));
+	return p;
+}
+
+static void bump(void *arg)
+{
+	__atomic_fetch_add((unsigned *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ---- bug 1: a wake-up lost when a spinning worker is stopped ------------ */
+
+struct resizer {
+	async_pool *p;
+	int stop; /* atomic */
+	unsigned rounds;
+};
+
+static void *resize_loop(void *arg)
+{
+	struct resizer *r = arg;
+	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST)) {
+		async_pool_stop_workers(r->p, 1);
+		if ((r->rounds & 7) == 0)
+			sched_yield();
+		async_pool_add_workers(r->p, 1);
+		r->rounds++;
+	}
+	return NULL;
+}
+
+/* Waits on a group, never on destroy (which drains the queue itself and so
+ * hides a lost wake-up), while another thread stops and adds workers. */
+static void wait_while_resizing(unsigned workers, unsigned spin_rounds, unsigned n)
+{
+	async_pool *p = make_pool_cfg(workers, spin_rounds);
+	struct resizer r = { p, 0, 0 };
+	pthread_t t;
+	pthread_create(&t, NULL, resize_loop, &r);
+	unsigned ran = 0;
+	for (unsigned i = 0; i < n; i++) {
+		async_group g;
+		async_group_init(&g);
+		async_job j;
+		async_job_init(&j, bump, &ran);
+		cr_assert_eq(async_group_submit(p, &g, &j), 0);
+		watchdog_arm(10, "async_group_wait while workers are stopped and added (lost wake-up)");
+		async_group_wait(p, &g);
+		watchdog_disarm();
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(t, NULL);
+	cr_assert_eq(ran, n);
+	async_pool_destroy(p);
+}
+
+Test(races, group_wait_while_workers_stop_and_start_1, .timeout = 120)
+{
+	wait_while_resizing(1, 64, 10000 / SCALE);
+}
+
+Test(races, group_wait_while_workers_stop_and_start_2, .timeout = 120)
+{
+	wait_while_resizing(2, 64, 40000 / SCALE);
+}
+
+Test(races, group_wait_while_workers_stop_and_start_no_spin, .timeout = 120)
+{
+	wait_while_resizing(2, 0, 40000 / SCALE);
+}
+
+/* Same, with the workers stopped and added between submit and wait by the
+ * waiting thread itself, so a spinner is often asked to stop right after a
+ * submitter saw it spinning. */
+Test(races, stop_right_after_submit_then_wait, .timeout = 120)
+{
+	async_pool *p = make_pool_cfg(2, 64);
+	unsigned ran = 0, n = 20000 / SCALE;
+	for (unsigned i = 0; i < n; i++) {
+		async_group g;
+		async_group_init(&g);
+		async_job a, b;
+		async_job_init(&a, bump, &ran);
+		async_job_init(&b, bump, &ran);
+		cr_assert_eq(async_group_submit(p, &g, &a), 0);
+		cr_assert_eq(async_group_submit(p, &g, &b), 0);
+		cr_assert_eq(async_pool_stop_workers(p, 1), 1);
+		watchdog_arm(10, "async_group_wait after a stop (lost wake-up)");
+		async_group_wait(p, &g);
+		watchdog_disarm();
+		cr_assert_eq(async_pool_add_workers(p, 1), 1);
+	}
+	cr_assert_eq(ran, 2 * n);
+	async_pool_destroy(p);
+}
+
+/* The same interleaving forced: the stopping worker is stalled right after
+ * it saw its stop while spinning, so a job submitted meanwhile sees it
+ * spinning and sends no wake-up, while the other worker has gone back to
+ * sleep after the stop's own wake-up. The job must still run. */
+extern void (*async_test_hook)(const char *point); /* the core's test hook */
+static int stall_stopping_spinner; /* atomic */
+
+static void stall_hook(const char *point)
+{
+	if (strcmp(point, "idle: stop seen while spinning") == 0 &&
+	    __atomic_exchange_n(&stall_stopping_spinner, 0, __ATOMIC_SEQ_CST))
+		usleep(100000);
+}
+
+Test(races, job_submitted_while_the_stopping_worker_still_spins_runs, .timeout = 60)
+{
+	async_pool *p = make_pool_cfg(2, 64);
+	async_test_hook = stall_hook;
+	unsigned ran = 0;
+	for (int round = 0; round < 5; round++) {
+		usleep(20000); /* both workers asleep */
+		__atomic_store_n(&stall_stopping_spinner, 1, __ATOMIC_SEQ_CST);
+		cr_assert_eq(async_pool_stop_workers(p, 1), 1);
+		usleep(20000); /* the other worker spun and sleeps again */
+		async_group g;
+		async_group_init(&g);
+		async_job j;
+		async_job_init(&j, bump, &ran);
+		cr_assert_eq(async_group_submit(p, &g, &j), 0);
+		watchdog_arm(10, "a job submitted while the stopping worker spun (lost wake-up)");
+		async_group_wait(p, &g);
+		watchdog_disarm();
+		cr_assert_eq(async_pool_add_workers(p, 1), 1);
+	}
+	async_test_hook = NULL;
+	cr_assert_eq(ran, 5);
+	async_pool_destroy(p);
+}
+
+/* ---- bug 2: shutdown must not hold the control lock while it joins ------ */
+
+struct resize_in_job {
+	async_pool *p;
+	int stop_rc, add_rc, done;
+};
+
+static void resize_during_shutdown(void *arg)
+{
+	struct resize_in_job *r = arg;
+	usleep(100000); /* long enough for shutdown to be joining */
+	r->stop_rc = async_pool_stop_workers(r->p, 1);
+	r->add_rc = async_pool_add_workers(r->p, 1);
+	__atomic_store_n(&r->done, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(races, job_resizing_the_pool_during_shutdown_does_not_deadlock, .timeout = 60)
+{
+	async_pool *p = make_pool_cfg(1, 64);
+	struct resize_in_job r = { p, -100, -100, 0 };
+	async_job j;
+	async_job_init(&j, resize_during_shutdown, &r);
+	cr_assert_eq(async_pool_submit(p, &j), 0);
+	usleep(10000);
+	watchdog_arm(20, "async_pool_shutdown while a job calls stop/add_workers (deadlock)");
+	cr_assert_eq(async_pool_shutdown(p), 0);
+	watchdog_disarm();
+	cr_assert_eq(r.done, 1);
+	cr_assert_geq(r.stop_rc, 0, "stop_workers during shutdown: %d", r.stop_rc);
+	cr_assert_eq(r.add_rc, ASYNC_ESHUTDOWN, "add_workers during shutdown: %d", r.add_rc);
+	async_pool_destroy(p);
+}
+
+/* ---- bug 3: leftover jobs run by shutdown may submit and spawn --------- */
+
+struct leftover {
+	async_pool *p;
+	async_job sub, kid;
+	unsigned sub_ran, kid_ran;
+	int submit_rc, spawn_rc, sync_rc, index;
+};
+
+static void leftover_job(void *arg)
+{
+	struct leftover *l = arg;
+	async_job_init(&l->sub, bump, &l->sub_ran);
+	l->submit_rc = async_pool_submit(l->p, &l->sub);
+	async_job_init(&l->kid, bump, &l->kid_ran);
+	l->spawn_rc = async_job_spawn(&l->kid);
+	l->sync_rc = l->spawn_rc == 0 ? async_job_sync(&l->kid) : -1000;
+	l->index = async_pool_worker_index(l->p);
+}
+
+Test(races, leftover_jobs_run_by_shutdown_can_submit_and_spawn, .timeout = 60)
+{
+	/* No worker: shutdown runs the queue on the calling thread. */
+	async_pool *p = make_pool_cfg(0, 64);
+	struct leftover l = { .p = p };
+	async_job j;
+	async_job_init(&j, leftover_job, &l);
+	cr_assert_eq(async_pool_submit(p, &j), 0);
+	watchdog_arm(20, "shutdown running leftover jobs that submit and spawn");
+	cr_assert_eq(async_pool_shutdown(p), 0);
+	watchdog_disarm();
+	cr_assert_eq(l.submit_rc, 0, "submit from a leftover job: %s", async_err_name(l.submit_rc));
+	cr_assert_eq(l.spawn_rc, 0, "spawn from a leftover job: %s", async_err_name(l.spawn_rc));
+	cr_assert_eq(l.sync_rc, 0);
+	cr_assert_eq(l.sub_ran, 1);
+	cr_assert_eq(l.kid_ran, 1);
+	cr_assert_eq(l.index, ASYNC_ENOTWORKER, "the shutdown thread is not a worker");
+	/* After shutdown, submissions from outside are refused. */
+	cr_assert_eq(async_pool_submit(p, &j), ASYNC_ESHUTDOWN);
+	async_pool_destroy(p);
+}
+
+/* ---- bug 4: two threads submitting one record -------------------------- */
+
+struct dup {
+	async_pool *p;
+	async_job *jobs;
+	unsigned n;
+	unsigned arrived; /* atomic: a two-thread barrier per record */
+	unsigned ok[2], busy[2];
+};
+
+struct dup_arg {
+	struct dup *d;
+	int me;
+};
+
+static void *dup_submitter(void *arg)
+{
+	struct dup_arg *a = arg;
+	struct dup *d = a->d;
+	unsigned rng = 12345u + (unsigned)a->me * 777u;
+	for (unsigned i = 0; i < d->n; i++) {
+		/* Both threads leave the barrier for record i at about the same
+		 * moment; a random delay of a few dozen nanoseconds on each side
+		 * makes their check-then-act windows overlap in some rounds. */
+		__atomic_fetch_add(&d->arrived, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&d->arrived, __ATOMIC_ACQUIRE) < 2 * (i + 1))
+			;
+		rng = rng * 1103515245u + 12345u;
+		for (volatile unsigned k = (rng >> 16) % 48; k > 0; k--)
+			;
+		int rc = async_pool_submit(d->p, &d->jobs[i]);
+		if (rc == 0)
+			d->ok[a->me]++;
+		else if (rc == ASYNC_EBUSY)
+			d->busy[a->me]++;
+	}
+	return NULL;
+}
+
+Test(races, one_record_submitted_by_two_threads_is_queued_once, .timeout = 120)
+{
+	/* No worker runs the records while the threads race: the queue only
+	 * grows, and shutdown runs it at the end. */
+	async_pool *p = make_pool_cfg(0, 64);
+	unsigned n = 200000 / SCALE;
+	unsigned *hits = calloc(n, sizeof *hits);
+	async_job *jobs = calloc(n, sizeof *jobs);
+	for (unsigned i = 0; i < n; i++)
+		async_job_init(&jobs[i], bump, &hits[i]);
+	struct dup d = { p, jobs, n, 0, { 0, 0 }, { 0, 0 } };
+	struct dup_arg a0 = { &d, 0 }, a1 = { &d, 1 };
+	pthread_t t0, t1;
+	pthread_create(&t0, NULL, dup_submitter, &a0);
+	pthread_create(&t1, NULL, dup_submitter, &a1);
+	pthread_join(t0, NULL);
+	pthread_join(t1, NULL);
+	cr_assert_eq(d.ok[0] + d.ok[1], n, "records queued twice: %u of %u", d.ok[0] + d.ok[1] - n, n);
+	cr_assert_eq(d.busy[0] + d.busy[1], n);
+	watchdog_arm(30, "shutdown after duplicate submissions (corrupt queue)");
+	async_pool_destroy(p);
+	watchdog_disarm();
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_eq(hits[i], 1, "record %u ran %u times", i, hits[i]);
+	free(hits);
+	free(jobs);
+}
+
+/* ---- bug 5: a failed spawn must not make sync hang ----------------------- */
+
+#define MANY 100000
+
+struct spawner {
+	async_job kids[MANY];
+	unsigned ran;
+	int failed_at, failed_rc, sync_failed_rc;
+};
+
+static void spawn_until_failure(void *arg)
+{
+	struct spawner *s = arg;
+	int k = 0;
+	__atomic_store_n(&fail_big_mallocs, 1, __ATOMIC_SEQ_CST);
+	for (; k < MANY; k++) {
+		async_job_init(&s->kids[k], bump, &s->ran);
+		int rc = async_job_spawn(&s->kids[k]);
+		if (rc != 0) {
+			s->failed_at = k;
+			s->failed_rc = rc;
+			break;
+		}
+	}
+	__atomic_store_n(&fail_big_mallocs, 0, __ATOMIC_SEQ_CST);
+	if (k < MANY)
+		s->sync_failed_rc = async_job_sync(&s->kids[k]); /* never spawned */
+	for (int i = k; i-- > 0;)
+		async_job_sync(&s->kids[i]);
+}
+
+Test(races, sync_after_a_failed_spawn_returns, .timeout = 60)
+{
+	async_pool *p = make_pool_cfg(1, 64);
+	struct spawner *s = calloc(1, sizeof *s);
+	s->failed_at = -1;
+	async_group g;
+	async_group_init(&g);
+	async_job j;
+	async_job_init(&j, spawn_until_failure, s);
+	cr_assert_eq(async_group_submit(p, &g, &j), 0);
+	watchdog_arm(20, "async_job_sync on a job whose spawn failed");
+	async_group_wait(p, &g);
+	watchdog_disarm();
+	cr_assert_geq(s->failed_at, 0, "no spawn failed: the malloc wrapper is not in effect");
+	cr_assert_eq(s->failed_rc, ASYNC_ENOMEM);
+	cr_assert_eq(s->sync_failed_rc, ASYNC_EINVAL, "sync of a job never spawned: %d", s->sync_failed_rc);
+	cr_assert_eq(s->ran, (unsigned)s->failed_at);
+	async_pool_destroy(p);
+	free(s);
+}
