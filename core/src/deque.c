@@ -190,9 +190,12 @@ void *async_deque_steal(struct async_deque *d, ck_epoch_record_t *thief_record)
 	void *item = ck_pr_load_ptr(&a->slot[t & a->mask]);
 	ASYNC_TSAN_RELEASE(a); /* our reads of a end here (see pr.h) */
 	ck_epoch_end(thief_record, NULL);
-	/* The CAS is a full barrier (seq_cst in Lê et al.): it orders our read
-	 * of the slot before the owner may reuse it, which it can only do after
-	 * seeing top move. */
+	/* LoadAtomic: our read of the slot happens before the CAS that lets the
+	 * owner reuse it (it can only do so after seeing top move; pairs with
+	 * the acquire fence after the load of top in push). Lê et al. get this
+	 * from a seq_cst CAS; ck's aarch64 CAS is relaxed, so it is explicit
+	 * (free on x86-64). */
+	ck_pr_fence_load_atomic();
 	if (!ck_pr_cas_64(&d->top, t, t + 1))
 		return ASYNC_DEQUE_ABORT;
 	return item;

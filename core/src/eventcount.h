@@ -5,8 +5,8 @@
  * announces itself (prepare), re-checks its condition, and only then sleeps
  * on the sequence number it read in prepare. A notifier first makes the
  * condition true, then bumps the sequence and wakes if anyone announced
- * itself. The RMW in prepare and the fence a notifier issues before reading
- * the waiter count are a Dekker pair: either the waiter's re-check sees the
+ * itself. The fence after the announcement in prepare and the fence a
+ * notifier issues before reading the waiter count are a Dekker pair: either the waiter's re-check sees the
  * condition, or the notifier sees the waiter and changes the sequence, which
  * makes FUTEX_WAIT return at once.
  *
@@ -41,13 +41,17 @@ static inline void async_ec_init(struct async_ec *ec)
 	ec->waking = 0;
 }
 
-/* Waiter: announce, then return the sequence to wait on. The RMW is a full
- * barrier: it orders the clearing of waking and the announcement before the
- * caller's re-check, and pairs with the fence in the notify functions. */
+/* Waiter: announce, then return the sequence to wait on. */
 static inline uint32_t async_ec_prepare(struct async_ec *ec)
 {
 	ck_pr_store_32(&ec->waking, 0);
 	(void)ck_pr_faa_32(&ec->waiters, 1);
+	/* StoreLoad (ck models an RMW as a store): the clearing of waking and
+	 * the announcement are visible before the load of seq and the
+	 * caller's re-check. Pairs with the fence before the load of waiters
+	 * in the notify functions. x86's locked RMW already orders this, but
+	 * ck's aarch64 RMWs are relaxed, so the fence is not implied. */
+	ck_pr_fence_store_load();
 	return ck_pr_load_32(&ec->seq);
 }
 
@@ -64,13 +68,17 @@ static inline void async_ec_wait(struct async_ec *ec, uint32_t key)
 	if (ck_pr_load_32(&ec->seq) == key)
 		syscall(SYS_futex, &ec->seq, FUTEX_WAIT_PRIVATE, key, NULL, NULL, 0);
 	(void)ck_pr_faa_32(&ec->waiters, (uint32_t)-1);
+	/* No fence needed here: a caller re-checks at once (possibly missing
+	 * an item), but it sleeps again only through async_ec_prepare, which
+	 * clears waking again and fences before its re-check. */
 	ck_pr_store_32(&ec->waking, 0);
 }
 
 /* Notifier, after making the condition true: wake every waiter. */
 static inline void async_ec_notify_all(struct async_ec *ec)
 {
-	/* Full fence: pairs with the RMW in async_ec_prepare. */
+	/* Full fence: the condition is visible before the load of waiters.
+	 * Pairs with the StoreLoad fence in async_ec_prepare. */
 	ck_pr_fence_memory();
 	if (ck_pr_load_32(&ec->waiters) == 0)
 		return;
@@ -82,7 +90,8 @@ static inline void async_ec_notify_all(struct async_ec *ec)
  * will re-check. Skips the wake while one is already in flight. */
 static inline void async_ec_notify_one(struct async_ec *ec)
 {
-	/* Full fence: pairs with the RMW in async_ec_prepare. */
+	/* Full fence: the condition is visible before the load of waiters.
+	 * Pairs with the StoreLoad fence in async_ec_prepare. */
 	ck_pr_fence_memory();
 	if (ck_pr_load_32(&ec->waiters) == 0 || ck_pr_load_32(&ec->waking) != 0)
 		return;
@@ -93,9 +102,10 @@ static inline void async_ec_notify_one(struct async_ec *ec)
 }
 
 /* As async_ec_notify_one, for a notifier whose last write was an atomic
- * RMW (a CAS that published the item): that RMW already orders the write
- * before the loads here, so the fence is only ck_pr's atomic-to-load one
- * (free on x86-64). It pairs with the RMW in async_ec_prepare. */
+ * RMW (the CAS or exchange that published the item): ck_pr's atomic-to-load
+ * fence orders that RMW before the loads here (free on x86-64, where the
+ * locked RMW is already a full barrier; a dmb on aarch64, where ck's RMWs
+ * are relaxed). It pairs with the fence in async_ec_prepare. */
 static inline void async_ec_notify_one_after_rmw(struct async_ec *ec)
 {
 	ck_pr_fence_atomic_load();

@@ -16,11 +16,15 @@
  *
  * Why no wake-up is lost
  *   External submitters publish, then notify unless a worker is spinning.
- *   A spinner that gives up decrements the spinning count, announces itself
- *   on the eventcount and re-checks every queue before it sleeps; both
- *   sides do a full barrier between their write and their read (Dekker), so
- *   either the spinner's re-check finds the job or the submitter sees no
- *   spinner and a waiter, and wakes it. */
+ *   Every way out of the spinning state re-checks the queue: a spinner that
+ *   gives up decrements the spinning count, announces itself on the
+ *   eventcount and re-checks every queue before it sleeps; one that leaves
+ *   to stop, or as the last spinner with a job in hand, re-checks the
+ *   injection queue and wakes a sleeper if it is not empty. Both sides put
+ *   an explicit fence between their write and their read (Dekker; x86's
+ *   locked RMWs would do, ck's aarch64 ones are relaxed), so either the
+ *   spinner's re-check finds the job or the submitter sees no spinner and
+ *   a waiter, and wakes it. */
 #define _GNU_SOURCE
 #include "async/pool.h"
 
@@ -132,15 +136,17 @@ async_pool_config async_pool_config_default(void)
 
 /* ---- the injection stack (any thread pushes, a worker takes all) ------- */
 
-/* Publishes the chain first..last (already linked) in one CAS. The CAS is a
- * full barrier: it makes the links and the jobs' fields visible to the
- * worker that takes the list (pairs with the exchange in take_injected),
- * and orders the push before the notifier's read of spinning/waiters. */
+/* Publishes the chain first..last (already linked) in one CAS. */
 static void inject_push(async_pool *p, async_job *first, async_job *last)
 {
 	for (;;) {
 		async_job *head = ck_pr_load_ptr(&p->inject);
 		last->next = head;
+		/* Release (StoreAtomic; ck models RMWs as stores): the links, the
+		 * jobs' fields and a group's count increment are visible before
+		 * the CAS publishes them. Pairs with the fence after the exchange
+		 * in take_injected. Free on x86-64. */
+		ck_pr_fence_store_atomic();
 		if (ck_pr_cas_ptr(&p->inject, head, first))
 			return;
 		ck_pr_stall();
@@ -158,6 +164,9 @@ static async_job *take_injected(struct worker *w)
 	async_job *j = ck_pr_fas_ptr(&p->inject, NULL);
 	if (j == NULL)
 		return NULL;
+	/* Acquire (AtomicLoad): the jobs' links and fields are read after the
+	 * exchange. Pairs with the fence before the CAS in inject_push. */
+	ck_pr_fence_atomic_load();
 	int more = j->next != NULL;
 	while (j->next != NULL) {
 		async_job *next = j->next;
@@ -278,8 +287,11 @@ static async_job *idle(struct worker *w)
 		}
 		if (j == NULL && ck_pr_load_32(&w->stop))
 			TEST_POINT("idle: stop seen while spinning");
-		/* The RMW is a full barrier between leaving the spinners and the
-		 * re-checks below (the Dekker pair described at the top). */
+		/* Leaving the spinners. Each way out below orders this RMW before
+		 * its re-check of the queues with an explicit fence (the Dekker
+		 * pair described at the top): the fence before the load of inject
+		 * on the two exits, the StoreLoad fence in async_ec_prepare on
+		 * the way to sleep. */
 		uint32_t was = ck_pr_faa_32(&p->spinning, (uint32_t)-1);
 		if (j != NULL) {
 			/* The last spinner found work: a submitter that saw it
@@ -701,8 +713,9 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 		return ASYNC_ESHUTDOWN;
 	ck_pr_faa_64(&p->submitted, n);
 	inject_push(p, first, last);
-	/* The CAS in inject_push is a full barrier, so the job is published
-	 * before we read spinning: pairs with the RMW on spinning in idle(). */
+	/* AtomicLoad: the CAS that published the job is ordered before the
+	 * load of spinning. Pairs with the fences after the RMW on spinning in
+	 * idle() (the stop and found-work exits, and async_ec_prepare). */
 	ck_pr_fence_atomic_load();
 	if (ck_pr_load_32(&p->spinning) == 0)
 		async_ec_notify_one_after_rmw(&p->work_ec);
