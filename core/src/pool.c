@@ -1,18 +1,20 @@
-/* pool.c: the worker pool. Workers own Chase–Lev deques (deque.c); other
- * threads submit through a lock-free injection stack that a worker empties
- * with one exchange; idle workers spin, then sleep on an eventcount
+/* pool.c: the worker pool. Workers own Chase–Lev deques (deque.c) for work
+ * they queue themselves (fork-join, jobs that submit jobs); other threads
+ * submit through a FIFO injection queue that workers drain in batches
+ * (inject.h); idle workers spin, then sleep on an eventcount
  * (eventcount.h). Adding, stopping and shutting down workers is serialised
  * by one mutex on the control path; no job ever waits on it.
  *
  * Why no job is lost or run twice
- *   A job is in exactly one place at a time: the injection stack, one
- *   deque, or a worker's hands. The stack hands a whole list to exactly one
- *   worker (exchange with NULL); deques hand each item out once (deque.c).
- *   A stopping worker only exits from its top-level loop, between jobs, and
- *   first moves what is left in its deque back to the injection stack.
+ *   A job is in exactly one place at a time: the injection queue, one
+ *   batch, one deque, or a worker's hands. The queue hands each node to its
+ *   one consumer; batches and deques hand each item out once by a CAS
+ *   (inject.h, deque.c). A stopping worker only exits from its top-level
+ *   loop, between jobs, and first moves what is left in its deque back to
+ *   the injection queue; its batch stays, for the others to take.
  *   Shutdown joins every worker after each found no work, then runs
  *   whatever is still queued (jobs re-injected by a late stop, or queued
- *   with no worker left) on the calling thread.
+ *   with no worker left) on the calling thread, as a pseudo-worker.
  *
  * Why no wake-up is lost
  *   External submitters publish, then notify unless a worker is spinning.
@@ -38,6 +40,7 @@
 
 #include "deque.h"
 #include "eventcount.h"
+#include "inject.h"
 #include "placement.h"
 #include "pr.h"
 
@@ -55,6 +58,7 @@ enum { STOP_NONE = 0, STOP_ASKED = 1, STOP_COMMITTED = 2 };
 
 struct worker {
 	struct async_deque dq;
+	struct async_batch batch; /* jobs it took from the injection queue */
 	async_pool *pool;
 	unsigned index;
 	uint32_t stop;  /* STOP_*: asked by stop_workers, committed by the
@@ -68,7 +72,7 @@ struct worker {
 } __attribute__((aligned(64)));
 
 struct async_pool {
-	async_job *inject __attribute__((aligned(64)));
+	struct async_inject inj;
 	uint64_t submitted __attribute__((aligned(64)));
 	struct async_ec work_ec __attribute__((aligned(64)));
 	uint32_t spinning __attribute__((aligned(64)));
@@ -134,55 +138,92 @@ async_pool_config async_pool_config_default(void)
 	return c;
 }
 
-/* ---- the injection stack (any thread pushes, a worker takes all) ------- */
+/* ---- the injection queue and the batches (inject.h) ------------------ */
 
-/* Publishes the chain first..last (already linked) in one CAS. */
 static void inject_push(async_pool *p, async_job *first, async_job *last)
 {
-	for (;;) {
-		async_job *head = ck_pr_load_ptr(&p->inject);
-		last->next = head;
-		/* Release (StoreAtomic; ck models RMWs as stores): the links, the
-		 * jobs' fields and a group's count increment are visible before
-		 * the CAS publishes them. Pairs with the fence after the exchange
-		 * in take_injected. Free on x86-64. */
-		ck_pr_fence_store_atomic();
-		if (ck_pr_cas_ptr(&p->inject, head, first))
-			return;
-		ck_pr_stall();
-	}
+	async_inject_push(&p->inj, first, last);
 }
 
-/* Takes the whole stack. The list is newest first: the oldest job is run at
- * once, the others go into the deque so that the owner pops the older ones
- * first and thieves take the newer ones. */
-static async_job *take_injected(struct worker *w)
+/* Moves the oldest jobs of the injection queue into this worker's batch
+ * (when it is empty) and returns the oldest of all to run now. *contended
+ * is set when the queue is not empty but this worker could not take from
+ * it (another consumer, or a push half done): not a reason to sleep. */
+static async_job *take_injected(struct worker *w, int *contended)
 {
 	async_pool *p = w->pool;
-	if (ck_pr_load_ptr(&p->inject) == NULL)
+	if (!async_inject_nonempty(&p->inj))
 		return NULL;
-	async_job *j = ck_pr_fas_ptr(&p->inject, NULL);
-	if (j == NULL)
+	if (!async_inject_trylock(&p->inj)) {
+		*contended = 1;
 		return NULL;
-	/* Acquire (AtomicLoad): the jobs' links and fields are read after the
-	 * exchange. Pairs with the fence before the CAS in inject_push. */
-	ck_pr_fence_atomic_load();
-	int more = j->next != NULL;
-	while (j->next != NULL) {
-		async_job *next = j->next;
-		if (async_deque_push(&w->dq, j) != 0) {
-			/* Out of memory: hand the rest back rather than drop it. */
-			async_job *last = j;
-			while (last->next != NULL)
-				last = last->next;
-			inject_push(p, j, last);
-			return NULL;
-		}
-		j = next;
 	}
-	if (more && ck_pr_load_32(&p->spinning) == 0)
-		async_ec_hint(&p->work_ec); /* there is work to steal */
+	/* While this worker's batch is empty, the oldest jobs go into it, each
+	 * visible to the other workers at once, and the worker takes the
+	 * oldest back from it: so when this worker is preempted (the wake-up
+	 * below may do it), the others still take them in order. Otherwise
+	 * it takes just the oldest job. */
+	int fill = !async_batch_nonempty(&w->batch);
+	unsigned n = 0, cap = fill ? ASYNC_BATCH : 1;
+	int busy = 0;
+	async_job *j = NULL;
+	while (n < cap) {
+		j = async_inject_pop(&p->inj, &busy);
+		if (j == NULL)
+			break;
+		n++;
+		if (fill)
+			async_batch_push(&w->batch, j);
+	}
+	async_inject_unlock(&p->inj);
+	if (n == 0) {
+		*contended |= busy;
+		return NULL;
+	}
+	if (!fill)
+		return j;
+	if (n > 1 && ck_pr_load_32(&p->spinning) == 0)
+		async_ec_hint(&p->work_ec); /* there is work to take */
+	j = async_batch_take(&w->batch);
+	if (j == ASYNC_BATCH_ABORT || j == NULL) {
+		*contended = 1; /* taken by another worker meanwhile: look again */
+		return NULL;
+	}
 	return j;
+}
+
+/* The oldest job held in another worker's batch: those are older than any
+ * job still in the injection queue, so they go first. */
+static async_job *take_batches(struct worker *w, int *contended)
+{
+	async_pool *p = w->pool;
+	unsigned hw = ck_pr_load_32(&p->high_water);
+	for (unsigned s = 0; s < hw; s++) {
+		struct async_batch *b = &p->w[s].batch;
+		if (b == &w->batch || !async_batch_nonempty(b))
+			continue;
+		async_job *j = async_batch_take(b);
+		if (j == ASYNC_BATCH_ABORT) {
+			*contended = 1;
+			continue;
+		}
+		if (j != NULL)
+			return j;
+	}
+	return NULL;
+}
+
+/* Whether any job from outside is waiting: the queue or any batch. For the
+ * re-checks on the way out of the spinning state. */
+static int injected_work_visible(async_pool *p)
+{
+	if (async_inject_nonempty(&p->inj))
+		return 1;
+	unsigned hw = ck_pr_load_32(&p->high_water);
+	for (unsigned s = 0; s < hw; s++)
+		if (async_batch_nonempty(&p->w[s].batch))
+			return 1;
+	return 0;
 }
 
 /* ---- finding and running work ------------------------------------------ */
@@ -247,11 +288,22 @@ static async_job *steal_round(struct worker *w, int *contended)
 	return NULL;
 }
 
+/* Oldest outside work first once the own deque (fork-join, LIFO) is empty:
+ * the own batch, other batches, the injection queue; then steal. */
 static async_job *find_work(struct worker *w, int *contended)
 {
 	async_job *j = async_deque_pop(&w->dq);
+	if (j == NULL) {
+		j = async_batch_take(&w->batch);
+		if (j == ASYNC_BATCH_ABORT) {
+			*contended = 1;
+			j = NULL;
+		}
+	}
 	if (j == NULL)
-		j = take_injected(w);
+		j = take_batches(w, contended);
+	if (j == NULL)
+		j = take_injected(w, contended);
 	if (j == NULL)
 		j = steal_round(w, contended);
 	return j;
@@ -289,19 +341,19 @@ static async_job *idle(struct worker *w)
 			TEST_POINT("idle: stop seen while spinning");
 		/* Leaving the spinners. Each way out below orders this RMW before
 		 * its re-check of the queues with an explicit fence (the Dekker
-		 * pair described at the top): the fence before the load of inject
-		 * on the two exits, the StoreLoad fence in async_ec_prepare on
+		 * pair described at the top): the fence before the re-check of the
+		 * injected work on the two exits, the StoreLoad fence in async_ec_prepare on
 		 * the way to sleep. */
 		uint32_t was = ck_pr_faa_32(&p->spinning, (uint32_t)-1);
 		if (j != NULL) {
 			/* The last spinner found work: a submitter that saw it
 			 * spinning sent no wake-up, so if more is queued someone
 			 * must keep looking. The fence orders the RMW on spinning
-			 * before the load of inject (pairs with the one in
-			 * submit_chain). */
+			 * before the re-check of the queue and batches (pairs with
+			 * the one in submit_chain). */
 			if (was == 1) {
 				ck_pr_fence_atomic_load();
-				if (ck_pr_load_ptr(&p->inject) != NULL)
+				if (injected_work_visible(p))
 					async_ec_notify_one(&p->work_ec);
 			}
 			break;
@@ -310,10 +362,11 @@ static async_job *idle(struct worker *w)
 			/* Leaving the spinners for good: a submitter may have seen
 			 * us spinning and sent no wake-up, so re-check the queue and
 			 * pass the job on. The fence orders the RMW on spinning
-			 * before the load of inject; it pairs with the one between
-			 * inject_push and the load of spinning in submit_chain. */
+			 * before the re-check of the queue and batches; it pairs
+			 * with the one between inject_push and the load of spinning
+			 * in submit_chain. */
 			ck_pr_fence_atomic_load();
-			if (ck_pr_load_ptr(&p->inject) != NULL)
+			if (injected_work_visible(p))
 				async_ec_notify_all(&p->work_ec);
 			break;
 		}
@@ -388,7 +441,8 @@ static void *worker_main(void *arg)
 		inject_push(p, j, j);
 		moved = 1;
 	}
-	if (moved)
+	/* Its batch stays where it is: other workers take from it. */
+	if (moved || async_batch_nonempty(&w->batch))
 		async_ec_notify_all(&p->work_ec);
 	if (p->cfg.on_worker_stop != NULL)
 		p->cfg.on_worker_stop(p->cfg.userdata, w->index);
@@ -481,6 +535,7 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	memset(p, 0, sizeof *p);
 	pthread_mutex_init(&p->ctl, NULL);
 	pthread_mutex_init(&p->shut, NULL);
+	async_inject_init(&p->inj);
 	async_ec_init(&p->work_ec);
 	async_ec_init(&p->done_ec);
 	ck_epoch_init(&p->epoch);
@@ -607,9 +662,16 @@ static void run_leftovers(async_pool *p)
 	struct worker *saved = tls_self; /* a worker of another pool, or NULL */
 	tls_self = me;
 	for (;;) {
+		int contended = 0;
 		async_job *j = async_deque_pop(&me->dq);
 		if (j == NULL)
-			j = take_injected(me);
+			j = async_batch_take(&me->batch); /* no other taker: no abort */
+		if (j == NULL)
+			j = take_batches(me, &contended);
+		if (j == NULL)
+			j = take_injected(me, &contended);
+		if (j == NULL && contended)
+			continue; /* only a push from a leftover job still linking */
 		for (unsigned s = 0; s < p->max_workers && j == NULL; s++) {
 			/* Empty once joined (an exiting worker re-injects its deque),
 			 * but cheap to make sure. */
@@ -691,7 +753,7 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 	struct worker *w = self_in(p);
 	if (w != NULL) {
 		/* A worker queues on its own deque: no shared write at all. The
-		 * chain runs first..last, newest first. */
+		 * chain runs first..last, oldest first. */
 		for (async_job *j = first;;) {
 			async_job *next = j->next;
 			if (async_deque_push(&w->dq, j) != 0) {
@@ -713,7 +775,7 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 		return ASYNC_ESHUTDOWN;
 	ck_pr_faa_64(&p->submitted, n);
 	inject_push(p, first, last);
-	/* AtomicLoad: the CAS that published the job is ordered before the
+	/* AtomicLoad: the exchange that published the job is ordered before the
 	 * load of spinning. Pairs with the fences after the RMW on spinning in
 	 * idle() (the stop and found-work exits, and async_ec_prepare). */
 	ck_pr_fence_atomic_load();
@@ -761,14 +823,13 @@ int async_pool_submit_array(async_pool *p, async_job *jobs, size_t n)
 			return rc;
 		}
 	}
-	/* Link newest first (jobs[n-1] .. jobs[0]) so jobs[0] counts as the
-	 * oldest, as if submitted one by one in array order. */
+	/* Linked oldest first, as if submitted one by one in array order. */
 	for (size_t i = 0; i < n; i++) {
 		jobs[i].group = NULL;
 		jobs[i].flags = 0;
-		jobs[i].next = i > 0 ? &jobs[i - 1] : NULL;
+		jobs[i].next = i + 1 < n ? &jobs[i + 1] : NULL;
 	}
-	int rc = submit_chain(p, &jobs[n - 1], &jobs[0], n);
+	int rc = submit_chain(p, &jobs[0], &jobs[n - 1], n);
 	if (rc != 0)
 		for (size_t i = 0; i < n; i++)
 			ck_pr_store_32(&jobs[i].state, JOB_IDLE);

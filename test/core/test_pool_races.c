@@ -398,3 +398,81 @@ Test(races, sync_after_a_failed_spawn_returns, .timeout = 60)
 	async_pool_destroy(p);
 	free(s);
 }
+
+/* ---- issue 13: calls submitted from outside run oldest first ------------ */
+
+struct ordered {
+	async_job job;
+	unsigned *next_ticket;
+	unsigned ticket;
+};
+
+static void take_ticket(void *arg)
+{
+	struct ordered *o = arg;
+	o->ticket = __atomic_fetch_add(o->next_ticket, 1, __ATOMIC_SEQ_CST);
+	/* A microsecond or so of work, so both workers are busy on a backlog
+	 * (tiny jobs would let the first worker finish before the second one
+	 * starts). */
+	for (volatile unsigned k = 0; k < 1000; k++)
+		;
+}
+
+/* Start order, not timing: each job takes a ticket when it starts. With two
+ * workers taking from one FIFO, job i starts within a few places of i; a
+ * worker preempted between taking a job and its ticket displaces that one
+ * job, so the test allows a few far-displaced jobs, not a pattern. */
+static unsigned count_displaced(const struct ordered *o, unsigned n, unsigned *worst)
+{
+	unsigned far = 0;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned d = o[i].ticket > i ? o[i].ticket - i : i - o[i].ticket;
+		if (d > 16)
+			far++;
+		if (d > *worst)
+			*worst = d;
+	}
+	return far;
+}
+
+Test(races, external_submissions_start_oldest_first_with_two_workers, .timeout = 120)
+{
+	unsigned n = 4000, rounds = 5, far = 0, worst = 0;
+	struct ordered *o = calloc(n, sizeof *o);
+	async_pool *p = make_pool_cfg(2, 64);
+	for (unsigned r = 0; r < rounds; r++) {
+		/* A backlog queued while no worker runs, then two workers. */
+		cr_assert_eq(async_pool_stop_workers(p, 2), 2);
+		usleep(2000);
+		async_group g;
+		async_group_init(&g);
+		unsigned next = 0;
+		for (unsigned i = 0; i < n; i++) {
+			o[i].next_ticket = &next;
+			async_job_init(&o[i].job, take_ticket, &o[i]);
+			cr_assert_eq(async_group_submit(p, &g, &o[i].job), 0);
+		}
+		cr_assert_eq(async_pool_add_workers(p, 2), 2);
+		watchdog_arm(20, "waiting for the ordered backlog");
+		async_group_wait(p, &g);
+		watchdog_disarm();
+		far += count_displaced(o, n, &worst);
+		/* A stream submitted while both workers run. */
+		next = 0;
+		async_group_init(&g);
+		for (unsigned i = 0; i < n; i++) {
+			async_job_init(&o[i].job, take_ticket, &o[i]);
+			cr_assert_eq(async_group_submit(p, &g, &o[i].job), 0);
+		}
+		watchdog_arm(20, "waiting for the ordered stream");
+		async_group_wait(p, &g);
+		watchdog_disarm();
+		far += count_displaced(o, n, &worst);
+	}
+	async_pool_destroy(p);
+	fprintf(stderr, "order: %u of %u jobs displaced by more than 16 places (worst %u)\n", far, 2 * rounds * n, worst);
+	cr_assert_leq(far, 2 * rounds * n / 50,
+	              "%u of %u jobs started more than 16 places from their submission order (worst %u)",
+	              far, 2 * rounds * n, worst);
+	free(o);
+}
