@@ -134,6 +134,7 @@ async_pool_config async_pool_config_default(void)
 	c.max_workers = ASYNC_AUTO;
 	c.pin = 1;
 	c.spin_rounds = 64;
+	c.spin_us = 10;
 	c.name_prefix = "async-w";
 	return c;
 }
@@ -325,16 +326,20 @@ static async_job *idle(struct worker *w)
 	async_pool *p = w->pool;
 	async_job *j = NULL;
 	int contended;
+	/* The spin is bounded in time, read from the vDSO clock once per round
+	 * (tens of nanoseconds against a round's hundreds). */
+	uint64_t budget = p->cfg.spin_rounds == 0 ? 0 : (uint64_t)p->cfg.spin_us * 1000u;
 	mark(w, 1);
 	for (;;) {
 		ck_pr_faa_32(&p->spinning, 1);
-		for (unsigned r = 0; r < p->cfg.spin_rounds && j == NULL; r++) {
+		uint64_t start = budget != 0 ? now_ns() : 0;
+		while (budget != 0) {
 			for (int i = 0; i < 16; i++)
 				ck_pr_stall();
 			contended = 0;
 			j = find_work(w, &contended);
-			if (j == NULL && (ck_pr_load_32(&w->stop) ||
-			                  (ck_pr_load_32(&p->shutdown) && !contended)))
+			if (j != NULL || ck_pr_load_32(&w->stop) ||
+			    (ck_pr_load_32(&p->shutdown) && !contended) || now_ns() - start >= budget)
 				break;
 		}
 		if (j == NULL && ck_pr_load_32(&w->stop))

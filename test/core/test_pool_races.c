@@ -476,3 +476,63 @@ Test(races, external_submissions_start_oldest_first_with_two_workers, .timeout =
 	              far, 2 * rounds * n, worst);
 	free(o);
 }
+
+/* ---- issue 13: one call on an idle pool wakes one worker ---------------- */
+
+static pid_t worker_tid[2];
+
+static void note_tid(void *ud, unsigned worker)
+{
+	(void)ud;
+	if (worker < 2)
+		__atomic_store_n(&worker_tid[worker], gettid(), __ATOMIC_SEQ_CST);
+}
+
+/* Voluntary context switches of a thread: +1 each time it goes to sleep. */
+static long sleeps_of(pid_t tid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "cannot read %s", path);
+	long v = -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+Test(races, one_call_on_an_idle_pool_wakes_one_worker, .timeout = 60)
+{
+	async_pool_config cfg = async_pool_config_default();
+	cfg.workers = 2;
+	cfg.pin = 0;
+	cfg.on_worker_start = note_tid;
+	async_pool *p = NULL;
+	cr_assert_eq(async_pool_create(&p, &cfg), 0);
+	unsigned ran = 0, both = 0, rounds = 20;
+	for (unsigned r = 0; r < rounds; r++) {
+		usleep(30000); /* both asleep */
+		pid_t t0 = __atomic_load_n(&worker_tid[0], __ATOMIC_SEQ_CST), t1 = __atomic_load_n(&worker_tid[1], __ATOMIC_SEQ_CST);
+		long a0 = sleeps_of(t0), b0 = sleeps_of(t1);
+		async_group g;
+		async_group_init(&g);
+		async_job j;
+		async_job_init(&j, bump, &ran);
+		cr_assert_eq(async_group_submit(p, &g, &j), 0);
+		watchdog_arm(10, "one call on an idle pool");
+		async_group_wait(p, &g);
+		watchdog_disarm();
+		usleep(30000); /* whoever woke is asleep again */
+		long a = sleeps_of(t0) - a0, b = sleeps_of(t1) - b0;
+		cr_assert(a + b >= 1, "a worker ran the call, so it slept again after it");
+		if (a > 0 && b > 0)
+			both++;
+	}
+	fprintf(stderr, "idle wake: both workers woke in %u of %u rounds\n", both, rounds);
+	/* A spurious wake-up is possible (futexes allow them); a pattern is not. */
+	cr_assert_leq(both, rounds / 5, "one call woke both workers in %u of %u rounds", both, rounds);
+	cr_assert_eq(ran, rounds);
+	async_pool_destroy(p);
+}

@@ -61,8 +61,9 @@ typedef struct async_pool_config {
 	unsigned max_workers;
 	/* Bind each worker to its processing unit with hwloc. Default 1. */
 	int pin;
-	/* Rounds of stealing an idle worker makes before it sleeps. Default
-	 * 64 (a few microseconds); 0 sleeps at once. */
+	/* 0: an idle worker sleeps at once. Any other value: it looks for
+	 * work for up to spin_us microseconds first (the value itself is no
+	 * longer a count of rounds; kept for source compatibility). Default 64. */
 	unsigned spin_rounds;
 	/* Thread names are prefix + index, e.g. "async-w3" (visible in perf,
 	 * top, gdb). At most 10 characters are used. Default "async-w". */
@@ -77,6 +78,10 @@ typedef struct async_pool_config {
 	 * ("pack:2 core:4 pu:2") used for placement only; nothing is bound.
 	 * For tests and for studying placement. */
 	const char *synthetic_topology;
+	/* How long an idle worker keeps looking for work before it sleeps,
+	 * in microseconds of the monotonic clock (a bound in time, whatever
+	 * the machine's speed). Default 10. */
+	unsigned spin_us;
 } async_pool_config;
 
 /* Per-worker counters, updated by the worker itself with plain stores and
