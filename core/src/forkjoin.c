@@ -1,0 +1,188 @@
+/* forkjoin.c: waiting for work inside the pool: groups, spawn/sync
+ * (fork-join on the worker's Chase–Lev deque) and parallel-for (recursive
+ * halving with spawn/sync). A worker that waits runs other work meanwhile. */
+#define _GNU_SOURCE
+#include "pool_impl.h"
+
+#include <sched.h>
+
+/* ---- groups, fork-join, parallel-for ----------------------------------- */
+
+int async_group_init(async_group *g)
+{
+	if (g == NULL)
+		return ASYNC_EINVAL;
+	g->pending = 0;
+	return 0;
+}
+
+int async_group_submit(async_pool *p, async_group *g, async_job *job)
+{
+	return (p == NULL || g == NULL) ? ASYNC_EINVAL : async__submit_one(p, g, job);
+}
+
+/* A worker waiting for something runs other work meanwhile. */
+static void help_until_zero(struct worker *w, uint64_t *counter, uint32_t *state)
+{
+	unsigned spins = 0;
+	for (;;) {
+		if (counter != NULL ? ck_pr_load_64(counter) == 0
+		                    : ck_pr_load_32(state) == JOB_DONE)
+			break;
+		int contended = 0;
+		async_job *j = async__find_work(w, &contended);
+		if (j != NULL) {
+			run_job(w, j);
+			spins = 0;
+		} else if (++spins < 256) {
+			ck_pr_stall();
+		} else {
+			sched_yield();
+		}
+	}
+	/* Acquire: pairs with the release fences in group_done / run_job. */
+	ck_pr_fence_acquire();
+}
+
+int async_group_wait(async_pool *p, async_group *g)
+{
+	if (p == NULL || g == NULL)
+		return ASYNC_EINVAL;
+	struct worker *w = self_in(p);
+	if (w != NULL) {
+		help_until_zero(w, &g->pending, NULL);
+		return 0;
+	}
+	while (ck_pr_load_64(&g->pending) != 0) {
+		uint32_t key = async_ec_prepare(&p->done_ec);
+		if (ck_pr_load_64(&g->pending) == 0) {
+			async_ec_cancel(&p->done_ec);
+			break;
+		}
+		async_ec_wait(&p->done_ec, key);
+	}
+	/* Acquire: pairs with the release fence in group_done. */
+	ck_pr_fence_acquire();
+	return 0;
+}
+
+int async_job_spawn(async_job *job)
+{
+	struct worker *w = async__self;
+	if (w == NULL)
+		return ASYNC_ENOTWORKER;
+	int rc = async__claim_job(job);
+	if (rc != 0)
+		return rc;
+	job->group = NULL;
+	job->flags = JOB_JOINABLE;
+	rc = async_deque_push(&w->dq, job);
+	if (rc != 0) {
+		/* Not queued: not joinable either, so a sync on it returns
+		 * ASYNC_EINVAL instead of waiting for a run that never comes. */
+		job->flags = 0;
+		ck_pr_store_32(&job->state, JOB_IDLE);
+		return rc;
+	}
+	stat_add(&w->pushed, 1);
+	if (ck_pr_load_32(&w->pool->spinning) == 0)
+		async_ec_hint(&w->pool->work_ec);
+	return 0;
+}
+
+int async_job_sync(async_job *job)
+{
+	struct worker *w = async__self;
+	if (w == NULL)
+		return ASYNC_ENOTWORKER;
+	if (job == NULL || !(job->flags & JOB_JOINABLE))
+		return ASYNC_EINVAL;
+	if (ck_pr_load_32(&job->state) == JOB_DONE) {
+		ck_pr_fence_acquire();
+		return 0;
+	}
+	async_job *j = async_deque_pop(&w->dq);
+	if (j != NULL) {
+		/* In strict fork-join order this is job itself, not stolen: run it
+		 * here, the common and cheap case. Anything else popped is still
+		 * work that had to run. */
+		run_job(w, j);
+		if (j == job)
+			return 0;
+	}
+	help_until_zero(w, NULL, &job->state);
+	return 0;
+}
+
+struct pfor {
+	async_range_fn fn;
+	void *arg;
+	size_t grain;
+};
+
+struct pfor_task {
+	struct pfor *pf;
+	size_t begin, end;
+	async_job job;
+};
+
+static void pfor_run(struct pfor *pf, size_t b, size_t e);
+
+static void pfor_job(void *arg)
+{
+	struct pfor_task *t = arg;
+	pfor_run(t->pf, t->begin, t->end);
+}
+
+/* Halve the range, spawning the upper halves, down to the grain; then run
+ * the lowest piece here and sync the spawned halves in reverse order. */
+static void pfor_run(struct pfor *pf, size_t b, size_t e)
+{
+	struct pfor_task kids[48];
+	int nk = 0;
+	while (e - b > pf->grain && nk < 48) {
+		size_t mid = b + (e - b) / 2;
+		struct pfor_task *k = &kids[nk];
+		k->pf = pf;
+		k->begin = mid;
+		k->end = e;
+		async_job_init(&k->job, pfor_job, k);
+		if (async_job_spawn(&k->job) != 0) {
+			pfor_run(pf, mid, e); /* could not queue: do it here */
+		} else {
+			nk++;
+		}
+		e = mid;
+	}
+	pf->fn(pf->arg, b, e);
+	while (nk > 0)
+		async_job_sync(&kids[--nk].job);
+}
+
+int async_parallel_for(async_pool *p, size_t begin, size_t end, size_t grain,
+                       async_range_fn fn, void *arg)
+{
+	if (p == NULL || fn == NULL || end < begin)
+		return ASYNC_EINVAL;
+	if (end == begin)
+		return 0;
+	if (grain == 0) {
+		size_t n = (size_t)async_pool_worker_count(p);
+		size_t parts = 8 * (n > 0 ? n : 1);
+		grain = (end - begin + parts - 1) / parts;
+	}
+	struct pfor pf = { fn, arg, grain };
+	if (self_in(p) != NULL) {
+		pfor_run(&pf, begin, end);
+		return 0;
+	}
+	struct pfor_task root = { &pf, begin, end, { 0 } };
+	async_group g;
+	async_group_init(&g);
+	async_job_init(&root.job, pfor_job, &root);
+	int rc = async_group_submit(p, &g, &root.job);
+	if (rc != 0)
+		return rc;
+	return async_group_wait(p, &g);
+}
+

@@ -1,0 +1,151 @@
+/* pool_impl.h: what the core's pool files share: the pool and worker
+ * records, the job and slot states, and the small helpers every file uses.
+ * Who owns what: pool.c creates, resizes and shuts down; submit.c is the way
+ * in from outside (injection queue, batches); worker.c is the worker loop
+ * (finding work, idling, sleeping); forkjoin.c is groups, spawn/sync and
+ * parallel-for; stats.c is introspection. */
+#ifndef ASYNC_POOL_IMPL_H
+#define ASYNC_POOL_IMPL_H
+
+#include "async/pool.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "deque.h"
+#include "eventcount.h"
+#include "inject.h"
+#include "placement.h"
+#include "pr.h"
+
+enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_RUNNING = 2, JOB_DONE = 3 };
+enum { JOB_JOINABLE = 1u };
+enum { SLOT_EMPTY = 0, SLOT_RUNNING, SLOT_STOPPING, SLOT_EXITED };
+/* A stop request is withdrawn if add_workers gets to it first (CAS
+ * ASKED -> NONE), and final once the worker commits to it (CAS ASKED ->
+ * COMMITTED): exactly one of the two CASes wins. So stop-then-add costs no
+ * thread, and a slot never waits on an exit that was called off. */
+enum { STOP_NONE = 0, STOP_ASKED = 1, STOP_COMMITTED = 2 };
+
+#define ASYNC_AUTO ((unsigned)-1)
+#define DEQUE_INITIAL 256
+
+struct worker {
+	struct async_deque dq;
+	struct async_batch batch; /* jobs it took from the injection queue */
+	async_pool *pool;
+	unsigned index;
+	uint32_t stop;  /* STOP_*: asked by stop_workers, committed by the
+	                 * worker, withdrawn by add_workers (CAS both ways) */
+	uint32_t state; /* SLOT_* */
+	int idle;       /* the worker is in its idle loop (stats only) */
+	pthread_t thread;
+	ck_epoch_record_t rec;
+	/* Counters: written by the worker alone (atomic stores), read racily. */
+	uint64_t jobs, steals, pushed, busy_ns, idle_ns, mark_ns;
+} __attribute__((aligned(64)));
+
+struct async_pool {
+	struct async_inject inj;
+	uint64_t submitted __attribute__((aligned(64)));
+	struct async_ec work_ec __attribute__((aligned(64)));
+	uint32_t spinning __attribute__((aligned(64)));
+	struct async_ec done_ec __attribute__((aligned(64)));
+	uint32_t shutdown;   /* 1 once shutdown began */
+	uint32_t active;     /* running and not asked to stop */
+	uint32_t high_water; /* slots [0, high_water) have been used */
+	int shut_done;
+	pthread_mutex_t shut; /* serialises shutdowns; only shutdown takes it */
+	pthread_mutex_t ctl;  /* add/stop; never held while joining */
+	struct worker *w;
+	unsigned max_workers;
+	struct async_placement place;
+	hwloc_topology_t topo;
+	async_pool_config cfg;
+	char prefix[11];
+	ck_epoch_t epoch;
+};
+
+/* The calling thread's worker (of whichever pool), or NULL. */
+extern _Thread_local struct worker *async__self __attribute__((visibility("hidden")));
+
+/* Test builds only (ASYNC_TEST_HOOKS, the races suite): named points where
+ * a test may stall the calling thread to force an interleaving that is
+ * otherwise a nanosecond window. Compiled out of the library. */
+#ifdef ASYNC_TEST_HOOKS
+extern void (*async_test_hook)(const char *point);
+#define TEST_POINT(name) do { if (async_test_hook != NULL) async_test_hook(name); } while (0)
+#else
+#define TEST_POINT(name) ((void)0)
+#endif
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Counters are only written by their worker: a load and an atomic store
+ * (no RMW) keep the increment cheap and the racy readers well-defined. */
+static inline void stat_add(uint64_t *c, uint64_t v)
+{
+	ck_pr_store_64(c, ck_pr_load_64(c) + v);
+}
+
+static inline struct worker *self_in(const async_pool *p)
+{
+	struct worker *w = async__self;
+	return (w != NULL && w->pool == p) ? w : NULL;
+}
+
+static inline void group_done(async_pool *p, async_group *g)
+{
+	/* Release: the job's effects are visible before the count drops. Pairs
+	 * with the acquire fence after the waits in async_group_wait. */
+	ck_pr_fence_release();
+	if (ck_pr_faa_64(&g->pending, (uint64_t)-1) == 1)
+		async_ec_notify_all(&p->done_ec);
+}
+
+/* Runs one job: its function, then what a joiner or a group waits for.
+ * Any thread (workers, and shutdown for what is left over). */
+static inline void execute(async_pool *p, async_job *j)
+{
+	/* Read everything first: a detached job may be reused by its own
+	 * function. */
+	async_job_fn fn = j->fn;
+	void *arg = j->arg;
+	async_group *g = j->group;
+	uint32_t flags = j->flags;
+	ck_pr_store_32(&j->state, JOB_RUNNING);
+	fn(arg);
+	if (flags & JOB_JOINABLE) {
+		/* Release: pairs with the acquire fence in async_job_sync. */
+		ck_pr_fence_release();
+		ck_pr_store_32(&j->state, JOB_DONE);
+	}
+	if (g != NULL)
+		group_done(p, g);
+}
+
+static inline void run_job(struct worker *w, async_job *j)
+{
+	stat_add(&w->jobs, 1);
+	execute(w->pool, j);
+}
+
+/* submit.c */
+void async__inject_push(async_pool *p, async_job *first, async_job *last);
+async_job *async__take_injected(struct worker *w, int *contended);
+async_job *async__take_batches(struct worker *w, int *contended);
+int async__injected_work_visible(async_pool *p);
+int async__claim_job(async_job *job);
+int async__submit_one(async_pool *p, async_group *g, async_job *job);
+/* worker.c */
+async_job *async__find_work(struct worker *w, int *contended);
+void *async__worker_main(void *arg);
+void async__set_thread_name(struct worker *w);
+
+#endif

@@ -1,0 +1,213 @@
+/* submit.c: the way into the pool: claiming a record, the injection queue
+ * and the workers' batches (inject.h), submit and submit_array. From a
+ * worker a job goes to its own deque; from anywhere else it goes to the
+ * FIFO queue, oldest first. */
+#define _GNU_SOURCE
+#include "pool_impl.h"
+
+#include <string.h>
+
+/* ---- the injection queue and the batches (inject.h) ------------------ */
+
+void async__inject_push(async_pool *p, async_job *first, async_job *last)
+{
+	async_inject_push(&p->inj, first, last);
+}
+
+/* Moves the oldest jobs of the injection queue into this worker's batch
+ * (when it is empty) and returns the oldest of all to run now. *contended
+ * is set when the queue is not empty but this worker could not take from
+ * it (another consumer, or a push half done): not a reason to sleep. */
+async_job *async__take_injected(struct worker *w, int *contended)
+{
+	async_pool *p = w->pool;
+	if (!async_inject_nonempty(&p->inj))
+		return NULL;
+	if (!async_inject_trylock(&p->inj)) {
+		*contended = 1;
+		return NULL;
+	}
+	/* While this worker's batch is empty, the oldest jobs go into it, each
+	 * visible to the other workers at once, and the worker takes the
+	 * oldest back from it: so when this worker is preempted (the wake-up
+	 * below may do it), the others still take them in order. Otherwise
+	 * it takes just the oldest job. */
+	int fill = !async_batch_nonempty(&w->batch);
+	unsigned n = 0, cap = fill ? ASYNC_BATCH : 1;
+	int busy = 0;
+	async_job *j = NULL;
+	while (n < cap) {
+		j = async_inject_pop(&p->inj, &busy);
+		if (j == NULL)
+			break;
+		n++;
+		if (fill)
+			async_batch_push(&w->batch, j);
+	}
+	async_inject_unlock(&p->inj);
+	if (n == 0) {
+		*contended |= busy;
+		return NULL;
+	}
+	if (!fill)
+		return j;
+	if (n > 1 && ck_pr_load_32(&p->spinning) == 0)
+		async_ec_hint(&p->work_ec); /* there is work to take */
+	j = async_batch_take(&w->batch);
+	if (j == ASYNC_BATCH_ABORT || j == NULL) {
+		*contended = 1; /* taken by another worker meanwhile: look again */
+		return NULL;
+	}
+	return j;
+}
+
+/* The oldest job held in another worker's batch: those are older than any
+ * job still in the injection queue, so they go first. */
+async_job *async__take_batches(struct worker *w, int *contended)
+{
+	async_pool *p = w->pool;
+	unsigned hw = ck_pr_load_32(&p->high_water);
+	for (unsigned s = 0; s < hw; s++) {
+		struct async_batch *b = &p->w[s].batch;
+		if (b == &w->batch || !async_batch_nonempty(b))
+			continue;
+		async_job *j = async_batch_take(b);
+		if (j == ASYNC_BATCH_ABORT) {
+			*contended = 1;
+			continue;
+		}
+		if (j != NULL)
+			return j;
+	}
+	return NULL;
+}
+
+/* Whether any job from outside is waiting: the queue or any batch. For the
+ * re-checks on the way out of the spinning state. */
+int async__injected_work_visible(async_pool *p)
+{
+	if (async_inject_nonempty(&p->inj))
+		return 1;
+	unsigned hw = ck_pr_load_32(&p->high_water);
+	for (unsigned s = 0; s < hw; s++)
+		if (async_batch_nonempty(&p->w[s].batch))
+			return 1;
+	return 0;
+}
+
+/* ---- submitting -------------------------------------------------------- */
+
+/* Takes the record for one queueing: a CAS from any state but QUEUED to
+ * QUEUED, so of two threads queueing one record at once exactly one wins
+ * and the other gets ASYNC_EBUSY (a check and a later store would let both
+ * through and link the record into the queue twice). */
+int async__claim_job(async_job *job)
+{
+	if (job == NULL || job->fn == NULL)
+		return ASYNC_EINVAL;
+	for (;;) {
+		uint32_t st = ck_pr_load_32(&job->state);
+		if (st == JOB_QUEUED)
+			return ASYNC_EBUSY;
+		if (ck_pr_cas_32(&job->state, st, JOB_QUEUED))
+			return 0;
+	}
+}
+
+static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t n)
+{
+	struct worker *w = self_in(p);
+	if (w != NULL) {
+		/* A worker queues on its own deque: no shared write at all. The
+		 * chain runs first..last, oldest first. */
+		for (async_job *j = first;;) {
+			async_job *next = j->next;
+			if (async_deque_push(&w->dq, j) != 0) {
+				async__inject_push(p, j, last);
+				break;
+			}
+			stat_add(&w->pushed, 1);
+			if (j == last)
+				break;
+			j = next;
+		}
+		/* A hint suffices: this worker runs the job itself if nobody
+		 * steals it. */
+		if (ck_pr_load_32(&p->spinning) == 0)
+			async_ec_hint(&p->work_ec);
+		return 0;
+	}
+	if (ck_pr_load_32(&p->shutdown))
+		return ASYNC_ESHUTDOWN;
+	ck_pr_faa_64(&p->submitted, n);
+	async__inject_push(p, first, last);
+	/* AtomicLoad: the exchange that published the job is ordered before the
+	 * load of spinning. Pairs with the fences after the RMW on spinning in
+	 * idle() (the stop and found-work exits, and async_ec_prepare). */
+	ck_pr_fence_atomic_load();
+	if (ck_pr_load_32(&p->spinning) == 0)
+		async_ec_notify_one_after_rmw(&p->work_ec);
+	return 0;
+}
+
+/* One job, detached (g == NULL) or counted in g. */
+int async__submit_one(async_pool *p, async_group *g, async_job *job)
+{
+	int rc = async__claim_job(job);
+	if (rc != 0)
+		return rc;
+	job->group = g;
+	job->flags = 0;
+	job->next = NULL;
+	if (g != NULL)
+		ck_pr_faa_64(&g->pending, 1);
+	rc = submit_chain(p, job, job, 1);
+	if (rc != 0) {
+		if (g != NULL)
+			ck_pr_faa_64(&g->pending, (uint64_t)-1);
+		ck_pr_store_32(&job->state, JOB_IDLE);
+	}
+	return rc;
+}
+
+int async_pool_submit(async_pool *p, async_job *job)
+{
+	return p == NULL ? ASYNC_EINVAL : async__submit_one(p, NULL, job);
+}
+
+int async_pool_submit_array(async_pool *p, async_job *jobs, size_t n)
+{
+	if (p == NULL || (jobs == NULL && n > 0))
+		return ASYNC_EINVAL;
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = async__claim_job(&jobs[i]);
+		if (rc != 0) {
+			while (i-- > 0) /* give back the ones already claimed */
+				ck_pr_store_32(&jobs[i].state, JOB_IDLE);
+			return rc;
+		}
+	}
+	/* Linked oldest first, as if submitted one by one in array order. */
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].group = NULL;
+		jobs[i].flags = 0;
+		jobs[i].next = i + 1 < n ? &jobs[i + 1] : NULL;
+	}
+	int rc = submit_chain(p, &jobs[0], &jobs[n - 1], n);
+	if (rc != 0)
+		for (size_t i = 0; i < n; i++)
+			ck_pr_store_32(&jobs[i].state, JOB_IDLE);
+	return rc;
+}
+
+void async_job_init(async_job *job, async_job_fn fn, void *arg)
+{
+	if (job == NULL)
+		return;
+	memset(job, 0, sizeof *job);
+	job->fn = fn;
+	job->arg = arg;
+}
+

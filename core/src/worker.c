@@ -1,0 +1,207 @@
+/* worker.c: the worker loop: finding work (own deque, batches, the
+ * injection queue, stealing), running it, and idling: a spin bounded in
+ * time, then sleep on the eventcount, with no lost wake-up (pool.c's header
+ * gives the argument). */
+#define _GNU_SOURCE
+#include "pool_impl.h"
+
+#include <sched.h>
+#include <stdio.h>
+
+_Thread_local struct worker *async__self;
+
+/* ---- finding and running work ------------------------------------------ */
+
+static async_job *steal_round(struct worker *w, int *contended)
+{
+	async_pool *p = w->pool;
+	unsigned hw = ck_pr_load_32(&p->high_water);
+	const unsigned *v = async_placement_victims(&p->place, w->index);
+	for (unsigned k = 0; k + 1 < p->max_workers; k++) {
+		unsigned s = v[k];
+		if (s >= hw)
+			continue;
+		void *r = async_deque_steal(&p->w[s].dq, &w->rec);
+		if (r == ASYNC_DEQUE_ABORT) {
+			*contended = 1;
+			continue;
+		}
+		if (r != NULL) {
+			stat_add(&w->steals, 1);
+			if (async_deque_size(&p->w[s].dq) > 0 && ck_pr_load_32(&p->spinning) == 0)
+				async_ec_hint(&p->work_ec);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* Oldest outside work first once the own deque (fork-join, LIFO) is empty:
+ * the own batch, other batches, the injection queue; then steal. */
+async_job *async__find_work(struct worker *w, int *contended)
+{
+	async_job *j = async_deque_pop(&w->dq);
+	if (j == NULL) {
+		j = async_batch_take(&w->batch);
+		if (j == ASYNC_BATCH_ABORT) {
+			*contended = 1;
+			j = NULL;
+		}
+	}
+	if (j == NULL)
+		j = async__take_batches(w, contended);
+	if (j == NULL)
+		j = async__take_injected(w, contended);
+	if (j == NULL)
+		j = steal_round(w, contended);
+	return j;
+}
+
+static void mark(struct worker *w, int to_idle)
+{
+	uint64_t t = now_ns();
+	uint64_t d = t - w->mark_ns;
+	stat_add(to_idle ? &w->busy_ns : &w->idle_ns, d);
+	ck_pr_store_64(&w->mark_ns, t);
+	ck_pr_store_32((uint32_t *)&w->idle, (uint32_t)to_idle);
+}
+
+/* The idle path: spin, then sleep. Returns a job, or NULL when the worker
+ * must exit (asked to stop, or shutdown with nothing left to run). */
+static async_job *idle(struct worker *w)
+{
+	async_pool *p = w->pool;
+	async_job *j = NULL;
+	int contended;
+	/* The spin is bounded in time, read from the vDSO clock once per round
+	 * (tens of nanoseconds against a round's hundreds). */
+	uint64_t budget = p->cfg.spin_rounds == 0 ? 0 : (uint64_t)p->cfg.spin_us * 1000u;
+	mark(w, 1);
+	for (;;) {
+		ck_pr_faa_32(&p->spinning, 1);
+		uint64_t start = budget != 0 ? now_ns() : 0;
+		while (budget != 0) {
+			for (int i = 0; i < 16; i++)
+				ck_pr_stall();
+			contended = 0;
+			j = async__find_work(w, &contended);
+			if (j != NULL || ck_pr_load_32(&w->stop) ||
+			    (ck_pr_load_32(&p->shutdown) && !contended) || now_ns() - start >= budget)
+				break;
+		}
+		if (j == NULL && ck_pr_load_32(&w->stop))
+			TEST_POINT("idle: stop seen while spinning");
+		/* Leaving the spinners. Each way out below orders this RMW before
+		 * its re-check of the queues with an explicit fence (the Dekker
+		 * pair described at the top): the fence before the re-check of the
+		 * injected work on the two exits, the StoreLoad fence in async_ec_prepare on
+		 * the way to sleep. */
+		uint32_t was = ck_pr_faa_32(&p->spinning, (uint32_t)-1);
+		if (j != NULL) {
+			/* The last spinner found work: a submitter that saw it
+			 * spinning sent no wake-up, so if more is queued someone
+			 * must keep looking. The fence orders the RMW on spinning
+			 * before the re-check of the queue and batches (pairs with
+			 * the one in submit_chain). */
+			if (was == 1) {
+				ck_pr_fence_atomic_load();
+				if (async__injected_work_visible(p))
+					async_ec_notify_one(&p->work_ec);
+			}
+			break;
+		}
+		if (ck_pr_load_32(&w->stop)) {
+			/* Leaving the spinners for good: a submitter may have seen
+			 * us spinning and sent no wake-up, so re-check the queue and
+			 * pass the job on. The fence orders the RMW on spinning
+			 * before the re-check of the queue and batches; it pairs
+			 * with the one between inject_push and the load of spinning
+			 * in submit_chain. */
+			ck_pr_fence_atomic_load();
+			if (async__injected_work_visible(p))
+				async_ec_notify_all(&p->work_ec);
+			break;
+		}
+		uint32_t key = async_ec_prepare(&p->work_ec);
+		contended = 0;
+		j = async__find_work(w, &contended);
+		if (j != NULL || contended || ck_pr_load_32(&w->stop) ||
+		    ck_pr_load_32(&p->shutdown)) {
+			async_ec_cancel(&p->work_ec);
+			if (j != NULL || ck_pr_load_32(&w->stop) || !contended)
+				break;
+			continue;
+		}
+		async_ec_wait(&p->work_ec, key);
+	}
+	mark(w, 0);
+	return j;
+}
+
+/* Named by the creator, so the name is in place when create returns. */
+void async__set_thread_name(struct worker *w)
+{
+	char name[16];
+	snprintf(name, sizeof name, "%s%u", w->pool->prefix, w->index);
+	pthread_setname_np(w->thread, name);
+}
+
+static void bind_self(struct worker *w)
+{
+	async_pool *p = w->pool;
+	int pu = p->place.pu[w->index];
+	if (!p->cfg.pin || p->topo == NULL || p->cfg.synthetic_topology != NULL || pu < 0)
+		return;
+	hwloc_obj_t obj = hwloc_get_pu_obj_by_os_index(p->topo, (unsigned)pu);
+	if (obj != NULL)
+		(void)hwloc_set_cpubind(p->topo, obj->cpuset, HWLOC_CPUBIND_THREAD);
+	/* A refused binding (a container's cpuset, say) leaves the thread
+	 * unpinned: slower, never wrong. */
+}
+
+void *async__worker_main(void *arg)
+{
+	struct worker *w = arg;
+	async_pool *p = w->pool;
+	async__self = w;
+	bind_self(w);
+	ck_pr_store_64(&w->mark_ns, now_ns());
+	if (p->cfg.on_worker_start != NULL)
+		p->cfg.on_worker_start(p->cfg.userdata, w->index);
+	for (;;) {
+		async_job *j = NULL;
+		if (ck_pr_load_32(&w->stop) == STOP_NONE) {
+			int contended = 0;
+			j = async__find_work(w, &contended);
+			if (j == NULL)
+				j = idle(w);
+		}
+		if (j == NULL) {
+			/* Asked to stop, or shutdown with nothing left. A stop
+			 * withdrawn meanwhile (the CAS fails) means: go on. */
+			if (ck_pr_load_32(&p->shutdown) || ck_pr_cas_32(&w->stop, STOP_ASKED, STOP_COMMITTED))
+				break;
+			continue;
+		}
+		run_job(w, j);
+	}
+	/* Whatever is left in the deque goes back to the injection stack for
+	 * the others (a stop; at shutdown the deque is empty). */
+	int moved = 0;
+	async_job *j;
+	while ((j = async_deque_pop(&w->dq)) != NULL) {
+		async__inject_push(p, j, j);
+		moved = 1;
+	}
+	/* Its batch stays where it is: other workers take from it. */
+	if (moved || async_batch_nonempty(&w->batch))
+		async_ec_notify_all(&p->work_ec);
+	if (p->cfg.on_worker_stop != NULL)
+		p->cfg.on_worker_stop(p->cfg.userdata, w->index);
+	ck_epoch_barrier(&w->rec); /* run the frees this worker deferred */
+	mark(w, 1);
+	async__self = NULL;
+	ck_pr_store_32(&w->state, SLOT_EXITED);
+	return NULL;
+}
+
