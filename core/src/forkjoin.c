@@ -71,12 +71,17 @@ int async_job_spawn(async_job *job)
 	struct worker *w = async__self;
 	if (w == NULL)
 		return ASYNC_ENOTWORKER;
-	int rc = async__claim_job(job);
-	if (rc != 0)
-		return rc;
+	if (job == NULL || job->fn == NULL)
+		return ASYNC_EINVAL;
+	/* A plain check, not submit's CAS: only the spawning worker may touch
+	 * a record it spawns until it is synced, so no other thread races for
+	 * it, and the fork-join path keeps its cost (no locked instruction). */
+	if (ck_pr_load_32(&job->state) == JOB_QUEUED)
+		return ASYNC_EBUSY;
 	job->group = NULL;
 	job->flags = JOB_JOINABLE;
-	rc = async_deque_push(&w->dq, job);
+	ck_pr_store_32(&job->state, JOB_QUEUED);
+	int rc = async_deque_push(&w->dq, job);
 	if (rc != 0) {
 		/* Not queued: not joinable either, so a sync on it returns
 		 * ASYNC_EINVAL instead of waiting for a run that never comes. */

@@ -111,7 +111,11 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg);
 /* Any thread that is not one of the pool's workers; blocks. Runs every
  * queued job (including jobs those jobs submit), then joins the workers.
  * Afterwards submit returns ASYNC_ESHUTDOWN. Where no worker is left, the
- * remaining jobs run on the calling thread. Idempotent. */
+ * remaining jobs run on the calling thread, as on a worker: they may
+ * submit, spawn, sync and wait on groups (async_pool_worker_index still
+ * says ASYNC_ENOTWORKER there). Jobs may call async_pool_stop_workers
+ * meanwhile, and async_pool_add_workers, which returns ASYNC_ESHUTDOWN.
+ * Idempotent. */
 int async_pool_shutdown(async_pool *pool);
 
 /* Same thread rule as shutdown; blocks. Shuts down if needed and frees the
@@ -121,8 +125,10 @@ void async_pool_destroy(async_pool *pool);
 
 /* Any thread; never blocks; never runs the job on the calling thread. Queues
  * a detached job. From a worker of this pool it goes to that worker's own
- * deque, from any other thread to the pool's lock-free injection queue.
- * ASYNC_EBUSY if the record is queued and has not started yet. */
+ * deque, from any other thread to the pool's lock-free FIFO injection
+ * queue: jobs submitted from outside start oldest first.
+ * ASYNC_EBUSY if the record is queued and has not started yet (of several
+ * threads submitting one record at once, exactly one succeeds). */
 int async_pool_submit(async_pool *pool, async_job *job);
 
 /* As async_pool_submit for n contiguous records, with one atomic
@@ -140,15 +146,19 @@ int async_group_submit(async_pool *pool, async_group *group, async_job *job);
  * sleeping; elsewhere it sleeps. */
 int async_group_wait(async_pool *pool, async_group *group);
 
-/* Worker threads of a pool only (typically inside a job); never blocks.
- * Pushes job onto the calling worker's deque, where it may be stolen.
- * ASYNC_ENOTWORKER elsewhere. */
+/* Worker threads of a pool only (typically inside a job, including a job
+ * that shutdown runs); never blocks. Pushes job onto the calling worker's
+ * deque, where it may be stolen. ASYNC_ENOTWORKER elsewhere; ASYNC_EBUSY if
+ * the record is queued; ASYNC_ENOMEM if the deque could not grow, and then
+ * the record is not spawned (run it yourself; async_job_sync on it returns
+ * ASYNC_EINVAL). */
 int async_job_spawn(async_job *job);
 
 /* The thread that spawned job; blocks only in the sense that it returns when
  * job has run: if job is still in the deque it runs here and now, otherwise
  * the worker runs other jobs until the thief finishes it. Sync spawned jobs
- * in the reverse order of spawning (as fork-join code naturally does). */
+ * in the reverse order of spawning (as fork-join code naturally does).
+ * ASYNC_EINVAL for a record that was not spawned. */
 int async_job_sync(async_job *job);
 
 typedef void (*async_range_fn)(void *arg, size_t begin, size_t end);
