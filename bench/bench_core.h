@@ -17,6 +17,11 @@ long bench_fib_async(void *pool, int n);  /* pool: an async_pool */
 long bench_fib_deque(int n);              /* our Chase–Lev deque alone, one thread */
 long bench_fib_omp(int n, int threads);
 long bench_fib_tbb(int n, int threads);
+/* The plain baseline (peers_cl.c): Chase–Lev deques with frames on the
+ * stack, `threads` threads (the caller is one), idle ones spinning. */
+void bench_cl_start(unsigned threads);
+long bench_fib_cl(int n);
+void bench_cl_stop(void);
 /* Tasks fib(n) makes (spawns) with one task per call. */
 long bench_fib_tasks(int n);
 

@@ -38,6 +38,15 @@ static void BM_fib_deque(benchmark::State &st)
 	fib_counters(st);
 }
 
+static void BM_fib_cl(benchmark::State &st)
+{
+	bench_cl_start((unsigned)st.range(0));
+	for (auto _ : st)
+		benchmark::DoNotOptimize(bench_fib_cl(FIB_N));
+	bench_cl_stop();
+	fib_counters(st);
+}
+
 static void BM_fib_omp(benchmark::State &st)
 {
 	for (auto _ : st)
@@ -154,6 +163,7 @@ static void BM_idle(benchmark::State &st)
 BENCHMARK(BM_fib_serial) MS;
 BENCHMARK(BM_fib_deque) MS;
 BENCHMARK(BM_fib_async)->Arg(1)->Arg(2) MS;
+BENCHMARK(BM_fib_cl)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_omp)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_tbb)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_submit_async)->Arg(0)->Arg(1) MS;

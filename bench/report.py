@@ -101,7 +101,8 @@ def main():
     w("| --- | --- | --- | --- | --- |")
     w("| serial | %.2f ms | | | |" % serial)
     rows = {}
-    for key, label in (("async", "async (ours)"), ("omp", "OpenMP tasks"), ("tbb", "oneTBB task_group")):
+    for key, label in (("async", "async (ours)"), ("cl", "plain Chase–Lev, frames on the stack (peers_cl.c)"),
+                       ("omp", "OpenMP tasks"), ("tbb", "oneTBB task_group")):
         t1, t2 = ms(c["BM_fib_%s/1" % key]), ms(c["BM_fib_%s/2" % key])
         ov = (t1 - serial) * 1e6 / tasks
         rows[key] = (ov, t1 / t2)
