@@ -115,7 +115,8 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg);
  * submit, spawn, sync and wait on groups (async_pool_worker_index still
  * says ASYNC_ENOTWORKER there). Jobs may call async_pool_stop_workers
  * meanwhile, and async_pool_add_workers, which returns ASYNC_ESHUTDOWN.
- * Idempotent. */
+ * Other threads must not submit while it runs: a submission that races
+ * with the final drain may be neither refused nor run. Idempotent. */
 int async_pool_shutdown(async_pool *pool);
 
 /* Same thread rule as shutdown; blocks. Shuts down if needed and frees the
