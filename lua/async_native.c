@@ -102,8 +102,10 @@ struct call {
 	                 * start race by CAS from CALL_QUEUED */
 	int failed;    /* res holds (error value, traceback) */
 	int cancelled; /* the worker skipped it */
-	int clear_objs; /* the job failed mid-encode: its LÖVE channel may
-	                 * hold objects nobody will pop */
+	uint32_t objs_pushed; /* LÖVE objects put on the record's channel for this call */
+	uint32_t objs_popped; /* ... and taken off it: any difference is cleared at release */
+	int superseded; /* main thread: a newer call took its key while it ran */
+	int live;       /* main thread: made and not yet released */
 	uint32_t stop_asked; /* cancelled while running: async.cancelled() in
 	                      * the job says so (atomic) */
 	struct async_buf args, res;
@@ -177,6 +179,9 @@ struct ctx {
 	int npre;
 	int love;
 	int closed;
+	int shutting;   /* shutdown() is delivering: new calls end cancelled */
+	int error_fn;   /* registry ref: the game's `error` builtin ({error = error}) */
+	uint64_t def_epoch; /* moved by define/undefine only: workers drop compiled code */
 	struct wstate *fallback;
 	uint64_t mem_limit;  /* bytes per worker state; 0: none */
 	uint64_t *mem;       /* bytes in use, per worker slot (ASYNC_MAX_SLOTS) */
@@ -415,16 +420,47 @@ struct objctx {
 	struct lentlist *bufs;
 	int main;
 	struct wstate *ws;
+	const char *why; /* set when a put is refused for a reason worth naming */
 };
+
+/* Payloads name an object by its place in the call's own lists, never by
+ * address: a buffer is 1 + its index in the call's lent list; a LÖVE object
+ * is OBJ_LOVE | its ordinal on the call's channel, checked when popped. */
+#define OBJ_LOVE ((uint64_t)1 << 62)
+
+/* Whether this call already lent b (the same buffer twice in one call). */
+static int lent_has(const struct lentlist *l, const struct abuf *b)
+{
+	for (int i = 0; i < l->n; i++)
+		if (l->v[i] == b && l->mainlent[i])
+			return 1;
+	return 0;
+}
 
 static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 {
 	struct objctx *oc = ud;
 	struct bufproxy *p = to_buffer(L, -1);
 	if (p != NULL) {
-		if (!p->valid || p->b == NULL || lent_add(oc->bufs, p->b, oc->main) != 0)
+		if (!p->valid || p->b == NULL)
 			return -1;
-		*payload = (uint64_t)(uintptr_t)p->b;
+		/* One owner at a time: a buffer lent to a call in flight is not
+		 * the game's to lend again until that call's callback. */
+		if (oc->main && __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) != 0 && !lent_has(oc->bufs, p->b)) {
+			oc->why = "an async buffer among them is lent to a call still in flight (wait for its callback)";
+			return -1;
+		}
+		if (lent_add(oc->bufs, p->b, oc->main) != 0)
+			return -1;
+		*payload = (uint64_t)oc->bufs->n; /* 1 + its index */
+		if (!oc->main && oc->c != NULL && oc->ws != NULL) {
+			/* Sent back to the game: the job's own view (kept in
+			 * async.state, say) ends with the job. */
+			lua_rawgeti(L, LUA_REGISTRYINDEX, oc->ws->proxies);
+			lua_pushvalue(L, -2);
+			lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+			lua_pop(L, 1);
+		}
 		lua_pop(L, 1);
 		return 0;
 	}
@@ -436,15 +472,17 @@ static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 		lua_pushnil(L); /* the caller pops one value on failure */
 		return -1;
 	}
-	*payload = 0;
+	*payload = OBJ_LOVE | oc->c->objs_pushed++;
 	return 0;
 }
 
 static int obj_get(void *ud, lua_State *L, uint64_t payload)
 {
 	struct objctx *oc = ud;
-	if (payload != 0) {
-		push_buffer(L, (struct abuf *)(uintptr_t)payload, oc->main);
+	if ((payload & OBJ_LOVE) == 0) {
+		if (payload == 0 || payload > (uint64_t)oc->bufs->n)
+			return -1;
+		push_buffer(L, oc->bufs->v[payload - 1], oc->main);
 		if (!oc->main && oc->ws != NULL) {
 			/* Remember it: its view ends with the job. */
 			lua_rawgeti(L, LUA_REGISTRYINDEX, oc->ws->proxies);
@@ -454,20 +492,28 @@ static int obj_get(void *ud, lua_State *L, uint64_t payload)
 		}
 		return 0;
 	}
-	if (oc->c == NULL || push_channel(L, oc->c) != 0)
+	/* Objects are popped in the order they were pushed: the ordinal
+	 * proves this is the object this payload names. */
+	if (oc->c == NULL || (payload & ~OBJ_LOVE) != oc->c->objs_popped || push_channel(L, oc->c) != 0)
 		return -1;
 	if (channel_call(L, "pop", 0, 1) != 0 || lua_isnil(L, -1)) {
 		lua_pop(L, 1);
 		return -1;
 	}
+	oc->c->objs_popped++;
 	return 0;
 }
 
-/* After a failed encode, objects already pushed must not reach the next
- * user of the record. */
+/* Objects pushed for c and never popped (a call that ended unread, a
+ * failed encode) must not reach the next call on the record: clears its
+ * channel. Whoever owns the record calls it (a worker before it pushes
+ * results, the main thread at release). */
 static void obj_clear(lua_State *L, struct call *c)
 {
-	if (!c->ctx->love || push_channel(L, c) != 0)
+	if (c->objs_pushed == c->objs_popped)
+		return;
+	c->objs_popped = c->objs_pushed;
+	if (L == NULL || !c->ctx->love || push_channel(L, c) != 0)
 		return;
 	if (channel_call(L, "clear", 0, 0) != 0)
 		lua_pop(L, 1);
@@ -492,11 +538,14 @@ static void def_unref(struct def *d)
 	free(d);
 }
 
-static void epoch_bump(struct ctx *ctx)
+static void epoch_bump(struct ctx *ctx, int defs_changed)
 {
-	/* Release: the new definition is complete before a worker sees the
-	 * epoch move (pairs with the acquire load in call_run). */
-	__atomic_store_n(&ctx->epoch, ctx->epoch + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&ctx->epoch, ctx->epoch + 1, __ATOMIC_RELAXED);
+	/* Only a change of definitions lets workers drop their compiled
+	 * functions: share and setWorkerInit keep them. Release: pairs with
+	 * the acquire load in run_def_body. */
+	if (defs_changed)
+		__atomic_store_n(&ctx->def_epoch, ctx->def_epoch + 1, __ATOMIC_RELEASE);
 }
 
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
@@ -608,7 +657,7 @@ static void **collect(lua_State *L, int ref, int *n, int is_def)
 }
 
 /* Main thread: publish the registry as it is now. */
-static void snap_publish(lua_State *L, struct ctx *ctx)
+static void snap_publish(lua_State *L, struct ctx *ctx, int defs_changed)
 {
 	struct snap *sn = calloc(1, sizeof *sn);
 	if (sn == NULL)
@@ -626,7 +675,7 @@ static void snap_publish(lua_State *L, struct ctx *ctx)
 	struct snap *old = ctx->snap;
 	ctx->snap = sn;
 	snap_unref(old);
-	epoch_bump(ctx);
+	epoch_bump(ctx, defs_changed);
 }
 
 /* ---- worker side -------------------------------------------------------- */
@@ -774,7 +823,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 	int base = lua_gettop(L);
 	char err[256];
 	*failed = 0;
-	uint64_t epoch = __atomic_load_n(&ctx->epoch, __ATOMIC_ACQUIRE);
+	uint64_t epoch = __atomic_load_n(&ctx->def_epoch, __ATOMIC_ACQUIRE);
 	if (epoch != ws->epoch) {
 		/* Definitions changed: drop every compiled function; calls carry
 		 * their definitions, so each recompiles on first use. */
@@ -890,6 +939,27 @@ static int run_def_p(lua_State *L)
 
 static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
                             struct async_buf *res, int *failed, struct objctx *oc);
+static void wstate_restore(struct wstate *ws);
+
+/* (Re)creates the metatable of the per-call environments: reads fall
+ * through to the worker's globals. */
+static void envmt_new(struct wstate *ws)
+{
+	lua_State *L = ws->L;
+	lua_createtable(L, 0, 1);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	lua_setfield(L, -2, "__index");
+	if (ws->envmt == LUA_NOREF)
+		ws->envmt = luaL_ref(L, LUA_REGISTRYINDEX);
+	else
+		lua_rawseti(L, LUA_REGISTRYINDEX, ws->envmt);
+}
+
+static int envmt_new_p(lua_State *L)
+{
+	envmt_new(lua_touserdata(L, 1));
+	return 0;
+}
 
 /* Runs definition d on ws for the game's call `owner` (what
  * async.cancelled() reads) with the encoded arguments, against snapshot sn,
@@ -910,10 +980,43 @@ static void run_def(struct wstate *ws, struct call *owner, struct def *d, struct
 		return;
 	if (ws->dead)
 		wstate_replace(ws);
-	/* A hook a job left behind (debug.sethook) would run in every later
-	 * job of this worker, and one that raises would fail them all. */
-	else if (lua_gethook(ws->L) != NULL)
-		lua_sethook(ws->L, NULL, 0, 0);
+	else
+		wstate_restore(ws);
+}
+
+/* What a job may change that would break every later job of its worker
+ * is put back after each job: a debug hook (one that raises would fail
+ * them all), a stopped collector (collectgarbage "stop": the state would
+ * grow without bound), the per-call environment's shared metatable. */
+static void wstate_restore(struct wstate *ws)
+{
+	lua_State *L = ws->L;
+	if (lua_gethook(L) != NULL)
+		lua_sethook(L, NULL, 0, 0);
+	lua_gc(L, LUA_GCRESTART, -1);
+	/* Intact: { __index = _G } and nothing else, no metatable. */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
+	int intact = 0;
+	if (lua_getmetatable(L, -1) == 0) {
+		lua_getfield(L, -1, "__index");
+		intact = lua_rawequal(L, -1, LUA_GLOBALSINDEX);
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		if (intact && lua_next(L, -2)) {
+			lua_pop(L, 1); /* the key: the only one must be __index */
+			intact = !lua_next(L, -2);
+			if (!intact)
+				lua_pop(L, 2);
+		}
+	} else {
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	/* Protected: under a memoryLimit the new table may not fit. */
+	if (!intact && lua_cpcall(L, envmt_new_p, ws) != 0) {
+		lua_pop(L, 1);
+		wstate_replace(ws);
+	}
 }
 
 /* run_def's body under lua_cpcall, and the translation of its failures. */
@@ -954,10 +1057,9 @@ static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, c
 		snprintf(msg, sizeof msg, "%s: out of memory (the worker gets a fresh Lua state)", d->name);
 	else
 		snprintf(msg, sizeof msg, "%s: %s", d->name, why ? why : "error while running the job");
-	/* Whatever was half encoded goes (fail_res resets res), LÖVE objects
-	 * included. */
-	if (oc->c != NULL)
-		oc->c->clear_objs = 1;
+	/* Whatever was half encoded goes (fail_res resets res); LÖVE objects
+	 * pushed for it are cleared at the call's release (their counts
+	 * differ). */
 	fail_res(res, failed, NULL, msg, NULL);
 }
 
@@ -981,7 +1083,7 @@ static void subcall_run(void *arg)
 		fail_res(&sc->res, &sc->failed, NULL, ws ? ws->init_error : "no Lua state on this thread", NULL);
 		return;
 	}
-	struct objctx oc = { NULL, &sc->bufs, 0, ws };
+	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
 	run_def(ws, sc->call, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
 }
 
@@ -1058,7 +1160,7 @@ static int l_w_await(lua_State *L)
 	sc->snap = ws->cur;
 	sc->call = ws->call;
 	char err[256];
-	struct objctx oc = { NULL, &sc->bufs, 0, ws };
+	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
 	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0)
 		return luaL_error(L, "async.await('%s'): %s, which cannot be sent to a worker", name, err);
@@ -1112,7 +1214,7 @@ static int l_w_await_all(lua_State *L)
 		sc[k].def = d;
 		sc[k].snap = ws->cur;
 		sc[k].call = ws->call;
-		struct objctx oc = { NULL, &sc[k].bufs, 0, ws };
+		struct objctx oc = { NULL, &sc[k].bufs, 0, ws, NULL };
 		struct async_codec_objects objs = codec_objects(&oc);
 		char e2[256];
 		if (async_codec_encode(L, t + 1, t + nargs, &sc[k].args, "argument", &objs, e2, sizeof e2) != 0)
@@ -1138,7 +1240,7 @@ static int l_w_await_all(lua_State *L)
 	lua_pushnil(L);
 	for (int k = 0; k < n; k++) {
 		int top = lua_gettop(L);
-		struct objctx oc = { NULL, &sc[k].bufs, 0, ws };
+		struct objctx oc = { NULL, &sc[k].bufs, 0, ws, NULL };
 		struct async_codec_objects objs = codec_objects(&oc);
 		int m = async_codec_decode(L, sc[k].res.p, sc[k].res.n, &objs, err, sizeof err);
 		if (m < 0)
@@ -1246,6 +1348,17 @@ static void worker_env(struct wstate *ws)
 		/* What LÖVE's own thread start-up does: the love table, then
 		 * love.filesystem, which installs the game's require loaders. */
 		int rc = require_module(L, "love");
+		if (rc == 0) {
+			/* LÖVE's own threads run love.jitsetup first (it turns the
+			 * JIT off on arm and arm64). */
+			lua_getglobal(L, "love");
+			lua_getfield(L, -1, "jitsetup");
+			lua_remove(L, -2);
+			if (lua_isfunction(L, -1))
+				rc = lua_pcall(L, 0, 0, 0);
+			else
+				lua_pop(L, 1);
+		}
 		if (rc == 0)
 			rc = require_module(L, "love.filesystem");
 		if (rc == 0)
@@ -1265,10 +1378,8 @@ static void worker_env(struct wstate *ws)
 	}
 	lua_newtable(L);
 	ws->cache = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_createtable(L, 0, 1);
-	lua_pushvalue(L, LUA_GLOBALSINDEX);
-	lua_setfield(L, -2, "__index");
-	ws->envmt = luaL_ref(L, LUA_REGISTRYINDEX);
+	ws->envmt = LUA_NOREF;
+	envmt_new(ws);
 	lua_newtable(L);
 	ws->shareids = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_newtable(L);
@@ -1446,7 +1557,7 @@ static void call_run(void *arg)
 	if (ws == NULL || ws->init_error != NULL) {
 		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
 	} else {
-		struct objctx oc = { c, &c->bufs, 0, ws };
+		struct objctx oc = { c, &c->bufs, 0, ws, NULL };
 		run_def(ws, c, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);
 	}
 	call_done(c);
@@ -1467,6 +1578,7 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 	struct call *c = ctx->free;
 	if (c != NULL) {
 		ctx->free = c->next;
+		c->live = 1;
 		return c;
 	}
 	if (ctx->nall == ctx->capall) {
@@ -1485,21 +1597,8 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 	c->cb = LUA_NOREF;
 	c->key = LUA_NOREF;
 	ctx->all[ctx->nall++] = c;
+	c->live = 1;
 	return c;
-}
-
-static void record_put(struct ctx *ctx, struct call *c)
-{
-	c->gen++; /* handles to the call just finished now read "done" */
-	if (c->def != NULL) {
-		def_unref(c->def);
-		c->def = NULL;
-	}
-	snap_unref(c->snap);
-	c->snap = NULL;
-	lent_release(&c->bufs);
-	c->next = ctx->free;
-	ctx->free = c;
 }
 
 /* Sets registry table `ref`[name] to v (a lightuserdata; NULL removes the
@@ -1552,20 +1651,18 @@ static int cancel_call(struct call *c)
 
 /* "Latest request wins": a call whose table callback has a key cancels the
  * call still queued under that key. Leaves the key's registry ref in c. */
-static void take_key(lua_State *L, struct ctx *ctx, struct call *c, int cbidx)
+static void take_key(lua_State *L, struct ctx *ctx, struct call *c, int keyidx)
 {
-	lua_getfield(L, cbidx, "key");
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return;
-	}
+	lua_pushvalue(L, keyidx);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
 	lua_pushvalue(L, -2);
 	lua_rawget(L, -2);
 	struct call *old = lua_touserdata(L, -1);
 	lua_pop(L, 1);
-	if (old != NULL)
-		cancel_call(old); /* no effect if it already started */
+	/* The older call will not run, or, already running, ends as
+	 * cancelled: its success callback never follows this newer call. */
+	if (old != NULL && !cancel_call(old))
+		old->superseded = 1;
 	lua_pushvalue(L, -2);
 	lua_pushlightuserdata(L, c);
 	lua_rawset(L, -3);
@@ -1594,6 +1691,64 @@ static void drop_key(lua_State *L, struct ctx *ctx, struct call *c)
 	c->key = LUA_NOREF;
 }
 
+/* Argument and result buffers above this are freed when the record is
+ * recycled: one huge call must not pin its memory for the pool's life. */
+#define RECORD_KEEP_BYTES (256u * 1024u)
+
+static void buf_shrink(struct async_buf *b)
+{
+	if (b->cap > RECORD_KEEP_BYTES)
+		async_buf_free(b);
+	b->n = 0;
+}
+
+/* The one release point of a call: every way a call ends (delivered,
+ * failed, cancelled, superseded by its key, refused at encode or submit,
+ * delivered by shutdown, its state closed) comes here once, and here alone
+ * its resources go: callback and key refs, LÖVE objects left on its
+ * channel, lent buffers, definition, snapshot, oversized buffers. L is NULL
+ * when the game's state is closing (its refs die with it). Main thread; the
+ * record must not be held by a worker. */
+static void call_release(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	if (!c->live)
+		return;
+	c->live = 0;
+	c->gen++; /* handles to the call now read "done" */
+	if (L != NULL) {
+		if (c->cb != LUA_NOREF)
+			luaL_unref(L, LUA_REGISTRYINDEX, c->cb);
+		drop_key(L, ctx, c);
+	}
+	c->cb = c->key = LUA_NOREF;
+	obj_clear(L, c);
+	c->objs_pushed = c->objs_popped = 0;
+	if (c->def != NULL) {
+		def_unref(c->def);
+		c->def = NULL;
+	}
+	snap_unref(c->snap);
+	c->snap = NULL;
+	lent_release(&c->bufs);
+	buf_shrink(&c->args);
+	buf_shrink(&c->res);
+	c->superseded = c->failed = c->cancelled = 0;
+	c->next = ctx->free;
+	ctx->free = c;
+}
+
+/* Appends c to the list of calls waiting for delivery. */
+static void pending_push(struct ctx *ctx, struct call *c)
+{
+	c->next = NULL;
+	if (ctx->pending_tail != NULL)
+		ctx->pending_tail->next = c;
+	else
+		ctx->pending = c;
+	ctx->pending_tail = c;
+	ctx->npending++;
+}
+
 /* The call path shared by async.call and the define shorthand: the
  * callback at cbidx, the arguments from argidx to the top. Returns a
  * handle. */
@@ -1607,38 +1762,51 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	if (d == NULL)
 		return luaL_error(L, "async.call: no function named '%s' is defined (async.define it first)", name);
 	int top = lua_gettop(L);
+	/* Everything that may raise on the game's values (a callback table's
+	 * __index, a NaN key) is read before the record exists. */
+	int haskey = 0;
+	if (t == LUA_TTABLE) {
+		lua_getfield(L, cbidx, "key");
+		if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
+			return luaL_error(L, "async.call('%s'): the callback's key is NaN, which cannot be a key", name);
+		haskey = !lua_isnil(L, -1); /* stays at top + 1, above the arguments */
+	}
 	struct call *c = record_get(L, ctx);
 	char err[256];
-	struct objctx oc = { c, &c->bufs, 1, NULL };
+	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
 	if (async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err) != 0) {
-		obj_clear(L, c);
-		record_put(ctx, c);
+		call_release(L, ctx, c);
+		if (oc.why != NULL)
+			return luaL_error(L, "async.call('%s'): %s", name, oc.why);
 		return luaL_error(L, "async.call('%s'): %s, which cannot be sent to a worker", name, err);
 	}
 	c->def = d;
 	d->refs++;
 	c->snap = ctx->snap;
 	c->snap->refs++;
-	c->gen++;
-	c->failed = c->cancelled = 0;
+	c->failed = c->cancelled = c->superseded = 0;
 	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
-	if (t == LUA_TTABLE)
-		take_key(L, ctx, c, cbidx);
-	async_job_init(&c->job, call_run, c);
-	int rc = async_pool_submit(ctx->pool, &c->job);
-	if (rc != 0) {
-		drop_key(L, ctx, c);
-		obj_clear(L, c);
-		record_put(ctx, c);
-		return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
-	}
 	if (t == LUA_TFUNCTION || t == LUA_TTABLE) {
 		lua_pushvalue(L, cbidx);
 		c->cb = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	if (haskey)
+		take_key(L, ctx, c, top + 1);
+	if (ctx->shutting) {
+		/* Made by a callback that shutdown() delivers: it does not run,
+		 * it ends as cancelled and shutdown delivers that too. */
+		c->cancelled = 1;
+		__atomic_store_n(&c->state, CALL_CANCELLED, __ATOMIC_RELAXED);
+		pending_push(ctx, c);
 	} else {
-		c->cb = LUA_NOREF;
+		async_job_init(&c->job, call_run, c);
+		int rc = async_pool_submit(ctx->pool, &c->job);
+		if (rc != 0) {
+			call_release(L, ctx, c);
+			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
+		}
 	}
 	ctx->inflight++;
 	struct handle *h = lua_newuserdata(L, sizeof *h);
@@ -1739,6 +1907,8 @@ static void take_done(struct ctx *ctx)
 	ctx->pending_tail = tail;
 }
 
+/* The failure at base + 1, base + 2 (error value, traceback) on stderr:
+ * what happens when async.onerror is not a function. */
 static void default_onerror(lua_State *L, int base)
 {
 	const char *msg = lua_tostring(L, base + 1);
@@ -1746,8 +1916,32 @@ static void default_onerror(lua_State *L, int base)
 	fprintf(stderr, "async: a job failed: %s\n%s\n", msg ? msg : luaL_typename(L, base + 1), tb ? tb : "");
 }
 
-/* Delivers one record. Everything about the record is settled before any
- * callback runs, so a callback that raises loses nothing else. */
+/* Calls the error handler at fn with the failure's n values above it.
+ * `error` itself ({error = error}) gets one value, the message with the
+ * traceback appended: its second argument is a level, which a traceback
+ * is not. */
+static void call_error_handler(lua_State *L, struct ctx *ctx, int fn, int n)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->error_fn);
+	int is_error = lua_rawequal(L, fn, -1);
+	lua_pop(L, 1);
+	if (is_error && n >= 2) {
+		lua_settop(L, fn + 2);
+		if (lua_type(L, fn + 1) == LUA_TSTRING && lua_type(L, fn + 2) == LUA_TSTRING) {
+			lua_pushstring(L, "\n[worker] ");
+			lua_insert(L, fn + 2);
+			lua_concat(L, 3);
+		} else {
+			lua_pop(L, 1);
+		}
+		n = 1;
+	}
+	lua_call(L, n, 0);
+}
+
+/* Takes the oldest finished call off the pending list and delivers it.
+ * Everything about the record is settled (released) before any callback
+ * runs, so a callback that raises loses nothing else. */
 static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 {
 	int base = lua_gettop(L);
@@ -1757,13 +1951,11 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 	ctx->npending--;
 	ctx->inflight--;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->cb);
-	luaL_unref(L, LUA_REGISTRYINDEX, c->cb);
-	c->cb = LUA_NOREF;
 	int cb = base + 1;
-	drop_key(L, ctx, c);
-	if (c->cancelled) {
-		/* Never ran: a table callback's `cancelled` hears of it. */
-		record_put(ctx, c);
+	if (c->cancelled || c->superseded) {
+		/* Never ran, or a newer call with its key was made while it ran:
+		 * a table callback's `cancelled` hears of it, never `success`. */
+		call_release(L, ctx, c);
 		ctx->cancelled_count++;
 		if (lua_type(L, cb) == LUA_TTABLE) {
 			lua_getfield(L, cb, "cancelled");
@@ -1774,11 +1966,7 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 		return;
 	}
 	char err[256];
-	if (c->clear_objs) {
-		obj_clear(L, c);
-		c->clear_objs = 0;
-	}
-	struct objctx oc = { c, &c->bufs, 1, NULL };
+	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
 	int n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
 	int failed = c->failed;
@@ -1788,7 +1976,7 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 		n = 2;
 		failed = 1;
 	}
-	record_put(ctx, c);
+	call_release(L, ctx, c);
 	if (!failed) {
 		ctx->delivered++;
 		if (lua_type(L, cb) == LUA_TTABLE) {
@@ -1806,7 +1994,7 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 		lua_getfield(L, cb, "error");
 		if (lua_isfunction(L, -1)) {
 			lua_replace(L, cb);
-			lua_call(L, n, 0);
+			call_error_handler(L, ctx, cb, n);
 			lua_settop(L, base);
 			return;
 		}
@@ -1819,9 +2007,9 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 	lua_remove(L, -2);
 	if (lua_isfunction(L, -1)) {
 		lua_replace(L, cb);
-		lua_call(L, n, 0);
+		call_error_handler(L, ctx, cb, n);
 	} else {
-		default_onerror(L, base);
+		default_onerror(L, cb); /* the failure is at cb + 1, cb + 2 */
 	}
 	lua_settop(L, base);
 }
@@ -1935,7 +2123,7 @@ static int l_define(lua_State *L)
 	struct def *old = registry_swap(L, ctx->defs, name, d);
 	if (old != NULL)
 		def_unref(old); /* calls already made keep theirs */
-	snap_publish(L, ctx);
+	snap_publish(L, ctx, 1);
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 2);
 	lua_pushcclosure(L, l_shorthand, 2);
@@ -1950,7 +2138,7 @@ static int l_undefine(lua_State *L)
 	if (old == NULL)
 		return luaL_error(L, "async.undefine: no function named '%s' is defined", name);
 	def_unref(old);
-	snap_publish(L, ctx);
+	snap_publish(L, ctx, 1);
 	return 0;
 }
 
@@ -1983,7 +2171,7 @@ static int l_share(lua_State *L)
 	struct share *old = registry_swap(L, ctx->shares, name, sh);
 	if (old != NULL)
 		share_unref(old); /* calls already made keep theirs */
-	snap_publish(L, ctx);
+	snap_publish(L, ctx, 0);
 	return 0;
 }
 
@@ -1997,17 +2185,19 @@ static int l_set_init(lua_State *L)
 	if (ctx->init != NULL)
 		def_unref(ctx->init);
 	ctx->init = d;
-	snap_publish(L, ctx);
+	snap_publish(L, ctx, 0);
 	return 0;
 }
 
 static unsigned check_count(lua_State *L, int idx, const char *fn)
 {
 	lua_Number n = luaL_checknumber(L, idx);
-	if (!(n >= 0) || n != floor(n) || n > 4096)
-		return (unsigned)luaL_error(L, "%s: expected a whole number of workers from 0 to 4096, got %s",
-		                            fn, lua_tostring(L, idx));
-	return (unsigned)n;
+	if (!(n >= 0))
+		return (unsigned)luaL_error(L, "%s: expected a number of workers >= 0, got %s", fn, lua_tostring(L, idx));
+	/* Fractions (cores * 0.75) are floored; more than a pool can hold
+	 * is what the pool's own limit then cuts. */
+	n = floor(n);
+	return n > ASYNC_MAX_SLOTS ? ASYNC_MAX_SLOTS : (unsigned)n;
 }
 
 static int l_add(lua_State *L)
@@ -2149,13 +2339,7 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	lua_pop(L, 1);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
-		if (unref && c->cb != LUA_NOREF)
-			luaL_unref(L, LUA_REGISTRYINDEX, c->cb);
-		if (unref && c->key != LUA_NOREF)
-			luaL_unref(L, LUA_REGISTRYINDEX, c->key);
-		if (c->def)
-			def_unref(c->def);
-		snap_unref(c->snap);
+		call_release(unref ? L : NULL, ctx, c); /* no-op for records already released */
 		lent_free(&c->bufs);
 		async_buf_free(&c->args);
 		async_buf_free(&c->res);
@@ -2177,12 +2361,13 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	if (ctx->defs != LUA_NOREF) {
 		release_entries(L, ctx->defs, unref_def_entry);
 		if (unref) {
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->error_fn);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->defs);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->facade);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->keys);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->handle_mt);
 		}
-		ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = LUA_NOREF;
+		ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->error_fn = LUA_NOREF;
 	}
 	if (ctx->fallback) {
 		if (tls_ws == ctx->fallback)
@@ -2203,34 +2388,60 @@ static void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	ctx->closed = 1;
 }
 
-/* shutdown(): waits for every call, delivers every callback, frees all. A
- * callback that raises interrupts it; calling shutdown again goes on. */
+/* shutdown([flush]): waits for every call, delivers every callback, frees
+ * all. Calls that callbacks make meanwhile do not run: they end as
+ * cancelled and are delivered too. flush (the façade's deferred callbacks)
+ * is called between deliveries and returns whether it delivered anything.
+ * A callback that raises interrupts it; calling shutdown again goes on. A
+ * callback that shuts the pool down itself (and loads a new one) ends it. */
 static int l_shutdown(lua_State *L)
 {
 	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
 	if (ctx->closed)
 		return 0;
-	/* Jobs need a worker's Lua state: keep one worker if calls remain. */
-	if (ctx->inflight > 0 && async_pool_worker_count(ctx->pool) == 0)
-		async_pool_add_workers(ctx->pool, 1);
-	int rc = async_pool_shutdown(ctx->pool);
-	if (rc != 0)
-		return luaL_error(L, "async.shutdown: %s", async_strerror(rc));
+	int flush = lua_isfunction(L, 2) ? 2 : 0;
+	if (!ctx->shutting) {
+		/* Jobs need a worker's Lua state: keep one worker if calls remain. */
+		if (ctx->inflight > 0 && async_pool_worker_count(ctx->pool) == 0)
+			async_pool_add_workers(ctx->pool, 1);
+		int rc = async_pool_shutdown(ctx->pool);
+		if (rc != 0)
+			return luaL_error(L, "async.shutdown: %s", async_strerror(rc));
+		ctx->shutting = 1;
+	}
 	for (;;) {
 		take_done(ctx);
-		if (ctx->pending == NULL)
+		if (ctx->pending != NULL) {
+			deliver(L, ctx, ctx->pending);
+		} else if (flush) {
+			lua_pushvalue(L, flush);
+			lua_call(L, 0, 1);
+			int more = lua_toboolean(L, -1);
+			lua_pop(L, 1);
+			if (!more && !ctx->closed && ctx->pending == NULL)
+				break;
+		} else {
 			break;
-		deliver(L, ctx, ctx->pending);
+		}
+		if (ctx->closed)
+			return 0; /* a callback shut it down */
 	}
 	ctx_free_all(L, ctx, 1);
 	return 0;
 }
 
+/* The game's state is closing without shutdown() (a game that quits):
+ * queued calls are cancelled rather than run, running ones are waited
+ * for, and no callback runs from a collector. */
 static int l_gc(lua_State *L)
 {
 	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
-	if (!ctx->closed)
-		ctx_free_all(L, ctx, 0); /* no callbacks from a collector */
+	if (!ctx->closed) {
+		for (size_t i = 0; i < ctx->nall; i++)
+			if (ctx->all[i]->live)
+				cancel_call(ctx->all[i]);
+		ctx_free_all(L, ctx, 0);
+	}
 	return 0;
 }
 
@@ -2294,9 +2505,9 @@ static void capture_environment(lua_State *L, struct ctx *ctx)
 static int l_new(lua_State *L)
 {
 	lua_Number n = luaL_optnumber(L, 1, 1);
-	if (!(n >= 0) || n != floor(n) || n > 4096)
-		return luaL_error(L, "async.load: expected a whole number of workers from 0 to 4096, got %s",
-		                  lua_tostring(L, 1));
+	if (!(n >= 0))
+		return luaL_error(L, "async.load: expected a number of workers >= 0, got %s", lua_tostring(L, 1));
+	n = floor(n);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_Number limit = luaL_optnumber(L, 3, 0);
 	if (!(limit >= 0) || limit != floor(limit) || limit > 9.0e15)
@@ -2307,7 +2518,7 @@ static int l_new(lua_State *L)
 		return luaL_error(L, "async.load: out of memory");
 	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);
 	memset(ctx, 0, sizeof *ctx);
-	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = LUA_NOREF;
+	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = ctx->error_fn = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */
 	ctx->mem = mem;
 	ctx->mem_limit = (uint64_t)limit;
@@ -2323,16 +2534,30 @@ static int l_new(lua_State *L)
 	ctx->keys = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_newtable(L);
 	ctx->shares = luaL_ref(L, LUA_REGISTRYINDEX);
-	snap_publish(L, ctx); /* the empty registry */
+	lua_getglobal(L, "error");
+	ctx->error_fn = luaL_ref(L, LUA_REGISTRYINDEX);
+	snap_publish(L, ctx, 1); /* the empty registry */
 	luaL_getmetatable(L, "async.handle");
 	ctx->handle_mt = luaL_ref(L, LUA_REGISTRYINDEX);
 	capture_environment(L, ctx);
 	async_pool_config cfg = async_pool_config_default();
-	cfg.workers = (unsigned)n;
+	cfg.workers = n > ASYNC_MAX_SLOTS ? ASYNC_MAX_SLOTS : (unsigned)n;
 	cfg.on_worker_start = worker_start;
 	cfg.on_worker_stop = worker_stop;
 	cfg.userdata = ctx;
 	int rc = async_pool_create(&ctx->pool, &cfg);
+	if (rc == ASYNC_EINVAL && cfg.workers > 0) {
+		/* More workers than the pool's maximum (which the core works out
+		 * from the machine): start with none and add up to it, with a
+		 * warning rather than a failure. */
+		cfg.workers = 0;
+		rc = async_pool_create(&ctx->pool, &cfg);
+		if (rc == 0) {
+			int added = async_pool_add_workers(ctx->pool, n > ASYNC_MAX_SLOTS ? ASYNC_MAX_SLOTS : (unsigned)n);
+			fprintf(stderr, "async.load: %.0f workers asked, more than the pool's maximum: started %d\n", n,
+			        added < 0 ? 0 : added);
+		}
+	}
 	if (rc != 0) {
 		ctx_free_all(L, ctx, 1);
 		return luaL_error(L, "async.load: %s", async_strerror(rc));
