@@ -134,6 +134,7 @@ struct wstate {
 	struct memacct acct;
 	int depth;    /* run_def nesting: await runs jobs inside a job */
 	int dead;     /* ran out of memory: replaced once depth is back to 0 */
+	int gc_stopped; /* a job called collectgarbage("stop"): restarted after it */
 	lua_State *L;
 	struct ctx *ctx;
 	unsigned index;

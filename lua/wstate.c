@@ -35,7 +35,11 @@ void wstate_restore(struct wstate *ws)
 	lua_State *L = ws->L;
 	if (lua_gethook(L) != NULL)
 		lua_sethook(L, NULL, 0, 0);
-	lua_gc(L, LUA_GCRESTART, -1);
+	/* Only when stopped: restarting resets the collector's threshold. */
+	if (ws->gc_stopped) {
+		lua_gc(L, LUA_GCRESTART, -1);
+		ws->gc_stopped = 0;
+	}
 	/* Intact: { __index = _G } and nothing else, no metatable. */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
 	int intact = 0;
@@ -69,11 +73,31 @@ static int require_module(lua_State *L, const char *name)
 	return lua_pcall(L, 1, 0, 0);
 }
 
+/* collectgarbage in a worker: the standard one (upvalue 1), noting "stop"
+ * so that the collector is restarted once the job ends. */
+static int l_w_collectgarbage(lua_State *L)
+{
+	const char *opt = luaL_optstring(L, 1, "collect");
+	struct wstate *ws = tls_ws;
+	if (ws != NULL && strcmp(opt, "stop") == 0)
+		ws->gc_stopped = 1;
+	else if (ws != NULL && strcmp(opt, "restart") == 0)
+		ws->gc_stopped = 0;
+	int n = lua_gettop(L);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, n, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
 static void worker_env(struct wstate *ws)
 {
 	struct ctx *ctx = ws->ctx;
 	lua_State *L = ws->L;
 	luaL_openlibs(L);
+	lua_getglobal(L, "collectgarbage");
+	lua_pushcclosure(L, l_w_collectgarbage, 1);
+	lua_setglobal(L, "collectgarbage");
 	lua_pushboolean(L, 0);
 	lua_setfield(L, LUA_REGISTRYINDEX, "async.main");
 	register_buffer_type(L);
