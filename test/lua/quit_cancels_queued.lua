@@ -27,7 +27,9 @@ end
 local path = os.tmpname()
 local self = debug.getinfo(1, "S").source:sub(2)
 local exe = arg[-1] or "luajit"
-local cmd = ("%q %q %q child %q"):format(exe, self, dir, path)
+-- ASYNC_CHILD_ENV: the sanitizer preload, for the child only.
+local env = os.getenv("ASYNC_CHILD_ENV") or ""
+local cmd = ("%s %q %q %q child %q"):format(env, exe, self, dir, path)
 local okk, how, code = os.execute(cmd)
 local rc = type(okk) == "number" and okk or (okk and 0 or code)
 local f = io.open(path)
