@@ -32,8 +32,7 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 	return c;
 }
 
-/* Cancels c if it has not started. Main thread. */
-/* Cancels a queued call. A running one cannot be stopped from outside;
+/* Main thread: cancels a queued call. A running one cannot be stopped from outside;
  * it is asked to stop instead, which the job sees through
  * async.cancelled(). Returns whether the call will not run. */
 int cancel_call(struct call *c)
@@ -46,8 +45,9 @@ int cancel_call(struct call *c)
 	return 0;
 }
 
-/* "Latest request wins": a call whose table callback has a key cancels the
- * call still queued under that key. Leaves the key's registry ref in c. */
+/* "Latest request wins": a call whose table callback has a key (at keyidx)
+ * supersedes the call made under that key before it. Leaves the key's
+ * registry ref in c. */
 static void take_key(lua_State *L, struct ctx *ctx, struct call *c, int keyidx)
 {
 	lua_pushvalue(L, keyidx);
@@ -189,8 +189,6 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		lua_pushvalue(L, cbidx);
 		c->cb = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
-	if (haskey)
-		take_key(L, ctx, c, top + 1);
 	if (ctx->shutting) {
 		/* Made by a callback that shutdown() delivers: it does not run,
 		 * it ends as cancelled and shutdown delivers that too. */
@@ -205,6 +203,9 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
 		}
 	}
+	/* Only a call that was made supersedes the one before it. */
+	if (haskey)
+		take_key(L, ctx, c, top + 1);
 	ctx->inflight++;
 	struct handle *h = lua_newuserdata(L, sizeof *h);
 	h->ctx = ctx;

@@ -195,6 +195,13 @@ function love.load(args)
   drain(async)
   check("a superseded running call ends as cancelled, the newer delivers", table.concat(log, ",") == "cancelled,new 82",
         table.concat(log, ","))
+  -- Nothing is left on any record's channel ("async.<pool>.<record>") once
+  -- every call has ended: the objects of calls that ended unread were freed.
+  local left = 0
+  for pool = 1, 30 do
+    for rec = 0, 63 do left = left + love.thread.getChannel(("async.%d.%d"):format(pool, rec)):getCount() end
+  end
+  check("no LÖVE object is left on a record's channel", left == 0, left)
   async.shutdown()
 
   print(("%d passed, %d failed"):format(passed, failed))
