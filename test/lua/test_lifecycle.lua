@@ -299,6 +299,51 @@ test("10: parallelFor refuses math.huge and 2^53", function()
   async.shutdown()
 end)
 
+-- The lifecycle itself: each way a call can end gives its buffer back and
+-- leaves nothing in flight.
+test("lifecycle: every terminal path gives the call's buffer back", function()
+  local async = require "async"
+  async.load(1)
+  async.define("id", function(...) return ... end)
+  async.define("boom", function() error("boom") end)
+  async.define("spin", function()
+    local deadline = os.time() + 20
+    while not async.cancelled() and os.time() < deadline do end
+  end)
+  local b = async.newBuffer(8)
+  local function settled(what)
+    drain(async)
+    eq(b:isLent(), false, what .. ": the buffer is the game's again")
+    eq(async.stats().inflight, 0, what .. ": nothing in flight")
+  end
+  async.call(nil, "id", b); settled("delivered")
+  async.call({ error = function() end }, "boom", b); settled("failed")
+  -- A spinner holds the one worker, so the calls below stay queued; it is
+  -- asked to stop (handle:cancel on a running call) before settling.
+  local spinner = async.call(nil, "spin")
+  waitFor(async, function() return async.stats().running == 1 end, "the spinner")
+  local h = async.call(nil, "id", b)
+  eq(h:cancel(), true)
+  spinner:cancel(); settled("cancelled by handle")
+  spinner = async.call(nil, "spin")
+  waitFor(async, function() return async.stats().running == 1 end, "the spinner")
+  local old = async.call({ key = "q" }, "id", b)
+  async.call({ key = "q" }, "id", 1)
+  eq(old:status(), "cancelled", "superseded while queued")
+  spinner:cancel(); settled("superseded while queued")
+  raises("is a function", async.call, nil, "id", b, print); settled("refused at encode")
+  async.setWorkerInit(function() error("init fails") end)
+  async.call({ error = function() end }, "id", b); settled("worker init failed")
+  async.setWorkerInit(nil)
+  async.undefine("id")
+  async.define("id", function(...) return ... end)
+  async.call(function()
+    async.call(nil, "id", b) -- made while shutdown delivers: cancelled
+  end, "id", 1)
+  async.shutdown()
+  eq(b:isLent(), false, "made during shutdown: the buffer is the game's again")
+end)
+
 -- Async 1.1 idioms.
 test("idiom: async.call and define's shorthands taken early keep working across shutdown/load", function()
   local async = require "async"
