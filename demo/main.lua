@@ -130,7 +130,7 @@ local function runMode(mode)
   for _ = 1, opts.frames do
     local t0 = love.timer.getTime()
     sim:update(1 / 60, opts.load)
-    if mode == "workers" then async.update(0.004) end
+    if mode == "workers" then async.update { budget = 0.004 } end
     local work = love.timer.getTime() - t0
     frames:add(work)
     if work > 1 / 60 then over = over + 1 end
@@ -217,7 +217,7 @@ function love.update(dt)
   sim.camera.x = World.SIZE / 2 + math.cos(t * 0.3) * World.SIZE * 0.35
   sim.camera.y = World.SIZE / 2 + math.sin(t * 0.23) * World.SIZE * 0.35
   sim:update(math.min(dt, 0.05), opts.load)
-  async.update(0.004)
+  async.update { budget = 0.004 }
   frames:add(love.timer.getTime() - t0 + 0) -- main-thread work this frame
   statsTable = async.stats(statsTable)
   rateTimer = rateTimer + dt

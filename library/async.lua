@@ -100,11 +100,12 @@ function async.shutdown() end
 ---@return boolean
 function async.isLoaded() end
 
---- Delivers finished calls' callbacks. With `budget` (seconds) it stops once
---- that much time is spent; the rest waits for the next call.
----@param budget? number
+--- Delivers finished calls' callbacks. A number (a frame's dt) is ignored;
+--- with `{budget = seconds}` it stops once that much time is spent and the
+--- rest waits for the next call.
+---@param opts? number|{budget?: number}
 ---@return integer delivered
-function async.update(budget) end
+function async.update(opts) end
 
 --- Publishes `func` to the workers. Upvalues are copied now.
 ---@param name string

@@ -35,6 +35,14 @@ function drain(async, secs)
   end
   async.update()
 end
+-- Runs async.update() until pred() holds (or fails after 30 s).
+function waitFor(async, pred, what)
+  local deadline = os.time() + 30
+  while not pred() do
+    async.update()
+    if os.time() > deadline then error("timed out waiting for " .. what, 2) end
+  end
+end
 function sleep(s) local t = os.clock() + s; while os.clock() < t do end end
 
 for i = 2, #arg do dofile(arg[i]) end

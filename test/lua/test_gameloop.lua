@@ -116,14 +116,19 @@ test("update(budget) leaves the rest for the next frame", function()
   local t0 = os.time()
   while async.stats().ready < 40 and os.time() - t0 < 10 do end
   eq(async.stats().ready, 40, "all finished, none delivered yet")
-  eq(async.update(0), 1, "a zero budget delivers one callback")
+  eq(async.update { budget = 0 }, 1, "a zero budget delivers one callback")
   -- Each callback takes at least 2 ms, so a 5 ms budget stops after 3 at most.
-  local d = async.update(0.005)
+  local d = async.update { budget = 0.005 }
   ok(d >= 1 and d <= 3, "budget 5 ms delivered " .. d)
   eq(n, 1 + d)
   local rest = 40 - n
   eq(async.update(), rest, "no budget delivers the rest")
-  raises("the budget must be a number of seconds >= 0", async.update, -1)
+  raises("budget must be a number of seconds >= 0", async.update, { budget = -1 })
+  -- async.update(dt), common in games, is not a budget: it delivers everything.
+  for i = 1, 5 do async.call(cb, "id", i) end
+  local t1 = os.time()
+  while async.stats().ready < 5 and os.time() - t1 < 10 do end
+  eq(async.update(0.016), 5, "update(dt) delivers all")
   async.shutdown()
 end)
 

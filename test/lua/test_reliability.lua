@@ -12,14 +12,6 @@ local function hog()
   return #t
 end
 
-local function waitFor(async, pred, what)
-  local deadline = os.time() + 30
-  while not pred() do
-    async.update()
-    if os.time() > deadline then error("timed out waiting for " .. what, 2) end
-  end
-end
-
 test("memoryLimit: bad options are refused by name", function()
   local async = require "async"
   raises("memoryLimit must be a whole number of bytes > 0, got -1", async.load, { memoryLimit = -1 })
@@ -226,7 +218,7 @@ test("cancelling a running job asks it to stop; async.cancelled() tells it", fun
   local got = {}
   local function cb(tag, stopped) got[tag] = stopped end
   local h = async.call(cb, "search", "handle")
-  async.call({ key = "unit", success = cb }, "search", "old")
+  async.call({ key = "unit", success = cb, cancelled = function() got.old = "cancelled" end }, "search", "old")
   waitFor(async, function() return async.stats().running == 2 end, "both jobs to start")
   eq(h:cancel(), false, "a running call is not cancelled")
   waitFor(async, function() return got.handle ~= nil end, "the cancelled job to stop")
@@ -234,8 +226,9 @@ test("cancelling a running job asks it to stop; async.cancelled() tells it", fun
   -- a newer call with the same key asks the running one to stop
   local newer
   async.call({ key = "unit", success = function(x) newer = x end }, "id", "new")
+  -- (it polls for 30 s unless told to stop; superseded, it ends as cancelled)
   waitFor(async, function() return got.old ~= nil end, "the superseded job to stop")
-  eq(got.old, true)
+  eq(got.old, "cancelled", "a superseded running call ends as cancelled")
   drain(async)
   eq(newer, "new", "the newer call ran")
   -- an awaited job sees its caller's cancellation
@@ -277,7 +270,7 @@ test("update() called from inside a callback delivers the rest, each once", func
     seen[x] = (seen[x] or 0) + 1
     order[#order + 1] = x
     if x % 5 == 0 then nested = nested + async.update() end
-    if x == 7 then nested = nested + async.update(0) end
+    if x == 7 then nested = nested + async.update { budget = 0 } end
   end
   for i = 1, 40 do async.call(cb, "id", i) end
   waitFor(async, function() return async.stats().ready + async.stats().completed == 40 end, "results")

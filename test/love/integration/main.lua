@@ -139,6 +139,71 @@ function love.load(args)
   check("the state was replaced once", async.stats().statesReplaced == 1, async.stats().statesReplaced)
   async.shutdown()
 
+  -- Issue 12, defect 1: an ImageData on a call that ends without its
+  -- arguments being read (cancelled, superseded by its key, the rest of a
+  -- failed map, a worker init that fails) never reaches a later call.
+  async.load(1)
+  async.define("width", function(im) if im:getWidth() == 1 then error("one wide") end return im:getWidth() end)
+  async.define("block", function(s) local t = os.clock() + s; while os.clock() < t do end end)
+  -- n calls carrying images of widths base + 1 .. base + n: "got" and "want".
+  local function widths(n, base)
+    local got, want = {}, {}
+    for i = 1, n do
+      want[i] = base + i
+      async.call({ success = function(x) got[i] = x end, error = function(e) got[i] = tostring(e) end },
+        "width", love.image.newImageData(base + i, 1))
+    end
+    drain(async)
+    return table.concat(got, ","), table.concat(want, ",")
+  end
+  async.call(nil, "block", 0.2)
+  local h = async.call(nil, "width", love.image.newImageData(11, 1))
+  h:cancel()
+  drain(async)
+  local got, want = widths(5, 20)
+  check("after a call cancelled by handle, the next calls get their own images", got == want, got)
+  async.call(nil, "block", 0.2)
+  for i = 1, 4 do async.call({ key = "k" }, "width", love.image.newImageData(30 + i, 1)) end
+  drain(async)
+  got, want = widths(5, 40)
+  check("after calls superseded by a key, the next calls get their own images", got == want, got)
+  local list = { love.image.newImageData(1, 1) }
+  for i = 2, 20 do list[i] = love.image.newImageData(50 + i, 1) end
+  async.call(nil, "block", 0.2)
+  local mapErr
+  async.map({ error = function(e) mapErr = e end }, "width", list)
+  drain(async)
+  check("a map whose first part fails reports it", tostring(mapErr):find("one wide", 1, true), mapErr)
+  got, want = widths(20, 100)
+  check("after a failed map, a 20-tile map's worth of calls get their own images", got == want, got)
+  async.setWorkerInit(function() error("init fails") end)
+  local initErr
+  async.call({ error = function(e) initErr = e end }, "width", love.image.newImageData(61, 1))
+  drain(async)
+  check("a failing worker init fails the call", tostring(initErr):find("init fails", 1, true), initErr)
+  async.setWorkerInit(nil)
+  got, want = widths(5, 70)
+  check("after a worker init failure, the next calls get their own images", got == want, got)
+  -- The superseded running call (defect 2) with an image: it ends as cancelled.
+  async.define("slowwidth", function(im) local t = os.clock() + 0.2; while os.clock() < t do end; return im:getWidth() end)
+  local log = {}
+  async.call({ key = "r", success = function(x) log[#log + 1] = "old " .. x end,
+               cancelled = function() log[#log + 1] = "cancelled" end }, "slowwidth", love.image.newImageData(81, 1))
+  local t0 = love.timer.getTime()
+  while async.stats().running < 1 and love.timer.getTime() - t0 < 10 do async.update() end
+  async.call({ key = "r", success = function(x) log[#log + 1] = "new " .. x end }, "slowwidth", love.image.newImageData(82, 1))
+  drain(async)
+  check("a superseded running call ends as cancelled, the newer delivers", table.concat(log, ",") == "cancelled,new 82",
+        table.concat(log, ","))
+  -- Nothing is left on any record's channel ("async.<pool>.<record>") once
+  -- every call has ended: the objects of calls that ended unread were freed.
+  local left = 0
+  for pool = 1, 30 do
+    for rec = 0, 63 do left = left + love.thread.getChannel(("async.%d.%d"):format(pool, rec)):getCount() end
+  end
+  check("no LÖVE object is left on a record's channel", left == 0, left)
+  async.shutdown()
+
   print(("%d passed, %d failed"):format(passed, failed))
   love.event.quit(failed)
 end

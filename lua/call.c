@@ -1,0 +1,281 @@
+/* call.c: call records and the call lifecycle, main thread. A call is
+ * made (do_call), runs or is cancelled on the core, is delivered, and ends
+ * in call_release, the one place every terminal path goes through and the
+ * only one that releases what a call holds. Also the call handles. */
+#include "internal.h"
+
+static struct call *record_get(lua_State *L, struct ctx *ctx)
+{
+	struct call *c = ctx->free;
+	if (c != NULL) {
+		ctx->free = c->next;
+		c->live = 1;
+		return c;
+	}
+	if (ctx->nall == ctx->capall) {
+		size_t cap = ctx->capall ? ctx->capall * 2 : 64;
+		struct call **all = realloc(ctx->all, cap * sizeof *all);
+		if (all == NULL)
+			luaL_error(L, "async.call: out of memory");
+		ctx->all = all;
+		ctx->capall = cap;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		luaL_error(L, "async.call: out of memory");
+	c->ctx = ctx;
+	c->index = (uint32_t)ctx->nall;
+	c->cb = LUA_NOREF;
+	c->key = LUA_NOREF;
+	ctx->all[ctx->nall++] = c;
+	c->live = 1;
+	return c;
+}
+
+/* Main thread: cancels a queued call. A running one cannot be stopped from outside;
+ * it is asked to stop instead, which the job sees through
+ * async.cancelled(). Returns whether the call will not run. */
+int cancel_call(struct call *c)
+{
+	uint32_t queued = CALL_QUEUED;
+	if (__atomic_compare_exchange_n(&c->state, &queued, CALL_CANCELLED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 1;
+	if (queued == CALL_RUNNING)
+		__atomic_store_n(&c->stop_asked, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* "Latest request wins": a call whose table callback has a key (at keyidx)
+ * supersedes the call made under that key before it. Leaves the key's
+ * registry ref in c. */
+static void take_key(lua_State *L, struct ctx *ctx, struct call *c, int keyidx)
+{
+	lua_pushvalue(L, keyidx);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
+	lua_pushvalue(L, -2);
+	lua_rawget(L, -2);
+	struct call *old = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	/* The older call will not run, or, already running, ends as
+	 * cancelled: its success callback never follows this newer call. */
+	if (old != NULL && !cancel_call(old))
+		old->superseded = 1;
+	lua_pushvalue(L, -2);
+	lua_pushlightuserdata(L, c);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	c->key = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the key */
+}
+
+/* Drops c's key unless a newer call took it over. */
+static void drop_key(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	if (c->key == LUA_NOREF)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->key);
+	lua_pushvalue(L, -1);
+	lua_rawget(L, -3);
+	if (lua_touserdata(L, -1) == c) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		lua_rawset(L, -3);
+	} else {
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+	luaL_unref(L, LUA_REGISTRYINDEX, c->key);
+	c->key = LUA_NOREF;
+}
+
+/* Argument and result buffers above this are freed when the record is
+ * recycled: one huge call must not pin its memory for the pool's life. */
+#define RECORD_KEEP_BYTES (256u * 1024u)
+
+static void buf_shrink(struct async_buf *b)
+{
+	if (b->cap > RECORD_KEEP_BYTES)
+		async_buf_free(b);
+	b->n = 0;
+}
+
+/* The one release point of a call: every way a call ends (delivered,
+ * failed, cancelled, superseded by its key, refused at encode or submit,
+ * delivered by shutdown, its state closed) comes here once, and here alone
+ * its resources go: callback and key refs, LÖVE objects left on its
+ * channel, lent buffers, definition, snapshot, oversized buffers. L is NULL
+ * when the game's state is closing (its refs die with it). Main thread; the
+ * record must not be held by a worker. */
+void call_release(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	if (!c->live)
+		return;
+	c->live = 0;
+	c->gen++; /* handles to the call now read "done" */
+	if (L != NULL) {
+		if (c->cb != LUA_NOREF)
+			luaL_unref(L, LUA_REGISTRYINDEX, c->cb);
+		drop_key(L, ctx, c);
+	}
+	c->cb = c->key = LUA_NOREF;
+	obj_clear(L, c);
+	c->objs_pushed = c->objs_popped = 0;
+	if (c->def != NULL) {
+		def_unref(c->def);
+		c->def = NULL;
+	}
+	snap_unref(c->snap);
+	c->snap = NULL;
+	lent_release(&c->bufs);
+	buf_shrink(&c->args);
+	buf_shrink(&c->res);
+	c->superseded = c->failed = c->cancelled = 0;
+	c->next = ctx->free;
+	ctx->free = c;
+}
+
+/* Appends c to the list of calls waiting for delivery. */
+static void pending_push(struct ctx *ctx, struct call *c)
+{
+	c->next = NULL;
+	if (ctx->pending_tail != NULL)
+		ctx->pending_tail->next = c;
+	else
+		ctx->pending = c;
+	ctx->pending_tail = c;
+	ctx->npending++;
+}
+
+/* The call path shared by async.call and the define shorthand: the
+ * callback at cbidx, the arguments from argidx to the top. Returns a
+ * handle. */
+static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, int argidx)
+{
+	int t = lua_type(L, cbidx);
+	if (t != LUA_TFUNCTION && t != LUA_TTABLE && t != LUA_TNIL && t != LUA_TNONE)
+		return luaL_error(L, "async.call('%s'): the callback must be a function, a table "
+		                     "{success = f, error = f} or nil, not a %s", name, lua_typename(L, t));
+	struct def *d = lookup_def(L, ctx, name);
+	if (d == NULL)
+		return luaL_error(L, "async.call: no function named '%s' is defined (async.define it first)", name);
+	int top = lua_gettop(L);
+	/* Everything that may raise on the game's values (a callback table's
+	 * __index, a NaN key) is read before the record exists. */
+	int haskey = 0;
+	if (t == LUA_TTABLE) {
+		lua_getfield(L, cbidx, "key");
+		if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
+			return luaL_error(L, "async.call('%s'): the callback's key is NaN, which cannot be a key", name);
+		haskey = !lua_isnil(L, -1); /* stays at top + 1, above the arguments */
+	}
+	struct call *c = record_get(L, ctx);
+	char err[256];
+	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
+	struct async_codec_objects objs = codec_objects(&oc);
+	if (async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err) != 0) {
+		call_release(L, ctx, c);
+		if (oc.why != NULL)
+			return luaL_error(L, "async.call('%s'): %s", name, oc.why);
+		return luaL_error(L, "async.call('%s'): %s, which cannot be sent to a worker", name, err);
+	}
+	c->def = d;
+	d->refs++;
+	c->snap = ctx->snap;
+	c->snap->refs++;
+	c->failed = c->cancelled = c->superseded = 0;
+	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
+	if (t == LUA_TFUNCTION || t == LUA_TTABLE) {
+		lua_pushvalue(L, cbidx);
+		c->cb = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	if (ctx->shutting) {
+		/* Made by a callback that shutdown() delivers: it does not run,
+		 * it ends as cancelled and shutdown delivers that too. */
+		c->cancelled = 1;
+		__atomic_store_n(&c->state, CALL_CANCELLED, __ATOMIC_RELAXED);
+		pending_push(ctx, c);
+	} else {
+		async_job_init(&c->job, call_run, c);
+		int rc = async_pool_submit(ctx->pool, &c->job);
+		if (rc != 0) {
+			call_release(L, ctx, c);
+			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
+		}
+	}
+	/* Only a call that was made supersedes the one before it. */
+	if (haskey)
+		take_key(L, ctx, c, top + 1);
+	ctx->inflight++;
+	struct handle *h = lua_newuserdata(L, sizeof *h);
+	h->ctx = ctx;
+	h->ctx_id = ctx->id;
+	h->c = c;
+	h->gen = c->gen;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->handle_mt);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+static struct handle *check_handle(lua_State *L)
+{
+	struct handle *h = lua_touserdata(L, 1);
+	if (h == NULL || !lua_getmetatable(L, 1))
+		luaL_typerror(L, 1, "async call handle");
+	lua_getfield(L, -1, "__async_handle");
+	int okh = lua_toboolean(L, -1);
+	lua_pop(L, 2);
+	if (!okh)
+		luaL_typerror(L, 1, "async call handle");
+	return h;
+}
+
+/* The context a handle points at, or NULL once it is shut down or the
+ * record has moved on to another call. Contexts are found through a
+ * registry table so that a handle outliving its pool stays harmless. */
+static struct call *handle_call(lua_State *L, struct handle *h)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "async.live");
+	lua_pushlightuserdata(L, h->ctx);
+	lua_rawget(L, -2);
+	int live = lua_isnumber(L, -1) && (uint64_t)lua_tonumber(L, -1) == h->ctx_id;
+	lua_pop(L, 2);
+	if (!live || h->c->gen != h->gen)
+		return NULL;
+	return h->c;
+}
+
+/* handle:cancel() -> true if the call had not started (it never will). */
+int l_handle_cancel(lua_State *L)
+{
+	struct handle *h = check_handle(L);
+	struct call *c = handle_call(L, h);
+	lua_pushboolean(L, c != NULL && cancel_call(c));
+	return 1;
+}
+
+/* handle:status() -> "queued", "running", "cancelled" or "done" (delivered). */
+int l_handle_status(lua_State *L)
+{
+	struct handle *h = check_handle(L);
+	struct call *c = handle_call(L, h);
+	static const char *names[] = { "queued", "running", "cancelled" };
+	lua_pushstring(L, c == NULL ? "done" : names[__atomic_load_n(&c->state, __ATOMIC_ACQUIRE)]);
+	return 1;
+}
+
+/* async.call(callback, name, ...) — upvalue 1: the context */
+int l_call(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, lua_upvalueindex(1));
+	const char *name = luaL_checkstring(L, 2);
+	return do_call(L, ctx, 1, name, 3);
+}
+
+/* The shorthand returned by define: f(callback, ...) — upvalues: the
+ * context and the name. */
+int l_shorthand(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, lua_upvalueindex(1));
+	return do_call(L, ctx, 1, lua_tostring(L, lua_upvalueindex(2)), 2);
+}

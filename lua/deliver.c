@@ -1,0 +1,206 @@
+/* deliver.c: the main thread's side of finished calls: taking them from
+ * the workers' lock-free stack, decoding and handing them to their
+ * callbacks (update), and shutdown's final delivery. */
+#include "internal.h"
+
+void take_done(struct ctx *ctx)
+{
+	if (__atomic_load_n(&ctx->done, __ATOMIC_RELAXED) == NULL)
+		return;
+	/* Acquire: pairs with the release CAS in call_done. */
+	struct call *list = __atomic_exchange_n(&ctx->done, NULL, __ATOMIC_ACQUIRE);
+	struct call *rev = NULL, *tail = list;
+	while (list != NULL) { /* newest first -> oldest first */
+		struct call *next = list->next;
+		list->next = rev;
+		rev = list;
+		list = next;
+		ctx->npending++;
+	}
+	if (rev == NULL)
+		return;
+	if (ctx->pending_tail != NULL)
+		ctx->pending_tail->next = rev;
+	else
+		ctx->pending = rev;
+	ctx->pending_tail = tail;
+}
+
+/* The failure at base + 1, base + 2 (error value, traceback) on stderr:
+ * what happens when async.onerror is not a function. */
+static void default_onerror(lua_State *L, int base)
+{
+	const char *msg = lua_tostring(L, base + 1);
+	const char *tb = lua_tostring(L, base + 2);
+	fprintf(stderr, "async: a job failed: %s\n%s\n", msg ? msg : luaL_typename(L, base + 1), tb ? tb : "");
+}
+
+/* Calls the error handler at fn with the failure's n values above it.
+ * `error` itself ({error = error}) gets one value, the message with the
+ * traceback appended: its second argument is a level, which a traceback
+ * is not. */
+static void call_error_handler(lua_State *L, struct ctx *ctx, int fn, int n)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->error_fn);
+	int is_error = lua_rawequal(L, fn, -1);
+	lua_pop(L, 1);
+	if (is_error && n >= 2) {
+		lua_settop(L, fn + 2);
+		if (lua_type(L, fn + 1) == LUA_TSTRING && lua_type(L, fn + 2) == LUA_TSTRING) {
+			lua_pushstring(L, "\n[worker] ");
+			lua_insert(L, fn + 2);
+			lua_concat(L, 3);
+		} else {
+			lua_pop(L, 1);
+		}
+		n = 1;
+	}
+	lua_call(L, n, 0);
+}
+
+/* Takes the oldest finished call off the pending list and delivers it.
+ * Everything about the record is settled (released) before any callback
+ * runs, so a callback that raises loses nothing else. */
+static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	int base = lua_gettop(L);
+	ctx->pending = c->next;
+	if (ctx->pending == NULL)
+		ctx->pending_tail = NULL;
+	ctx->npending--;
+	ctx->inflight--;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->cb);
+	int cb = base + 1;
+	if (c->cancelled || c->superseded) {
+		/* Never ran, or a newer call with its key was made while it ran:
+		 * a table callback's `cancelled` hears of it, never `success`. */
+		call_release(L, ctx, c);
+		ctx->cancelled_count++;
+		if (lua_type(L, cb) == LUA_TTABLE) {
+			lua_getfield(L, cb, "cancelled");
+			if (lua_isfunction(L, -1))
+				lua_call(L, 0, 0);
+		}
+		lua_settop(L, base);
+		return;
+	}
+	char err[256];
+	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
+	struct async_codec_objects objs = codec_objects(&oc);
+	int n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
+	int failed = c->failed;
+	if (n < 0) {
+		lua_pushstring(L, err);
+		lua_pushstring(L, "");
+		n = 2;
+		failed = 1;
+	}
+	call_release(L, ctx, c);
+	if (!failed) {
+		ctx->delivered++;
+		if (lua_type(L, cb) == LUA_TTABLE) {
+			lua_getfield(L, cb, "success");
+			lua_replace(L, cb);
+		}
+		if (lua_isfunction(L, cb)) {
+			lua_call(L, n, 0);
+		}
+		lua_settop(L, base);
+		return;
+	}
+	ctx->failed_count++;
+	if (lua_type(L, cb) == LUA_TTABLE) {
+		lua_getfield(L, cb, "error");
+		if (lua_isfunction(L, -1)) {
+			lua_replace(L, cb);
+			call_error_handler(L, ctx, cb, n);
+			lua_settop(L, base);
+			return;
+		}
+		lua_pop(L, 1);
+	}
+	/* Never silent: a failure with no error callback goes to
+	 * async.onerror (default: stderr). */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->facade);
+	lua_getfield(L, -1, "onerror");
+	lua_remove(L, -2);
+	if (lua_isfunction(L, -1)) {
+		lua_replace(L, cb);
+		call_error_handler(L, ctx, cb, n);
+	} else {
+		default_onerror(L, cb); /* the failure is at cb + 1, cb + 2 */
+	}
+	lua_settop(L, base);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* update([budget]) -> number delivered. upvalue 1: the context. */
+int l_update(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, lua_upvalueindex(1));
+	double budget = -1;
+	if (!lua_isnoneornil(L, 1)) {
+		budget = luaL_checknumber(L, 1);
+		if (!(budget >= 0))
+			return luaL_error(L, "async.update: the budget must be a number of seconds >= 0, not %f", budget);
+	}
+	take_done(ctx);
+	double t0 = budget >= 0 ? now_s() : 0;
+	int n = 0;
+	while (ctx->pending != NULL) {
+		deliver(L, ctx, ctx->pending);
+		n++;
+		if (budget >= 0 && now_s() - t0 >= budget)
+			break;
+	}
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+/* shutdown([flush]): waits for every call, delivers every callback, frees
+ * all. Calls that callbacks make meanwhile do not run: they end as
+ * cancelled and are delivered too. flush (the façade's deferred callbacks)
+ * is called between deliveries and returns whether it delivered anything.
+ * A callback that raises interrupts it; calling shutdown again goes on. A
+ * callback that shuts the pool down itself (and loads a new one) ends it. */
+int l_shutdown(lua_State *L)
+{
+	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	if (ctx->closed)
+		return 0;
+	int flush = lua_isfunction(L, 2) ? 2 : 0;
+	if (!ctx->shutting) {
+		/* Jobs need a worker's Lua state: keep one worker if calls remain. */
+		if (ctx->inflight > 0 && async_pool_worker_count(ctx->pool) == 0)
+			async_pool_add_workers(ctx->pool, 1);
+		int rc = async_pool_shutdown(ctx->pool);
+		if (rc != 0)
+			return luaL_error(L, "async.shutdown: %s", async_strerror(rc));
+		ctx->shutting = 1;
+	}
+	for (;;) {
+		take_done(ctx);
+		if (ctx->pending != NULL) {
+			deliver(L, ctx, ctx->pending);
+		} else if (flush) {
+			lua_pushvalue(L, flush);
+			lua_call(L, 0, 1);
+			int more = lua_toboolean(L, -1);
+			lua_pop(L, 1);
+			if (!more && !ctx->closed && ctx->pending == NULL)
+				break;
+		} else {
+			break;
+		}
+		if (ctx->closed)
+			return 0; /* a callback shut it down */
+	}
+	ctx_free_all(L, ctx, 1);
+	return 0;
+}

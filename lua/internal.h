@@ -1,0 +1,282 @@
+/* internal.h: what the files of the native module share: the structs of
+ * a pool context, call records, definitions and snapshots, worker states
+ * and buffers, and the functions one file offers another. Not installed. */
+#ifndef ASYNC_LUA_INTERNAL_H
+#define ASYNC_LUA_INTERNAL_H
+#define _GNU_SOURCE
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "async/async.h"
+#include "codec.h"
+
+struct ctx;
+
+#define CTX_MT "async.context"
+#define ASYNC_EXPORT __attribute__((visibility("default")))
+
+struct def {
+	uint64_t id; /* unique per define: the worker cache key */
+	char *name;
+	struct async_buf code;   /* string.dump bytecode */
+	struct async_buf upvals; /* the upvalues' values, encoded */
+	int nupvals;
+	unsigned char *is_async; /* per upvalue: it held the async table itself,
+	                          * bound to the worker-side async in jobs */
+	int refs; /* main thread only: the registry's + one per call in flight */
+};
+
+/* A value published with async.share: encoded once, decoded once per
+ * worker per version. */
+struct share {
+	uint64_t id;
+	char *name;
+	struct async_buf val;
+	int refs; /* main thread only */
+};
+
+/* An immutable view of the registry: every definition, shared value and the
+ * worker-init function as they were when it was published. Each call holds
+ * the snapshot current when it was made, so "calls already made keep their
+ * version" holds for all three, and a job that starts a job looks names up
+ * in its parent's snapshot. Published on define/undefine/share/init (rare);
+ * refcounted by the main thread only. */
+struct snap {
+	int refs;
+	uint64_t id; /* the epoch it was published at */
+	int ndefs, nshares;
+	struct def **defs;     /* sorted by name */
+	struct share **shares; /* sorted by name */
+	struct def *init;      /* async.setWorkerInit, or NULL */
+};
+
+/* async.newBuffer: raw memory seen through the FFI on both sides without a
+ * copy. refs counts every proxy userdata and every call holding it (atomic:
+ * proxies die in any state). lent counts calls in flight that the game
+ * passed it to: while it is non-zero the game's proxies refuse access. */
+struct abuf {
+	uint32_t refs;
+	uint32_t lent;
+	size_t size;
+	unsigned char *data;
+};
+
+struct bufproxy {
+	struct abuf *b;
+	int valid; /* a worker's proxy is valid for the job that received it */
+	int main;  /* a proxy in the game's state: checks lent */
+};
+
+/* Buffers a call or job holds while in flight. */
+struct lentlist {
+	struct abuf **v;
+	unsigned char *mainlent; /* 1: counted in v[i]->lent */
+	int n, cap;
+};
+
+enum { CALL_QUEUED = 0, CALL_RUNNING = 1, CALL_CANCELLED = 2 };
+
+struct call {
+	async_job job;
+	struct ctx *ctx;
+	struct def *def;
+	struct snap *snap; /* the registry as it was when the call was made */
+	struct lentlist bufs;
+	int cb;        /* registry ref of the callback in the main state */
+	int key;       /* registry ref of its "latest wins" key, or LUA_NOREF */
+	uint32_t index; /* stable record number: names its LÖVE channel */
+	uint32_t gen;   /* bumped at each use: a handle names (record, gen) */
+	uint32_t state; /* CALL_*: the main thread's cancel and the worker's
+	                 * start race by CAS from CALL_QUEUED */
+	int failed;    /* res holds (error value, traceback) */
+	int cancelled; /* the worker skipped it */
+	uint32_t objs_pushed; /* LÖVE objects put on the record's channel for this call */
+	uint32_t objs_popped; /* ... and taken off it: any difference is cleared at release */
+	int superseded; /* main thread: a newer call took its key while it ran */
+	int live;       /* main thread: made and not yet released */
+	uint32_t stop_asked; /* cancelled while running: async.cancelled() in
+	                      * the job says so (atomic) */
+	struct async_buf args, res;
+	struct call *next;
+};
+
+struct preload {
+	char *name;
+	lua_CFunction fn;
+	int required; /* loaded in the game's state: require it in workers too */
+};
+
+/* Wraps a worker state's allocator (LuaJIT's own, kept for speed) to count
+ * its bytes and refuse growth past the limit: LuaJIT then raises "not enough
+ * memory" at the allocation, as for a real malloc failure. Only the thread
+ * that owns the state allocates; `used` is read by stats() on the main
+ * thread, hence the atomic accesses. */
+struct memacct {
+	lua_Alloc f;
+	void *ud;
+	uint64_t *used;  /* ctx->mem[index], or `own` */
+	uint64_t own;
+	uint64_t limit;  /* 0: none */
+	int refused;     /* the limit refused an allocation */
+};
+
+/* One per worker thread (and one on the main thread if shutdown has to run
+ * leftovers there). */
+struct wstate {
+	struct memacct acct;
+	int depth;    /* run_def nesting: await runs jobs inside a job */
+	int dead;     /* ran out of memory: replaced once depth is back to 0 */
+	int gc_stopped; /* a job called collectgarbage("stop"): restarted after it */
+	lua_State *L;
+	struct ctx *ctx;
+	unsigned index;
+	uint64_t epoch;
+	uint64_t snap_id;  /* the snapshot whose shared values are decoded */
+	uint64_t init_id;  /* the init function last run here */
+	struct snap *cur;  /* the running job's snapshot (for await) */
+	struct call *call; /* the game's call being run here (async.cancelled) */
+	int cache;    /* registry ref: def id -> compiled function */
+	int envmt;    /* registry ref: { __index = _G } */
+	int api;      /* registry ref: the worker-side `async` table */
+	int shareids; /* registry ref: name -> id of the decoded shared value */
+	int proxies;  /* registry ref: buffer proxies handed to running jobs */
+	char *init_error;
+};
+
+struct ctx {
+	async_pool *pool;
+	uint64_t epoch; /* moved by define/undefine (atomic); read by workers */
+	uint64_t next_def_id;
+	uint64_t id;    /* distinguishes contexts in LÖVE channel names */
+	int defs;       /* registry ref: name -> lightuserdata def */
+	int keys;       /* registry ref: key -> lightuserdata call (latest wins) */
+	int shares;     /* registry ref: name -> lightuserdata share */
+	struct def *init;
+	struct snap *snap; /* the current registry snapshot */
+	int handle_mt;  /* registry ref: metatable of call handles */
+	int facade;     /* registry ref: the async table (onerror) */
+	struct call *done; /* finished, pushed by workers (lock-free stack) */
+	struct call *pending, *pending_tail; /* taken from done, not delivered */
+	struct call *free;
+	struct call **all;
+	size_t nall, capall;
+	size_t inflight; /* made and not yet delivered */
+	uint64_t delivered, failed_count, cancelled_count;
+	size_t npending;
+	char *path, *cpath;
+	struct preload *pre;
+	int npre;
+	int love;
+	int closed;
+	int shutting;   /* shutdown() is delivering: new calls end cancelled */
+	int error_fn;   /* registry ref: the game's `error` builtin ({error = error}) */
+	uint64_t def_epoch; /* moved by define/undefine only: workers drop compiled code */
+	struct wstate *fallback;
+	uint64_t mem_limit;  /* bytes per worker state; 0: none */
+	uint64_t *mem;       /* bytes in use, per worker slot (ASYNC_MAX_SLOTS) */
+	uint64_t replaced;   /* worker states replaced (atomic) */
+};
+
+#define ASYNC_MAX_SLOTS 4096
+
+#define BUF_MT "async.buffer"
+
+/* What the codec's hook needs: the record (for its LÖVE channel, NULL for a
+ * job started by a job, which cannot carry LÖVE objects), the list that
+ * holds the buffers, which side encodes, and where a worker lists the
+ * proxies it hands to the running job. */
+struct objctx {
+	struct call *c;
+	struct lentlist *bufs;
+	int main;
+	struct wstate *ws;
+	const char *why; /* set when a put is refused for a reason worth naming */
+};
+
+/* Payloads name an object by its place in the call's own lists, never by
+ * address: a buffer is 1 + its index in the call's lent list; a LÖVE object
+ * is OBJ_LOVE | its ordinal on the call's channel, checked when popped. */
+#define OBJ_LOVE ((uint64_t)1 << 62)
+
+struct handle {
+	struct ctx *ctx;
+	uint64_t ctx_id; /* a freed context's address may be reused: ids are not */
+	struct call *c;
+	uint32_t gen;
+};
+
+/* The worker state of the running thread (NULL off the workers). */
+extern __thread struct wstate *tls_ws;
+
+/* buffers.c */
+int l_new_buffer(lua_State *L);
+int lent_add(struct lentlist *l, struct abuf *b, int mainlent);
+void lent_free(struct lentlist *l);
+int lent_has(const struct lentlist *l, const struct abuf *b);
+void lent_release(struct lentlist *l);
+void push_buffer(lua_State *L, struct abuf *b, int main);
+void register_buffer_type(lua_State *L);
+struct bufproxy *to_buffer(lua_State *L, int idx);
+
+/* objects.c */
+struct async_codec_objects codec_objects(struct objctx *oc);
+void obj_clear(lua_State *L, struct call *c);
+
+/* registry.c */
+void registry_free(lua_State *L, struct ctx *ctx, int unref);
+void def_unref(struct def *d);
+int l_define(lua_State *L);
+int l_set_init(lua_State *L);
+int l_share(lua_State *L);
+int l_undefine(lua_State *L);
+struct def *lookup_def(lua_State *L, struct ctx *ctx, const char *name);
+struct def *snap_find_def(const struct snap *sn, const char *name);
+int snap_has_share(const struct snap *sn, const char *name);
+void snap_publish(lua_State *L, struct ctx *ctx, int defs_changed);
+void snap_unref(struct snap *sn);
+
+/* wstate.c */
+void capture_environment(lua_State *L, struct ctx *ctx);
+void worker_start(void *ud, unsigned index);
+void worker_stop(void *ud, unsigned index);
+void wstate_free(struct wstate *ws);
+struct wstate *wstate_new(struct ctx *ctx, unsigned index);
+void wstate_replace(struct wstate *ws);
+void wstate_restore(struct wstate *ws);
+
+/* run.c */
+void call_done(struct call *c);
+void call_run(void *arg);
+void fail_res(struct async_buf *res, int *failed, lua_State *L, const char *msg, const char *tb);
+void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *sn,
+             const struct async_buf *args, struct async_buf *res, int *failed, struct objctx *oc);
+
+/* worker_api.c */
+int worker_api_open(lua_State *L, struct wstate *ws);
+
+/* call.c */
+void call_release(lua_State *L, struct ctx *ctx, struct call *c);
+int cancel_call(struct call *c);
+int l_call(lua_State *L);
+int l_handle_cancel(lua_State *L);
+int l_handle_status(lua_State *L);
+int l_shorthand(lua_State *L);
+
+/* deliver.c */
+int l_shutdown(lua_State *L);
+int l_update(lua_State *L);
+void take_done(struct ctx *ctx);
+
+/* async_native.c */
+struct ctx *check_ctx(lua_State *L, int idx);
+void ctx_free_all(lua_State *L, struct ctx *ctx, int unref);
+
+#endif

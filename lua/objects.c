@@ -1,0 +1,137 @@
+/* objects.c: values the codec cannot copy but passes by reference: async
+ * buffers (by index in the call's lent list) and LÖVE objects (through the
+ * record's named Channel, each named by its ordinal there). A payload never
+ * holds an address; objects left unread are cleared at the call's release. */
+#include "internal.h"
+
+/* Pushes the channel for record c in state L (cached per state). */
+static int push_channel(lua_State *L, struct call *c)
+{
+	char name[64];
+	snprintf(name, sizeof name, "async.%llu.%u", (unsigned long long)c->ctx->id, c->index);
+	lua_getglobal(L, "love");
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	lua_getfield(L, -1, "thread");
+	lua_remove(L, -2);
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	lua_getfield(L, -1, "getChannel");
+	lua_remove(L, -2);
+	lua_pushstring(L, name);
+	if (lua_pcall(L, 1, 1, 0) != 0 || !lua_isuserdata(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int is_love_object(lua_State *L, int idx)
+{
+	if (!luaL_getmetafield(L, idx, "typeOf"))
+		return 0;
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* Calls channel:method(...) with the channel at -1-nargs: used for push,
+ * pop and clear. Leaves nresults. */
+static int channel_call(lua_State *L, const char *method, int nargs, int nresults)
+{
+	int ch = lua_gettop(L) - nargs;
+	lua_getfield(L, ch, method);
+	lua_insert(L, ch);
+	return lua_pcall(L, nargs + 1, nresults, 0);
+}
+
+static int obj_put(void *ud, lua_State *L, uint64_t *payload)
+{
+	struct objctx *oc = ud;
+	struct bufproxy *p = to_buffer(L, -1);
+	if (p != NULL) {
+		if (!p->valid || p->b == NULL)
+			return -1;
+		/* One owner at a time: a buffer lent to a call in flight is not
+		 * the game's to lend again until that call's callback. */
+		if (oc->main && __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) != 0 && !lent_has(oc->bufs, p->b)) {
+			oc->why = "an async buffer among them is lent to a call still in flight (wait for its callback)";
+			return -1;
+		}
+		if (lent_add(oc->bufs, p->b, oc->main) != 0)
+			return -1;
+		*payload = (uint64_t)oc->bufs->n; /* 1 + its index */
+		if (!oc->main && oc->c != NULL && oc->ws != NULL) {
+			/* Sent back to the game: the job's own view (kept in
+			 * async.state, say) ends with the job. */
+			lua_rawgeti(L, LUA_REGISTRYINDEX, oc->ws->proxies);
+			lua_pushvalue(L, -2);
+			lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (oc->c == NULL || !oc->c->ctx->love || !is_love_object(L, -1) || push_channel(L, oc->c) != 0)
+		return -1;
+	lua_insert(L, -2); /* channel, object */
+	if (channel_call(L, "push", 1, 0) != 0) {
+		lua_pop(L, 1);
+		lua_pushnil(L); /* the caller pops one value on failure */
+		return -1;
+	}
+	*payload = OBJ_LOVE | oc->c->objs_pushed++;
+	return 0;
+}
+
+static int obj_get(void *ud, lua_State *L, uint64_t payload)
+{
+	struct objctx *oc = ud;
+	if ((payload & OBJ_LOVE) == 0) {
+		if (payload == 0 || payload > (uint64_t)oc->bufs->n)
+			return -1;
+		push_buffer(L, oc->bufs->v[payload - 1], oc->main);
+		if (!oc->main && oc->ws != NULL) {
+			/* Remember it: its view ends with the job. */
+			lua_rawgeti(L, LUA_REGISTRYINDEX, oc->ws->proxies);
+			lua_pushvalue(L, -2);
+			lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+			lua_pop(L, 1);
+		}
+		return 0;
+	}
+	/* Objects are popped in the order they were pushed: the ordinal
+	 * proves this is the object this payload names. */
+	if (oc->c == NULL || (payload & ~OBJ_LOVE) != oc->c->objs_popped || push_channel(L, oc->c) != 0)
+		return -1;
+	if (channel_call(L, "pop", 0, 1) != 0 || lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	oc->c->objs_popped++;
+	return 0;
+}
+
+/* Objects pushed for c and never popped (a call that ended unread, a
+ * failed encode) must not reach the next call on the record: clears its
+ * channel. Whoever owns the record calls it (a worker before it pushes
+ * results, the main thread at release). */
+void obj_clear(lua_State *L, struct call *c)
+{
+	if (c->objs_pushed == c->objs_popped)
+		return;
+	c->objs_popped = c->objs_pushed;
+	if (L == NULL || !c->ctx->love || push_channel(L, c) != 0)
+		return;
+	if (channel_call(L, "clear", 0, 0) != 0)
+		lua_pop(L, 1);
+}
+
+struct async_codec_objects codec_objects(struct objctx *oc)
+{
+	struct async_codec_objects o = { obj_put, obj_get, oc };
+	return o;
+}

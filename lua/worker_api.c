@@ -1,0 +1,251 @@
+/* worker_api.c: the `async` table a job sees: await and awaitAll (jobs
+ * that start jobs, fork-join through the core), cancelled, shared, state,
+ * newBuffer. Runs on the workers. */
+#include "internal.h"
+
+/* A job started by a job (worker-side async.await). */
+struct subcall {
+	async_job job;
+	struct def *def;
+	struct snap *snap;
+	struct async_buf args, res;
+	struct lentlist bufs;
+	int failed;
+	int spawned; /* queued on the core (else it ran inline) */
+	struct call *call; /* the game's call it serves (async.cancelled) */
+};
+
+static void subcall_run(void *arg)
+{
+	struct subcall *sc = arg;
+	struct wstate *ws = tls_ws;
+	if (ws == NULL || ws->init_error != NULL) {
+		fail_res(&sc->res, &sc->failed, NULL, ws ? ws->init_error : "no Lua state on this thread", NULL);
+		return;
+	}
+	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
+	run_def(ws, sc->call, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
+}
+
+/* Raises an awaited job's failure, (error value, traceback) at idx and
+ * idx + 1: a string gets the traceback appended; other values, and
+ * failures with no traceback (out of memory), go as they are. */
+static int raise_awaited(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) == LUA_TSTRING && lua_type(L, idx + 1) == LUA_TSTRING) {
+		lua_pushvalue(L, idx);
+		lua_pushstring(L, "\n[awaited job] ");
+		lua_pushvalue(L, idx + 1);
+		lua_concat(L, 3);
+		return lua_error(L);
+	}
+	lua_pushvalue(L, idx);
+	return lua_error(L);
+}
+
+/* The subcalls of an await live in a userdata whose __gc frees their
+ * buffers: any Lua API call below may raise "not enough memory" under a
+ * memory limit, and nothing may leak then. Jobs are spawned only after
+ * every argument is encoded, and synced before anything else can raise, so
+ * a raise never leaves a spawned job behind. */
+#define SUBCALLS_MT "async.subcalls"
+
+struct subcalls {
+	int n;
+	struct subcall sc[];
+};
+
+static void subcalls_free(struct subcalls *s)
+{
+	for (int k = 0; k < s->n; k++) {
+		lent_free(&s->sc[k].bufs);
+		async_buf_free(&s->sc[k].args);
+		async_buf_free(&s->sc[k].res);
+	}
+}
+
+static int subcalls_gc(lua_State *L)
+{
+	subcalls_free(lua_touserdata(L, 1));
+	return 0;
+}
+
+static struct subcalls *subcalls_new(lua_State *L, int n)
+{
+	struct subcalls *s = lua_newuserdata(L, sizeof *s + (size_t)n * sizeof s->sc[0]);
+	memset(s, 0, sizeof *s + (size_t)n * sizeof s->sc[0]);
+	s->n = n;
+	luaL_getmetatable(L, SUBCALLS_MT);
+	lua_setmetatable(L, -2);
+	return s;
+}
+
+/* Worker side: async.await(name, ...) runs another defined function as a
+ * job of its own (fork-join through the core: it may be stolen by an idle
+ * worker) and returns its results; meanwhile this worker runs other jobs
+ * instead of blocking. A failure raises here. */
+static int l_w_await(lua_State *L)
+{
+	struct wstate *ws = tls_ws;
+	if (ws == NULL || ws->cur == NULL)
+		return luaL_error(L, "async.await: only a running job can await another job");
+	const char *name = luaL_checkstring(L, 1);
+	struct def *d = snap_find_def(ws->cur, name);
+	if (d == NULL)
+		return luaL_error(L, "async.await: no function named '%s' is defined", name);
+	int last = lua_gettop(L);
+	struct subcalls *s = subcalls_new(L, 1);
+	struct subcall *sc = &s->sc[0];
+	sc->def = d;
+	sc->snap = ws->cur;
+	sc->call = ws->call;
+	char err[256];
+	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
+	struct async_codec_objects objs = codec_objects(&oc);
+	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0)
+		return luaL_error(L, "async.await('%s'): %s, which cannot be sent to a worker", name, err);
+	async_job_init(&sc->job, subcall_run, sc);
+	if (async_job_spawn(&sc->job) == 0)
+		async_job_sync(&sc->job);
+	else
+		subcall_run(sc); /* not on a worker (shutdown's fallback): run here */
+	int top = lua_gettop(L);
+	int n = async_codec_decode(L, sc->res.p, sc->res.n, &objs, err, sizeof err);
+	int failed = sc->failed;
+	subcalls_free(s);
+	s->n = 0;
+	if (n < 0)
+		return luaL_error(L, "async.await('%s'): %s", name, err);
+	if (!failed)
+		return n;
+	lua_settop(L, top + 2);
+	return raise_awaited(L, top + 1);
+}
+
+/* Worker side: async.awaitAll({ {name, args...}, ... }) starts every call
+ * as a job (idle workers steal them), waits for all, and returns the list of
+ * their first results; the first failure raises after all have finished. */
+static int l_w_await_all(lua_State *L)
+{
+	struct wstate *ws = tls_ws;
+	if (ws == NULL || ws->cur == NULL)
+		return luaL_error(L, "async.awaitAll: only a running job can await other jobs");
+	luaL_checktype(L, 1, LUA_TTABLE);
+	int n = (int)lua_objlen(L, 1);
+	struct subcalls *s = subcalls_new(L, n);
+	struct subcall *sc = s->sc;
+	int list = lua_gettop(L);
+	char err[512] = "";
+	/* Encode every entry first: a refused entry raises before any job
+	 * has started. */
+	for (int k = 0; k < n; k++) {
+		lua_settop(L, list);
+		lua_rawgeti(L, 1, k + 1);
+		if (!lua_istable(L, -1) || (lua_rawgeti(L, -1, 1), lua_type(L, -1) != LUA_TSTRING))
+			return luaL_error(L, "async.awaitAll: entry %d must be a table {name, args...}", k + 1);
+		const char *name = lua_tostring(L, -1);
+		struct def *d = snap_find_def(ws->cur, name);
+		if (d == NULL)
+			return luaL_error(L, "async.awaitAll: no function named '%s' is defined", name);
+		int t = list + 1, nargs = (int)lua_objlen(L, t) - 1;
+		lua_pop(L, 1);
+		for (int a = 2; a <= nargs + 1; a++)
+			lua_rawgeti(L, t, a);
+		sc[k].def = d;
+		sc[k].snap = ws->cur;
+		sc[k].call = ws->call;
+		struct objctx oc = { NULL, &sc[k].bufs, 0, ws, NULL };
+		struct async_codec_objects objs = codec_objects(&oc);
+		char e2[256];
+		if (async_codec_encode(L, t + 1, t + nargs, &sc[k].args, "argument", &objs, e2, sizeof e2) != 0)
+			return luaL_error(L, "async.awaitAll: entry %d: %s, which cannot be sent to a worker", k + 1, e2);
+	}
+	lua_settop(L, list);
+	/* No Lua API call from here to the last sync: nothing can raise
+	 * while a spawned job is outstanding. */
+	for (int k = 0; k < n; k++) {
+		async_job_init(&sc[k].job, subcall_run, &sc[k]);
+		sc[k].spawned = async_job_spawn(&sc[k].job) == 0;
+		if (!sc[k].spawned)
+			subcall_run(&sc[k]); /* not on a worker: run it here */
+	}
+	/* Fork-join order: sync the newest first. */
+	for (int k = n; k-- > 0;)
+		if (sc[k].spawned)
+			async_job_sync(&sc[k].job);
+	int failed = 0;
+	lua_createtable(L, n, 0);
+	int out = lua_gettop(L);
+	lua_pushnil(L); /* out + 1, out + 2: the first failure's error and traceback */
+	lua_pushnil(L);
+	for (int k = 0; k < n; k++) {
+		int top = lua_gettop(L);
+		struct objctx oc = { NULL, &sc[k].bufs, 0, ws, NULL };
+		struct async_codec_objects objs = codec_objects(&oc);
+		int m = async_codec_decode(L, sc[k].res.p, sc[k].res.n, &objs, err, sizeof err);
+		if (m < 0)
+			break;
+		if (sc[k].failed) {
+			if (!failed) {
+				failed = 1;
+				lua_settop(L, top + 2);
+				lua_replace(L, out + 2);
+				lua_replace(L, out + 1);
+			}
+		} else if (m > 0) {
+			lua_settop(L, top + 1);
+			lua_rawseti(L, out, k + 1);
+		}
+		lua_settop(L, top);
+	}
+	subcalls_free(s);
+	s->n = 0;
+	if (err[0] != '\0')
+		return luaL_error(L, "%s", err);
+	if (failed)
+		return raise_awaited(L, out + 1);
+	lua_settop(L, out);
+	return 1;
+}
+
+/* Worker side: async.cancelled() -> true once the game has cancelled the
+ * running call (handle:cancel(), a newer call with its key, a group's
+ * cancel). A long job polls it to stop early; what it returns is still
+ * delivered. */
+static int l_w_cancelled(lua_State *L)
+{
+	struct wstate *ws = tls_ws;
+	struct call *c = ws != NULL ? ws->call : NULL;
+	lua_pushboolean(L, c != NULL && __atomic_load_n(&c->stop_asked, __ATOMIC_RELAXED));
+	return 1;
+}
+
+/* Builds the worker-side API, global `async` in jobs, in the worker state
+ * ws is setting up; returns its registry ref. */
+int worker_api_open(lua_State *L, struct wstate *ws)
+{
+	luaL_newmetatable(L, SUBCALLS_MT);
+	lua_pushcfunction(L, subcalls_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 1);
+	lua_createtable(L, 0, 8);
+	lua_newtable(L);
+	lua_setfield(L, -2, "shared");
+	lua_newtable(L);
+	lua_setfield(L, -2, "state");
+	lua_pushinteger(L, (lua_Integer)ws->index);
+	lua_setfield(L, -2, "workerIndex");
+	lua_pushcfunction(L, l_w_await);
+	lua_setfield(L, -2, "await");
+	lua_pushcfunction(L, l_w_await_all);
+	lua_setfield(L, -2, "awaitAll");
+	lua_pushcfunction(L, l_w_cancelled);
+	lua_setfield(L, -2, "cancelled");
+	lua_pushcfunction(L, l_new_buffer);
+	lua_setfield(L, -2, "newBuffer");
+	lua_pushboolean(L, 1);
+	lua_setfield(L, -2, "isWorker");
+	lua_pushvalue(L, -1);
+	lua_setglobal(L, "async");
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}

@@ -1,0 +1,331 @@
+/* wstate.c: worker Lua states: creation (LuaJIT's allocator wrapped to
+ * count bytes and enforce memoryLimit), the LÖVE set-up a love.thread gets,
+ * what is put back after each job, replacement after running out of
+ * memory, and the game's environment (paths, preloads) captured for them. */
+#include "internal.h"
+
+__thread struct wstate *tls_ws;
+
+/* (Re)creates the metatable of the per-call environments: reads fall
+ * through to the worker's globals. */
+static void envmt_new(struct wstate *ws)
+{
+	lua_State *L = ws->L;
+	lua_createtable(L, 0, 1);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	lua_setfield(L, -2, "__index");
+	if (ws->envmt == LUA_NOREF)
+		ws->envmt = luaL_ref(L, LUA_REGISTRYINDEX);
+	else
+		lua_rawseti(L, LUA_REGISTRYINDEX, ws->envmt);
+}
+
+static int envmt_new_p(lua_State *L)
+{
+	envmt_new(lua_touserdata(L, 1));
+	return 0;
+}
+
+/* What a job may change that would break every later job of its worker
+ * is put back after each job: a debug hook (one that raises would fail
+ * them all), a stopped collector (collectgarbage "stop": the state would
+ * grow without bound), the per-call environment's shared metatable. */
+void wstate_restore(struct wstate *ws)
+{
+	lua_State *L = ws->L;
+	if (lua_gethook(L) != NULL)
+		lua_sethook(L, NULL, 0, 0);
+	/* Only when stopped: restarting resets the collector's threshold. */
+	if (ws->gc_stopped) {
+		lua_gc(L, LUA_GCRESTART, -1);
+		ws->gc_stopped = 0;
+	}
+	/* Intact: { __index = _G } and nothing else, no metatable. */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
+	int intact = 0;
+	if (lua_getmetatable(L, -1) == 0) {
+		lua_getfield(L, -1, "__index");
+		intact = lua_rawequal(L, -1, LUA_GLOBALSINDEX);
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		if (intact && lua_next(L, -2)) {
+			lua_pop(L, 1); /* the key: the only one must be __index */
+			intact = !lua_next(L, -2);
+			if (!intact)
+				lua_pop(L, 2);
+		}
+	} else {
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	/* Protected: under a memoryLimit the new table may not fit. */
+	if (!intact && lua_cpcall(L, envmt_new_p, ws) != 0) {
+		lua_pop(L, 1);
+		wstate_replace(ws);
+	}
+}
+
+/* require(name) in L; returns lua_pcall's code, the error on the stack. */
+static int require_module(lua_State *L, const char *name)
+{
+	lua_getglobal(L, "require");
+	lua_pushstring(L, name);
+	return lua_pcall(L, 1, 0, 0);
+}
+
+/* collectgarbage in a worker: the standard one (upvalue 1), noting "stop"
+ * so that the collector is restarted once the job ends. */
+static int l_w_collectgarbage(lua_State *L)
+{
+	const char *opt = luaL_optstring(L, 1, "collect");
+	struct wstate *ws = tls_ws;
+	if (ws != NULL && strcmp(opt, "stop") == 0)
+		ws->gc_stopped = 1;
+	else if (ws != NULL && strcmp(opt, "restart") == 0)
+		ws->gc_stopped = 0;
+	int n = lua_gettop(L);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, n, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
+static void worker_env(struct wstate *ws)
+{
+	struct ctx *ctx = ws->ctx;
+	lua_State *L = ws->L;
+	luaL_openlibs(L);
+	lua_getglobal(L, "collectgarbage");
+	lua_pushcclosure(L, l_w_collectgarbage, 1);
+	lua_setglobal(L, "collectgarbage");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, LUA_REGISTRYINDEX, "async.main");
+	register_buffer_type(L);
+	lua_getglobal(L, "package");
+	if (ctx->path) {
+		lua_pushstring(L, ctx->path);
+		lua_setfield(L, -2, "path");
+	}
+	if (ctx->cpath) {
+		lua_pushstring(L, ctx->cpath);
+		lua_setfield(L, -2, "cpath");
+	}
+	lua_getfield(L, -1, "preload");
+	for (int i = 0; i < ctx->npre; i++) {
+		lua_pushcfunction(L, ctx->pre[i].fn);
+		lua_setfield(L, -2, ctx->pre[i].name);
+	}
+	lua_pop(L, 2);
+	if (ctx->love) {
+		/* What LÖVE's own thread start-up does: the love table, then
+		 * love.filesystem, which installs the game's require loaders. */
+		int rc = require_module(L, "love");
+		if (rc == 0) {
+			/* LÖVE's own threads run love.jitsetup first (it turns the
+			 * JIT off on arm and arm64). */
+			lua_getglobal(L, "love");
+			lua_getfield(L, -1, "jitsetup");
+			lua_remove(L, -2);
+			if (lua_isfunction(L, -1))
+				rc = lua_pcall(L, 0, 0, 0);
+			else
+				lua_pop(L, 1);
+		}
+		if (rc == 0)
+			rc = require_module(L, "love.filesystem");
+		if (rc == 0)
+			rc = require_module(L, "love.thread");
+		/* The game's modules (love.math, love.image, ...): a job uses
+		 * them as the game does, and a LÖVE object's methods exist in a
+		 * state only once its module is loaded there. */
+		for (int i = 0; rc == 0 && i < ctx->npre; i++) {
+			if (ctx->pre[i].required)
+				rc = require_module(L, ctx->pre[i].name);
+		}
+		if (rc != 0) {
+			const char *m = lua_tostring(L, -1);
+			ws->init_error = strdup(m ? m : "LÖVE modules failed to load in a worker");
+			lua_pop(L, 1);
+		}
+	}
+	lua_newtable(L);
+	ws->cache = luaL_ref(L, LUA_REGISTRYINDEX);
+	ws->envmt = LUA_NOREF;
+	envmt_new(ws);
+	lua_newtable(L);
+	ws->shareids = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);
+	ws->proxies = luaL_ref(L, LUA_REGISTRYINDEX);
+	ws->api = worker_api_open(L, ws);
+}
+
+static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct memacct *m = ud;
+	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
+	size_t old = ptr != NULL ? osize : 0;
+	/* The starting count is LuaJIT's own; never let a block it counted
+	 * differently wrap the total below zero. */
+	uint64_t rest = used > old ? used - old : 0;
+	if (nsize > old && m->limit != 0 && rest + nsize > m->limit) {
+		m->refused = 1;
+		return NULL;
+	}
+	void *q = m->f(m->ud, ptr, osize, nsize);
+	if (q == NULL && nsize > 0)
+		return NULL;
+	__atomic_store_n(m->used, rest + nsize, __ATOMIC_RELAXED);
+	return q;
+}
+
+/* Creates ws->L and the worker environment in it. Under lua_cpcall: with a
+ * memory limit, even luaL_openlibs may run out, which must not panic. */
+static int worker_env_p(lua_State *L)
+{
+	worker_env(lua_touserdata(L, 1));
+	return 0;
+}
+
+static void wstate_open(struct wstate *ws)
+{
+	struct ctx *ctx = ws->ctx;
+	ws->epoch = (uint64_t)-1;
+	ws->snap_id = (uint64_t)-1;
+	ws->init_id = 0;
+	ws->cur = NULL;
+	ws->dead = 0;
+	ws->L = luaL_newstate();
+	if (ws->L == NULL) {
+		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
+		return;
+	}
+	memset(&ws->acct, 0, sizeof ws->acct);
+	ws->acct.f = lua_getallocf(ws->L, &ws->acct.ud);
+	ws->acct.used = ws->index < ASYNC_MAX_SLOTS && ctx->mem != NULL ? &ctx->mem[ws->index] : &ws->acct.own;
+	ws->acct.limit = ctx->mem_limit;
+	/* What the new state already holds, as LuaJIT counts it. */
+	uint64_t start = (uint64_t)lua_gc(ws->L, LUA_GCCOUNT, 0) * 1024 + (uint64_t)lua_gc(ws->L, LUA_GCCOUNTB, 0);
+	__atomic_store_n(ws->acct.used, start, __ATOMIC_RELAXED);
+	lua_setallocf(ws->L, acct_alloc, &ws->acct);
+	int rc = lua_cpcall(ws->L, worker_env_p, ws);
+	if (rc != 0 && ws->init_error == NULL) {
+		const char *m = lua_tostring(ws->L, -1);
+		char buf[300];
+		snprintf(buf, sizeof buf, "the worker's Lua state could not be set up: %s%s", m ? m : "error",
+		         ws->acct.refused ? " (its memoryLimit is too small)" : "");
+		ws->init_error = strdup(buf);
+	}
+}
+
+static void wstate_close(struct wstate *ws)
+{
+	if (ws->L != NULL) {
+		/* LuaJIT frees its own arena at close only when it sees its own
+		 * allocator (lj_state.c, close_state). */
+		lua_setallocf(ws->L, ws->acct.f, ws->acct.ud);
+		lua_close(ws->L);
+		ws->L = NULL;
+		__atomic_store_n(ws->acct.used, 0, __ATOMIC_RELAXED);
+	}
+	free(ws->init_error);
+	ws->init_error = NULL;
+}
+
+struct wstate *wstate_new(struct ctx *ctx, unsigned index)
+{
+	struct wstate *ws = calloc(1, sizeof *ws);
+	if (ws == NULL)
+		return NULL;
+	ws->ctx = ctx;
+	ws->index = index;
+	wstate_open(ws);
+	return ws;
+}
+
+/* A state that ran out of memory may hold the garbage or the live data that
+ * filled it, and whatever a job was building is half done: a fresh state is
+ * the only one we can vouch for. async.state starts empty again and the
+ * worker init function runs again before the next job. */
+void wstate_replace(struct wstate *ws)
+{
+	wstate_close(ws);
+	wstate_open(ws);
+	__atomic_add_fetch(&ws->ctx->replaced, 1, __ATOMIC_RELAXED);
+}
+
+void wstate_free(struct wstate *ws)
+{
+	if (ws == NULL)
+		return;
+	wstate_close(ws);
+	free(ws);
+}
+
+void worker_start(void *ud, unsigned index)
+{
+	tls_ws = wstate_new(ud, index);
+}
+
+void worker_stop(void *ud, unsigned index)
+{
+	(void)ud;
+	(void)index;
+	wstate_free(tls_ws);
+	tls_ws = NULL;
+}
+
+/* A LÖVE module the game has loaded and a thread may use (LÖVE forbids
+ * graphics and window off the main thread). */
+static int is_loaded_love_module(lua_State *L, const char *name)
+{
+	if (strncmp(name, "love.", 5) != 0 || strcmp(name, "love.graphics") == 0 ||
+	    strcmp(name, "love.window") == 0)
+		return 0;
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "loaded");
+	lua_getfield(L, -1, name);
+	int loaded = !lua_isnil(L, -1);
+	lua_pop(L, 3);
+	return loaded;
+}
+
+/* Copies package.preload's C functions (LÖVE's modules, luasocket, ...) and
+ * the package paths, for worker states. */
+void capture_environment(lua_State *L, struct ctx *ctx)
+{
+	lua_getglobal(L, "package");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "path");
+		if (lua_isstring(L, -1))
+			ctx->path = strdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+		lua_getfield(L, -1, "cpath");
+		if (lua_isstring(L, -1))
+			ctx->cpath = strdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+		lua_getfield(L, -1, "preload");
+		if (lua_istable(L, -1)) {
+			lua_pushnil(L);
+			while (lua_next(L, -2)) {
+				lua_CFunction f = lua_tocfunction(L, -1);
+				if (f != NULL && lua_type(L, -2) == LUA_TSTRING) {
+					struct preload *p = realloc(ctx->pre, sizeof *p * (size_t)(ctx->npre + 1));
+					if (p != NULL) {
+						const char *name = lua_tostring(L, -2);
+						ctx->pre = p;
+						p[ctx->npre].name = strdup(name);
+						p[ctx->npre].fn = f;
+						p[ctx->npre].required = is_loaded_love_module(L, name);
+						ctx->npre += p[ctx->npre].name != NULL;
+					}
+				}
+				lua_pop(L, 1);
+			}
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	lua_getglobal(L, "love");
+	ctx->love = lua_istable(L, -1);
+	lua_pop(L, 1);
+}

@@ -1,0 +1,3 @@
+-- A stand-in for love.filesystem (test_lifecycle.lua).
+love.filesystem = {}
+return love.filesystem

@@ -1,0 +1,3 @@
+-- A stand-in for love.thread (test_lifecycle.lua).
+love.thread = {}
+return love.thread
