@@ -20,7 +20,7 @@
 -- Code shared by the game's state and the workers (which get it as source).
 local COMMON = [==[
 local C = {
-  CALL = 1, NOOP = 2, QUIT = 3,              -- request kinds
+  CALL = 1, NOOP = 2, QUIT = 3, SUB = 4,     -- request kinds (SUB: awaitAll parts waiting)
   OK = 0, FAILED = 1, CANCELLED = 2,         -- result kinds
   QUEUED = 0, RUNNING = 1, STOPPED = 2,      -- record states (STOPPED: cancelled before it ran)
   MAXDEPTH = 128,
@@ -135,7 +135,7 @@ local cache = {}           -- definition id -> compiled function
 local applied              -- the snapshot whose shared values are decoded
 local shareIds = {}        -- name -> id of the decoded shared value
 local initId               -- the init function last run here
-local cur                  -- the running job: { snap, owner = its record's int32[2] }
+local cur                  -- the running job: { snap, owner = its game call's record }
 local chunks = {}          -- chunk index -> { data, ptr }
 
 local function handler(e) return { e, debug.traceback("", 2):sub(2) } end
@@ -179,6 +179,7 @@ local function collect(ok, ...) return ok, select("#", ...), { ... } end
 local function getSnap(id, ch)
   if id ~= snapId then
     snap, snapId = ch:peek(), id
+    snap.ch = ch -- for the parts of an awaitAll run by other workers
     cache = {} -- definitions changed: compile again on first use
   end
   return snap
@@ -276,37 +277,63 @@ function api.await(name, ...)
   return unpack(C.copy(r), 1, rn)
 end
 
+-- awaitAll's parts wait on a Channel of their own, and one SUB token per
+-- part but the first goes on the shared queue: an idle worker that takes a
+-- token runs a part (if any is left), and the awaiting worker runs the parts
+-- nobody took. It then waits only for parts that other workers are running,
+-- so it never waits for work that nobody does, even with one worker.
+local function runPart(item, sn, owner)
+  local name = item[2]
+  return runJob(name, sn.defs[name], sn, owner, item, 4, item[3])
+end
+
 function api.awaitAll(list)
   if cur == nil then error("async.awaitAll: only a running job can await other jobs", 0) end
   if type(list) ~= "table" then error("bad argument #1 to 'awaitAll' (table expected, got " .. type(list) .. ")", 0) end
-  local jobs = {}
-  for k = 1, #list do -- every entry is checked before any job runs
+  local n = #list
+  for k = 1, n do -- every entry is checked before any job starts
     local e = rawget(list, k)
     if type(e) ~= "table" or type(rawget(e, 1)) ~= "string" then
       error(("async.awaitAll: entry %d must be a table {name, args...}"):format(k), 0)
     end
-    local d = cur.snap.defs[e[1]]
-    if d == nil then error(("async.awaitAll: no function named '%s' is defined"):format(e[1]), 0) end
+    if cur.snap.defs[e[1]] == nil then error(("async.awaitAll: no function named '%s' is defined"):format(e[1]), 0) end
     local bad = C.check(e, 2, #e, "argument")
     if bad then error(("async.awaitAll: entry %d: %s, which cannot be sent to a worker"):format(k, bad), 0) end
-    jobs[k] = { e[1], d, C.copy({ unpack(e, 2, #e) }), #e - 1 }
   end
-  local out, fe, ftb, failed = {}, nil, nil, false
   local sn, owner = cur.snap, cur.owner
-  for k, j in ipairs(jobs) do
-    local st, rn, r = runJob(j[1], j[2], sn, owner, j[3], 1, j[4])
-    if st ~= C.OK then
-      if not failed then failed, fe, ftb = true, C.copy(r[1]), r[2] end
-    elseif rn > 0 then
-      out[k] = C.copy(r[1])
-    end
+  local parts, replies = love.thread.newChannel(), love.thread.newChannel()
+  for k = 1, n do
+    local e = list[k]
+    parts:push({ k, e[1], #e - 1, unpack(e, 2, #e) })
   end
-  if failed then raiseAwaited(fe, ftb) end
+  local token = { C.SUB, parts, replies, sn.id, sn.ch, owner.rec, owner.chunk }
+  for _ = 2, n do requests:push(token) end
+  local got, res = 0, {}
+  while true do
+    local item = parts:pop()
+    if item == nil then break end
+    local st, rn, r = runPart(item, sn, owner)
+    local first
+    if rn > 0 then first = r[1] end
+    res[item[1]] = { st, first, r[2] }
+    got = got + 1
+  end
+  while got < n do
+    local m = replies:demand()
+    res[m[1]] = { m[2], m[3], m[4] }
+    got = got + 1
+  end
+  local out = {}
+  for k = 1, n do
+    local r = res[k]
+    if r[1] ~= C.OK then raiseAwaited(C.copy(r[2]), r[3]) end -- the first failure, in order
+    out[k] = C.copy(r[2])
+  end
   return out
 end
 
 function api.cancelled()
-  return cur ~= nil and cur.owner ~= nil and cur.owner[1] ~= 0
+  return cur ~= nil and cur.owner.p[1] ~= 0
 end
 
 function api.newBuffer()
@@ -325,15 +352,37 @@ local function takeStop(_, c, s)
   return false
 end
 
-local function handleCall(m)
-  local rec = m[2]
+-- The game's call record `rec` (in chunk `data`): { p = its int32 state and
+-- stop flag, rec, chunk }.
+local function record(rec, data)
   local ci = math.floor(rec / C.CHUNK)
   local chunk = chunks[ci]
   if chunk == nil then
-    chunk = { m[3], ffi.cast("int32_t *", m[3]:getFFIPointer()) }
+    chunk = { data, ffi.cast("int32_t *", data:getFFIPointer()) }
     chunks[ci] = chunk
   end
-  local p = chunk[2] + 2 * (rec % C.CHUNK)
+  return { p = chunk[2] + 2 * (rec % C.CHUNK), rec = rec, chunk = data }
+end
+
+-- A SUB token: run one part of another worker's awaitAll, if one is left.
+local function handlePart(m)
+  local item = m[2]:pop()
+  if item == nil then return end
+  local ok, st, rn, r = pcall(runPart, item, getSnap(m[4], m[5]), record(m[6], m[7]))
+  if not ok then st, rn, r = C.FAILED, 2, { ("%s: %s: %s"):format(item[2], C.NAME, tostring(st)), "" } end
+  if realGethook() then realSethook(); userHook = nil end
+  local first -- awaitAll keeps a part's first result, or its error and traceback
+  if rn > 0 then first = r[1] end
+  local sent, why = pcall(m[3].push, m[3], { item[1], st, first, r[2] })
+  if not sent then
+    m[3]:push({ item[1], C.FAILED, ("%s: the result could not be sent back (%s)"):format(item[2], tostring(why)), "" })
+  end
+end
+
+local function handleCall(m)
+  local rec = m[2]
+  local owner = record(rec, m[3])
+  local p = owner.p
   sl[C.S_TAKEN] = sl[C.S_TAKEN] + 1
   if not lock:performAtomic(start, p) then
     results:push({ rec, C.CANCELLED, 0 })
@@ -344,7 +393,7 @@ local function handleCall(m)
     local sn = getSnap(m[4], m[5])
     local d = sn.defs[name]
     if d == nil then st, n, r = C.FAILED, 2, { ("no function named '%s' is defined"):format(name), "" }; return end
-    st, n, r = runJob(name, d, sn, p, m, 8, m[7])
+    st, n, r = runJob(name, d, sn, owner, m, 8, m[7])
   end)
   if not ok then st, n, r = C.FAILED, 2, { ("%s: %s: %s"):format(name, C.NAME, tostring(err)), "" } end
   -- A hook a job left behind would run in every later job of this worker.
@@ -365,8 +414,8 @@ while true do
   sl[C.S_IDLE] = sl[C.S_IDLE] + (t1 - t0)
   local kind = m[1]
   if kind == C.QUIT then break end
-  if kind == C.CALL then
-    handleCall(m)
+  if kind == C.CALL or kind == C.SUB then
+    if kind == C.CALL then handleCall(m) else handlePart(m) end
     sl[C.S_BUSY] = sl[C.S_BUSY] + (now() - t1)
   end
 end

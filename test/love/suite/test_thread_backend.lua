@@ -118,3 +118,27 @@ test("async.load{backend = ...} switches between the backends", function()
     async.shutdown()
   end
 end)
+
+test("awaitAll's parts run on idle workers in parallel", function()
+  -- Each part waits (up to 10 s, so a failure cannot hang) until both
+  -- parts have started: only parts running at the same time both see it.
+  local async = require "async"
+  async.load(2)
+  local ffi = require "ffi"
+  local flags = ffi.new("int32_t[2]")
+  local addr = tonumber(ffi.cast("intptr_t", flags))
+  async.define("part", function(i, a)
+    local f = require("ffi").cast("volatile int32_t *", a)
+    f[i] = 1
+    local deadline = os.time() + 10
+    while f[1 - i] == 0 and os.time() < deadline do end
+    return f[1 - i] == 1 and async.workerIndex or -1
+  end)
+  async.define("both", function(a) return async.awaitAll({ { "part", 0, a }, { "part", 1, a } }) end)
+  local r
+  async.call({ success = function(t) r = t end, error = function(e) r = { e } end }, "both", addr)
+  drain(async, 30)
+  ok(r[1] ~= -1 and r[2] ~= -1, "both parts ran at the same time: " .. tostring(r[1]) .. ", " .. tostring(r[2]))
+  ok(r[1] ~= r[2], "on two workers")
+  async.shutdown()
+end)
