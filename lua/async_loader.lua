@@ -26,10 +26,12 @@ end
 -- Loads the C module at `path` (any file name: the entry point is always
 -- luaopen_async_native). Returns the module, or nil and why.
 local function loadFile(path, tried)
+  if jit and jit.os == "Windows" then path = path:gsub("/", "\\") end -- LoadLibrary wants backslashes
   if not exists(path) then return nil end
   local open, err = package.loadlib(path, "luaopen_async_native")
   if not open then
-    tried[#tried + 1] = path .. ": " .. tostring(err):gsub("%s+$", "")
+    err = tostring(err):gsub("%s+$", "")
+    tried[#tried + 1] = err:find(path, 1, true) and err or path .. ": " .. err -- dlerror names it
     return nil
   end
   local ok, mod = pcall(open, "async_native")

@@ -4,7 +4,8 @@
 # falls back to the love.thread backend with one line saying why:
 #   1. a .love with the module inside under its platform name: extracted to
 #      the save directory and loaded (twice: the second run reuses the copy);
-#   2. a .love without it: the thread backend, and the line;
+#   2. a .love without it: the thread backend, and the line; with a broken
+#      binary: the same, the line naming it; ASYNC_BACKEND=native: an error;
 #   3. a fused executable (love + .love) with the module beside it;
 #   4. a folder game with the module next to main.lua under its platform name;
 #   5. a game that quits with calls in flight on the thread backend exits.
@@ -26,7 +27,7 @@ fail() { echo "FAILED: $*"; exit 1; }
 stage() {
   local d=$tmp/$1
   mkdir -p "$d"
-  cp "$here"/game/*.lua "$lua"/async*.lua "$d"/
+  cp "$here"/game/*.lua "$lua"/*.lua "$d"/
   if [ "${2:-}" = with-module ]; then cp "$lua/async_native.so" "$d/$plat"; fi
   echo "$d"
 }
@@ -58,6 +59,26 @@ grep -q "^backend: thread$" <<<"$out" || fail "2: not the thread backend"
 grep -q "^sq(12) = 144$" <<<"$out" || fail "2: the job did not run"
 [ "$(grep -c "^async: using the thread backend (love.thread): the native module for .* could not be loaded" <<<"$out")" = 1 ] \
   || fail "2: the fallback did not say why, in one line"
+
+# 2b. a binary that does not load: the line says which and why
+d=$(stage love-broken)
+echo "not a library" >"$d/$plat"
+pack "$d" "$tmp/broken.love"
+play "2b. .love with a broken binary" -- love "$tmp/broken.love"
+grep -q "^backend: thread$" <<<"$out" || fail "2b: not the thread backend"
+grep -q "^async: using the thread backend (love.thread): .*$plat: " <<<"$out" || fail "2b: the line does not name the binary"
+rm -rf "$save"
+
+# 2c. asking for the native backend where it is missing is an error, not a fallback
+if out=$(ASYNC_BACKEND=native timeout 60 love "$tmp/without.love" 2>&1); then fail "2c: ran without the native module: $out"; fi
+grep -q "async: the native module could not be loaded" <<<"$out" || fail "2c: no clear error: $out"
+echo "--- 2c. ASYNC_BACKEND=native without the module: $(grep -o "async: the native module could not be loaded.*" <<<"$out" | head -1)"
+
+# 2d. outside LÖVE there is no fallback: a clear error
+out=$(cd "$tmp/love-without" && ASYNC_BACKEND=thread luajit -e 'package.path = "./?.lua;" .. package.path
+  print(pcall(require, "async"))' 2>&1)
+grep -q "the thread backend needs LÖVE" <<<"$out" || fail "2d: $out"
+echo "--- 2d. ASYNC_BACKEND=thread in plain luajit: $out"
 
 # 3. a fused executable with the module beside it
 mkdir -p "$tmp/fused"
