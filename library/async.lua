@@ -51,6 +51,8 @@ function Handle:status() end
 ---@field workers? integer number of worker threads (default 1)
 ---@field memoryLimit? integer bytes each worker's Lua state may hold; a job that
 --- needs more fails with an "out of memory" error and its worker gets a fresh state
+--- (native backend only)
+---@field backend? "native"|"thread" the backend for this pool and the following ones
 
 ---@class async.Group
 local Group = {}
@@ -87,6 +89,7 @@ function Ensure.atMost(n) end
 
 ---@class async
 ---@field maxDepth integer table nesting limit for values sent to and from workers
+---@field backend "native"|"thread" the native module, or the love.thread fallback
 ---@field ensure async.Ensure
 local async = {}
 

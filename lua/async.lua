@@ -2,10 +2,17 @@
 -- update, ensure, define, call, ...) on the native module, which runs the
 -- jobs on the C core's work-stealing workers. Works in LÖVE 11 and in plain
 -- LuaJIT.
-local native = require "async_native"
+-- ---- backend selection (lua/async_loader.lua) --------------------------------
+-- The native module where it loads, else (inside LÖVE) the love.thread
+-- backend; async.backend says which. async.load{backend = ...} may switch.
+local prefix = (...) and (...):match("^(.-)[^.]*$") or ""
+local loader = require(prefix .. "async_loader")
+local native, backend = loader.select(prefix)
+-- ---- end of backend selection --------------------------------------------------
 
 local async = {
   _VERSION = "async 0.1",
+  backend = backend, -- "native" or "thread"
   -- Nesting limit for tables sent to or from a worker.
   maxDepth = native.max_depth,
 }
@@ -103,11 +110,16 @@ function async.load(n)
   if type(n) == "table" then
     local opts = n
     for k in pairs(opts) do
-      if k ~= "workers" and k ~= "memoryLimit" then
-        error(("async.load: unknown option '%s' (expected workers, memoryLimit)"):format(tostring(k)), 2)
+      if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" then
+        error(("async.load: unknown option '%s' (expected workers, memoryLimit, backend)"):format(tostring(k)), 2)
       end
     end
     n, limit = opts.workers, opts.memoryLimit
+    -- backend selection: "native" or "thread" for this pool and the next ones
+    if opts.backend ~= nil and opts.backend ~= async.backend and not ctx then
+      native, async.backend = loader.select(prefix, opts.backend)
+      async.newBuffer = native.newBuffer
+    end
     if limit ~= nil and (type(limit) ~= "number" or limit < 1 or limit ~= math.floor(limit)) then
       error(("async.load: memoryLimit must be a whole number of bytes > 0, got %s"):format(tostring(limit)), 2)
     end
@@ -232,6 +244,6 @@ async.newBuffer = native.newBuffer
 
 -- The extras (map, parallelFor, go/await) live in their own file; they
 -- reach the façade's internals only through `private`.
-require("async_extras")(async, { defer = defer, names = names })
+require(prefix .. "async_extras")(async, { defer = defer, names = names })
 
 return async

@@ -11,7 +11,7 @@ PKGS=(
   libbenchmark-dev libtbb-dev             # benchmarks; oneTBB is a measured peer
   love xvfb xauth                         # LÖVE 11.4, and a display for headless runs
   luarocks                                # the rockspec is tested with `luarocks make`
-  lua-luv python3 gnuplot-nox             # benchmarks: luv is a measured peer; the report and its chart
+  lua-luv python3 gnuplot-nox             # benchmarks: luv is a measured peer; the report and its chart; python3 also zips .love files and the release
   clang libclang-rt-14-dev                # the codec fuzzer (libFuzzer)
 )
 if [ "${ASYNC_SETUP_SANITIZERS:-1}" = 1 ]; then

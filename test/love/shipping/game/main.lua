@@ -1,0 +1,29 @@
+-- main.lua: the smallest game that ships async: require it, run one job,
+-- print which backend it got. With the argument "quit" it quits with calls
+-- still in flight and without async.shutdown(), as a player closing the game.
+io.stdout:setvbuf("line")
+function love.errorhandler(msg)
+  io.stderr:write("Error: " .. debug.traceback(tostring(msg), 2) .. "\n")
+  os.exit(1)
+end
+
+function love.load(args)
+  local async = require "async"
+  print("backend: " .. async.backend)
+  async.load(2)
+  async.define("sq", function(x) return x * x end)
+  if args[1] == "quit" then
+    async.define("slow", function(s) local t = os.clock() + s; while os.clock() < t do end; return s end)
+    for _ = 1, 50 do async.call(function() end, "slow", 0.01) end
+    print("quitting with calls in flight: " .. async.stats().inflight)
+    love.event.quit(0)
+    return
+  end
+  local r
+  async.call(function(v) r = v end, "sq", 12)
+  local deadline = love.timer.getTime() + 20
+  while r == nil and love.timer.getTime() < deadline do async.update(); love.timer.sleep(0.001) end
+  print("sq(12) = " .. tostring(r))
+  async.shutdown()
+  love.event.quit(r == 144 and 0 or 1)
+end

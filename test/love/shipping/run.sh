@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# run.sh LUA_BUILD_DIR: ships test/love/shipping/game the ways a game ships
+# and checks that `require "async"` finds the native module each time, or
+# falls back to the love.thread backend with one line saying why:
+#   1. a .love with the module inside under its platform name: extracted to
+#      the save directory and loaded (twice: the second run reuses the copy);
+#   2. a .love without it: the thread backend, and the line; with a broken
+#      binary: the same, the line naming it; ASYNC_BACKEND=native: an error;
+#   3. a fused executable (love + .love) with the module beside it;
+#   4. a folder game with the module next to main.lua under its platform name;
+#   5. a game that quits with calls in flight on the thread backend exits.
+# Prints "shipping: all cases passed" at the end; exits non-zero on a failure.
+set -euo pipefail
+lua=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export XDG_DATA_HOME=$tmp/data XDG_RUNTIME_DIR=$tmp/xdg
+mkdir -p "$XDG_RUNTIME_DIR"
+unset ASYNC_BACKEND
+save=$XDG_DATA_HOME/love/async-shipping-test
+plat=$(luajit -e "package.path='$lua/?.lua;'..package.path; io.write(require('async_loader').platformName())")
+echo "platform name: $plat"
+
+fail() { echo "FAILED: $*"; exit 1; }
+# stage NAME [with-module]: a folder with the game and the Lua files
+stage() {
+  local d=$tmp/$1
+  mkdir -p "$d"
+  cp "$here"/game/*.lua "$lua"/*.lua "$d"/
+  if [ "${2:-}" = with-module ]; then cp "$lua/async_native.so" "$d/$plat"; fi
+  echo "$d"
+}
+pack() { (cd "$1" && python3 -m zipfile -c "$2" ./*); }
+# play WHAT -- command...: runs it (60 s watchdog), keeps its output in $out
+play() {
+  local what=$1; shift 2
+  out=$(timeout 60 "$@" 2>&1) || fail "$what: exit status $? — $out"
+  echo "--- $what"; echo "$out"
+}
+
+# 1. a .love with the module inside
+pack "$(stage love-with with-module)" "$tmp/with.love"
+play "1. .love with the module" -- love "$tmp/with.love"
+grep -q "^backend: native$" <<<"$out" || fail "1: not the native backend"
+grep -q "^sq(12) = 144$" <<<"$out" || fail "1: the job did not run"
+ls "$save"/async_native/*/"$plat" >/dev/null 2>&1 || fail "1: not extracted to the save directory"
+cmp -s "$save"/async_native/*/"$plat" "$lua/async_native.so" || fail "1: the extracted copy differs"
+echo "extracted to: $(ls "$save"/async_native/*/"$plat")"
+play "1b. the same .love again (the copy is reused)" -- love "$tmp/with.love"
+grep -q "^backend: native$" <<<"$out" || fail "1b: not the native backend"
+[ "$(ls -d "$save"/async_native/* | wc -l)" = 1 ] || fail "1b: extracted twice"
+rm -rf "$save"
+
+# 2. a .love without it: the fallback, with one line saying why
+pack "$(stage love-without)" "$tmp/without.love"
+play "2. .love without the module" -- love "$tmp/without.love"
+grep -q "^backend: thread$" <<<"$out" || fail "2: not the thread backend"
+grep -q "^sq(12) = 144$" <<<"$out" || fail "2: the job did not run"
+[ "$(grep -c "^async: using the thread backend (love.thread): the native module for .* could not be loaded" <<<"$out")" = 1 ] \
+  || fail "2: the fallback did not say why, in one line"
+
+# 2b. a binary that does not load: the line says which and why
+d=$(stage love-broken)
+echo "not a library" >"$d/$plat"
+pack "$d" "$tmp/broken.love"
+play "2b. .love with a broken binary" -- love "$tmp/broken.love"
+grep -q "^backend: thread$" <<<"$out" || fail "2b: not the thread backend"
+grep -q "^async: using the thread backend (love.thread): .*$plat: " <<<"$out" || fail "2b: the line does not name the binary"
+rm -rf "$save"
+
+# 2c. asking for the native backend where it is missing is an error, not a fallback
+if out=$(ASYNC_BACKEND=native timeout 60 love "$tmp/without.love" 2>&1); then fail "2c: ran without the native module: $out"; fi
+grep -q "async: the native module could not be loaded" <<<"$out" || fail "2c: no clear error: $out"
+echo "--- 2c. ASYNC_BACKEND=native without the module: $(grep -o "async: the native module could not be loaded.*" <<<"$out" | head -1)"
+
+# 2d. outside LÖVE there is no fallback: a clear error
+out=$(cd "$tmp/love-without" && ASYNC_BACKEND=thread luajit -e 'package.path = "./?.lua;" .. package.path
+  print(pcall(require, "async"))' 2>&1)
+grep -q "the thread backend needs LÖVE" <<<"$out" || fail "2d: $out"
+echo "--- 2d. ASYNC_BACKEND=thread in plain luajit: $out"
+
+# 3. a fused executable with the module beside it
+mkdir -p "$tmp/fused"
+cat "$(readlink -f "$(command -v love)")" "$tmp/without.love" >"$tmp/fused/mygame"
+chmod +x "$tmp/fused/mygame"
+cp "$lua/async_native.so" "$tmp/fused/$plat"
+play "3. fused executable, module beside it" -- "$tmp/fused/mygame"
+grep -q "^backend: native$" <<<"$out" || fail "3: not the native backend"
+grep -q "^sq(12) = 144$" <<<"$out" || fail "3: the job did not run"
+
+# 4. a folder game, the module next to main.lua under its platform name
+play "4. folder game" -- love "$(stage folder with-module)"
+grep -q "^backend: native$" <<<"$out" || fail "4: not the native backend"
+
+# 5. quitting with calls in flight on the thread backend
+play "5. quit without shutdown (thread backend)" -- env ASYNC_BACKEND=thread love "$tmp/without.love" quit
+grep -q "^quitting with calls in flight: [1-9]" <<<"$out" || fail "5: nothing was in flight"
+
+echo "shipping: all cases passed"

@@ -1,0 +1,144 @@
+-- test_thread_backend.lua: what is particular to the love.thread backend
+-- (run by test/love/suite with ASYNC_BACKEND=thread): it says so, it refuses
+-- what it cannot carry with an error naming it, and it survives shutdown
+-- under load and LÖVE objects in both directions. The switch between
+-- backends (async.load{backend = ...}) runs on both.
+
+test("thread backend: async.backend says which backend a game got", function()
+  local async = require "async"
+  eq(async.backend, "thread")
+  async.load(1)
+  async.define("id", function(...) return ... end)
+  local r
+  async.call(function(x) r = x end, "id", "ok")
+  drain(async)
+  eq(r, "ok")
+  async.shutdown()
+end)
+
+test("thread backend: cycles, shared sub-tables, buffers and memoryLimit are refused by name", function()
+  local async = require "async"
+  local e = raises("the thread backend (love.thread)", async.load, { workers = 1, memoryLimit = 1e6 })
+  ok(e:find("memoryLimit", 1, true), e)
+  ok(not async.isLoaded(), "nothing loaded")
+  async.load(1)
+  e = raises("the thread backend (love.thread)", async.newBuffer, 16)
+  ok(e:find("zero-copy buffers", 1, true), e)
+  async.define("id", function(...) return ... end)
+  local cyc = {}
+  cyc.self = cyc
+  e = raises("argument 1 (at .self) is a table already sent in this call", async.call, nil, "id", cyc)
+  ok(e:find("cannot send cycles or shared sub-tables", 1, true) and e:find("thread backend", 1, true), e)
+  local shared = {}
+  raises("argument 2 is a table already sent in this call", async.call, nil, "id", shared, shared)
+  -- .a or .b, whichever pairs() reaches second
+  e = raises("is a table already sent", async.call, nil, "id", { a = shared, b = shared })
+  ok(e:find("argument 1 (at .", 1, true), e)
+  e = raises("is a table already sent", async.share, "s", { a = shared, b = shared })
+  ok(e:find("async.share('s'): the value (at .", 1, true), e)
+  eq(async.stats().inflight, 0, "nothing queued")
+  -- in a job: a cyclic result, a buffer
+  async.define("cyclic", function() local t = {}; t.t = t; return t end)
+  async.define("buf", function() return async.newBuffer(8) end)
+  local errs = {}
+  async.call({ error = function(m) errs.cyclic = m end }, "cyclic")
+  async.call({ error = function(m) errs.buf = m end }, "buf")
+  drain(async)
+  ok(tostring(errs.cyclic):find("cyclic: result 1 (at .t) is a table already sent", 1, true), tostring(errs.cyclic))
+  ok(tostring(errs.buf):find("zero-copy buffers need the native module", 1, true), tostring(errs.buf))
+  async.shutdown()
+end)
+
+test("thread backend: LÖVE modules and objects in a worker, both ways", function()
+  local async = require "async"
+  async.load(2)
+  async.define("paint", function(im)
+    im:mapPixel(function() return 1, 0, 0, 1 end)
+    local made = love.image.newImageData(3, 2)
+    made:setPixel(1, 1, 0, 1, 0, 1)
+    return im, made, love.math.noise(0.5, 0.25)
+  end)
+  require "love.image"
+  local img = love.image.newImageData(8, 8)
+  local same, made, noise
+  async.call({ success = function(a, b, c) same, made, noise = a, b, c end,
+               error = function(m, tb) error(m .. "\n" .. tb) end }, "paint", img)
+  drain(async)
+  local r, g = img:getPixel(5, 5)
+  eq(r, 1, "painted by the worker"); eq(g, 0)
+  ok(same == img or same:getPointer() == img:getPointer(), "the same object comes back")
+  eq(made:getWidth(), 3); eq(select(2, made:getPixel(1, 1)), 1)
+  eq(noise, love.math.noise(0.5, 0.25))
+  async.shutdown()
+end)
+
+test("thread backend: shutdown under load delivers every call once", function()
+  local seed = 4321
+  local function rng(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
+  for cycle = 1, 8 do
+    local async = require "async"
+    async.load(rng(3))
+    async.define("id", function(...) return ... end)
+    async.define("slow", function(s) local t = os.clock() + s; while os.clock() < t do end; return s end)
+    async.define("fail", function(id) error({ id = id }) end)
+    async.define("fan", function(id) return async.awaitAll({ { "id", id }, { "id", id + 1 } }) end)
+    async.share("config", { scale = 2 })
+    async.setWorkerInit(function(state) state.ready = true end)
+    local issued, answered, seen = 0, 0, {}
+    for i = 1, 400 do
+      local function once() ok(not seen[i], "call " .. i .. " answered twice"); seen[i] = true; answered = answered + 1 end
+      local cb = { success = once, error = once, cancelled = once }
+      local kind, h = rng(6), nil
+      if kind == 1 then h = async.call(cb, "slow", 0.0005)
+      elseif kind == 2 then h = async.call(cb, "fail", i)
+      elseif kind == 3 then h = async.call(cb, "fan", i)
+      elseif kind == 4 then cb.key = "unit" .. (i % 5); h = async.call(cb, "id", i)
+      else h = async.call(cb, "id", { id = i, list = { 1, 2, 3 } }) end
+      issued = issued + 1
+      if rng(30) == 1 then h:cancel() end
+    end
+    for _ = 1, rng(3) do async.update() end
+    async.shutdown()
+    eq(answered, issued, "cycle " .. cycle .. ": every call answered")
+    package.loaded.async = nil
+  end
+end)
+
+test("async.load{backend = ...} switches between the backends", function()
+  local async = require "async"
+  raises("unknown backend 'gpu'", async.load, { backend = "gpu" })
+  for _, b in ipairs({ "thread", "native", "thread" }) do
+    async.load { workers = 1, backend = b }
+    eq(async.backend, b)
+    async.define("sq", function(x) return x * x end)
+    local r
+    async.call(function(v) r = v end, "sq", 9)
+    drain(async)
+    eq(r, 81, b)
+    async.shutdown()
+  end
+end)
+
+test("awaitAll's parts run on idle workers in parallel", function()
+  -- Each part waits (up to 10 s, so a failure cannot hang) until both
+  -- parts have started: only parts running at the same time both see it.
+  local async = require "async"
+  async.load(2)
+  local ffi = require "ffi"
+  local flags = ffi.new("int32_t[2]")
+  local addr = tonumber(ffi.cast("intptr_t", flags))
+  async.define("part", function(i, a)
+    local f = require("ffi").cast("volatile int32_t *", a)
+    f[i] = 1
+    local deadline = os.time() + 10
+    while f[1 - i] == 0 and os.time() < deadline do end
+    return f[1 - i] == 1 and async.workerIndex or -1
+  end)
+  async.define("both", function(a) return async.awaitAll({ { "part", 0, a }, { "part", 1, a } }) end)
+  local r
+  async.call({ success = function(t) r = t end, error = function(e) r = { e } end }, "both", addr)
+  drain(async, 30)
+  ok(r[1] ~= -1 and r[2] ~= -1, "both parts ran at the same time: " .. tostring(r[1]) .. ", " .. tostring(r[2]))
+  ok(r[1] ~= r[2], "on two workers")
+  async.shutdown()
+end)
