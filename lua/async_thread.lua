@@ -25,7 +25,7 @@ local C = {
   QUEUED = 0, RUNNING = 1, STOPPED = 2,      -- record states (STOPPED: cancelled before it ran)
   MAXDEPTH = 128,
   CHUNK = 1024,        -- records per shared-memory chunk: int32 state, int32 stop
-  MAXSLOTS = 1024,     -- workers at most
+  MAXSLOTS = 1024,     -- worker slots in shared memory (the pool's maximum is below)
   SLOT = 8,            -- doubles per worker slot: see the indexes below
   S_JOBS = 0, S_TAKEN = 1, S_BUSY = 2, S_IDLE = 3, S_MEMORY = 4, S_RUNNING = 5,
   NAME = "the thread backend (love.thread)",
@@ -128,7 +128,6 @@ local now = love.timer and love.timer.getTime or os.clock
 -- The worker-side API, global `async` in jobs.
 local api = { shared = {}, state = {}, workerIndex = slot, isWorker = true }
 rawset(_G, "async", api)
-local envmt = { __index = _G }
 
 local snapId, snap         -- the last snapshot read
 local cache = {}           -- definition id -> compiled function
@@ -180,7 +179,12 @@ local function getSnap(id, ch)
   if id ~= snapId then
     snap, snapId = ch:peek(), id
     snap.ch = ch -- for the parts of an awaitAll run by other workers
-    cache = {} -- definitions changed: compile again on first use
+    -- Keep the compiled functions the new snapshot still holds (share and
+    -- setWorkerInit keep them, as in async_native); drop the others.
+    local keep = {}
+    for _, d in pairs(snap.defs) do keep[d[1]] = cache[d[1]] end
+    if snap.init then keep[snap.init[1]] = cache[snap.init[1]] end
+    cache = keep
   end
   return snap
 end
@@ -237,12 +241,16 @@ local function runJob(name, d, sn, owner, args, first, nargs)
   -- A fresh global table per call whose reads fall through to the worker's
   -- globals; the previous one is put back for a call nested in this one.
   local oldenv = getfenv(fn)
-  setfenv(fn, setmetatable({}, envmt))
+  -- A metatable per call: a job that breaks its environment's metatable
+  -- breaks only its own.
+  setfenv(fn, setmetatable({}, { __index = _G }))
   local outer = cur
   cur = { snap = sn, owner = owner }
   local ok, n, r = collect(xpcall(fn, handler, unpack(args, first, first + nargs - 1)))
   cur = outer
   setfenv(fn, oldenv)
+  -- A collector the job stopped would stay stopped for every later job.
+  if not collectgarbage("isrunning") then collectgarbage("restart") end
   if ok then
     local bad = C.check(r, 1, n, "result")
     if bad then return C.FAILED, 2, { ("%s: %s, which cannot be sent back"):format(name, bad), "" } end
@@ -456,11 +464,21 @@ local function checkOpen(ctx)
   return ctx
 end
 
+-- As async_native: a fraction is floored; the pool's maximum then cuts.
 local function checkCount(n, fname)
-  if type(n) ~= "number" or not (n >= 0) or n ~= math.floor(n) or n > 4096 then
-    fail("%s: expected a whole number of workers from 0 to 4096, got %s", fname, tostring(n))
+  if type(n) ~= "number" or not (n >= 0) then
+    fail("%s: expected a number of workers >= 0, got %s", fname, tostring(n))
   end
-  return n
+  return math.floor(n)
+end
+
+-- The most workers a pool runs: the core's rule (4 per processor, at least
+-- 64), within the shared-memory slots.
+local function maxWorkers()
+  local cores = 1
+  local okc, sys = pcall(require, "love.system")
+  if okc and type(sys) == "table" and sys.getProcessorCount then cores = sys.getProcessorCount() end
+  return math.min(C.MAXSLOTS, math.max(64, 4 * cores))
 end
 
 -- Under the lock (pairs with the worker's `start`).
@@ -533,8 +551,6 @@ function Ctx:define(name, fn)
   if name == "" then fail("async.define: the name must not be empty") end
   self.defs[name] = makeDef(self, fn, name, ("async.define('%s')"):format(name))
   publish(self)
-  local ctx = self
-  return function(cb, ...) return ctx.call(cb, name, ...) end
 end
 
 function Ctx:undefine(name)
@@ -569,6 +585,28 @@ function Ctx:setWorkerInit(fn)
   publish(self)
 end
 
+-- A game that quits without shutdown() (its state closes): as in
+-- async_native, queued calls are cancelled rather than run, running ones are
+-- waited for, and no callback runs from a collector. LuaJIT finalizes the
+-- newest objects first when a state closes, and a love.thread Thread freed
+-- while its thread runs crashes LÖVE: so the proxy is made anew after every
+-- thread started, and the newest one alone acts, before any Thread or
+-- Channel of this pool is finalized.
+local function armCloser(ctx)
+  local proxy = newproxy(true)
+  getmetatable(proxy).__gc = function()
+    if ctx.closed or ctx.gcproxy ~= proxy then return end -- a replaced one
+    ctx.closed = true
+    -- Queued calls leave the queue unrun; each worker then leaves at a QUIT
+    -- once its running job is done. pcall: should a Channel or Thread have
+    -- been finalized already, the rest is still done.
+    pcall(ctx.requests.clear, ctx.requests)
+    for _ = 1, ctx.nslots do pcall(ctx.requests.push, ctx.requests, { C.QUIT }) end
+    for _, t in pairs(ctx.threads) do pcall(t.wait, t) end
+  end
+  ctx.gcproxy = proxy
+end
+
 -- ---- workers -------------------------------------------------------------------
 
 local function slotPtr(ctx, s) return ctx.sl + s * C.SLOT end
@@ -591,10 +629,10 @@ function Ctx:add(n)
   -- A stop no worker has acted on yet is taken back instead of a new thread.
   local took = self.lock:performAtomic(takeBack, self.ctl, n)
   for i = 1, n - took do
-    local s = freeSlot(self)
+    local s = self.nworkers + took + i - 1 < self.max and freeSlot(self) or nil
     if s == nil then
       self.nworkers = self.nworkers + took + i - 1
-      return nil, ("%s runs at most %d workers"):format(C.NAME, C.MAXSLOTS)
+      return nil, ("%s runs at most %d workers"):format(C.NAME, self.max)
     end
     local okt, t = pcall(love.thread.newThread, love.filesystem.newFileData(WORKER_SOURCE, "async_thread_worker.lua"))
     if not okt then
@@ -604,6 +642,7 @@ function Ctx:add(n)
     slotPtr(self, s)[C.S_RUNNING] = 1
     self.threads[s] = t
     t:start(self.ctlData, self.slotData, self.lock, self.requests, self.results, s, self.env)
+    armCloser(self) -- newer than this thread: see armCloser
   end
   self.nworkers = self.nworkers + n
   return n
@@ -650,15 +689,17 @@ end
 
 local function recordPut(ctx, rec)
   rec.gen = rec.gen + 1 -- handles to the call just finished now read "done"
+  rec.superseded = nil
   local free = ctx.free
   free[#free + 1] = rec
 end
 
-local function takeKey(ctx, rec, cb)
-  local key = cb.key
-  if key == nil then return end
+-- "Latest request wins": the call made before under `key` will not run,
+-- or, already running, ends as cancelled (its success never follows the
+-- newer call), as in async_native's take_key.
+local function takeKey(ctx, rec, key)
   local old = ctx.keys[key]
-  if old ~= nil then ctx.lock:performAtomic(cancelAtomic, old.p) end -- no effect if it started
+  if old ~= nil and not ctx.lock:performAtomic(cancelAtomic, old.p) then old.superseded = true end
   ctx.keys[key] = rec
   rec.key = key
 end
@@ -683,23 +724,38 @@ local function doCall(ctx, cb, name, ...)
   if ctx.defs[name] == nil then
     fail("async.call: no function named '%s' is defined (async.define it first)", name)
   end
+  -- Everything that may raise on the game's values (a callback table's
+  -- __index, a NaN key) is read before the record exists.
+  local key
+  if t == "table" then
+    key = cb.key
+    if key ~= key then fail("async.call('%s'): the callback's key is NaN, which cannot be a key", name) end
+  end
   local n = select("#", ...)
   local msg = { C.CALL, 0, false, ctx.epoch, ctx.snapCh, name, n, ... }
   local bad = C.check(msg, 8, 7 + n, "argument")
   if bad then fail("async.call('%s'): %s, which cannot be sent to a worker", name, bad) end
   local rec = recordGet(ctx)
-  rec.p[0], rec.p[1] = C.QUEUED, 0 -- no worker holds this record now
   msg[2], msg[3] = rec.index, rec.chunk
-  if t == "table" then takeKey(ctx, rec, cb) end
-  local okp, err = pcall(ctx.requests.push, ctx.requests, msg)
-  if not okp then
-    dropKey(ctx, rec)
-    recordPut(ctx, rec)
-    fail("async.call('%s'): %s", name, tostring(err))
+  if ctx.shutting then
+    -- Made by a callback that shutdown() delivers: it does not run, it ends
+    -- as cancelled and shutdown delivers that too.
+    rec.p[0], rec.p[1] = C.STOPPED, 0
+    ctx.qt = ctx.qt + 1
+    ctx.pending[ctx.qt] = { rec.index, C.CANCELLED, 0 }
+  else
+    rec.p[0], rec.p[1] = C.QUEUED, 0 -- no worker holds this record now
+    local okp, err = pcall(ctx.requests.push, ctx.requests, msg)
+    if not okp then
+      recordPut(ctx, rec)
+      fail("async.call('%s'): %s", name, tostring(err))
+    end
+    ctx.pushed = ctx.pushed + 1
   end
+  -- Only a call that was made supersedes the one before it.
+  if key ~= nil then takeKey(ctx, rec, key) end
   rec.cb = cb
   ctx.inflight = ctx.inflight + 1
-  ctx.pushed = ctx.pushed + 1
   return setmetatable({ ctx, rec, rec.gen }, HandleMT)
 end
 
@@ -745,6 +801,17 @@ local function defaultOnerror(msg, tb)
   io.stderr:write(("async: a job failed: %s\n%s\n"):format(type(msg) == "string" and msg or type(msg), tostring(tb or "")))
 end
 
+-- `error` itself ({error = error}, captured at new() as async_native does)
+-- gets one value, the message with the traceback appended: its second
+-- argument is a level, which a traceback is not.
+local function callErrorHandler(ctx, f, e, tb)
+  if rawequal(f, ctx.errorFn) then
+    if type(e) == "string" and type(tb) == "string" then e = e .. "\n[worker] " .. tb end
+    return f(e)
+  end
+  return f(e, tb)
+end
+
 -- Delivers the oldest pending result. Everything about the record is settled
 -- before any callback runs, so a callback that raises loses nothing else.
 local function deliver(ctx)
@@ -755,11 +822,13 @@ local function deliver(ctx)
   ctx.inflight = ctx.inflight - 1
   local rec = ctx.recs[m[1]]
   local cb = rec.cb
+  local st = rec.superseded and C.CANCELLED or m[2]
   rec.cb = nil
   dropKey(ctx, rec)
   recordPut(ctx, rec)
-  local st = m[2]
   if st == C.CANCELLED then
+    -- Never ran, or a newer call with its key was made while it ran: a
+    -- table callback's `cancelled` hears of it, never `success`.
     ctx.cancelledCount = ctx.cancelledCount + 1
     if type(cb) == "table" then
       local f = cb.cancelled
@@ -776,11 +845,11 @@ local function deliver(ctx)
   ctx.failedCount = ctx.failedCount + 1
   if type(cb) == "table" then
     local f = cb.error
-    if type(f) == "function" then return f(m[4], m[5]) end
+    if type(f) == "function" then return callErrorHandler(ctx, f, m[4], m[5]) end
   end
   -- Never silent: a failure with no error callback goes to async.onerror.
   local onerror = ctx.facade.onerror
-  if type(onerror) == "function" then onerror(m[4], m[5]) else defaultOnerror(m[4], m[5]) end
+  if type(onerror) == "function" then callErrorHandler(ctx, onerror, m[4], m[5]) else defaultOnerror(m[4], m[5]) end
 end
 
 local function update(ctx, budget)
@@ -844,8 +913,13 @@ end
 
 -- Waits for every queued and running call, delivers every callback, frees
 -- everything. A callback that raises interrupts it; calling again goes on.
-function Ctx:shutdown()
+-- flush (the façade's deferred callbacks) is called between deliveries and
+-- returns whether it delivered anything. Calls that callbacks make meanwhile
+-- do not run: they end as cancelled and are delivered too. A callback that
+-- shuts the pool down itself (and loads a new one) ends it.
+function Ctx:shutdown(flush)
   if self.closed then return end
+  if type(flush) ~= "function" then flush = nil end
   if not self.joined then
     -- Jobs need a worker: keep one if calls remain.
     if self.inflight > 0 and self.nworkers == 0 then self:add(1) end
@@ -860,11 +934,19 @@ function Ctx:shutdown()
       if e then io.stderr:write("async: a worker of ", C.NAME, " failed: ", tostring(e), "\n") end
     end
     self.joined = true
+    self.shutting = true
   end
   while true do
     take(self)
-    if self.qh > self.qt then break end
-    deliver(self)
+    if self.qh <= self.qt then
+      deliver(self)
+    elseif flush then
+      local more = flush()
+      if not more and not self.closed and self.qh > self.qt then break end
+    else
+      break
+    end
+    if self.closed then return end -- a callback shut it down
   end
   release(self)
 end
@@ -884,8 +966,7 @@ end
 
 --- new(workers, facade[, memoryLimit]) -> context, call, update
 function M.new(n, facade, limit)
-  n = n == nil and 1 or n
-  checkCount(n, "async.load")
+  n = checkCount(n == nil and 1 or n, "async.load")
   if type(facade) ~= "table" then fail("bad argument #2 to 'new' (table expected, got %s)", type(facade)) end
   if limit ~= nil then
     fail("async.load: memoryLimit is not available on %s: it needs the native module, " ..
@@ -900,24 +981,21 @@ function M.new(n, facade, limit)
     recs = {}, free = {}, nrecs = 0, chunks = {}, keys = {},
     pending = {}, qh = 1, qt = 0,
     inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0,
-    nworkers = 0, threads = {}, nslots = 0,
+    nworkers = 0, threads = {}, nslots = 0, max = maxWorkers(), shutting = false,
+    errorFn = _G.error, -- {error = error}: see callErrorHandler
     ctlData = ctlData, ctl = ffi.cast("int32_t *", ctlData:getFFIPointer()),
     slotData = slotData, sl = ffi.cast("double *", slotData:getFFIPointer()),
     lock = love.thread.newChannel(), requests = love.thread.newChannel(), results = love.thread.newChannel(),
     env = { path = package.path, cpath = package.cpath, modules = workerModules() },
   }, Ctx)
-  -- A game that quits without shutdown(): the workers are told to leave
-  -- (no callback runs from a collector).
-  local proxy = newproxy(true)
-  getmetatable(proxy).__gc = function()
-    if not ctx.closed then
-      for _ = 1, ctx.nslots do ctx.requests:push({ C.QUIT }) end
-    end
-  end
-  ctx.gcproxy = proxy
   publish(ctx) -- the empty registry
   ctx.call = function(cb, name, ...) return doCall(ctx, cb, name, ...) end
+  local want = n
+  if n > ctx.max then n = ctx.max end
   local ok, err = ctx:add(n)
+  if ok and want > n then
+    io.stderr:write(("async.load: %.0f workers asked, more than the pool's maximum: started %d\n"):format(want, n))
+  end
   if not ok then
     release(ctx)
     fail("async.load: %s", err)

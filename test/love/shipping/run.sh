@@ -8,7 +8,8 @@
 #      binary: the same, the line naming it; ASYNC_BACKEND=native: an error;
 #   3. a fused executable (love + .love) with the module beside it;
 #   4. a folder game with the module next to main.lua under its platform name;
-#   5. a game that quits with calls in flight on the thread backend exits.
+#   5. a game that quits with calls in flight exits, and its queued calls do
+#      not run (thread backend; 5b: native).
 # Prints "shipping: all cases passed" at the end; exits non-zero on a failure.
 set -euo pipefail
 lua=$(cd "$1" && pwd)
@@ -96,5 +97,14 @@ grep -q "^backend: native$" <<<"$out" || fail "4: not the native backend"
 # 5. quitting with calls in flight on the thread backend
 play "5. quit without shutdown (thread backend)" -- env ASYNC_BACKEND=thread love "$tmp/without.love" quit
 grep -q "^quitting with calls in flight: [1-9]" <<<"$out" || fail "5: nothing was in flight"
+# Two running (one per worker) may finish, perhaps one more each that had started; not the 50.
+ran=$(grep -c "^slow ran$" <<<"$out" || true)
+echo "5: $ran of 50 calls ran"
+[ "$ran" -le 6 ] || fail "5: $ran of 50 queued calls ran after quitting: queued calls must be cancelled"
+play "5b. quit without shutdown (native backend)" -- love "$(stage quit-native with-module)" quit
+grep -q "^backend: native$" <<<"$out" || fail "5b: not the native backend"
+ran=$(grep -c "^slow ran$" <<<"$out" || true)
+echo "5b: $ran of 50 calls ran"
+[ "$ran" -le 6 ] || fail "5b: $ran of 50 queued calls ran after quitting: queued calls must be cancelled"
 
 echo "shipping: all cases passed"

@@ -19,15 +19,31 @@ local SKIP = {
     ["shutdown under load delivers every call once, 20 times over"] =
       NO_LIMIT .. " and buffers; test_thread_backend.lua runs the same load without them",
     ["shutdown while a job runs out of memory and others are queued"] = NO_LIMIT,
+    -- test_lifecycle.lua
+    ["5: a NaN key or a raising callback table leaks no record and lends no buffer"] =
+      NO_BUFFERS .. "; the NaN key and the raising callback table are checked there too",
+    ["6: a lent buffer cannot be lent again; a job cannot keep a buffer it returned"] = NO_BUFFERS,
+    ["9: collectgarbage('stop') and a broken environment metatable do not outlive the job"] =
+      NO_LIMIT .. "; the job's collector and environment are checked there without it",
+    ["lifecycle: every terminal path gives the call's buffer back"] =
+      NO_BUFFERS .. "; every terminal path's delivery is checked there without one",
   },
   native = {
     ["thread backend: "] = "the thread backend's own tests", -- a prefix, see below
   },
 }
 
+-- On both backends: tests of plain LuaJIT that stand in for LÖVE. They run
+-- in the lua_* suites outside LÖVE.
+local NOT_IN_LOVE = {
+  ["idiom: worker states run love.jitsetup where it exists"] =
+    "replaces the global love with a plain-Lua stand-in (fakelove/) and sets it to nil afterwards, " ..
+    "which inside LÖVE would remove LÖVE itself for the tests that follow; run by lua_lifecycle in plain LuaJIT",
+}
+
 local register = test
 function test(name, fn)
-  local reason = SKIP[backend][name]
+  local reason = SKIP[backend][name] or NOT_IN_LOVE[name]
   if backend == "native" and name:find("^thread backend: ") then reason = SKIP.native["thread backend: "] end
   if reason then
     io.stderr:write("[SKIP] ", name, ": ", reason, "\n")

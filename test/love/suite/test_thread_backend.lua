@@ -142,3 +142,89 @@ test("awaitAll's parts run on idle workers in parallel", function()
   ok(r[1] ~= r[2], "on two workers")
   async.shutdown()
 end)
+
+-- test_lifecycle.lua's checks that need buffers or memoryLimit (skipped on
+-- this backend), without them.
+test("thread backend: a NaN key or a raising callback table leaves no record in flight", function()
+  local async = require "async"
+  async.load(1)
+  async.define("id", function(...) return ... end)
+  raises("the callback's key is NaN", async.call, { key = 0 / 0 }, "id", 1)
+  local cb = setmetatable({}, { __index = function(_, k) if k == "key" then error("index raised") end end })
+  raises("index raised", async.call, cb, "id", 1)
+  eq(async.stats().inflight, 0, "no record left in flight")
+  local r
+  async.call(function(x) r = x end, "id", 7)
+  drain(async)
+  eq(r, 7)
+  async.shutdown()
+end)
+
+test("thread backend: collectgarbage('stop') and a broken environment metatable do not outlive the job", function()
+  local async = require "async"
+  async.load(1)
+  async.define("stopgc", function() collectgarbage("stop") return true end)
+  async.define("gcruns", function() return collectgarbage("isrunning") end)
+  async.define("breakenv", function()
+    local mt = getmetatable(getfenv(1))
+    mt.__index = nil
+    mt.__newindex = function() error("no globals") end
+    return true
+  end)
+  async.define("usemath", function() x = 1; return math.floor(2.5) + x end)
+  local res = {}
+  local function cb(name) return { success = function(v) res[name] = v end,
+                                   error = function(e) res[name] = "error: " .. tostring(e) end } end
+  for _, name in ipairs({ "stopgc", "gcruns", "breakenv", "usemath" }) do
+    async.call(cb(name), name)
+    drain(async)
+  end
+  eq(res.stopgc, true)
+  eq(res.gcruns, true, "the next job ran with a collector")
+  eq(res.usemath, 3, "the next job sees its globals")
+  async.shutdown()
+end)
+
+test("thread backend: every terminal path ends the call and leaves nothing in flight", function()
+  local async = require "async"
+  async.load(1)
+  async.define("id", function(...) return ... end)
+  async.define("boom", function() error("boom") end)
+  async.define("spin", function()
+    local deadline = os.time() + 20
+    while not async.cancelled() and os.time() < deadline do end
+  end)
+  local ended = {}
+  local function settled(what)
+    drain(async)
+    eq(async.stats().inflight, 0, what .. ": nothing in flight")
+  end
+  local function cb(what)
+    return { success = function() ended[what] = "success" end, error = function() ended[what] = "error" end,
+             cancelled = function() ended[what] = "cancelled" end }
+  end
+  async.call(cb("delivered"), "id", 1); settled("delivered")
+  async.call(cb("failed"), "boom"); settled("failed")
+  local spinner = async.call(nil, "spin")
+  waitFor(async, function() return async.stats().running == 1 end, "the spinner")
+  local h = async.call(cb("by handle"), "id", 1)
+  eq(h:cancel(), true)
+  spinner:cancel(); settled("cancelled by handle")
+  spinner = async.call(nil, "spin")
+  waitFor(async, function() return async.stats().running == 1 end, "the spinner")
+  local kq = cb("superseded"); kq.key = "q"
+  local old = async.call(kq, "id", 1)
+  async.call({ key = "q" }, "id", 1)
+  eq(old:status(), "cancelled", "superseded while queued")
+  spinner:cancel(); settled("superseded while queued")
+  raises("is a function", async.call, nil, "id", print); settled("refused at encode")
+  async.setWorkerInit(function() error("init fails") end)
+  async.call(cb("init failed"), "id", 1); settled("worker init failed")
+  async.setWorkerInit(nil)
+  async.call(function()
+    async.call(cb("during shutdown"), "id", 1) -- made while shutdown delivers: cancelled
+  end, "id", 1)
+  async.shutdown()
+  eq(ended.delivered, "success"); eq(ended.failed, "error"); eq(ended["by handle"], "cancelled")
+  eq(ended.superseded, "cancelled"); eq(ended["init failed"], "error"); eq(ended["during shutdown"], "cancelled")
+end)

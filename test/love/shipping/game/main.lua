@@ -1,6 +1,7 @@
 -- main.lua: the smallest game that ships async: require it, run one job,
 -- print which backend it got. With the argument "quit" it quits with calls
--- still in flight and without async.shutdown(), as a player closing the game.
+-- still in flight and without async.shutdown(), as a player closing the game
+-- (the queued ones must not run).
 io.stdout:setvbuf("line")
 function love.errorhandler(msg)
   io.stderr:write("Error: " .. debug.traceback(tostring(msg), 2) .. "\n")
@@ -13,8 +14,17 @@ function love.load(args)
   async.load(2)
   async.define("sq", function(x) return x * x end)
   if args[1] == "quit" then
-    async.define("slow", function(s) local t = os.clock() + s; while os.clock() < t do end; return s end)
+    -- Each job that runs says so: queued calls must be cancelled, not run.
+    async.define("slow", function(s)
+      io.stdout:write("slow ran\n"); io.stdout:flush()
+      local t = os.clock() + s
+      while os.clock() < t do end
+      return s
+    end)
     for _ = 1, 50 do async.call(function() end, "slow", 0.01) end
+    -- Quit once the workers have started on them (or after 10 s).
+    local deadline = love.timer.getTime() + 10
+    while async.stats().running == 0 and love.timer.getTime() < deadline do love.timer.sleep(0.001) end
     print("quitting with calls in flight: " .. async.stats().inflight)
     love.event.quit(0)
     return
