@@ -425,6 +425,7 @@ test("idiom: worker states run love.jitsetup where it exists", function()
   local dir = debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$") .. "/fakelove"
   local oldpath = package.path
   package.path = dir .. "/?.lua;" .. package.path
+  local oldlove = love -- inside LÖVE, the real one: put it back after
   love = {}
   local okk, err = pcall(function()
     local async = require "async"
@@ -436,7 +437,7 @@ test("idiom: worker states run love.jitsetup where it exists", function()
     async.shutdown()
     eq(r, true, "love.jitsetup ran in the worker")
   end)
-  love = nil
+  love = oldlove
   package.path = oldpath
   ok(okk, tostring(err))
 end)
