@@ -49,6 +49,11 @@ struct worker {
 struct async_pool {
 	struct async_inject inj;
 	uint64_t submitted __attribute__((aligned(64)));
+	/* External submitters between their shutdown check and the end of
+	 * their push (submit.c); shutdown's final drain waits for it to reach
+	 * zero, so a submission that passed the check is always drained. On
+	 * the line the submitter already writes (submitted). */
+	uint32_t entering;
 	struct async_ec work_ec __attribute__((aligned(64)));
 	uint32_t spinning __attribute__((aligned(64)));
 	struct async_ec done_ec __attribute__((aligned(64)));

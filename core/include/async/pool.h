@@ -115,13 +115,16 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg);
  * submit, spawn, sync and wait on groups (async_pool_worker_index still
  * says ASYNC_ENOTWORKER there). Jobs may call async_pool_stop_workers
  * meanwhile, and async_pool_add_workers, which returns ASYNC_ESHUTDOWN.
- * Other threads must not submit while it runs: a submission that races
- * with the final drain may be neither refused nor run. Idempotent. */
+ * Other threads may submit while it runs: each submission either runs
+ * before shutdown returns or is refused with ASYNC_ESHUTDOWN, never
+ * dropped. Idempotent. */
 int async_pool_shutdown(async_pool *pool);
 
 /* Same thread rule as shutdown; blocks. Shuts down if needed and frees the
  * pool (on one of the pool's own workers it does nothing: it cannot join
- * itself). Must not race with any other call on the same pool. */
+ * itself). Must not race with any other call on the same pool (it frees
+ * it): to stop submitters cleanly, shut down first, let them see
+ * ASYNC_ESHUTDOWN and finish, then destroy. */
 void async_pool_destroy(async_pool *pool);
 
 /* Any thread; never blocks; never runs the job on the calling thread. Queues
