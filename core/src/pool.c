@@ -116,6 +116,7 @@ static void pool_free(async_pool *p)
 		for (unsigned s = 0; s <= p->max_workers; s++) {
 			ck_epoch_reclaim(&p->w[s].rec);
 			async_deque_destroy(&p->w[s].dq);
+			async__fork_free(&p->w[s].fk);
 		}
 	}
 	free(p->w);
@@ -193,7 +194,8 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 		ck_epoch_register(&p->epoch, &p->w[s].rec, NULL);
 	}
 	for (unsigned s = 0; s < nslots; s++)
-		if (async_deque_init(&p->w[s].dq, DEQUE_INITIAL, &p->w[s].rec) != 0)
+		if (async_deque_init(&p->w[s].dq, DEQUE_INITIAL, &p->w[s].rec) != 0 ||
+		    async__fork_init(&p->w[s].fk, &p->work_ec.waiters) != 0)
 			goto fail;
 	if (cfg.workers > 0) {
 		pthread_mutex_lock(&p->ctl);

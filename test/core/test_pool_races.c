@@ -17,39 +17,13 @@
 #include <unistd.h>
 
 #include "async/async.h"
+#include "watchdog.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SCALE 10
 #else
 #define SCALE 1
 #endif
-
-/* ---- watchdog: a hang becomes a failure -------------------------------- */
-
-static const char *volatile watchdog_what = "?";
-
-static void watchdog_fire(int sig)
-{
-	(void)sig;
-	static const char head[] = "\n[FAIL] watchdog: hung in: ";
-	ssize_t r = write(2, head, sizeof head - 1);
-	r = write(2, watchdog_what, strlen(watchdog_what));
-	r = write(2, "\n", 1);
-	(void)r;
-	abort();
-}
-
-static void watchdog_arm(unsigned seconds, const char *what)
-{
-	watchdog_what = what;
-	signal(SIGALRM, watchdog_fire);
-	alarm(seconds);
-}
-
-static void watchdog_disarm(void)
-{
-	alarm(0);
-}
 
 /* ---- a malloc that fails on request (for the core's deque growth) ------- */
 
