@@ -152,17 +152,21 @@ int async_group_wait(async_pool *pool, async_group *group);
 
 /* Worker threads of a pool only (typically inside a job, including a job
  * that shutdown runs); never blocks. Pushes job onto the calling worker's
- * deque, where it may be stolen. ASYNC_ENOTWORKER elsewhere; ASYNC_EBUSY if
- * the record is queued; ASYNC_ENOMEM if the deque could not grow, and then
- * the record is not spawned (run it yourself; async_job_sync on it returns
- * ASYNC_EINVAL). */
+ * split deque of fork-join frames (the one async/fork.h's inline calls use),
+ * where it may be stolen. ASYNC_ENOTWORKER elsewhere; ASYNC_EBUSY if the
+ * record is queued; ASYNC_ENOMEM if the worker's frame array is full, and
+ * then the record is not spawned (run it yourself; async_job_sync on it
+ * returns ASYNC_EINVAL). Spawns a job leaves unsynced are synced when it
+ * returns. */
 int async_job_spawn(async_job *job);
 
 /* The thread that spawned job; blocks only in the sense that it returns when
- * job has run: if job is still in the deque it runs here and now, otherwise
- * the worker runs other jobs until the thief finishes it. Sync spawned jobs
- * in the reverse order of spawning (as fork-join code naturally does).
- * ASYNC_EINVAL for a record that was not spawned. */
+ * job has run: if no thief took it, it runs here and now, otherwise the
+ * worker runs work from the thief (and then other work) until the thief
+ * finishes it. Sync spawned jobs in the reverse order of spawning (as
+ * fork-join code naturally does); a sync out of order first syncs the
+ * frames spawned after job. ASYNC_EINVAL for a record that was not
+ * spawned. */
 int async_job_sync(async_job *job);
 
 typedef void (*async_range_fn)(void *arg, size_t begin, size_t end);
