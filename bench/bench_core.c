@@ -71,16 +71,52 @@ void *bench_pool_new(unsigned workers)
 
 void bench_pool_free(void *pool) { async_pool_destroy(pool); }
 
-long bench_fib_async(void *pool, int n)
+/* fib(n) with root as the job that starts it on a worker. */
+static long fib_on_pool(void *pool, async_job_fn root_fn, int n)
 {
 	struct fib f = { n, 0 };
 	async_job root;
 	async_group g;
 	async_group_init(&g);
-	async_job_init(&root, fib_task, &f);
+	async_job_init(&root, root_fn, &f);
 	async_group_submit(pool, &g, &root);
 	async_group_wait(pool, &g);
 	return f.r;
+}
+
+long bench_fib_async(void *pool, int n)
+{
+	return fib_on_pool(pool, fib_task, n);
+}
+
+/* ---- async, inline API (async/fork.h): the split deque's fast path ---- */
+
+static void fib_fork(async_worker *w, void *p)
+{
+	struct fib *f = p;
+	if (f->n < 2) {
+		f->r = f->n;
+		return;
+	}
+	struct fib a = { f->n - 1, 0 }, b = { f->n - 2, 0 };
+	if (async_spawn(w, fib_fork, &a) != 0) {
+		fib_fork(w, &a);
+		fib_fork(w, &b);
+	} else {
+		fib_fork(w, &b);
+		async_sync(w);
+	}
+	f->r = a.r + b.r;
+}
+
+static void fib_fork_root(void *p)
+{
+	fib_fork(async_worker_self(), p);
+}
+
+long bench_fib_fork(void *pool, int n)
+{
+	return fib_on_pool(pool, fib_fork_root, n);
 }
 
 /* ---- a plain Chase–Lev deque on ck_pr, one thread: the floor for a task

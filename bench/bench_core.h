@@ -14,6 +14,7 @@ extern "C" {
 /* fib(n) with one task per call, no cutoff: the cost of a task. */
 long bench_fib_serial(int n);
 long bench_fib_async(void *pool, int n);  /* pool: an async_pool */
+long bench_fib_fork(void *pool, int n);   /* the same on the inline API (async/fork.h) */
 long bench_fib_deque(int n);              /* our Chase–Lev deque alone, one thread */
 long bench_fib_omp(int n, int threads);
 long bench_fib_tbb(int n, int threads);

@@ -31,6 +31,15 @@ static void BM_fib_async(benchmark::State &st)
 	fib_counters(st);
 }
 
+static void BM_fib_fork(benchmark::State &st)
+{
+	void *pool = bench_pool_new((unsigned)st.range(0));
+	for (auto _ : st)
+		benchmark::DoNotOptimize(bench_fib_fork(pool, FIB_N));
+	bench_pool_free(pool);
+	fib_counters(st);
+}
+
 static void BM_fib_deque(benchmark::State &st)
 {
 	for (auto _ : st)
@@ -163,6 +172,7 @@ static void BM_idle(benchmark::State &st)
 BENCHMARK(BM_fib_serial) MS;
 BENCHMARK(BM_fib_deque) MS;
 BENCHMARK(BM_fib_async)->Arg(1)->Arg(2) MS;
+BENCHMARK(BM_fib_fork)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_cl)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_omp)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_tbb)->Arg(1)->Arg(2) MS;

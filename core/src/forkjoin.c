@@ -1,6 +1,7 @@
-/* forkjoin.c: waiting for work inside the pool: groups, spawn/sync
- * (fork-join on the worker's Chase–Lev deque) and parallel-for (recursive
- * halving with spawn/sync). A worker that waits runs other work meanwhile. */
+/* forkjoin.c: waiting for work inside the pool: groups, the record-based
+ * spawn/sync (wrappers over the split deque of fork.c) and parallel-for
+ * (recursive halving with spawn/sync). A worker that waits runs other work
+ * meanwhile. */
 #define _GNU_SOURCE
 #include "pool_impl.h"
 
@@ -21,10 +22,13 @@ int async_group_submit(async_pool *p, async_group *g, async_job *job)
 	return (p == NULL || g == NULL) ? ASYNC_EINVAL : async__submit_one(p, g, job);
 }
 
-/* A worker waiting for something runs other work meanwhile. */
+/* A worker waiting for something runs other work meanwhile. Its private
+ * frames are shared first: what it waits for may need them, and it will
+ * not move its split while it waits. */
 static void help_until_zero(struct worker *w, uint64_t *counter, uint32_t *state)
 {
 	unsigned spins = 0;
+	async__fork_share_all(&w->fk);
 	for (;;) {
 		if (counter != NULL ? ck_pr_load_64(counter) == 0
 		                    : ck_pr_load_32(state) == JOB_DONE)
@@ -32,7 +36,7 @@ static void help_until_zero(struct worker *w, uint64_t *counter, uint32_t *state
 		int contended = 0;
 		async_job *j = async__find_work(w, &contended);
 		if (j != NULL) {
-			run_job(w, j);
+			async__run_found(w, j);
 			spins = 0;
 		} else if (++spins < 256) {
 			ck_pr_stall();
@@ -66,6 +70,13 @@ int async_group_wait(async_pool *p, async_group *g)
 	return 0;
 }
 
+/* A spawned record's frame function: runs it as a job on whichever worker
+ * (owner or thief) took the frame. */
+static void spawned_job(async_worker *w, void *arg)
+{
+	run_job(worker_of(w), arg);
+}
+
 int async_job_spawn(async_job *job)
 {
 	struct worker *w = async__self;
@@ -81,7 +92,7 @@ int async_job_spawn(async_job *job)
 	job->group = NULL;
 	job->flags = JOB_JOINABLE;
 	ck_pr_store_32(&job->state, JOB_QUEUED);
-	int rc = async_deque_push(&w->dq, job);
+	int rc = async_spawn(&w->fk, spawned_job, job);
 	if (rc != 0) {
 		/* Not queued: not joinable either, so a sync on it returns
 		 * ASYNC_EINVAL instead of waiting for a run that never comes. */
@@ -90,8 +101,6 @@ int async_job_spawn(async_job *job)
 		return rc;
 	}
 	stat_add(&w->pushed, 1);
-	if (ck_pr_load_32(&w->pool->spinning) == 0)
-		async_ec_hint(&w->pool->work_ec);
 	return 0;
 }
 
@@ -102,19 +111,22 @@ int async_job_sync(async_job *job)
 		return ASYNC_ENOTWORKER;
 	if (job == NULL || !(job->flags & JOB_JOINABLE))
 		return ASYNC_EINVAL;
-	if (ck_pr_load_32(&job->state) == JOB_DONE) {
-		ck_pr_fence_acquire();
-		return 0;
+	async_worker *fk = &w->fk;
+	/* Find job's frame (in fork-join order, the top one) and sync frames
+	 * from the top down to it; frames above it are work that had to run
+	 * anyway. Never below the floor: those belong to the job that is
+	 * running this one. The frame is popped even when a thief already
+	 * marked the record done: its slot is only free once synced. */
+	async_frame *f = fk->head;
+	while (f > fk->floor && !(f[-1].fn == spawned_job && f[-1].arg == job))
+		f--;
+	if (f > fk->floor) {
+		while (fk->head >= f)
+			async_sync(fk);
+		return 0; /* ran here, or leapfrog acquired the thief's DONE */
 	}
-	async_job *j = async_deque_pop(&w->dq);
-	if (j != NULL) {
-		/* In strict fork-join order this is job itself, not stolen: run it
-		 * here, the common and cheap case. Anything else popped is still
-		 * work that had to run. */
-		run_job(w, j);
-		if (j == job)
-			return 0;
-	}
+	/* Done already (acquire below), or not among this worker's frames
+	 * (the spawner is another worker: misuse, but wait rather than lie). */
 	help_until_zero(w, NULL, &job->state);
 	return 0;
 }

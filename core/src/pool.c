@@ -13,6 +13,10 @@
  *   Shutdown joins every worker after each found no work, then runs
  *   whatever is still queued (jobs re-injected by a late stop, or queued
  *   with no worker left) on the calling thread, as a pseudo-worker.
+ *   Another thread's submission during shutdown is either refused or
+ *   drained: submitters count themselves in (entering) before they read
+ *   the shutdown flag, and the drain ends only on an empty look that began
+ *   with entering == 0 (a Dekker pair, fenced on both sides).
  *
  * Why no wake-up is lost
  *   External submitters publish, then notify unless a worker is spinning.
@@ -29,6 +33,7 @@
 #include "pool_impl.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +116,7 @@ static void pool_free(async_pool *p)
 		for (unsigned s = 0; s <= p->max_workers; s++) {
 			ck_epoch_reclaim(&p->w[s].rec);
 			async_deque_destroy(&p->w[s].dq);
+			async__fork_free(&p->w[s].fk);
 		}
 	}
 	free(p->w);
@@ -188,7 +194,8 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 		ck_epoch_register(&p->epoch, &p->w[s].rec, NULL);
 	}
 	for (unsigned s = 0; s < nslots; s++)
-		if (async_deque_init(&p->w[s].dq, DEQUE_INITIAL, &p->w[s].rec) != 0)
+		if (async_deque_init(&p->w[s].dq, DEQUE_INITIAL, &p->w[s].rec) != 0 ||
+		    async__fork_init(&p->w[s].fk, &p->work_ec.waiters) != 0)
 			goto fail;
 	if (cfg.workers > 0) {
 		pthread_mutex_lock(&p->ctl);
@@ -247,6 +254,12 @@ static void run_leftovers(async_pool *p)
 	struct worker *saved = async__self; /* a worker of another pool, or NULL */
 	async__self = me;
 	for (;;) {
+		/* Read before the look at the queues: zero here means every
+		 * submitter that got past the shutdown check has pushed, so an
+		 * empty look below is final. Acquire: pairs with the release
+		 * fence before the submitter's leaving RMW (submit_chain). */
+		int quiet = ck_pr_load_32(&p->entering) == 0;
+		ck_pr_fence_acquire();
 		int contended = 0;
 		async_job *j = async_deque_pop(&me->dq);
 		if (j == NULL)
@@ -262,8 +275,12 @@ static void run_leftovers(async_pool *p)
 			 * but cheap to make sure. */
 			j = async_deque_pop(&p->w[s].dq);
 		}
-		if (j == NULL)
+		if (j == NULL && quiet)
 			break;
+		if (j == NULL) {
+			sched_yield(); /* a submitter is between its check and push */
+			continue;
+		}
 		run_job(me, j);
 	}
 	async__self = saved;
@@ -286,6 +303,10 @@ int async_pool_shutdown(async_pool *p)
 	 * (refused) or stop_workers (which never blocks) meanwhile. */
 	pthread_mutex_lock(&p->ctl);
 	ck_pr_store_32(&p->shutdown, 1);
+	/* StoreLoad: the flag is visible before run_leftovers reads entering.
+	 * Pairs with the fence between the entering RMW and the load of the
+	 * flag in submit_chain. */
+	ck_pr_fence_memory();
 	pthread_mutex_unlock(&p->ctl);
 	async_ec_notify_all(&p->work_ec);
 	for (unsigned s = 0; s < p->max_workers; s++) {

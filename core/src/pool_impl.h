@@ -3,13 +3,16 @@
  * Who owns what: pool.c creates, resizes and shuts down; submit.c is the way
  * in from outside (injection queue, batches); worker.c is the worker loop
  * (finding work, idling, sleeping); forkjoin.c is groups, spawn/sync and
- * parallel-for; stats.c is introspection. */
+ * parallel-for (wrappers over fork.c's split deque); fork.c is the split
+ * deque itself; stats.c is introspection. */
 #ifndef ASYNC_POOL_IMPL_H
 #define ASYNC_POOL_IMPL_H
 
 #include "async/pool.h"
+#include "async/fork.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -30,9 +33,13 @@ enum { STOP_NONE = 0, STOP_ASKED = 1, STOP_COMMITTED = 2 };
 
 #define ASYNC_AUTO ((unsigned)-1)
 #define DEQUE_INITIAL 256
+/* Frames per worker: the deepest nest of unsynced spawns one worker can
+ * hold (reserved address space; pages are committed as used). */
+#define ASYNC_FRAMES 16384
 
 struct worker {
-	struct async_deque dq;
+	async_worker fk;          /* the split deque of fork-join frames (fork.c) */
+	struct async_deque dq;    /* detached jobs submitted from this worker */
 	struct async_batch batch; /* jobs it took from the injection queue */
 	async_pool *pool;
 	unsigned index;
@@ -49,6 +56,11 @@ struct worker {
 struct async_pool {
 	struct async_inject inj;
 	uint64_t submitted __attribute__((aligned(64)));
+	/* External submitters between their shutdown check and the end of
+	 * their push (submit.c); shutdown's final drain waits for it to reach
+	 * zero, so a submission that passed the check is always drained. On
+	 * the line the submitter already writes (submitted). */
+	uint32_t entering;
 	struct async_ec work_ec __attribute__((aligned(64)));
 	uint32_t spinning __attribute__((aligned(64)));
 	struct async_ec done_ec __attribute__((aligned(64)));
@@ -66,6 +78,20 @@ struct async_pool {
 	char prefix[11];
 	ck_epoch_t epoch;
 };
+
+/* fork.c */
+int async__fork_init(async_worker *w, const uint32_t *sleepers);
+void async__fork_free(async_worker *w);
+void async__fork_drain(async_worker *w);
+void async__fork_share_all(async_worker *w);
+async_frame *async__fork_steal(async_worker *v, async_worker *me, int *contended);
+void async__fork_run_stolen(struct worker *w, async_frame *t);
+
+/* The worker whose split deque fk is. */
+static inline struct worker *worker_of(async_worker *fk)
+{
+	return (struct worker *)((char *)fk - offsetof(struct worker, fk));
+}
 
 /* The calling thread's worker (of whichever pool), or NULL. */
 extern _Thread_local struct worker *async__self __attribute__((visibility("hidden")));
@@ -109,10 +135,13 @@ static inline void group_done(async_pool *p, async_group *g)
 		async_ec_notify_all(&p->done_ec);
 }
 
-/* Runs one job: its function, then what a joiner or a group waits for.
- * Any thread (workers, and shutdown for what is left over). */
-static inline void execute(async_pool *p, async_job *j)
+/* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
+ * function, any spawns it left unsynced (the floor keeps syncs of the
+ * wrappers inside the job's own frames), then what a joiner or a group
+ * waits for. */
+static inline void run_job(struct worker *w, async_job *j)
 {
+	stat_add(&w->jobs, 1);
 	/* Read everything first: a detached job may be reused by its own
 	 * function. */
 	async_job_fn fn = j->fn;
@@ -120,20 +149,34 @@ static inline void execute(async_pool *p, async_job *j)
 	async_group *g = j->group;
 	uint32_t flags = j->flags;
 	ck_pr_store_32(&j->state, JOB_RUNNING);
+	async_frame *saved = w->fk.floor;
+	w->fk.floor = w->fk.head;
 	fn(arg);
+	if (w->fk.head != w->fk.floor)
+		async__fork_drain(&w->fk);
+	w->fk.floor = saved;
 	if (flags & JOB_JOINABLE) {
 		/* Release: pairs with the acquire fence in async_job_sync. */
 		ck_pr_fence_release();
 		ck_pr_store_32(&j->state, JOB_DONE);
 	}
 	if (g != NULL)
-		group_done(p, g);
+		group_done(w->pool, g);
 }
 
-static inline void run_job(struct worker *w, async_job *j)
+/* find_work hands out either a job or a frame claimed from another
+ * worker's split deque; frames are tagged in the low bit. */
+static inline async_job *frame_tag(async_frame *f)
 {
-	stat_add(&w->jobs, 1);
-	execute(w->pool, j);
+	return (async_job *)((uintptr_t)f | 1u);
+}
+
+static inline void async__run_found(struct worker *w, async_job *j)
+{
+	if ((uintptr_t)j & 1u)
+		async__fork_run_stolen(w, (async_frame *)((uintptr_t)j & ~(uintptr_t)1));
+	else
+		run_job(w, j);
 }
 
 /* submit.c */

@@ -137,10 +137,25 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 			async_ec_hint(&p->work_ec);
 		return 0;
 	}
-	if (ck_pr_load_32(&p->shutdown))
+	/* Enter, then check the flag; shutdown sets the flag, then (in its
+	 * final drain) waits for entering == 0 before its last look at the
+	 * queue. A Dekker pair: either this thread sees the flag and refuses,
+	 * or shutdown sees it entered and drains what it pushes. The fence
+	 * orders the RMW before the load of the flag; it pairs with the
+	 * StoreLoad fence after the store of the flag in async_pool_shutdown. */
+	ck_pr_faa_32(&p->entering, 1);
+	ck_pr_fence_atomic_load();
+	if (ck_pr_load_32(&p->shutdown)) {
+		ck_pr_faa_32(&p->entering, (uint32_t)-1);
 		return ASYNC_ESHUTDOWN;
+	}
+	TEST_POINT("submit: past the shutdown check");
 	ck_pr_faa_64(&p->submitted, n);
 	async__inject_push(p, first, last);
+	/* Release: the push is visible before the leaving is. Pairs with the
+	 * acquire fence after the load of entering in run_leftovers. */
+	ck_pr_fence_release();
+	ck_pr_faa_32(&p->entering, (uint32_t)-1);
 	/* AtomicLoad: the exchange that published the job is ordered before the
 	 * load of spinning. Pairs with the fences after the RMW on spinning in
 	 * idle() (the stop and found-work exits, and async_ec_prepare). */

@@ -21,6 +21,10 @@ static async_job *steal_round(struct worker *w, int *contended)
 		unsigned s = v[k];
 		if (s >= hw)
 			continue;
+		/* Fork-join frames first: the oldest is the biggest subtree. */
+		async_frame *f = async__fork_steal(&p->w[s].fk, &w->fk, contended);
+		if (f != NULL)
+			return frame_tag(f);
 		void *r = async_deque_steal(&p->w[s].dq, &w->rec);
 		if (r == ASYNC_DEQUE_ABORT) {
 			*contended = 1;
@@ -36,8 +40,10 @@ static async_job *steal_round(struct worker *w, int *contended)
 	return NULL;
 }
 
-/* Oldest outside work first once the own deque (fork-join, LIFO) is empty:
- * the own batch, other batches, the injection queue; then steal. */
+/* Oldest outside work first once the own deque (detached jobs submitted
+ * here, LIFO) is empty: the own batch, other batches, the injection queue;
+ * then steal (split-deque frames, then deques). A stolen frame comes back
+ * tagged (frame_tag): run what this returns with async__run_found. */
 async_job *async__find_work(struct worker *w, int *contended)
 {
 	async_job *j = async_deque_pop(&w->dq);
@@ -183,7 +189,7 @@ void *async__worker_main(void *arg)
 				break;
 			continue;
 		}
-		run_job(w, j);
+		async__run_found(w, j);
 	}
 	/* Whatever is left in the deque goes back to the injection stack for
 	 * the others (a stop; at shutdown the deque is empty). */

@@ -17,39 +17,13 @@
 #include <unistd.h>
 
 #include "async/async.h"
+#include "watchdog.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SCALE 10
 #else
 #define SCALE 1
 #endif
-
-/* ---- watchdog: a hang becomes a failure -------------------------------- */
-
-static const char *volatile watchdog_what = "?";
-
-static void watchdog_fire(int sig)
-{
-	(void)sig;
-	static const char head[] = "\n[FAIL] watchdog: hung in: ";
-	ssize_t r = write(2, head, sizeof head - 1);
-	r = write(2, watchdog_what, strlen(watchdog_what));
-	r = write(2, "\n", 1);
-	(void)r;
-	abort();
-}
-
-static void watchdog_arm(unsigned seconds, const char *what)
-{
-	watchdog_what = what;
-	signal(SIGALRM, watchdog_fire);
-	alarm(seconds);
-}
-
-static void watchdog_disarm(void)
-{
-	alarm(0);
-}
 
 /* ---- a malloc that fails on request (for the core's deque growth) ------- */
 
@@ -535,4 +509,121 @@ Test(races, one_call_on_an_idle_pool_wakes_one_worker, .timeout = 60)
 	cr_assert_leq(both, rounds / 5, "one call woke both workers in %u of %u rounds", both, rounds);
 	cr_assert_eq(ran, rounds);
 	async_pool_destroy(p);
+}
+
+/* ---- a submission from another thread while shutdown drains ------------- */
+
+/* The forced interleaving: the submitter is stalled right after it passed
+ * the shutdown check, while the main thread shuts down. Before the fix the
+ * drain finished meanwhile and the submitter then pushed a job nobody would
+ * ever run (submit returned 0). It must run, or be refused. */
+static int stall_submitter;    /* atomic: arm the stall */
+static int submitter_in_window; /* atomic: the submitter is stalled */
+
+static void stall_submit_hook(const char *point)
+{
+	if (strcmp(point, "submit: past the shutdown check") == 0 &&
+	    __atomic_exchange_n(&stall_submitter, 0, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&submitter_in_window, 1, __ATOMIC_SEQ_CST);
+		usleep(300000); /* shutdown runs its whole drain meanwhile */
+	}
+}
+
+struct late_submit {
+	async_pool *p;
+	async_job job;
+	unsigned ran;
+	int rc;
+};
+
+static void *submit_from_outside(void *arg)
+{
+	struct late_submit *s = arg;
+	s->rc = async_pool_submit(s->p, &s->job);
+	return NULL;
+}
+
+Test(races, a_submission_racing_with_shutdown_runs_or_is_refused, .timeout = 60)
+{
+	for (int round = 0; round < 3; round++) {
+		async_pool *p = make_pool_cfg(1, 64);
+		struct late_submit s = { p, { 0 }, 0, -1000 };
+		async_job_init(&s.job, bump, &s.ran);
+		async_test_hook = stall_submit_hook;
+		__atomic_store_n(&submitter_in_window, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&stall_submitter, 1, __ATOMIC_SEQ_CST);
+		pthread_t t;
+		pthread_create(&t, NULL, submit_from_outside, &s);
+		watchdog_arm(20, "shutdown while another thread submits");
+		while (!__atomic_load_n(&submitter_in_window, __ATOMIC_SEQ_CST))
+			usleep(1000);
+		cr_assert_eq(async_pool_shutdown(p), 0);
+		unsigned ran_at_shutdown = __atomic_load_n(&s.ran, __ATOMIC_SEQ_CST);
+		pthread_join(t, NULL);
+		watchdog_disarm();
+		async_test_hook = NULL;
+		cr_assert(s.rc == 0 || s.rc == ASYNC_ESHUTDOWN, "submit during shutdown: %d", s.rc);
+		if (s.rc == 0)
+			cr_assert_eq(ran_at_shutdown, 1, "submit returned 0 during shutdown, but the job was dropped");
+		else
+			cr_assert_eq(ran_at_shutdown, 0);
+		async_pool_destroy(p);
+	}
+}
+
+/* The same without a forced window: several threads submit as fast as they
+ * can while the pool shuts down; every accepted job has run when shutdown
+ * returns, and every refusal is ASYNC_ESHUTDOWN. */
+struct storm {
+	async_pool *p;
+	unsigned accepted, refused, other, ran;
+	int go;
+};
+
+static void *storm_submit(void *arg)
+{
+	struct storm *s = arg;
+	enum { N = 4096 };
+	async_job *jobs = calloc(N, sizeof *jobs);
+	while (!__atomic_load_n(&s->go, __ATOMIC_SEQ_CST))
+		;
+	for (unsigned i = 0; i < N; i++) {
+		async_job_init(&jobs[i], bump, &s->ran);
+		int rc = async_pool_submit(s->p, &jobs[i]);
+		if (rc == 0)
+			__atomic_fetch_add(&s->accepted, 1, __ATOMIC_SEQ_CST);
+		else if (rc == ASYNC_ESHUTDOWN)
+			__atomic_fetch_add(&s->refused, 1, __ATOMIC_SEQ_CST);
+		else
+			__atomic_fetch_add(&s->other, 1, __ATOMIC_SEQ_CST);
+	}
+	/* The records stay alive until shutdown has returned (the caller joins
+	 * this thread after it). */
+	return jobs;
+}
+
+Test(races, submissions_storming_a_shutdown_are_each_run_or_refused, .timeout = 120)
+{
+	for (int round = 0; round < 20 / SCALE + 1; round++) {
+		async_pool *p = make_pool_cfg(2, 64);
+		struct storm s = { p, 0, 0, 0, 0, 0 };
+		pthread_t t[3];
+		for (int i = 0; i < 3; i++)
+			pthread_create(&t[i], NULL, storm_submit, &s);
+		__atomic_store_n(&s.go, 1, __ATOMIC_SEQ_CST);
+		usleep(200 + 300 * (unsigned)round);
+		watchdog_arm(30, "shutdown while three threads submit");
+		cr_assert_eq(async_pool_shutdown(p), 0);
+		void *jobs[3];
+		for (int i = 0; i < 3; i++)
+			pthread_join(t[i], &jobs[i]);
+		watchdog_disarm();
+		unsigned ran = __atomic_load_n(&s.ran, __ATOMIC_SEQ_CST);
+		cr_assert_eq(s.other, 0);
+		cr_assert_eq(s.accepted + s.refused, 3 * 4096);
+		cr_assert_eq(ran, s.accepted, "accepted %u, ran %u: jobs dropped", s.accepted, ran);
+		async_pool_destroy(p);
+		for (int i = 0; i < 3; i++)
+			free(jobs[i]);
+	}
 }

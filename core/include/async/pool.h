@@ -115,13 +115,16 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg);
  * submit, spawn, sync and wait on groups (async_pool_worker_index still
  * says ASYNC_ENOTWORKER there). Jobs may call async_pool_stop_workers
  * meanwhile, and async_pool_add_workers, which returns ASYNC_ESHUTDOWN.
- * Other threads must not submit while it runs: a submission that races
- * with the final drain may be neither refused nor run. Idempotent. */
+ * Other threads may submit while it runs: each submission either runs
+ * before shutdown returns or is refused with ASYNC_ESHUTDOWN, never
+ * dropped. Idempotent. */
 int async_pool_shutdown(async_pool *pool);
 
 /* Same thread rule as shutdown; blocks. Shuts down if needed and frees the
  * pool (on one of the pool's own workers it does nothing: it cannot join
- * itself). Must not race with any other call on the same pool. */
+ * itself). Must not race with any other call on the same pool (it frees
+ * it): to stop submitters cleanly, shut down first, let them see
+ * ASYNC_ESHUTDOWN and finish, then destroy. */
 void async_pool_destroy(async_pool *pool);
 
 /* Any thread; never blocks; never runs the job on the calling thread. Queues
@@ -149,17 +152,21 @@ int async_group_wait(async_pool *pool, async_group *group);
 
 /* Worker threads of a pool only (typically inside a job, including a job
  * that shutdown runs); never blocks. Pushes job onto the calling worker's
- * deque, where it may be stolen. ASYNC_ENOTWORKER elsewhere; ASYNC_EBUSY if
- * the record is queued; ASYNC_ENOMEM if the deque could not grow, and then
- * the record is not spawned (run it yourself; async_job_sync on it returns
- * ASYNC_EINVAL). */
+ * split deque of fork-join frames (the one async/fork.h's inline calls use),
+ * where it may be stolen. ASYNC_ENOTWORKER elsewhere; ASYNC_EBUSY if the
+ * record is queued; ASYNC_ENOMEM if the worker's frame array is full, and
+ * then the record is not spawned (run it yourself; async_job_sync on it
+ * returns ASYNC_EINVAL). Spawns a job leaves unsynced are synced when it
+ * returns. */
 int async_job_spawn(async_job *job);
 
 /* The thread that spawned job; blocks only in the sense that it returns when
- * job has run: if job is still in the deque it runs here and now, otherwise
- * the worker runs other jobs until the thief finishes it. Sync spawned jobs
- * in the reverse order of spawning (as fork-join code naturally does).
- * ASYNC_EINVAL for a record that was not spawned. */
+ * job has run: if no thief took it, it runs here and now, otherwise the
+ * worker runs work from the thief (and then other work) until the thief
+ * finishes it. Sync spawned jobs in the reverse order of spawning (as
+ * fork-join code naturally does); a sync out of order first syncs the
+ * frames spawned after job. ASYNC_EINVAL for a record that was not
+ * spawned. */
 int async_job_sync(async_job *job);
 
 typedef void (*async_range_fn)(void *arg, size_t begin, size_t end);
