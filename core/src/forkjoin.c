@@ -101,6 +101,18 @@ int async_job_spawn(async_job *job)
 		return rc;
 	}
 	stat_add(&w->pushed, 1);
+	/* A record is a job, not a fine-grained task: offer it to thieves at
+	 * once. A Lace owner shares private frames only at its own spawns and
+	 * syncs, and the job it runs next (often the sibling it just spawned)
+	 * can run for milliseconds without making one, while an idle worker
+	 * that asked for work (movesplit) has gone to sleep. Seen: Lua's
+	 * awaitAll ran its parts one after the other on two workers.
+	 * notify_one's full fence orders the publication (a CAS on ts) before
+	 * its load of the waiter count (F4 in fork.c; pairs with the StoreLoad
+	 * fence in async_ec_prepare); with nobody asleep it is that fence and
+	 * two loads. The inline async_spawn keeps the private fast path. */
+	async__fork_share_all(&w->fk);
+	async_ec_notify_one(&w->pool->work_ec);
 	return 0;
 }
 

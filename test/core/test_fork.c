@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "async/async.h"
@@ -388,4 +389,68 @@ Test(fork, sync_of_a_stolen_frame_waits_and_sees_its_writes, .timeout = 120)
 	/* 256 leaves of 200 us each on two workers: the idle one steals. */
 	cr_assert_gt(steals, 0, "no frame was ever stolen");
 	async_pool_destroy(p);
+}
+
+/* ---- records spawned by a job are offered at once ----------------------- */
+
+/* Two records spawned by one job, each waiting (bounded) until the other has
+ * started: they both finish "met" only if they ran at the same time. A Lace
+ * owner shares private frames only at its own spawns and syncs, which the
+ * long first part does not make, so a record left private would wait for
+ * the owner while the idle worker sleeps (seen from Lua's awaitAll). */
+struct meet {
+	int started[2];
+	int met[2];
+};
+
+struct meet_part {
+	struct meet *m;
+	int i;
+};
+
+static void meet_fn(void *arg)
+{
+	struct meet_part *p = arg;
+	__atomic_store_n(&p->m->started[p->i], 1, __ATOMIC_SEQ_CST);
+	for (long spins = 0; spins < 2000000000L; spins++) {
+		if (__atomic_load_n(&p->m->started[1 - p->i], __ATOMIC_SEQ_CST)) {
+			p->m->met[p->i] = 1;
+			return;
+		}
+		if ((spins & 1023) == 0) {
+			struct timespec ts = { 0, 1000 }; /* bounded: ~10 s at most */
+			nanosleep(&ts, NULL);
+			if (spins > (1L << 24))
+				return;
+		}
+	}
+}
+
+static void meet_parent(void *arg)
+{
+	struct meet *m = arg;
+	struct meet_part parts[2] = { { m, 0 }, { m, 1 } };
+	async_job jobs[2];
+	for (int i = 0; i < 2; i++) {
+		async_job_init(&jobs[i], meet_fn, &parts[i]);
+		cr_assert_eq(async_job_spawn(&jobs[i]), 0);
+	}
+	for (int i = 1; i >= 0; i--)
+		cr_assert_eq(async_job_sync(&jobs[i]), 0);
+}
+
+Test(fork, records_spawned_by_a_job_run_on_an_idle_worker_meanwhile, .timeout = 300)
+{
+	/* A fresh pool each round, used at once (as async.load then a call),
+	 * and a warm one after a pause: the other worker mid-spin or asleep. */
+	for (int round = 0; round < 24 / SCALE + 2; round++) {
+		async_pool *p = make_pool(2);
+		if (round & 1)
+			usleep(5000);
+		struct meet m = { { 0, 0 }, { 0, 0 } };
+		run_on_pool(p, meet_parent, &m, 120, "records spawned by a job");
+		cr_assert(m.met[0] && m.met[1], "round %d: the two records did not run at the same time (%d, %d)",
+		          round, m.met[0], m.met[1]);
+		async_pool_destroy(p);
+	}
 }
