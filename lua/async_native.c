@@ -176,6 +176,7 @@ struct ctx {
 	struct preload *pre;
 	int npre;
 	int love;
+	int gc64;     /* the host LuaJIT is GC64: worker states use malloc */
 	int closed;
 	struct wstate *fallback;
 	uint64_t mem_limit;  /* bytes per worker state; 0: none */
@@ -1315,6 +1316,26 @@ static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return q;
 }
 
+/* A worker state's allocator where LuaJIT allows one (GC64): the C
+ * library's. LuaJIT's own allocator hands freed memory back to the system
+ * at once in a small heap: each block of 128 KiB or more (the hash part of a
+ * table past 8,192 keys) is its own mmap, faulted in page by page when
+ * LuaJIT clears it and munmapped when freed, a TLB shoot-down on every core
+ * of a multi-threaded process. A worker's heap is small and its jobs churn
+ * such tables, so it paid this on nearly every job; the game's bigger heap
+ * mostly does not (bench/ANALYSIS.md, "The worker tax"). malloc keeps freed
+ * memory in the worker thread's arena for the next job. */
+static void *worker_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	(void)ud;
+	(void)osize;
+	if (nsize == 0) {
+		free(ptr);
+		return NULL;
+	}
+	return realloc(ptr, nsize);
+}
+
 /* Creates ws->L and the worker environment in it. Under lua_cpcall: with a
  * memory limit, even luaL_openlibs may run out, which must not panic. */
 static int worker_env_p(lua_State *L)
@@ -1331,7 +1352,9 @@ static void wstate_open(struct wstate *ws)
 	ws->init_id = 0;
 	ws->cur = NULL;
 	ws->dead = 0;
-	ws->L = luaL_newstate();
+	/* Elsewhere (x64 without GC64) lua_newstate refuses any allocator but
+	 * LuaJIT's own, whose addresses fit its 32-bit references. */
+	ws->L = ctx->gc64 ? lua_newstate(worker_alloc, NULL) : luaL_newstate();
 	if (ws->L == NULL) {
 		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
 		return;
@@ -1358,7 +1381,8 @@ static void wstate_close(struct wstate *ws)
 {
 	if (ws->L != NULL) {
 		/* LuaJIT frees its own arena at close only when it sees its own
-		 * allocator (lj_state.c, close_state). */
+		 * allocator (lj_state.c, close_state); malloc's blocks are freed
+		 * one by one through it. */
 		lua_setallocf(ws->L, ws->acct.f, ws->acct.ud);
 		lua_close(ws->L);
 		ws->L = NULL;
@@ -2249,10 +2273,36 @@ static int is_loaded_love_module(lua_State *L, const char *name)
 	return loaded;
 }
 
+/* Whether the host LuaJIT is GC64 (ffi.abi("gc64")): only there may a state
+ * on a 64-bit target have an allocator other than LuaJIT's own. */
+static int host_is_gc64(lua_State *L)
+{
+	int top = lua_gettop(L), gc64 = 0;
+	lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+	lua_getfield(L, -1, "ffi");
+	if (!lua_istable(L, -1)) {
+		/* require, not luaopen_ffi: a second luaopen_ffi would reset the
+		 * game's C declarations. */
+		lua_pop(L, 1);
+		lua_getglobal(L, "require");
+		lua_pushliteral(L, "ffi");
+		if (lua_pcall(L, 1, 1, 0) != 0)
+			lua_pushnil(L);
+	}
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "abi");
+		lua_pushliteral(L, "gc64");
+		gc64 = lua_pcall(L, 1, 1, 0) == 0 && lua_toboolean(L, -1);
+	}
+	lua_settop(L, top);
+	return gc64;
+}
+
 /* Copies package.preload's C functions (LÖVE's modules, luasocket, ...) and
  * the package paths, for worker states. */
 static void capture_environment(lua_State *L, struct ctx *ctx)
 {
+	ctx->gc64 = host_is_gc64(L);
 	lua_getglobal(L, "package");
 	if (lua_istable(L, -1)) {
 		lua_getfield(L, -1, "path");
@@ -2290,7 +2340,7 @@ static void capture_environment(lua_State *L, struct ctx *ctx)
 	lua_pop(L, 1);
 }
 
-/* new(workers, facade[, memoryLimit]) -> context, call, update */
+/* new(workers, facade[, memoryLimit[, pin]]) -> context, call, update */
 static int l_new(lua_State *L)
 {
 	lua_Number n = luaL_optnumber(L, 1, 1);
@@ -2332,6 +2382,9 @@ static int l_new(lua_State *L)
 	cfg.on_worker_start = worker_start;
 	cfg.on_worker_stop = worker_stop;
 	cfg.userdata = ctx;
+	/* Unpinned unless asked: pinning worker k to CPU k stacks the game's
+	 * main thread, and every other pool, onto the workers' cores. */
+	cfg.pin = lua_toboolean(L, 4);
 	int rc = async_pool_create(&ctx->pool, &cfg);
 	if (rc != 0) {
 		ctx_free_all(L, ctx, 1);
