@@ -111,6 +111,12 @@ test("a worker's Lua state keeps memory its jobs free: no page faults per job on
   async.call(function(f) perRound = f end, "churn", 20)
   drain(async, 60)
   async.shutdown()
+  if (os.getenv("LD_PRELOAD") or ""):find("san", 1, true) then
+    -- A sanitizer's malloc quarantines freed memory and maps big blocks
+    -- afresh by design: the job ran, the count means nothing here.
+    ok(type(perRound) == "number", "the churn job ran")
+    return
+  end
   -- LuaJIT's own allocator maps each such hash part afresh and unmaps it
   -- when freed: every round faults in all of its ~190 pages (seen: 200+).
   -- Memory kept by the allocator is not faulted in again.
