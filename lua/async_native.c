@@ -116,11 +116,24 @@ struct preload {
 	int required; /* loaded in the game's state: require it in workers too */
 };
 
+/* Blocks of KEEP_MIN bytes or more that a worker state frees are kept (up
+ * to KEEP_SLOTS blocks, KEEP_BYTES in all) for its next request of the same
+ * size. LuaJIT's allocator serves each such block with its own mmap, which
+ * every page of faults in when LuaJIT clears it, and munmaps it when freed,
+ * a TLB shoot-down on every core of a multi-threaded process. It takes one
+ * from its heap only when free space there fits, and a worker's heap is
+ * small: jobs that grow hash parts past 8,192 keys (192 KiB) paid this on
+ * nearly every job (bench/ANALYSIS.md, "The worker tax"). Hash and array
+ * parts come in powers of two, so exact sizes recur. */
+#define KEEP_MIN ((size_t)128 * 1024) /* LuaJIT's mmap threshold (lj_alloc.c) */
+#define KEEP_SLOTS 16
+#define KEEP_BYTES ((size_t)16 * 1024 * 1024)
+
 /* Wraps a worker state's allocator (LuaJIT's own, kept for speed) to count
  * its bytes and refuse growth past the limit: LuaJIT then raises "not enough
  * memory" at the allocation, as for a real malloc failure. Only the thread
  * that owns the state allocates; `used` is read by stats() on the main
- * thread, hence the atomic accesses. */
+ * thread, hence the atomic accesses. `used` includes the kept blocks. */
 struct memacct {
 	lua_Alloc f;
 	void *ud;
@@ -128,6 +141,10 @@ struct memacct {
 	uint64_t own;
 	uint64_t limit;  /* 0: none */
 	int refused;     /* the limit refused an allocation */
+	void *kept[KEEP_SLOTS];
+	size_t keptn[KEEP_SLOTS];
+	size_t kept_bytes;
+	unsigned kept_next; /* the slot to fill (and evict) next */
 };
 
 /* One per worker thread (and one on the main thread if shutdown has to run
@@ -176,7 +193,6 @@ struct ctx {
 	struct preload *pre;
 	int npre;
 	int love;
-	int gc64;     /* the host LuaJIT is GC64: worker states use malloc */
 	int closed;
 	struct wstate *fallback;
 	uint64_t mem_limit;  /* bytes per worker state; 0: none */
@@ -1297,18 +1313,73 @@ static void worker_env(struct wstate *ws)
 	ws->api = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+static void used_sub(struct memacct *m, size_t n)
 {
-	struct memacct *m = ud;
+	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
+	/* The starting count is LuaJIT's own; never let a block it counted
+	 * differently wrap the total below zero. */
+	__atomic_store_n(m->used, used > n ? used - n : 0, __ATOMIC_RELAXED);
+}
+
+static void kept_evict(struct memacct *m, unsigned i)
+{
+	if (m->kept[i] == NULL)
+		return;
+	m->f(m->ud, m->kept[i], m->keptn[i], 0);
+	used_sub(m, m->keptn[i]);
+	m->kept_bytes -= m->keptn[i];
+	m->kept[i] = NULL;
+}
+
+/* Gives every kept block back to LuaJIT's allocator. */
+static __attribute__((noinline)) void kept_flush(struct memacct *m)
+{
+	for (unsigned i = 0; i < KEEP_SLOTS; i++)
+		kept_evict(m, i);
+}
+
+/* Frees block p of n bytes for LuaJIT, keeping it if it is big. */
+static void kept_free(struct memacct *m, void *p, size_t n)
+{
+	if (n < KEEP_MIN || n > KEEP_BYTES) {
+		m->f(m->ud, p, n, 0);
+		used_sub(m, n);
+		return;
+	}
+	kept_evict(m, m->kept_next);
+	for (unsigned i = 0; m->kept_bytes + n > KEEP_BYTES && i < KEEP_SLOTS; i++)
+		kept_evict(m, i);
+	m->kept[m->kept_next] = p;
+	m->keptn[m->kept_next] = n;
+	m->kept_bytes += n;
+	m->kept_next = (m->kept_next + 1) % KEEP_SLOTS;
+}
+
+static void *kept_take(struct memacct *m, size_t n)
+{
+	for (unsigned i = 0; i < KEEP_SLOTS; i++) {
+		if (m->kept[i] != NULL && m->keptn[i] == n) {
+			void *p = m->kept[i];
+			m->kept[i] = NULL;
+			m->kept_bytes -= n;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void *acct_over(struct memacct *m, void *ptr, size_t osize, size_t nsize);
+
+/* The counting and the limit, on LuaJIT's allocator. */
+static inline void *acct_plain(struct memacct *m, void *ptr, size_t osize, size_t nsize)
+{
 	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
 	size_t old = ptr != NULL ? osize : 0;
 	/* The starting count is LuaJIT's own; never let a block it counted
 	 * differently wrap the total below zero. */
 	uint64_t rest = used > old ? used - old : 0;
-	if (nsize > old && m->limit != 0 && rest + nsize > m->limit) {
-		m->refused = 1;
-		return NULL;
-	}
+	if (nsize > old && m->limit != 0 && rest + nsize > m->limit)
+		return acct_over(m, ptr, osize, nsize);
 	void *q = m->f(m->ud, ptr, osize, nsize);
 	if (q == NULL && nsize > 0)
 		return NULL;
@@ -1316,24 +1387,44 @@ static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return q;
 }
 
-/* A worker state's allocator where LuaJIT allows one (GC64): the C
- * library's. LuaJIT's own allocator hands freed memory back to the system
- * at once in a small heap: each block of 128 KiB or more (the hash part of a
- * table past 8,192 keys) is its own mmap, faulted in page by page when
- * LuaJIT clears it and munmapped when freed, a TLB shoot-down on every core
- * of a multi-threaded process. A worker's heap is small and its jobs churn
- * such tables, so it paid this on nearly every job; the game's bigger heap
- * mostly does not (bench/ANALYSIS.md, "The worker tax"). malloc keeps freed
- * memory in the worker thread's arena for the next job. */
-static void *worker_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+/* An allocation that would pass the limit: kept blocks go before the state
+ * is refused anything. */
+static __attribute__((noinline)) void *acct_over(struct memacct *m, void *ptr, size_t osize, size_t nsize)
 {
-	(void)ud;
-	(void)osize;
-	if (nsize == 0) {
-		free(ptr);
+	if (m->kept_bytes == 0) {
+		m->refused = 1;
 		return NULL;
 	}
-	return realloc(ptr, nsize);
+	kept_flush(m);
+	return acct_plain(m, ptr, osize, nsize);
+}
+
+/* acct_alloc for a big block: keeps it when freed, or serves it from the
+ * kept ones. Out of line, so that the path of small blocks, nearly all of
+ * them, stays as cheap as it was. */
+static __attribute__((noinline)) void *acct_big(struct memacct *m, void *ptr, size_t osize, size_t nsize)
+{
+	size_t old = ptr != NULL ? osize : 0;
+	if (nsize == 0) {
+		kept_free(m, ptr, old);
+		return NULL;
+	}
+	/* A kept block is already counted in `used`. */
+	void *q = nsize != old ? kept_take(m, nsize) : NULL;
+	if (q == NULL)
+		return acct_plain(m, ptr, osize, nsize);
+	if (ptr != NULL) {
+		memcpy(q, ptr, old < nsize ? old : nsize);
+		kept_free(m, ptr, old);
+	}
+	return q;
+}
+
+static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	if (__builtin_expect(nsize >= KEEP_MIN || (ptr != NULL && osize >= KEEP_MIN), 0))
+		return acct_big(ud, ptr, osize, nsize);
+	return acct_plain(ud, ptr, osize, nsize);
 }
 
 /* Creates ws->L and the worker environment in it. Under lua_cpcall: with a
@@ -1352,9 +1443,7 @@ static void wstate_open(struct wstate *ws)
 	ws->init_id = 0;
 	ws->cur = NULL;
 	ws->dead = 0;
-	/* Elsewhere (x64 without GC64) lua_newstate refuses any allocator but
-	 * LuaJIT's own, whose addresses fit its 32-bit references. */
-	ws->L = ctx->gc64 ? lua_newstate(worker_alloc, NULL) : luaL_newstate();
+	ws->L = luaL_newstate();
 	if (ws->L == NULL) {
 		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
 		return;
@@ -1381,8 +1470,9 @@ static void wstate_close(struct wstate *ws)
 {
 	if (ws->L != NULL) {
 		/* LuaJIT frees its own arena at close only when it sees its own
-		 * allocator (lj_state.c, close_state); malloc's blocks are freed
-		 * one by one through it. */
+		 * allocator (lj_state.c, close_state); blocks mapped on their own
+		 * are not part of it, so the kept ones go first. */
+		kept_flush(&ws->acct);
 		lua_setallocf(ws->L, ws->acct.f, ws->acct.ud);
 		lua_close(ws->L);
 		ws->L = NULL;
@@ -2273,36 +2363,10 @@ static int is_loaded_love_module(lua_State *L, const char *name)
 	return loaded;
 }
 
-/* Whether the host LuaJIT is GC64 (ffi.abi("gc64")): only there may a state
- * on a 64-bit target have an allocator other than LuaJIT's own. */
-static int host_is_gc64(lua_State *L)
-{
-	int top = lua_gettop(L), gc64 = 0;
-	lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-	lua_getfield(L, -1, "ffi");
-	if (!lua_istable(L, -1)) {
-		/* require, not luaopen_ffi: a second luaopen_ffi would reset the
-		 * game's C declarations. */
-		lua_pop(L, 1);
-		lua_getglobal(L, "require");
-		lua_pushliteral(L, "ffi");
-		if (lua_pcall(L, 1, 1, 0) != 0)
-			lua_pushnil(L);
-	}
-	if (lua_istable(L, -1)) {
-		lua_getfield(L, -1, "abi");
-		lua_pushliteral(L, "gc64");
-		gc64 = lua_pcall(L, 1, 1, 0) == 0 && lua_toboolean(L, -1);
-	}
-	lua_settop(L, top);
-	return gc64;
-}
-
 /* Copies package.preload's C functions (LÖVE's modules, luasocket, ...) and
  * the package paths, for worker states. */
 static void capture_environment(lua_State *L, struct ctx *ctx)
 {
-	ctx->gc64 = host_is_gc64(L);
 	lua_getglobal(L, "package");
 	if (lua_istable(L, -1)) {
 		lua_getfield(L, -1, "path");
