@@ -51,6 +51,7 @@ function Handle:status() end
 ---@field workers? integer number of worker threads (default 1)
 ---@field memoryLimit? integer bytes each worker's Lua state may hold; a job that
 --- needs more fails with an "out of memory" error and its worker gets a fresh state
+---@field pin? boolean bind worker k to CPU k (default false: workers float, leaving the game's thread and other pools room)
 
 ---@class async.Group
 local Group = {}
