@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """report.py: turns one benchmark run into bench/RESULTS.md and a PNG chart.
 
-    report.py core.json lua.tsv RESULTS.md ratios.png
+    report.py core.json lua.tsv RESULTS.md ratios.png [gallery.tsv]
 
 core.json is Google Benchmark's JSON (medians of the repetitions); lua.tsv
-is the LÖVE benchmark's "name<TAB>value<TAB>unit" lines. Every ratio is
+and gallery.tsv are the LÖVE benchmark's "name<TAB>value<TAB>unit" lines
+(gallery.tsv: the workload gallery, several repetitions). Every ratio is
 computed from this run's figures: peers ran beside ours, nothing is quoted.
 Standard library only; the chart is drawn by gnuplot."""
 import datetime
@@ -45,6 +46,96 @@ def load_lua(path):
     return res
 
 
+def load_gallery(path):
+    """gallery.tsv -> {(workload, system, rep): {metric: value}}, workloads in order."""
+    runs, order = {}, []
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 3 or not parts[0].startswith("gallery_"):
+                continue
+            metric, wl, system, rep = parts[0].split("/")
+            if wl not in order:
+                order.append(wl)
+            runs.setdefault((wl, system, int(rep)), {})[metric[len("gallery_"):]] = float(parts[1])
+    return runs, order
+
+
+def spread(values, fmt):
+    """Median (range) of a list, as text."""
+    v = sorted(values)
+    med = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    if len(v) == 1:
+        return fmt % med, med
+    return ("%s (%s–%s)" % (fmt % med, fmt % v[0], fmt % v[-1])), med
+
+
+def gallery_section(path, w, chart):
+    runs, order = load_gallery(path)
+    reps = sorted({r for (_, _, r) in runs})
+    systems = [("ours1", "async, 1 worker"), ("baseline1", "Async 1.1 design, 1 worker"),
+               ("ours2", "async, 2 workers"), ("baseline2", "Async 1.1 design, 2 workers")]
+    w("## Lua: the workload gallery (issue 13)")
+    w("")
+    w("Game jobs written as game code is (`bench/love/gallery_jobs.lua`: plain Lua tables, no FFI), each")
+    w("run serially on LÖVE's main thread, then on ours and on the love.thread baseline with 1 and 2")
+    w("workers: every request issued at once, then `update()` and a 1 ms sleep per frame until the last")
+    w("callback. The five runs of a workload follow each other, and the whole gallery repeats %d times," % len(reps))
+    w("so the systems alternate in the same time window. Speed-ups are serial wall time / wall time,")
+    w("median (range) over the repetitions. The **worker tax** is the jobs' own thread-CPU time")
+    w("(`CLOCK_THREAD_CPUTIME_ID`, read inside each job) in the workers over the same jobs' on the main")
+    w("thread: it does not see queueing or the machine's load, so it is the steadiest figure here.")
+    w("")
+    w("| workload | serial | %s | worker tax: ours 1 / 2 workers | baseline 1 / 2 |" % " | ".join(l for _, l in systems))
+    w("| --- | --- | %s | --- | --- |" % " | ".join("---" for _ in systems))
+    verdicts = []
+    for wl in order:
+        serial = [runs[(wl, "serial", r)] for r in reps if (wl, "serial", r) in runs]
+        row = ["%s" % wl, spread([x["wall_s"] for x in serial], "%.2f s")[0]]
+        med = {}
+        tax = {}
+        for key, _ in systems:
+            sp = [runs[(wl, "serial", r)]["wall_s"] / runs[(wl, key, r)]["wall_s"] for r in reps if (wl, key, r) in runs]
+            tx = [runs[(wl, key, r)]["jobcpu_s"] / runs[(wl, "serial", r)]["jobcpu_s"] for r in reps if (wl, key, r) in runs]
+            if not sp:
+                row.append("—")
+                continue
+            text, med[key] = spread(sp, "%.2f×")
+            tax[key] = spread(tx, "%.2f")
+            row.append(text)
+        row.append("%s / %s" % (tax.get("ours1", ("—",))[0], tax.get("ours2", ("—",))[0]))
+        row.append("%s / %s" % (tax.get("baseline1", ("—",))[0], tax.get("baseline2", ("—",))[0]))
+        w("| " + " | ".join(row) + " |")
+        if all(k in med for k, _ in systems):
+            verdicts.append((wl, tax["ours1"][1], med["ours1"], med["ours2"], med["baseline2"]))
+            chart.append(("gallery %s: 2 workers / serial" % wl, med["ours2"]))
+    w("")
+    w("Targets (medians): worker tax ≤ 1.03, 1 worker ≥ 0.97× serial, 2 workers ≥ 1.85× serial and ahead")
+    w("of the baseline with 2 workers.")
+    w("")
+    w("| workload | tax ≤ 1.03 | 1 worker ≥ 0.97× | 2 workers ≥ 1.85× | ahead of the baseline at 2 |")
+    w("| --- | --- | --- | --- | --- |")
+    for wl, t, o1, o2, b2 in verdicts:
+        w("| %s | %s (%.2f) | %s (%.2f×) | %s (%.2f×) | %s (%.2f× vs %.2f×) |" % (
+            wl, verdict(t <= 1.03), t, verdict(o1 >= 0.97), o1, verdict(o2 >= 1.85), o2, verdict(o2 > b2), o2, b2))
+    w("")
+    faults = []
+    for wl in order:
+        cells = []
+        for key in ("serial", "ours1", "baseline1"):
+            v = [runs[(wl, key, r)]["jobfaults"] / runs[(wl, key, r)]["jobcpu_s"] for r in reps if (wl, key, r) in runs]
+            cells.append(spread(v, "%.0f")[0] if v else "—")
+        faults.append("| %s | %s |" % (wl, " | ".join(cells)))
+    w("Minor page faults of the jobs' threads per second of job CPU (getrusage(RUSAGE_THREAD) inside each")
+    w("job), the symptom behind the worker tax (see \"The worker tax\" below):")
+    w("")
+    w("| workload | serial, main thread | async, 1 worker | Async 1.1 design, 1 worker |")
+    w("| --- | --- | --- | --- |")
+    for line in faults:
+        w(line)
+    w("")
+
+
 def ms(b):
     """Median real time of a benchmark in milliseconds."""
     t = b["real_time"]
@@ -58,6 +149,7 @@ def verdict(ok):
 
 def main():
     core_json, lua_tsv, out_md, out_png = sys.argv[1:5]
+    gallery_tsv = sys.argv[5] if len(sys.argv) > 5 else None
     ctx, c = load_core(core_json)
     lua = load_lua(lua_tsv)
     chart = []  # (label, ratio): > 1 means ours is better
@@ -212,6 +304,9 @@ def main():
       % (verdict(best_astar >= 1.9 and L("astar_mainthread_cpu_s/ours-shared") < L("astar_mainthread_cpu_s/async1.1-design")), best_astar))
     w("path costs are checked equal to the serial run's. The shared-vs-sent rows are the issue 8 benchmark.")
     w("")
+
+    if gallery_tsv:
+        gallery_section(gallery_tsv, w, chart)
 
     w("## Lua: the codec alone")
     w("")

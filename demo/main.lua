@@ -9,6 +9,7 @@
 --   --units N             units (default 300)
 --   --load N              extra retargets per frame (default 6)
 --   --workers N           worker threads (default 2)
+--   --pin                 bind worker k to CPU k (async.load{pin = true})
 --   --screenshot FILE     run --frames frames windowed, save a PNG, exit
 --   --mode main|workers   where the work starts (default workers; Tab switches)
 local Sim = require "sim"
@@ -27,6 +28,7 @@ local function parseArgs(args)
     elseif a == "--units" then opts.units = tonumber(args[i + 1]); i = i + 1
     elseif a == "--load" then opts.load = tonumber(args[i + 1]); i = i + 1
     elseif a == "--workers" then opts.workers = tonumber(args[i + 1]); i = i + 1
+    elseif a == "--pin" then opts.pin = true
     elseif a == "--screenshot" then opts.screenshot = args[i + 1]; i = i + 1
     elseif a == "--mode" then opts.mode = args[i + 1]; i = i + 1
     elseif not opts.libdir then opts.libdir = a end
@@ -41,7 +43,7 @@ local function loadAsync()
     package.cpath = opts.libdir .. "/?.so;" .. package.cpath
   end
   async = require "async"
-  async.load(opts.workers)
+  async.load { workers = opts.workers, pin = opts.pin }
   Sim.define(async)
 end
 
@@ -147,8 +149,8 @@ end
 local function headless()
   local cmp = compareModes(200)
   local rows = { runMode("workers"), runMode("main") }
-  print(("async demo (headless): %d workers, %d units, load %d, %d frames per mode")
-    :format(async.getWorkerCount(), opts.units, opts.load, opts.frames))
+  print(("async demo (headless): %d workers%s, %d units, load %d, %d frames per mode")
+    :format(async.getWorkerCount(), opts.pin and " (pinned)" or "", opts.units, opts.load, opts.frames))
   print(("%-8s %7s %8s %8s %10s %8s %8s %9s %7s"):format("mode", "frames", "p50 ms", "p99 ms", ">16.7 ms", "requests", "paths", "cancelled", "chunks"))
   for _, r in ipairs(rows) do
     print(("%-8s %7d %8.2f %8.2f %10d %8d %8d %9d %7d"):format(r.mode, r.frames, r.p50, r.p99, r.over, r.requests, r.paths, r.cancelled, r.chunks))

@@ -53,6 +53,7 @@ function Handle:status() end
 --- needs more fails with an "out of memory" error and its worker gets a fresh state
 --- (native backend only)
 ---@field backend? "native"|"thread" the backend for this pool and the following ones
+---@field pin? boolean bind worker k to CPU k (default false: workers float, leaving the game's thread and other pools room)
 
 ---@class async.Group
 local Group = {}

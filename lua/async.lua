@@ -102,19 +102,21 @@ function async.onerror(message, traceback)
 end
 
 --- Starts the library with `n` worker threads (default 1), or with a table
---- { workers = n, memoryLimit = bytes }: memoryLimit caps each worker's Lua
---- state; a job that reaches it fails with an "out of memory" error and its
---- worker gets a fresh state.
+--- { workers = n, memoryLimit = bytes, pin = false }: memoryLimit caps each
+--- worker's Lua state; a job that reaches it fails with an "out of memory"
+--- error and its worker gets a fresh state. pin = true binds worker k to
+--- CPU k; by default workers float, so that the game's main thread and
+--- other pools are not stacked onto the cores the workers hold.
 function async.load(n)
-  local limit
+  local limit, pin
   if type(n) == "table" then
     local opts = n
     for k in pairs(opts) do
-      if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" then
-        error(("async.load: unknown option '%s' (expected workers, memoryLimit, backend)"):format(tostring(k)), 2)
+      if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" and k ~= "pin" then
+        error(("async.load: unknown option '%s' (expected workers, memoryLimit, pin, backend)"):format(tostring(k)), 2)
       end
     end
-    n, limit = opts.workers, opts.memoryLimit
+    n, limit, pin = opts.workers, opts.memoryLimit, opts.pin
     -- backend selection: "native" or "thread" for this pool and the next ones
     if opts.backend ~= nil and opts.backend ~= async.backend and not ctx then
       native, async.backend = loader.select(prefix, opts.backend)
@@ -123,10 +125,13 @@ function async.load(n)
     if limit ~= nil and (type(limit) ~= "number" or limit < 1 or limit ~= math.floor(limit)) then
       error(("async.load: memoryLimit must be a whole number of bytes > 0, got %s"):format(tostring(limit)), 2)
     end
+    if pin ~= nil and type(pin) ~= "boolean" then
+      error(("async.load: pin must be a boolean, got %s"):format(type(pin)), 2)
+    end
   end
   if n ~= nil then n = checkCount(n, "async.load") end
   if ctx then error("async.load: already loaded (call async.shutdown() first)", 2) end
-  local c, call, update = native.new(n or 1, async, limit)
+  local c, call, update = native.new(n or 1, async, limit, pin == true)
   ctx = c
   nativeCall = call
   nativeUpdate = update

@@ -206,7 +206,7 @@ static int l_gc(lua_State *L)
 	return 0;
 }
 
-/* new(workers, facade[, memoryLimit]) -> context, call, update */
+/* new(workers, facade[, memoryLimit[, pin]]) -> context, call, update */
 static int l_new(lua_State *L)
 {
 	lua_Number n = luaL_optnumber(L, 1, 1);
@@ -250,6 +250,9 @@ static int l_new(lua_State *L)
 	cfg.on_worker_start = worker_start;
 	cfg.on_worker_stop = worker_stop;
 	cfg.userdata = ctx;
+	/* Unpinned unless asked: pinning worker k to CPU k stacks the game's
+	 * main thread, and every other pool, onto the workers' cores. */
+	cfg.pin = lua_toboolean(L, 4);
 	int rc = async_pool_create(&ctx->pool, &cfg);
 	if (rc == ASYNC_EINVAL && cfg.workers > 0) {
 		/* More workers than the pool's maximum (which the core works out

@@ -114,11 +114,24 @@ struct preload {
 	int required; /* loaded in the game's state: require it in workers too */
 };
 
+/* Blocks of KEEP_MIN bytes or more that a worker state frees are kept (up
+ * to KEEP_SLOTS blocks, KEEP_BYTES in all) for its next request of the same
+ * size. LuaJIT's allocator serves each such block with its own mmap, which
+ * every page of faults in when LuaJIT clears it, and munmaps it when freed,
+ * a TLB shoot-down on every core of a multi-threaded process. It takes one
+ * from its heap only when free space there fits, and a worker's heap is
+ * small: jobs that grow hash parts past 8,192 keys (192 KiB) paid this on
+ * nearly every job (bench/ANALYSIS.md, "The worker tax"). Hash and array
+ * parts come in powers of two, so exact sizes recur. */
+#define KEEP_MIN ((size_t)128 * 1024) /* LuaJIT's mmap threshold (lj_alloc.c) */
+#define KEEP_SLOTS 16
+#define KEEP_BYTES ((size_t)16 * 1024 * 1024)
+
 /* Wraps a worker state's allocator (LuaJIT's own, kept for speed) to count
  * its bytes and refuse growth past the limit: LuaJIT then raises "not enough
  * memory" at the allocation, as for a real malloc failure. Only the thread
  * that owns the state allocates; `used` is read by stats() on the main
- * thread, hence the atomic accesses. */
+ * thread, hence the atomic accesses. `used` includes the kept blocks. */
 struct memacct {
 	lua_Alloc f;
 	void *ud;
@@ -126,6 +139,10 @@ struct memacct {
 	uint64_t own;
 	uint64_t limit;  /* 0: none */
 	int refused;     /* the limit refused an allocation */
+	void *kept[KEEP_SLOTS];
+	size_t keptn[KEEP_SLOTS];
+	size_t kept_bytes;
+	unsigned kept_next; /* the slot to fill (and evict) next */
 };
 
 /* One per worker thread (and one on the main thread if shutdown has to run

@@ -159,23 +159,118 @@ static void worker_env(struct wstate *ws)
 	ws->api = worker_api_open(L, ws);
 }
 
-static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+static void used_sub(struct memacct *m, size_t n)
 {
-	struct memacct *m = ud;
+	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
+	/* The starting count is LuaJIT's own; never let a block it counted
+	 * differently wrap the total below zero. */
+	__atomic_store_n(m->used, used > n ? used - n : 0, __ATOMIC_RELAXED);
+}
+
+static void kept_evict(struct memacct *m, unsigned i)
+{
+	if (m->kept[i] == NULL)
+		return;
+	m->f(m->ud, m->kept[i], m->keptn[i], 0);
+	used_sub(m, m->keptn[i]);
+	m->kept_bytes -= m->keptn[i];
+	m->kept[i] = NULL;
+}
+
+/* Gives every kept block back to LuaJIT's allocator. */
+static __attribute__((noinline)) void kept_flush(struct memacct *m)
+{
+	for (unsigned i = 0; i < KEEP_SLOTS; i++)
+		kept_evict(m, i);
+}
+
+/* Frees block p of n bytes for LuaJIT, keeping it if it is big. */
+static void kept_free(struct memacct *m, void *p, size_t n)
+{
+	if (n < KEEP_MIN || n > KEEP_BYTES) {
+		m->f(m->ud, p, n, 0);
+		used_sub(m, n);
+		return;
+	}
+	kept_evict(m, m->kept_next);
+	for (unsigned i = 0; m->kept_bytes + n > KEEP_BYTES && i < KEEP_SLOTS; i++)
+		kept_evict(m, i);
+	m->kept[m->kept_next] = p;
+	m->keptn[m->kept_next] = n;
+	m->kept_bytes += n;
+	m->kept_next = (m->kept_next + 1) % KEEP_SLOTS;
+}
+
+static void *kept_take(struct memacct *m, size_t n)
+{
+	for (unsigned i = 0; i < KEEP_SLOTS; i++) {
+		if (m->kept[i] != NULL && m->keptn[i] == n) {
+			void *p = m->kept[i];
+			m->kept[i] = NULL;
+			m->kept_bytes -= n;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void *acct_over(struct memacct *m, void *ptr, size_t osize, size_t nsize);
+
+/* The counting and the limit, on LuaJIT's allocator. */
+static inline void *acct_plain(struct memacct *m, void *ptr, size_t osize, size_t nsize)
+{
 	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
 	size_t old = ptr != NULL ? osize : 0;
 	/* The starting count is LuaJIT's own; never let a block it counted
 	 * differently wrap the total below zero. */
 	uint64_t rest = used > old ? used - old : 0;
-	if (nsize > old && m->limit != 0 && rest + nsize > m->limit) {
-		m->refused = 1;
-		return NULL;
-	}
+	if (nsize > old && m->limit != 0 && rest + nsize > m->limit)
+		return acct_over(m, ptr, osize, nsize);
 	void *q = m->f(m->ud, ptr, osize, nsize);
 	if (q == NULL && nsize > 0)
 		return NULL;
 	__atomic_store_n(m->used, rest + nsize, __ATOMIC_RELAXED);
 	return q;
+}
+
+/* An allocation that would pass the limit: kept blocks go before the state
+ * is refused anything. */
+static __attribute__((noinline)) void *acct_over(struct memacct *m, void *ptr, size_t osize, size_t nsize)
+{
+	if (m->kept_bytes == 0) {
+		m->refused = 1;
+		return NULL;
+	}
+	kept_flush(m);
+	return acct_plain(m, ptr, osize, nsize);
+}
+
+/* acct_alloc for a big block: keeps it when freed, or serves it from the
+ * kept ones. Out of line, so that the path of small blocks, nearly all of
+ * them, stays as cheap as it was. */
+static __attribute__((noinline)) void *acct_big(struct memacct *m, void *ptr, size_t osize, size_t nsize)
+{
+	size_t old = ptr != NULL ? osize : 0;
+	if (nsize == 0) {
+		kept_free(m, ptr, old);
+		return NULL;
+	}
+	/* A kept block is already counted in `used`. */
+	void *q = nsize != old ? kept_take(m, nsize) : NULL;
+	if (q == NULL)
+		return acct_plain(m, ptr, osize, nsize);
+	if (ptr != NULL) {
+		memcpy(q, ptr, old < nsize ? old : nsize);
+		kept_free(m, ptr, old);
+	}
+	return q;
+}
+
+static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	if (__builtin_expect(nsize >= KEEP_MIN || (ptr != NULL && osize >= KEEP_MIN), 0))
+		return acct_big(ud, ptr, osize, nsize);
+	return acct_plain(ud, ptr, osize, nsize);
 }
 
 /* Creates ws->L and the worker environment in it. Under lua_cpcall: with a
@@ -221,7 +316,9 @@ static void wstate_close(struct wstate *ws)
 {
 	if (ws->L != NULL) {
 		/* LuaJIT frees its own arena at close only when it sees its own
-		 * allocator (lj_state.c, close_state). */
+		 * allocator (lj_state.c, close_state); blocks mapped on their own
+		 * are not part of it, so the kept ones go first. */
+		kept_flush(&ws->acct);
 		lua_setallocf(ws->L, ws->acct.f, ws->acct.ud);
 		lua_close(ws->L);
 		ws->L = NULL;

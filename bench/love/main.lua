@@ -2,7 +2,10 @@
 -- Async-1.1-design baseline (baseline.lua) and luv's uv.new_work pool, in
 -- one process so the ratios are measured, not remembered.
 --   love bench/love <folder with async.lua and async_native.so> [--quick] [--out FILE]
+--   love bench/love <folder> --gallery [--reps N] [--only WORKLOAD] [--systems ours1,baseline2,...]
+--                                     [--pin] [--quick] [--out FILE]
 -- Prints (and writes to FILE) one "name<TAB>value<TAB>unit" line per figure.
+-- --gallery runs the workload gallery (gallery.lua) instead.
 -- Headless: an error must end the process with its traceback (LÖVE's
 -- error screen would wait forever for a window that does not exist).
 io.stdout:setvbuf("line")
@@ -11,7 +14,7 @@ function love.errorhandler(msg)
   os.exit(1)
 end
 
-local libdir, quick, outfile, demodir
+local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems
 local out = {}
 
 local function emit(name, value, unit)
@@ -285,12 +288,28 @@ local function features(async, scale)
   async.setWorkerInit(nil)
 end
 
+local function finish()
+  if outfile then
+    local f = assert(io.open(outfile, "w"))
+    f:write(table.concat(out, "\n"), "\n")
+    f:close()
+  end
+  love.event.quit(0)
+end
+
 function love.load(args)
   for i = 1, #args do
     if args[i] == "--quick" then quick = true
     elseif args[i] == "--out" then outfile = args[i + 1]
     elseif args[i] == "--demo" then demodir = args[i + 1]
-    elseif args[i - 1] ~= "--out" and args[i - 1] ~= "--demo" then libdir = libdir or args[i] end
+    elseif args[i] == "--gallery" then gallery = true
+    elseif args[i] == "--pin" then pin = true
+    elseif args[i] == "--reps" then reps = tonumber(args[i + 1])
+    elseif args[i] == "--only" then only = args[i + 1]
+    elseif args[i] == "--systems" then onlySystems = args[i + 1]
+    elseif not ({ ["--out"] = 1, ["--demo"] = 1, ["--reps"] = 1, ["--only"] = 1, ["--systems"] = 1 })[args[i - 1]] then
+      libdir = libdir or args[i]
+    end
   end
   -- The A* workload is the demo's own (demo/pathing.lua); workers inherit
   -- this path.
@@ -300,6 +319,11 @@ function love.load(args)
   local native = require "async_native"
   local baseline = require "baseline"
   local scale = quick and 0.1 or 1
+
+  if gallery then
+    require("gallery").run(async, baseline, emit, { reps = reps, scale = scale, pin = pin, only = only, systems = onlySystems })
+    return finish()
+  end
 
   async.load(2)
   baseline.load(2)
@@ -371,10 +395,5 @@ function love.load(args)
 
   async.shutdown()
   baseline.shutdown()
-  if outfile then
-    local f = assert(io.open(outfile, "w"))
-    f:write(table.concat(out, "\n"), "\n")
-    f:close()
-  end
-  love.event.quit(0)
+  finish()
 end

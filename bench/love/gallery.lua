@@ -1,0 +1,138 @@
+-- gallery.lua: the workload gallery (issue 13): game jobs written the way
+-- game code is written (gallery_jobs.lua), each run serially on the main
+-- thread, on ours with 1 and 2 workers and on the love.thread baseline
+-- (baseline.lua, Async 1.1's design) with 1 and 2 workers, in one process,
+-- alternating, `reps` times. Each system gets every request of a workload at
+-- once, then the main thread calls update() and sleeps 1 ms until the last
+-- callback, as a game's frame loop would. Every job measures its own
+-- thread-CPU time (gallery_timed.lua), which gives the worker tax: the
+-- jobs' CPU time in workers over the same jobs' CPU time on the main thread.
+local J = require "gallery_jobs"
+local timed = require "gallery_timed"
+
+local G = {}
+
+local now = love.timer.getTime
+
+-- The workloads: name, the requests (argument lists), and a checksum of a
+-- job's results that must match the serial run's.
+local function workloads(scale)
+  local W, H = 256, 256
+  local grid = J.makeGrid(W, H, 0.2, 7) -- 64 KiB: sent with every request
+  assert(#grid == 65536)
+  local list = {}
+  local function add(name, reqs, sum) list[#list + 1] = { name = name, reqs = reqs, sum = sum } end
+
+  -- A*: 2,000 path requests between open cells anywhere on the map, so most
+  -- searches expand thousands of nodes.
+  local n = math.max(20, math.floor(2000 * scale))
+  local cells, reqs = J.openCells(grid, W, H, 2 * n, 99), {}
+  for i = 1, n do
+    local a, b = cells[2 * i - 1], cells[2 * i]
+    reqs[i] = { grid, W, H, a % W, (a - a % W) / W, b % W, (b - b % W) / W }
+  end
+  add("astar", reqs, function(steps, expanded) return steps * 1e6 + expanded end)
+
+  -- Terrain: 32 x 32 tile chunks of 5-octave value noise; the chunk (1,024
+  -- tile tables) comes back to the game.
+  n = math.max(16, math.floor(1500 * scale))
+  reqs = {}
+  for i = 1, n do reqs[i] = { 1234, i % 20, (i - i % 20) / 20, 32 } end
+  add("terrain", reqs, function(chunk) return chunk.checksum + #chunk.rows end)
+
+  -- Flood fill: BFS reachability from an open cell up to 80 steps away.
+  n = math.max(20, math.floor(1000 * scale))
+  cells, reqs = J.openCells(grid, W, H, n, 4242), {}
+  for i = 1, n do reqs[i] = { grid, W, H, cells[i] % W, (cells[i] - cells[i] % W) / W, 80 } end
+  add("flood", reqs, function(reached, far) return reached * 1000 + far end)
+
+  -- Results as strings and tables: format 400 entity records, return the
+  -- text's length and a summary table.
+  n = math.max(20, math.floor(3000 * scale))
+  reqs = {}
+  for i = 1, n do reqs[i] = { i, 400 } end
+  add("report", reqs, function(len, summary) return len + #summary + summary[1].hp end)
+  return list
+end
+
+-- Each system: load(k), define(name, fn), call(cb, name, ...), update(),
+-- shutdown().
+local function runSystem(sys, k, wl)
+  sys.load(k)
+  -- No upvalues: the baseline sends definitions as string.dump bytecode.
+  sys.define("gallery_" .. wl.name, assert(loadstring(
+    ("return function(...) return require('gallery_timed').run(%q, ...) end"):format(wl.name)))())
+  local n, got, jobcpu, ksys, flt, sum = #wl.reqs, 0, 0, 0, 0, 0
+  local cb = function(c, s, f, ...)
+    got, jobcpu, ksys, flt = got + 1, jobcpu + c, ksys + s, flt + f
+    sum = sum + wl.sum(...)
+  end
+  local name = "gallery_" .. wl.name
+  local t0, c0 = now(), timed.cpu()
+  for i = 1, n do sys.call(cb, name, unpack(wl.reqs[i])) end
+  while got < n do
+    sys.update()
+    love.timer.sleep(0.001)
+    if now() - t0 > 600 then error(("gallery: %s did not finish %s in 600 s"):format(sys.name, wl.name)) end
+  end
+  local wall, main = now() - t0, timed.cpu() - c0
+  sys.shutdown()
+  return wall, jobcpu, main, sum, ksys, flt
+end
+
+local function runSerial(wl)
+  local jobcpu, ksys, flt, sum = 0, 0, 0, 0
+  local t0, c0 = now(), timed.cpu()
+  for i = 1, #wl.reqs do
+    local r = { timed.run(wl.name, unpack(wl.reqs[i])) }
+    jobcpu, ksys, flt = jobcpu + r[1], ksys + r[2], flt + r[3]
+    sum = sum + wl.sum(unpack(r, 4))
+  end
+  return now() - t0, jobcpu, timed.cpu() - c0, sum, ksys, flt
+end
+
+--- Runs the gallery; emit(name, value, unit) receives every figure:
+--- gallery_wall_s/<workload>/<system>/<rep>, gallery_jobcpu_s/...,
+--- gallery_maincpu_s/... (the main thread's CPU over the run), and the
+--- jobs' kernel time and minor faults: gallery_jobsys_s/..., gallery_jobfaults/....
+function G.run(async, baseline, emit, opts)
+  local reps, scale = opts.reps or 3, opts.scale or 1
+  local ours = { name = "ours", load = function(k) async.load { workers = k, pin = opts.pin } end,
+    define = function(n, f) async.define(n, f) end, call = function(...) return async.call(...) end,
+    update = function() async.update() end, shutdown = function() async.shutdown() end }
+  local base = { name = "baseline", load = baseline.load, define = baseline.define, call = baseline.call,
+    update = baseline.update, shutdown = baseline.shutdown }
+  local list = {}
+  for _, wl in ipairs(workloads(scale)) do
+    if not opts.only or opts.only == wl.name then list[#list + 1] = wl end
+  end
+  for rep = 1, reps do
+    for _, wl in ipairs(list) do
+      local function record(sys, wall, jobcpu, main, sum, ksys, flt, ref)
+        if ref and sum ~= ref then
+          error(("gallery: %s/%s results differ from the serial run's (%s vs %s)"):format(wl.name, sys, sum, ref))
+        end
+        local key = ("%s/%s/%d"):format(wl.name, sys, rep)
+        emit("gallery_wall_s/" .. key, wall, "s")
+        emit("gallery_jobcpu_s/" .. key, jobcpu, "s")
+        emit("gallery_maincpu_s/" .. key, main, "s")
+        emit("gallery_jobsys_s/" .. key, ksys, "s")
+        emit("gallery_jobfaults/" .. key, flt, "faults")
+      end
+      -- Alternate: serial, then ours and the baseline at 1 and 2 workers,
+      -- so all five see the same moment of this shared machine.
+      local wall, jobcpu, main, ref, ksys, flt = runSerial(wl)
+      record("serial", wall, jobcpu, main, ref, ksys, flt)
+      for _, k in ipairs({ 1, 2 }) do
+        for _, sys in ipairs({ ours, base }) do
+          if not opts.systems or opts.systems:find(sys.name .. k, 1, true) then
+            local w, c, m, s, ks, f = runSystem(sys, k, wl)
+            record(sys.name .. k, w, c, m, s, ks, f, ref)
+          end
+        end
+      end
+    end
+  end
+end
+
+return G
