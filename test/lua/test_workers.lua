@@ -69,7 +69,7 @@ end)
 test("async.load: the pin option is checked", function()
   local async = require "async"
   raises("pin must be a boolean, got string", async.load, { workers = 1, pin = "yes" })
-  raises("unknown option 'pinned' (expected workers, memoryLimit, pin)", async.load, { pinned = true })
+  raises("unknown option 'pinned' (expected workers, memoryLimit, pin", async.load, { pinned = true })
   ok(not async.isLoaded(), "nothing loaded")
   async.load(1) -- the number form still works
   eq(async.getWorkerCount(), 1, "workers")
