@@ -211,13 +211,15 @@ fail:
 	return rc;
 }
 
-/* With p->ctl held: slots held by workers that committed to a stop and
- * have not exited yet. */
+/* With p->ctl held: slots held by workers that committed to a stop, and
+ * those that exited since add_locked passed them (free for another try). */
 static unsigned exiting_locked(async_pool *p)
 {
 	unsigned n = 0;
-	for (unsigned s = 0; s < p->max_workers; s++)
-		n += ck_pr_load_32(&p->w[s].state) == SLOT_STOPPING;
+	for (unsigned s = 0; s < p->max_workers; s++) {
+		uint32_t st = ck_pr_load_32(&p->w[s].state);
+		n += st == SLOT_STOPPING || st == SLOT_EXITED;
+	}
 	return n;
 }
 

@@ -104,7 +104,11 @@ void __tsan_release(void *addr);
  * otherwise a nanosecond window. Compiled out of the library. */
 #ifdef ASYNC_TEST_HOOKS
 extern void (*async_test_hook)(const char *point);
-#define TEST_POINT(name) do { if (async_test_hook != NULL) async_test_hook(name); } while (0)
+#define TEST_POINT(name) do { \
+	void (*hook_)(const char *) = __atomic_load_n(&async_test_hook, __ATOMIC_ACQUIRE); \
+	if (hook_ != NULL) \
+		hook_(name); \
+} while (0)
 #else
 #define TEST_POINT(name) ((void)0)
 #endif

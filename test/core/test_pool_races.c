@@ -189,7 +189,7 @@ static void stall_hook(const char *point)
 Test(races, job_submitted_while_the_stopping_worker_still_spins_runs, .timeout = 60)
 {
 	async_pool *p = make_pool_cfg(2, 64);
-	async_test_hook = stall_hook;
+	__atomic_store_n(&async_test_hook, stall_hook, __ATOMIC_RELEASE);
 	unsigned ran = 0;
 	for (int round = 0; round < 5; round++) {
 		usleep(20000); /* both workers asleep */
@@ -206,7 +206,7 @@ Test(races, job_submitted_while_the_stopping_worker_still_spins_runs, .timeout =
 		watchdog_disarm();
 		cr_assert_eq(async_pool_add_workers(p, 1), 1);
 	}
-	async_test_hook = NULL;
+	__atomic_store_n(&async_test_hook, NULL, __ATOMIC_RELEASE);
 	cr_assert_eq(ran, 5);
 	async_pool_destroy(p);
 }
@@ -590,7 +590,7 @@ Test(races, a_wake_that_finds_nobody_asleep_is_not_lost, .timeout = 60)
 {
 	__atomic_store_n(&ec_gate[0], 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&ec_gate[1], 1, __ATOMIC_SEQ_CST);
-	async_test_hook = ec_gate_hook;
+	__atomic_store_n(&async_test_hook, ec_gate_hook, __ATOMIC_RELEASE);
 	async_pool_config cfg = async_pool_config_default();
 	cfg.workers = 2;
 	cfg.max_workers = 2;
@@ -618,7 +618,7 @@ Test(races, a_wake_that_finds_nobody_asleep_is_not_lost, .timeout = 60)
 	async_group_wait(p, &g);
 	watchdog_disarm();
 	cr_assert_eq(ran2, 1);
-	async_test_hook = NULL;
+	__atomic_store_n(&async_test_hook, NULL, __ATOMIC_RELEASE);
 	async_pool_destroy(p);
 }
 
