@@ -11,12 +11,24 @@
  * makes FUTEX_WAIT return at once.
  *
  * The waking flag saves the notifier a system call per item in a burst:
- * async_ec_notify_one does nothing while a wake it sent is in flight. Every
- * waiter clears the flag before it re-checks its condition (in prepare, and
- * after every return from the futex), so a notifier that skipped because
- * the flag was set published its item before some waiter's re-check: the
- * same Dekker argument, with the flag in place of the count. A flag left set
- * by a wake that found no sleeper is cleared by the next prepare. */
+ * async_ec_notify_one does nothing while a wake it sent is in flight. The
+ * rule that makes the skip safe: every consumer, before it sleeps or
+ * leaves for good, clears the flag and then, after a fence, looks at the
+ * condition once more (prepare then the re-check; async_ec_leave then the
+ * caller's look). A notifier that skipped read 1 before some consumer's
+ * next clear, so that consumer's look finds its item (Dekker again, with
+ * the flag in place of the count). And while the flag is 1 some consumer
+ * is awake with such a look still ahead: the one that took the item the
+ * flag was set for (a waiter that re-checks after the bump sees that item,
+ * thanks to the load fence in prepare). Clearing is always safe (it only
+ * makes notifiers wake more), so the flag is also cleared where it would
+ * only cost parallelism: by a waiter that cancels (it may have taken the
+ * item the wake was meant for) and by a wake that found nobody asleep.
+ *
+ * Issue 14, second review: a stopping worker used to leave without the
+ * clear and the last look, and cancel did not clear, so a flag set by a
+ * wake that found nobody in the futex stayed 1 while a waiter slept on the
+ * bumped sequence: every later notify_one skipped. */
 #ifndef ASYNC_EVENTCOUNT_H
 #define ASYNC_EVENTCOUNT_H
 
@@ -52,13 +64,39 @@ static inline uint32_t async_ec_prepare(struct async_ec *ec)
 	 * in the notify functions. x86's locked RMW already orders this, but
 	 * ck's aarch64 RMWs are relaxed, so the fence is not implied. */
 	ck_pr_fence_store_load();
-	return ck_pr_load_32(&ec->seq);
+	TEST_POINT("ec: announced");
+	uint32_t key = ck_pr_load_32(&ec->seq);
+	/* LoadLoad: the seq is read before the caller's re-check of its
+	 * condition (a plain load on aarch64 may otherwise pass it, and a
+	 * re-check older than the key sleeps through the notify that bumped
+	 * it). Pairs with the notifier's fence before its load of waiters,
+	 * which orders its publication before its bump of seq. */
+	ck_pr_fence_load();
+	return key;
 }
 
 /* Waiter: the condition became true during the re-check. */
 static inline void async_ec_cancel(struct async_ec *ec)
 {
 	(void)ck_pr_faa_32(&ec->waiters, (uint32_t)-1);
+	/* A wake in flight may have been meant for this waiter: clear the
+	 * flag so the next notifier wakes someone (see the top). The exchange
+	 * and the fence order the clear before the caller's next look at its
+	 * condition; they pair with the notifier's fence before its load of
+	 * waking. */
+	(void)ck_pr_fas_32(&ec->waking, 0);
+	ck_pr_fence_atomic_load();
+}
+
+/* A consumer leaving for good (a stopping worker): clears the flag, as
+ * prepare does; the caller then looks at its condition once more and
+ * notifies if it holds. Full fence: the clear (and the caller's earlier
+ * writes) before that look; pairs with the fence before the load of
+ * waiters and waking in the notify functions. */
+static inline void async_ec_leave(struct async_ec *ec)
+{
+	(void)ck_pr_fas_32(&ec->waking, 0);
+	ck_pr_fence_memory();
 }
 
 /* Waiter: sleep unless the sequence moved since prepare. May return
@@ -86,6 +124,16 @@ static inline void async_ec_notify_all(struct async_ec *ec)
 	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+/* With waking just set: bump and wake one. A wake that found nobody in the
+ * futex clears the flag again (always safe, see the top), so the next
+ * notifier does not skip on its account. */
+static inline void async_ec_wake_one(struct async_ec *ec)
+{
+	(void)ck_pr_faa_32(&ec->seq, 1);
+	if (syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) == 0)
+		ck_pr_store_32(&ec->waking, 0);
+}
+
 /* Notifier, after making the condition true: make sure one waiter, if any,
  * will re-check. Skips the wake while one is already in flight. */
 static inline void async_ec_notify_one(struct async_ec *ec)
@@ -97,8 +145,7 @@ static inline void async_ec_notify_one(struct async_ec *ec)
 		return;
 	if (!ck_pr_cas_32(&ec->waking, 0, 1))
 		return; /* another notifier's wake is in flight */
-	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	async_ec_wake_one(ec);
 }
 
 /* As async_ec_notify_one, for a notifier whose last write was an atomic
@@ -113,8 +160,7 @@ static inline void async_ec_notify_one_after_rmw(struct async_ec *ec)
 		return;
 	if (!ck_pr_cas_32(&ec->waking, 0, 1))
 		return;
-	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	async_ec_wake_one(ec);
 }
 
 /* A hint, not a guarantee: wake one waiter if the (unfenced) count says

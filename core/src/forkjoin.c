@@ -14,12 +14,28 @@ int async_group_init(async_group *g)
 	if (g == NULL)
 		return ASYNC_EINVAL;
 	g->pending = 0;
+	g->pool = NULL;
 	return 0;
+}
+
+/* A group belongs to the first pool it is submitted to: group_done wakes
+ * that pool's waiters (done_ec), so a wait through another pool would
+ * sleep through the last job's notify. The CAS settles two first
+ * submitters racing with different pools. */
+static int group_bind(async_pool *p, async_group *g)
+{
+	async_pool *owner = ck_pr_load_ptr(&g->pool);
+	if (owner == NULL && ck_pr_cas_ptr(&g->pool, NULL, p))
+		return 0;
+	return ck_pr_load_ptr(&g->pool) == p ? 0 : ASYNC_EINVAL;
 }
 
 int async_group_submit(async_pool *p, async_group *g, async_job *job)
 {
-	return (p == NULL || g == NULL) ? ASYNC_EINVAL : async__submit_one(p, g, job);
+	if (p == NULL || g == NULL)
+		return ASYNC_EINVAL;
+	int rc = group_bind(p, g);
+	return rc != 0 ? rc : async__submit_one(p, g, job);
 }
 
 /* A worker waiting for something runs other work meanwhile. Its private
@@ -52,6 +68,9 @@ int async_group_wait(async_pool *p, async_group *g)
 {
 	if (p == NULL || g == NULL)
 		return ASYNC_EINVAL;
+	async_pool *owner = ck_pr_load_ptr(&g->pool);
+	if (owner != NULL && owner != p)
+		return ASYNC_EINVAL; /* its jobs wake another pool's waiters */
 	struct worker *w = self_in(p);
 	if (w != NULL) {
 		help_until_zero(w, &g->pending, NULL);
@@ -198,7 +217,10 @@ int async_parallel_for(async_pool *p, size_t begin, size_t end, size_t grain,
 	if (grain == 0) {
 		size_t n = (size_t)async_pool_worker_count(p);
 		size_t parts = 8 * (n > 0 ? n : 1);
-		grain = (end - begin + parts - 1) / parts;
+		size_t len = end - begin;
+		/* Rounded up without len + parts - 1, which wraps to a grain of
+		 * 0 (endless halving) for a range within parts of SIZE_MAX. */
+		grain = len / parts + (len % parts != 0);
 	}
 	struct pfor pf = { fn, arg, grain };
 	if (self_in(p) != NULL) {

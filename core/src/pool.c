@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef ASYNC_TEST_HOOKS
 void (*async_test_hook)(const char *point);
@@ -175,7 +176,9 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	p->cfg = cfg;
 	p->max_workers = cfg.max_workers;
 
-	rc = async_placement_compute(p->topo, p->max_workers, &p->place);
+	/* One row more than max_workers: shutdown's pseudo-worker (below)
+	 * steals too when a leftover job waits. */
+	rc = async_placement_compute(p->topo, p->max_workers + 1, &p->place);
 	if (rc != 0)
 		goto fail;
 	rc = ASYNC_ENOMEM;
@@ -201,9 +204,11 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 		pthread_mutex_lock(&p->ctl);
 		rc = add_locked(p, cfg.workers);
 		pthread_mutex_unlock(&p->ctl);
-		if (rc < 0) {
+		if (rc < 0 || (unsigned)rc < cfg.workers) {
+			/* Fewer than asked (thread creation failed): fail loudly
+			 * rather than run a smaller pool than the caller sized. */
 			async_pool_destroy(p);
-			return rc;
+			return rc < 0 ? rc : ASYNC_ETHREAD;
 		}
 	}
 	*out = p;
@@ -213,14 +218,46 @@ fail:
 	return rc;
 }
 
+/* With p->ctl held: slots held by workers that committed to a stop, and
+ * those that exited since add_locked passed them (free for another try). */
+static unsigned exiting_locked(async_pool *p)
+{
+	unsigned n = 0;
+	for (unsigned s = 0; s < p->max_workers; s++) {
+		uint32_t st = ck_pr_load_32(&p->w[s].state);
+		n += st == SLOT_STOPPING || st == SLOT_EXITED;
+	}
+	return n;
+}
+
 int async_pool_add_workers(async_pool *p, unsigned n)
 {
 	if (p == NULL)
 		return ASYNC_EINVAL;
-	pthread_mutex_lock(&p->ctl);
-	int rc = ck_pr_load_32(&p->shutdown) ? ASYNC_ESHUTDOWN : add_locked(p, n);
-	pthread_mutex_unlock(&p->ctl);
-	return rc;
+	/* A worker that committed to its stop holds its slot (deque, batch,
+	 * epoch record) until it exits. When those slots are needed, wait for
+	 * them, without ctl (the exiting worker's on_worker_stop may call into
+	 * the pool), and only from outside the pool: a worker waiting for
+	 * another's exit could wait for one that waits for it. */
+	int rc = 0;
+	unsigned added = 0;
+	for (;;) {
+		pthread_mutex_lock(&p->ctl);
+		if (ck_pr_load_32(&p->shutdown)) {
+			pthread_mutex_unlock(&p->ctl);
+			rc = ASYNC_ESHUTDOWN;
+			break;
+		}
+		rc = add_locked(p, n - added);
+		if (rc > 0)
+			added += (unsigned)rc;
+		unsigned exiting = added < n && self_in(p) == NULL ? exiting_locked(p) : 0;
+		pthread_mutex_unlock(&p->ctl);
+		if (added == n || exiting == 0 || (rc < 0 && rc != ASYNC_ELIMIT))
+			break;
+		usleep(100);
+	}
+	return added > 0 ? (int)added : rc;
 }
 
 int async_pool_stop_workers(async_pool *p, unsigned n)
@@ -253,6 +290,7 @@ static void run_leftovers(async_pool *p)
 	struct worker *me = &p->w[p->max_workers];
 	struct worker *saved = async__self; /* a worker of another pool, or NULL */
 	async__self = me;
+	unsigned backoff = 0;
 	for (;;) {
 		/* Read before the look at the queues: zero here means every
 		 * submitter that got past the shutdown check has pushed, so an
@@ -268,8 +306,11 @@ static void run_leftovers(async_pool *p)
 			j = async__take_batches(me, &contended);
 		if (j == NULL)
 			j = async__take_injected(me, &contended);
-		if (j == NULL && contended)
-			continue; /* only a push from a leftover job still linking */
+		if (j == NULL && contended) {
+			/* Only a push from a leftover job still linking: let it. */
+			async_backoff(&backoff);
+			continue;
+		}
 		for (unsigned s = 0; s < p->max_workers && j == NULL; s++) {
 			/* Empty once joined (an exiting worker re-injects its deque),
 			 * but cheap to make sure. */

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <sched.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -96,21 +97,25 @@ static inline struct worker *worker_of(async_worker *fk)
 /* The calling thread's worker (of whichever pool), or NULL. */
 extern _Thread_local struct worker *async__self __attribute__((visibility("hidden")));
 
-/* Test builds only (ASYNC_TEST_HOOKS, the races suite): named points where
- * a test may stall the calling thread to force an interleaving that is
- * otherwise a nanosecond window. Compiled out of the library. */
-#ifdef ASYNC_TEST_HOOKS
-extern void (*async_test_hook)(const char *point);
-#define TEST_POINT(name) do { if (async_test_hook != NULL) async_test_hook(name); } while (0)
-#else
-#define TEST_POINT(name) ((void)0)
-#endif
-
 static inline uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A bounded backoff for a thread that found a queue contended (a
+ * producer between its exchange and its link store, say): a few pauses,
+ * then yield the CPU, which the producer may need. *n counts the calls. */
+static inline void async_backoff(unsigned *n)
+{
+	if (*n < 64) {
+		(*n)++;
+		for (int i = 0; i < 8; i++)
+			ck_pr_stall();
+	} else {
+		sched_yield();
+	}
 }
 
 /* Counters are only written by their worker: a load and an atomic store
@@ -148,6 +153,11 @@ static inline void run_job(struct worker *w, async_job *j)
 	void *arg = j->arg;
 	async_group *g = j->group;
 	uint32_t flags = j->flags;
+	/* LoadStore: the fields are read before RUNNING is stored, so a
+	 * resubmitter that sees RUNNING (its CAS to QUEUED in claim_job, then
+	 * its field writes) cannot change what this run reads. Pairs with the
+	 * AtomicStore fence after that CAS. */
+	ck_pr_fence_load_store();
 	ck_pr_store_32(&j->state, JOB_RUNNING);
 	async_frame *saved = w->fk.floor;
 	w->fk.floor = w->fk.head;

@@ -60,6 +60,8 @@ void __tsan_release(void *addr);
 	({ void *o_ = (void *)(o); __atomic_compare_exchange_n((void **)(p), &o_, (void *)(n), 0, ASYNC_SC, ASYNC_SC); })
 #undef ck_pr_fas_ptr
 #define ck_pr_fas_ptr(p, v) __atomic_exchange_n((void **)(p), (void *)(v), ASYNC_SC)
+#undef ck_pr_fas_32
+#define ck_pr_fas_32(p, v) __atomic_exchange_n((p), (v), ASYNC_SC)
 #undef ck_pr_faa_64
 #define ck_pr_faa_64(p, v) __atomic_fetch_add((p), (v), ASYNC_SC)
 #undef ck_pr_faa_32
@@ -84,6 +86,10 @@ void __tsan_release(void *addr);
 #define ck_pr_fence_store_load() __asm__ __volatile__("" ::: "memory")
 #undef ck_pr_fence_atomic_load
 #define ck_pr_fence_atomic_load() __asm__ __volatile__("" ::: "memory")
+#undef ck_pr_fence_load_store
+#define ck_pr_fence_load_store() __asm__ __volatile__("" ::: "memory")
+#undef ck_pr_fence_atomic_store
+#define ck_pr_fence_atomic_store() __asm__ __volatile__("" ::: "memory")
 #undef ck_pr_fence_acquire
 #define ck_pr_fence_acquire() __asm__ __volatile__("" ::: "memory")
 #undef ck_pr_fence_release
@@ -91,6 +97,20 @@ void __tsan_release(void *addr);
 #else
 #define ASYNC_TSAN_RELEASE(p) ((void)0)
 #define ASYNC_TSAN_ACQUIRE(p) ((void)0)
+#endif
+
+/* Test builds only (ASYNC_TEST_HOOKS, the races suite): named points where
+ * a test may stall the calling thread to force an interleaving that is
+ * otherwise a nanosecond window. Compiled out of the library. */
+#ifdef ASYNC_TEST_HOOKS
+extern void (*async_test_hook)(const char *point);
+#define TEST_POINT(name) do { \
+	void (*hook_)(const char *) = __atomic_load_n(&async_test_hook, __ATOMIC_ACQUIRE); \
+	if (hook_ != NULL) \
+		hook_(name); \
+} while (0)
+#else
+#define TEST_POINT(name) ((void)0)
 #endif
 
 #endif

@@ -109,8 +109,14 @@ int async__claim_job(async_job *job)
 		uint32_t st = ck_pr_load_32(&job->state);
 		if (st == JOB_QUEUED)
 			return ASYNC_EBUSY;
-		if (ck_pr_cas_32(&job->state, st, JOB_QUEUED))
+		if (ck_pr_cas_32(&job->state, st, JOB_QUEUED)) {
+			/* AtomicStore: the claim is visible before the caller's
+			 * writes to the record's fields. Pairs with the LoadStore
+			 * fence in execute(): a runner whose RUNNING store this
+			 * CAS replaced has read the old fields already. */
+			ck_pr_fence_atomic_store();
 			return 0;
+		}
 	}
 }
 

@@ -16,8 +16,10 @@ static async_job *steal_round(struct worker *w, int *contended)
 {
 	async_pool *p = w->pool;
 	unsigned hw = ck_pr_load_32(&p->high_water);
+	/* The placement has a row for shutdown's pseudo-worker too (slot
+	 * max_workers, pool.c): every row names all the other slots. */
 	const unsigned *v = async_placement_victims(&p->place, w->index);
-	for (unsigned k = 0; k + 1 < p->max_workers; k++) {
+	for (unsigned k = 0; k + 1 < p->place.nslots; k++) {
 		unsigned s = v[k];
 		if (s >= hw)
 			continue;
@@ -79,6 +81,7 @@ static async_job *idle(struct worker *w)
 	async_pool *p = w->pool;
 	async_job *j = NULL;
 	int contended;
+	unsigned backoff = 0;
 	/* The spin is bounded in time, read from the vDSO clock once per round
 	 * (tens of nanoseconds against a round's hundreds). */
 	uint64_t budget = p->cfg.spin_rounds == 0 ? 0 : (uint64_t)p->cfg.spin_us * 1000u;
@@ -116,18 +119,8 @@ static async_job *idle(struct worker *w)
 			}
 			break;
 		}
-		if (ck_pr_load_32(&w->stop)) {
-			/* Leaving the spinners for good: a submitter may have seen
-			 * us spinning and sent no wake-up, so re-check the queue and
-			 * pass the job on. The fence orders the RMW on spinning
-			 * before the re-check of the queue and batches; it pairs
-			 * with the one between inject_push and the load of spinning
-			 * in submit_chain. */
-			ck_pr_fence_atomic_load();
-			if (async__injected_work_visible(p))
-				async_ec_notify_all(&p->work_ec);
-			break;
-		}
+		if (ck_pr_load_32(&w->stop))
+			break; /* worker_main's exit re-checks the queue */
 		uint32_t key = async_ec_prepare(&p->work_ec);
 		contended = 0;
 		j = async__find_work(w, &contended);
@@ -136,6 +129,9 @@ static async_job *idle(struct worker *w)
 			async_ec_cancel(&p->work_ec);
 			if (j != NULL || ck_pr_load_32(&w->stop) || !contended)
 				break;
+			/* Contended: a producer may be preempted between its
+			 * exchange and its link store; let it run. */
+			async_backoff(&backoff);
 			continue;
 		}
 		async_ec_wait(&p->work_ec, key);
@@ -192,15 +188,20 @@ void *async__worker_main(void *arg)
 		async__run_found(w, j);
 	}
 	/* Whatever is left in the deque goes back to the injection stack for
-	 * the others (a stop; at shutdown the deque is empty). */
-	int moved = 0;
+	 * the others (a stop; at shutdown the deque is empty). Its batch stays
+	 * where it is: other workers take from it. */
 	async_job *j;
-	while ((j = async_deque_pop(&w->dq)) != NULL) {
+	while ((j = async_deque_pop(&w->dq)) != NULL)
 		async__inject_push(p, j, j);
-		moved = 1;
-	}
-	/* Its batch stays where it is: other workers take from it. */
-	if (moved || async_batch_nonempty(&w->batch))
+	/* Leaving for good, the worker looks at the queues once more (the
+	 * rule in eventcount.h): a submitter may have seen it spinning, or a
+	 * wake in flight, and sent no wake-up, while another worker sleeps.
+	 * async_ec_leave's fence orders the RMW on spinning, the clear of the
+	 * waking flag and the re-injection before this look; it pairs with the
+	 * fence between inject_push and the load of spinning in submit_chain
+	 * and with the one in the notify functions. */
+	async_ec_leave(&p->work_ec);
+	if (async__injected_work_visible(p))
 		async_ec_notify_all(&p->work_ec);
 	if (p->cfg.on_worker_stop != NULL)
 		p->cfg.on_worker_stop(p->cfg.userdata, w->index);

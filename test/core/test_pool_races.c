@@ -1,13 +1,18 @@
 /* test_pool_races.c: regression tests for the races and hangs of issue 14
  * (lost wake-up on stop, shutdown deadlock, leftover jobs at shutdown, two
- * submitters of one record, a failed spawn) and for the order of external
- * submissions. Anything that could hang runs under a watchdog (SIGALRM) that
- * fails the test instead of stalling CI.
+ * submitters of one record, a failed spawn), for the order of external
+ * submissions, and for what its second review found (a stuck waking flag,
+ * parallel-for near SIZE_MAX, the shutdown runner's steal row, stop then
+ * add, cross-pool groups, a failed thread at create). Anything that could
+ * hang runs under a watchdog (SIGALRM) that fails the test instead of
+ * stalling CI.
  *
- * Linked with -Wl,--wrap=malloc so a test can make the core's allocations
- * fail on purpose (the deque's growth). */
+ * Linked with -Wl,--wrap=malloc and --wrap=pthread_create so a test can
+ * make the core's allocations (the deque's growth) or thread creation fail
+ * on purpose. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +23,7 @@
 
 #include "async/async.h"
 #include "watchdog.h"
+#include "pool_impl.h" /* internals, for the shutdown runner's steal row */
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SCALE 10
@@ -157,7 +163,7 @@ static void stall_hook(const char *point)
 Test(races, job_submitted_while_the_stopping_worker_still_spins_runs, .timeout = 60)
 {
 	async_pool *p = make_pool_cfg(2, 64);
-	async_test_hook = stall_hook;
+	__atomic_store_n(&async_test_hook, stall_hook, __ATOMIC_RELEASE);
 	unsigned ran = 0;
 	for (int round = 0; round < 5; round++) {
 		usleep(20000); /* both workers asleep */
@@ -174,7 +180,7 @@ Test(races, job_submitted_while_the_stopping_worker_still_spins_runs, .timeout =
 		watchdog_disarm();
 		cr_assert_eq(async_pool_add_workers(p, 1), 1);
 	}
-	async_test_hook = NULL;
+	__atomic_store_n(&async_test_hook, NULL, __ATOMIC_RELEASE);
 	cr_assert_eq(ran, 5);
 	async_pool_destroy(p);
 }
@@ -626,4 +632,217 @@ Test(races, submissions_storming_a_shutdown_are_each_run_or_refused, .timeout = 
 		for (int i = 0; i < 3; i++)
 			free(jobs[i]);
 	}
+}
+
+/* ==== issue 14, second review ============================================ */
+
+/* ---- the waking flag stuck at 1 (lost wake-up) -------------------------- */
+
+/* Forced interleaving: workers R (slot 1) and B (slot 0) are both stalled
+ * in async_ec_prepare after announcing themselves; R is asked to stop; I1
+ * is submitted (notify_one sets waking and bumps seq, but nobody is in the
+ * futex); R's re-check takes I1; B then reads the bumped seq, finds nothing
+ * and sleeps. I2 must still run: the old code left waking at 1 (so I2's
+ * submitter sent no wake) and R exited after I1 without a look at the
+ * queue. */
+static _Thread_local int ec_worker = -1;   /* this thread's slot, if a worker */
+static int ec_gate[2], ec_arrived[2];      /* atomic: per slot */
+
+static void ec_note_slot(void *ud, unsigned worker)
+{
+	(void)ud;
+	ec_worker = (int)worker;
+}
+
+static void ec_gate_hook(const char *point)
+{
+	int i = ec_worker;
+	if (i < 0 || i > 1 || strcmp(point, "ec: announced") != 0 ||
+	    !__atomic_load_n(&ec_gate[i], __ATOMIC_SEQ_CST))
+		return;
+	__atomic_store_n(&ec_arrived[i], 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&ec_gate[i], __ATOMIC_SEQ_CST))
+		usleep(100);
+}
+
+static void wait_flag(int *f, const char *what)
+{
+	for (int i = 0; i < 100000 && !__atomic_load_n(f, __ATOMIC_SEQ_CST); i++)
+		usleep(100);
+	cr_assert(__atomic_load_n(f, __ATOMIC_SEQ_CST), "never happened: %s", what);
+}
+
+static void set_flag(void *arg)
+{
+	__atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+Test(races, a_wake_that_finds_nobody_asleep_is_not_lost, .timeout = 60)
+{
+	__atomic_store_n(&ec_gate[0], 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&ec_gate[1], 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&async_test_hook, ec_gate_hook, __ATOMIC_RELEASE);
+	async_pool_config cfg = async_pool_config_default();
+	cfg.workers = 2;
+	cfg.max_workers = 2;
+	cfg.spin_rounds = 0; /* straight to prepare */
+	cfg.pin = 0;
+	cfg.on_worker_start = ec_note_slot;
+	async_pool *p = NULL;
+	cr_assert_eq(async_pool_create(&p, &cfg), 0);
+	wait_flag(&ec_arrived[0], "worker 0 in prepare");
+	wait_flag(&ec_arrived[1], "worker 1 in prepare");
+	cr_assert_eq(async_pool_stop_workers(p, 1), 1); /* asks slot 1: R */
+	int ran1 = 0, ran2 = 0;
+	async_job i1, i2;
+	async_job_init(&i1, set_flag, &ran1);
+	cr_assert_eq(async_pool_submit(p, &i1), 0);
+	__atomic_store_n(&ec_gate[1], 0, __ATOMIC_SEQ_CST); /* R takes I1 */
+	wait_flag(&ran1, "R ran I1");
+	__atomic_store_n(&ec_gate[0], 0, __ATOMIC_SEQ_CST); /* B finds nothing */
+	usleep(50000);                                       /* B sleeps */
+	async_group g;
+	async_group_init(&g);
+	async_job_init(&i2, set_flag, &ran2);
+	cr_assert_eq(async_group_submit(p, &g, &i2), 0);
+	watchdog_arm(10, "a job submitted while a stale wake was 'in flight' (waking stuck at 1)");
+	async_group_wait(p, &g);
+	watchdog_disarm();
+	cr_assert_eq(ran2, 1);
+	__atomic_store_n(&async_test_hook, NULL, __ATOMIC_RELEASE);
+	async_pool_destroy(p);
+}
+
+/* ---- parallel_for over ranges near SIZE_MAX ----------------------------- */
+
+static void add_len(void *arg, size_t b, size_t e)
+{
+	__atomic_fetch_add((size_t *)arg, e - b, __ATOMIC_SEQ_CST);
+}
+
+/* The automatic grain used to be (len + parts - 1) / parts, which wraps to
+ * 0 near SIZE_MAX: endless halving, then a stack overflow. */
+Test(races, parallel_for_near_size_max_covers_the_range_once, .timeout = 60)
+{
+	async_pool *p = make_pool_cfg(2, 64);
+	size_t begins[] = { 0, 1, SIZE_MAX - 20, SIZE_MAX - 1 };
+	for (unsigned i = 0; i < sizeof begins / sizeof begins[0]; i++) {
+		size_t total = 0;
+		watchdog_arm(20, "parallel_for near SIZE_MAX");
+		cr_assert_eq(async_parallel_for(p, begins[i], SIZE_MAX, 0, add_len, &total), 0);
+		watchdog_disarm();
+		cr_assert_eq(total, SIZE_MAX - begins[i], "range from %zu", begins[i]);
+	}
+	async_pool_destroy(p);
+}
+
+/* ---- shutdown's pseudo-worker steals within its victims row ------------- */
+
+/* Slot max_workers (shutdown's runner) steals when a leftover job waits on
+ * something it does not hold; its victims row used to be one past the end
+ * of the placement's array. ASan sees the read (release builds read junk
+ * that the high-water check then skips). */
+Test(races, the_shutdown_runner_has_a_victims_row, .timeout = 60)
+{
+	async_pool_config cfg = async_pool_config_default();
+	cfg.workers = 0;
+	cfg.max_workers = 2;
+	cfg.pin = 0;
+	async_pool *p = NULL;
+	cr_assert_eq(async_pool_create(&p, &cfg), 0);
+	struct worker *runner = &p->w[p->max_workers];
+	int contended = 0;
+	cr_assert_null(async__find_work(runner, &contended));
+	async_pool_destroy(p);
+}
+
+/* ---- stop then add: slots of workers still on their way out ------------ */
+
+static void slow_stop(void *ud, unsigned worker)
+{
+	(void)ud;
+	(void)worker;
+	usleep(20000); /* closing a Lua state, say */
+}
+
+Test(races, add_right_after_stop_gets_the_slots_of_exiting_workers, .timeout = 60)
+{
+	async_pool_config cfg = async_pool_config_default();
+	cfg.workers = 2;
+	cfg.max_workers = 2;
+	cfg.pin = 0;
+	cfg.on_worker_stop = slow_stop;
+	async_pool *p = NULL;
+	cr_assert_eq(async_pool_create(&p, &cfg), 0);
+	for (int round = 0; round < 5; round++) {
+		usleep(2000);
+		cr_assert_eq(async_pool_stop_workers(p, 2), 2);
+		usleep(1000); /* they commit to the stop, then sit in on_worker_stop */
+		int added = async_pool_add_workers(p, 2);
+		cr_assert_eq(added, 2, "round %d: add_workers(2) after stop_workers(2) = %d (%s)",
+		             round, added, added < 0 ? async_strerror(added) : "fewer");
+		cr_assert_eq(async_pool_worker_count(p), 2);
+	}
+	async_pool_destroy(p);
+}
+
+/* ---- a group used through two pools ------------------------------------- */
+
+/* group_done wakes the waiters of the pool that ran the job: a group whose
+ * jobs went to P2 but waited on through P used to sleep forever. It now
+ * belongs to the first pool it is used with. */
+Test(races, a_group_is_refused_by_a_second_pool, .timeout = 60)
+{
+	async_pool *p = make_pool_cfg(1, 64), *p2 = make_pool_cfg(1, 64);
+	unsigned ran = 0;
+	async_group g;
+	async_group_init(&g);
+	async_job a, b;
+	async_job_init(&a, bump, &ran);
+	async_job_init(&b, bump, &ran);
+	cr_assert_eq(async_group_submit(p2, &g, &a), 0);
+	watchdog_arm(10, "async_group_wait through a pool other than the jobs' (cross-pool group)");
+	cr_assert_eq(async_group_wait(p, &g), ASYNC_EINVAL);
+	cr_assert_eq(async_group_submit(p, &g, &b), ASYNC_EINVAL);
+	cr_assert_eq(async_group_wait(p2, &g), 0);
+	watchdog_disarm();
+	cr_assert_eq(ran, 1);
+	async_group_init(&g); /* initialised again: free to use with p */
+	cr_assert_eq(async_group_submit(p, &g, &b), 0);
+	cr_assert_eq(async_group_wait(p, &g), 0);
+	cr_assert_eq(ran, 2);
+	async_pool_destroy(p);
+	async_pool_destroy(p2);
+}
+
+/* ---- create when a thread cannot be started ----------------------------- */
+
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+static int creates_left = -1; /* atomic: -1 never fail, else successes left */
+
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+	int left = __atomic_load_n(&creates_left, __ATOMIC_SEQ_CST);
+	if (left == 0)
+		return EAGAIN;
+	if (left > 0)
+		__atomic_fetch_sub(&creates_left, 1, __ATOMIC_SEQ_CST);
+	return __real_pthread_create(t, a, fn, arg);
+}
+
+/* A pool used to be created with the workers that could start, silently
+ * fewer than asked. */
+Test(races, create_fails_loudly_when_a_worker_cannot_start, .timeout = 60)
+{
+	async_pool_config cfg = async_pool_config_default();
+	cfg.workers = 4;
+	cfg.pin = 0;
+	async_pool *p = NULL;
+	__atomic_store_n(&creates_left, 2, __ATOMIC_SEQ_CST);
+	int rc = async_pool_create(&p, &cfg);
+	__atomic_store_n(&creates_left, -1, __ATOMIC_SEQ_CST);
+	if (rc == 0)
+		async_pool_destroy(p);
+	cr_assert_eq(rc, ASYNC_ETHREAD, "create with 2 of 4 threads: %d", rc);
+	cr_assert_null(p);
 }

@@ -48,9 +48,13 @@ typedef struct async_job {
 } async_job;
 
 /* A counter of outstanding jobs to wait for as one. Initialise with
- * async_group_init; it must outlive async_group_wait. */
+ * async_group_init; it must outlive async_group_wait. A group belongs to
+ * the first pool it is submitted to, until it is initialised again: its
+ * last job wakes that pool's waiters, so submitting it to, or waiting on it
+ * through, another pool is refused (ASYNC_EINVAL) instead of hanging. */
 struct async_group {
 	uint64_t pending;
+	async_pool *pool; /* the pool it belongs to, NULL until first used */
 };
 
 typedef struct async_pool_config {
@@ -105,7 +109,10 @@ async_pool_config async_pool_config_default(void);
 
 /* Any thread; blocks while the threads start. Creates a pool in *out.
  * cfg may be NULL for the defaults. ASYNC_EINVAL for workers > max_workers
- * or a malformed synthetic topology. */
+ * or a malformed synthetic topology; ASYNC_ETHREAD if any of the workers
+ * asked for could not be started (the pool is then not created, and the
+ * workers that had started are stopped and joined: a pool never starts
+ * with fewer workers than asked). */
 int async_pool_create(async_pool **out, const async_pool_config *cfg);
 
 /* Any thread that is not one of the pool's workers; blocks. Runs every
@@ -142,12 +149,17 @@ int async_pool_submit_array(async_pool *pool, async_job *jobs, size_t n);
 /* Any thread; never blocks. */
 int async_group_init(async_group *group);
 
-/* Any thread; never blocks. Queues job as part of group. */
+/* Any thread; never blocks. Queues job as part of group. ASYNC_EINVAL if
+ * the group belongs to another pool (see async_group). */
 int async_group_submit(async_pool *pool, async_group *group, async_job *job);
 
 /* Any thread; blocks until every job submitted to the group has finished.
  * On a worker of the pool it runs other jobs meanwhile instead of
- * sleeping; elsewhere it sleeps. */
+ * sleeping; elsewhere it sleeps, so the jobs need workers: from a thread
+ * that is not a worker, on a pool with no worker running (workers = 0, or
+ * after stop_workers of all of them), it sleeps until add_workers or
+ * shutdown runs the jobs. ASYNC_EINVAL if the group belongs to another
+ * pool (see async_group). */
 int async_group_wait(async_pool *pool, async_group *group);
 
 /* Worker threads of a pool only (typically inside a job, including a job
@@ -175,18 +187,24 @@ typedef void (*async_range_fn)(void *arg, size_t begin, size_t end);
  * Calls fn over [begin, end) cut into chunks of at most grain indices (grain
  * 0: chosen from the range and the worker count), split recursively so
  * idle workers steal the large halves. From a worker it joins in; from
- * another thread it sleeps while the workers run it. */
+ * another thread it sleeps while the workers run it (so, as for
+ * async_group_wait, a pool with no worker running leaves it asleep until
+ * add_workers or shutdown). Any range is accepted, up to [0, SIZE_MAX). */
 int async_parallel_for(async_pool *pool, size_t begin, size_t end, size_t grain,
                        async_range_fn fn, void *arg);
 
-/* Any thread; blocks only while threads start (and to join a worker that
- * already exited, whose slot it reuses).
+/* Any thread; blocks only while threads start, to join a worker that
+ * already exited (whose slot it reuses), and, from a thread that is not
+ * one of the pool's workers, to wait for workers that committed to a stop
+ * to exit (their on_worker_stop included) when it needs their slots.
  * Adds n workers: first by calling off stop requests that workers have not
- * acted on yet (no thread is started, and a slot is never lost to a worker
- * still on its way out), then as new threads placed as the next slots of
- * the placement order. Returns
- * the number added, which is smaller than n when max_workers is reached, or
- * a negative code (ASYNC_ELIMIT when none could be added). */
+ * acted on yet (no thread is started), then as new threads placed as the
+ * next slots of the placement order. So stopping then adding never runs
+ * out of slots. Returns the number added, which is smaller than n when
+ * max_workers is reached (or a thread could not be created), or a
+ * negative code (ASYNC_ELIMIT when none could be added, ASYNC_ETHREAD when
+ * thread creation failed before any was). Called from one of the pool's
+ * own workers (on_worker_stop, say) it does not wait, and may add fewer. */
 int async_pool_add_workers(async_pool *pool, unsigned n);
 
 /* Any thread; never blocks. Asks up to n running workers (the most recently
