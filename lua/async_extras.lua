@@ -32,6 +32,8 @@ local function fanout(callback, fname, count, issue)
   local g = setmetatable({ handles = {}, finished = false, onCancel = onCancel }, Group)
   local results, remaining = {}, count
   local function finish()
+    -- Deferred for an empty group: a cancel() meanwhile already ended it.
+    if g.finished then return end
     g.finished = true
     if onSuccess then onSuccess(results) end
   end
