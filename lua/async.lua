@@ -52,8 +52,10 @@ end
 --- pool, so `local call = async.call` taken before load() keeps working
 --- across shutdown() and load().
 function async.call(callback, name, ...)
-  local h = nativeCall(callback, name, ...)
-  return h
+  if type(name) ~= "string" then
+    error("async.call: argument 2 (the name) must be a string, got " .. type(name), 2)
+  end
+  return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
 end
 
 --- Delivers finished calls' callbacks (see the README). async.update(dt)
@@ -187,8 +189,7 @@ function async.define(name, func)
   context():define(name, func)
   -- The shorthand goes through async.call, so it survives shutdown/load.
   local function f(callback, ...)
-    local h = nativeCall(callback, name, ...)
-    return h
+    return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
   end
   names[f] = name
   return f
@@ -215,7 +216,7 @@ function async.stats(into) return context():stats(into) end
 --- the version they were made against. nil removes it.
 function async.share(name, value)
   if type(name) ~= "string" then error("async.share: the name must be a string, got " .. type(name), 2) end
-  context():share(name, value)
+  return context():share(name, value) -- a tail call: errors point at the caller
 end
 
 --- fn(state, workerIndex) runs on every worker, present and future, before

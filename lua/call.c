@@ -38,8 +38,10 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 int cancel_call(struct call *c)
 {
 	uint32_t queued = CALL_QUEUED;
-	if (__atomic_compare_exchange_n(&c->state, &queued, CALL_CANCELLED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	if (__atomic_compare_exchange_n(&c->state, &queued, CALL_CANCELLED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		lent_giveback(&c->bufs);
 		return 1;
+	}
 	if (queued == CALL_RUNNING)
 		__atomic_store_n(&c->stop_asked, 1, __ATOMIC_RELAXED);
 	return 0;
@@ -168,15 +170,33 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 			return luaL_error(L, "async.call('%s'): the callback's key is NaN, which cannot be a key", name);
 		haskey = !lua_isnil(L, -1); /* stays at top + 1, above the arguments */
 	}
+	struct call *old = NULL; /* the call this one supersedes */
+	if (haskey) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
+		lua_pushvalue(L, top + 1);
+		lua_rawget(L, -2);
+		old = lua_touserdata(L, -1);
+		lua_pop(L, 2);
+	}
 	struct call *c = record_get(L, ctx);
 	char err[256];
 	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
+	c->old = old;
+	c->takes_old = 0;
 	struct async_codec_objects objs = codec_objects(&oc);
-	if (async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err) != 0) {
+	int rc = async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err);
+	c->old = NULL;
+	if (rc != 0) {
 		call_release(L, ctx, c);
 		if (oc.why != NULL)
 			return luaL_error(L, "async.call('%s'): %s", name, oc.why);
 		return luaL_error(L, "async.call('%s'): %s, which cannot be sent to a worker", name, err);
+	}
+	/* A buffer still lent to the superseded call: that call must not
+	 * start now, or two jobs would hold the buffer. */
+	if (c->takes_old && !cancel_call(old)) {
+		call_release(L, ctx, c);
+		return luaL_error(L, "async.call('%s'): %s", name, LENT_MSG);
 	}
 	c->def = d;
 	d->refs++;
@@ -197,7 +217,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		pending_push(ctx, c);
 	} else {
 		async_job_init(&c->job, call_run, c);
-		int rc = async_pool_submit(ctx->pool, &c->job);
+		rc = async_pool_submit(ctx->pool, &c->job);
 		if (rc != 0) {
 			call_release(L, ctx, c);
 			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));

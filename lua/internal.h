@@ -90,6 +90,8 @@ struct call {
 	struct def *def;
 	struct snap *snap; /* the registry as it was when the call was made */
 	struct lentlist bufs;
+	struct call *old; /* while encoding: the call this keyed call supersedes */
+	int takes_old;    /* a buffer lent to `old` was lent again: cancel it */
 	int cb;        /* registry ref of the callback in the main state */
 	int key;       /* registry ref of its "latest wins" key, or LUA_NOREF */
 	uint32_t index; /* stable record number: names its LÖVE channel */
@@ -207,6 +209,9 @@ struct objctx {
  * is OBJ_LOVE | its ordinal on the call's channel, checked when popped. */
 #define OBJ_LOVE ((uint64_t)1 << 62)
 
+#define LENT_MSG "an async buffer among them is lent to a call still in flight (wait for its callback)"
+
+
 struct handle {
 	struct ctx *ctx;
 	uint64_t ctx_id; /* a freed context's address may be reused: ids are not */
@@ -222,7 +227,9 @@ int l_new_buffer(lua_State *L);
 int lent_add(struct lentlist *l, struct abuf *b, int mainlent);
 void lent_free(struct lentlist *l);
 int lent_has(const struct lentlist *l, const struct abuf *b);
+int lent_count(const struct lentlist *l, const struct abuf *b);
 void lent_release(struct lentlist *l);
+void lent_giveback(struct lentlist *l);
 void push_buffer(lua_State *L, struct abuf *b, int main);
 void register_buffer_type(lua_State *L);
 struct bufproxy *to_buffer(lua_State *L, int idx);

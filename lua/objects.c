@@ -57,8 +57,15 @@ static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 			return -1;
 		/* One owner at a time: a buffer lent to a call in flight is not
 		 * the game's to lend again until that call's callback. */
-		if (oc->main && __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) != 0 && !lent_has(oc->bufs, p->b)) {
-			oc->why = "an async buffer among them is lent to a call still in flight (wait for its callback)";
+		uint32_t lent = oc->main ? __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) : 0;
+		/* Latest wins: lent only to the queued call this keyed call
+		 * supersedes, it is ours once do_call cancels that one. */
+		struct call *old = lent != 0 && oc->c != NULL ? oc->c->old : NULL;
+		if (old != NULL && (int)lent == lent_count(&old->bufs, p->b) &&
+		    __atomic_load_n(&old->state, __ATOMIC_ACQUIRE) == CALL_QUEUED) {
+			oc->c->takes_old = 1;
+		} else if (lent != 0 && !lent_has(oc->bufs, p->b)) {
+			oc->why = LENT_MSG;
 			return -1;
 		}
 		if (lent_add(oc->bufs, p->b, oc->main) != 0)
