@@ -114,7 +114,8 @@ function async.load(n)
       error(("async.load: memoryLimit must be a whole number of bytes > 0, got %s"):format(tostring(limit)), 2)
     end
   end
-  if n ~= nil then n = checkCount(n, "async.load") end
+  -- A fraction of one (cores * 0.25 on a small machine) still gets a worker.
+  if n ~= nil then n = math.max(checkCount(n, "async.load"), n > 0 and 1 or 0) end
   if ctx then error("async.load: already loaded (call async.shutdown() first)", 2) end
   local c, call, update = native.new(n or 1, async, limit)
   ctx = c
@@ -159,6 +160,10 @@ function async.ensure.atLeast(n)
   if have < n then
     local ok, err = c:add(n - have)
     if not ok then error("async.ensure.atLeast: " .. err, 2) end
+    if c:count() < n then -- as load() does: more than the pool's maximum is a warning
+      io.stderr:write(("async.ensure.atLeast: %d workers asked, more than the pool's maximum: %d running\n"):format(
+        n, c:count()))
+    end
   end
   return async.ensure
 end
@@ -185,6 +190,10 @@ local names = setmetatable({}, { __mode = "k" }) -- shorthand -> name, for async
 function async.define(name, func)
   if type(name) ~= "string" then
     error("async.define: the name must be a string, got " .. type(name), 2)
+  end
+  -- The native side keeps names as C strings: "a\0b" would replace "a".
+  if name:find("\0", 1, true) then
+    error(("async.define: the name %q contains a NUL byte"):format(name), 2)
   end
   context():define(name, func)
   -- The shorthand goes through async.call, so it survives shutdown/load.

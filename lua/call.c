@@ -148,6 +148,44 @@ static void pending_push(struct ctx *ctx, struct call *c)
 	ctx->npending++;
 }
 
+/* Whether v (at idx) can be called: a function, or a value whose
+ * metatable has __call. */
+static int is_callable(lua_State *L, int idx)
+{
+	if (lua_isfunction(L, idx))
+		return 1;
+	if (!luaL_getmetafield(L, idx, "__call"))
+		return 0;
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* A callback table with a mistake is refused at the call, not found out
+ * at delivery: success/error/cancelled must be callable (or nil), and a
+ * function under any other name is a misspelt field ({sucess = f}). Data
+ * fields of the game's own are let through. */
+static void check_callbacks(lua_State *L, int cbidx, const char *name)
+{
+	static const char *const fields[] = { "success", "error", "cancelled" };
+	for (int i = 0; i < 3; i++) {
+		lua_getfield(L, cbidx, fields[i]);
+		if (!lua_isnil(L, -1) && !is_callable(L, -1))
+			luaL_error(L, "async.call('%s'): the callback's %s must be a function, not a %s", name, fields[i],
+			           luaL_typename(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pushnil(L);
+	while (lua_next(L, cbidx)) {
+		if (lua_type(L, -2) == LUA_TSTRING && is_callable(L, -1)) {
+			const char *k = lua_tostring(L, -2);
+			if (strcmp(k, "success") && strcmp(k, "error") && strcmp(k, "cancelled") && strcmp(k, "key"))
+				luaL_error(L, "async.call('%s'): the callback table has an unknown field '%s' (expected "
+				              "success, error, cancelled, key)", name, k);
+		}
+		lua_pop(L, 1);
+	}
+}
+
 /* The call path shared by async.call and the define shorthand: the
  * callback at cbidx, the arguments from argidx to the top. Returns a
  * handle. */
@@ -165,6 +203,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	 * __index, a NaN key) is read before the record exists. */
 	int haskey = 0;
 	if (t == LUA_TTABLE) {
+		check_callbacks(L, cbidx, name);
 		lua_getfield(L, cbidx, "key");
 		if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
 			return luaL_error(L, "async.call('%s'): the callback's key is NaN, which cannot be a key", name);

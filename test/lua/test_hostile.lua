@@ -134,3 +134,45 @@ test("H7, H12: async.call(nil) and a refused map element are named, at the calle
   drain(async)
   async.shutdown()
 end)
+
+-- H8. A name with a NUL byte would be cut at it by the native side.
+test("H8: define refuses a name containing NUL", function()
+  local async = require "async"
+  async.load(1)
+  async.define("a", function() return "a" end)
+  raises("contains a NUL byte", async.define, "a\0b", function() return "a\0b" end)
+  local r
+  async.call(function(v) r = v end, "a")
+  drain(async)
+  eq(r, "a", "the definition of 'a'")
+  async.shutdown()
+end)
+
+-- H9. Callback tables with mistakes are refused at the call; a callable
+-- table is a callback.
+test("H9: misspelt or non-callable callback fields are refused, callable tables are called", function()
+  local async = require "async"
+  async.load(1)
+  async.define("id", function(...) return ... end)
+  async.define("fail", function() error("job failed") end)
+  raises("unknown field 'sucess'", async.call, { sucess = function() end }, "id", 1)
+  raises("the callback's success must be a function, not a string", async.call, { success = "oops" }, "id", 1)
+  raises("the callback's error must be a function, not a number", async.call, { error = 42 }, "fail")
+  eq(async.stats().inflight, 0, "refused calls in flight")
+  local got, failed, cancelled
+  local function callable(f) return setmetatable({}, { __call = function(_, ...) f(...) end }) end
+  async.call({ success = callable(function(x) got = x end), key = "k", data = 7 }, "id", 5)
+  async.call({ error = callable(function(e) failed = e end) }, "fail")
+  drain(async)
+  eq(got, 5, "a callable table as success")
+  ok(tostring(failed):find("job failed", 1, true), "a callable table as error: " .. tostring(failed))
+  async.shutdown()
+end)
+
+-- H10. A fraction of one worker still starts one.
+test("H10: async.load(0.5) starts one worker", function()
+  local async = require "async"
+  async.load(0.5)
+  eq(async.getWorkerCount(), 1, "workers")
+  async.shutdown()
+end)
