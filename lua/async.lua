@@ -214,7 +214,7 @@ end
 
 --- Counters: queued, running, ready, inflight, completed, failed, cancelled,
 --- steals, workerCount, memory (bytes in the workers' Lua states),
---- statesReplaced, and workers[i] = {jobs, steals, busy, idle, running,
+--- statesReplaced, channels (LÖVE channel names used), and workers[i] = {jobs, steals, busy, idle, running,
 --- memory}.
 --- Pass the table from last time to have it refilled without allocating.
 function async.stats(into) return context():stats(into) end

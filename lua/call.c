@@ -25,6 +25,7 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 		luaL_error(L, "async.call: out of memory");
 	c->ctx = ctx;
 	c->index = (uint32_t)ctx->nall;
+	c->chan = chan_take();
 	c->cb = LUA_NOREF;
 	c->key = LUA_NOREF;
 	ctx->all[ctx->nall++] = c;

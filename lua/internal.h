@@ -94,7 +94,8 @@ struct call {
 	int takes_old;    /* a buffer lent to `old` was lent again: cancel it */
 	int cb;        /* registry ref of the callback in the main state */
 	int key;       /* registry ref of its "latest wins" key, or LUA_NOREF */
-	uint32_t index; /* stable record number: names its LÖVE channel */
+	uint32_t index; /* stable record number */
+	uint32_t chan;  /* names its LÖVE channel, async.ch.<chan>: see chan_take */
 	uint32_t gen;   /* bumped at each use: a handle names (record, gen) */
 	uint32_t state; /* CALL_*: the main thread's cancel and the worker's
 	                 * start race by CAS from CALL_QUEUED */
@@ -221,6 +222,11 @@ struct handle {
 
 /* The worker state of the running thread (NULL off the workers). */
 extern __thread struct wstate *tls_ws;
+
+/* objects.c: LÖVE channel names, reused process-wide */
+uint32_t chan_take(void);
+void chan_give(uint32_t n);
+uint32_t chan_count(void);
 
 /* buffers.c */
 int l_new_buffer(lua_State *L);

@@ -5,10 +5,61 @@
 #include "internal.h"
 
 /* Pushes the channel for record c in state L (cached per state). */
+/* LÖVE never frees a named channel: a name per pool and record grew the
+ * process at every load/shutdown. Names come from one process-wide free
+ * list (every pool, every Lua state), a record's name goes back when its
+ * pool is freed with its channel empty. The lock pairs with itself. */
+static int chan_lock;
+static uint32_t *chan_free, chan_nfree, chan_cap, chan_next;
+
+static void chan_lock_take(void)
+{
+	while (__atomic_exchange_n(&chan_lock, 1, __ATOMIC_ACQUIRE))
+		;
+}
+
+static void chan_lock_drop(void)
+{
+	__atomic_store_n(&chan_lock, 0, __ATOMIC_RELEASE);
+}
+
+uint32_t chan_take(void)
+{
+	chan_lock_take();
+	uint32_t n = chan_nfree > 0 ? chan_free[--chan_nfree] : chan_next++;
+	chan_lock_drop();
+	return n;
+}
+
+void chan_give(uint32_t n)
+{
+	chan_lock_take();
+	if (chan_nfree == chan_cap) {
+		uint32_t cap = chan_cap ? chan_cap * 2 : 64;
+		uint32_t *v = realloc(chan_free, sizeof *v * cap);
+		if (v != NULL) {
+			chan_free = v;
+			chan_cap = cap;
+		}
+	}
+	if (chan_nfree < chan_cap) /* else the name is never reused */
+		chan_free[chan_nfree++] = n;
+	chan_lock_drop();
+}
+
+/* Distinct channel names used so far (async.stats().channels). */
+uint32_t chan_count(void)
+{
+	chan_lock_take();
+	uint32_t n = chan_next;
+	chan_lock_drop();
+	return n;
+}
+
 static int push_channel(lua_State *L, struct call *c)
 {
 	char name[64];
-	snprintf(name, sizeof name, "async.%llu.%u", (unsigned long long)c->ctx->id, c->index);
+	snprintf(name, sizeof name, "async.ch.%u", c->chan);
 	lua_getglobal(L, "love");
 	if (!lua_istable(L, -1)) {
 		lua_pop(L, 1);
