@@ -47,6 +47,15 @@ void chan_give(uint32_t n)
 	chan_lock_drop();
 }
 
+/* The module is unloaded (lua_close of the last state): the free list goes
+ * with it. */
+__attribute__((destructor)) static void chan_list_free(void)
+{
+	free(chan_free);
+	chan_free = NULL;
+	chan_nfree = chan_cap = 0;
+}
+
 /* Distinct channel names used so far (async.stats().channels). */
 uint32_t chan_count(void)
 {
@@ -133,6 +142,8 @@ static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 		lua_pop(L, 1);
 		return 0;
 	}
+	if (oc->c == NULL && is_love_object(L, -1))
+		oc->why = "a LÖVE object goes only as an async.call argument or result, not to await";
 	if (oc->c == NULL || !oc->c->ctx->love || !is_love_object(L, -1) || push_channel(L, oc->c) != 0)
 		return -1;
 	lua_insert(L, -2); /* channel, object */

@@ -132,8 +132,11 @@ static int l_w_await(lua_State *L)
 	char err[256];
 	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
-	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0)
+	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0) {
+		if (oc.why != NULL)
+			return luaL_error(L, "async.await('%s'): %s: %s", name, err, oc.why);
 		return luaL_error(L, "async.await('%s'): %s, which cannot be sent to a worker", name, err);
+	}
 	async_job_init(&sc->job, subcall_run, sc);
 	if (async_job_spawn(&sc->job) == 0)
 		async_job_sync(&sc->job);

@@ -214,6 +214,19 @@ function love.load(args)
     names[cycle] = async.stats().channels
     async.shutdown()
   end
+  -- Hostile pass, item 7: a LÖVE object where none may go is named as one.
+  async.load(1)
+  async.define("w", function(img) return img:getWidth() end)
+  async.define("awaitimg", function(img) return async.await("w", img) end)
+  local okShare, shareErr = pcall(async.share, "img", love.image.newImageData(1, 1))
+  check("sharing an ImageData says LÖVE objects go only as call arguments",
+        not okShare and tostring(shareErr):find("LÖVE objects and buffers go only as call arguments", 1, true), shareErr)
+  local awErr
+  async.call({ error = function(e) awErr = e end }, "awaitimg", love.image.newImageData(2, 1))
+  drain(async)
+  check("awaiting with an ImageData says it is a LÖVE object",
+        tostring(awErr):find("a LÖVE object goes only as an async.call argument or result", 1, true), awErr)
+  async.shutdown()
   check("channel names are reused across load/shutdown cycles",
         type(names[40]) == "number" and names[40] == names[3], ("%s after 3 cycles, %s after 40"):format(names[3], names[40]))
 
