@@ -59,8 +59,10 @@ end
 --- pool, so `local call = async.call` taken before load() keeps working
 --- across shutdown() and load().
 function async.call(callback, name, ...)
-  local h = nativeCall(callback, name, ...)
-  return h
+  if type(name) ~= "string" then
+    error("async.call: argument 2 (the name) must be a string, got " .. type(name), 2)
+  end
+  return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
 end
 
 --- Delivers finished calls' callbacks (see the README). async.update(dt)
@@ -129,7 +131,8 @@ function async.load(n)
       error(("async.load: pin must be a boolean, got %s"):format(type(pin)), 2)
     end
   end
-  if n ~= nil then n = checkCount(n, "async.load") end
+  -- A fraction of one (cores * 0.25 on a small machine) still gets a worker.
+  if n ~= nil then n = math.max(checkCount(n, "async.load"), n > 0 and 1 or 0) end
   if ctx then error("async.load: already loaded (call async.shutdown() first)", 2) end
   local c, call, update = native.new(n or 1, async, limit, pin == true)
   ctx = c
@@ -174,6 +177,10 @@ function async.ensure.atLeast(n)
   if have < n then
     local ok, err = c:add(n - have)
     if not ok then error("async.ensure.atLeast: " .. err, 2) end
+    if c:count() < n then -- as load() does: more than the pool's maximum is a warning
+      io.stderr:write(("async.ensure.atLeast: %d workers asked, more than the pool's maximum: %d running\n"):format(
+        n, c:count()))
+    end
   end
   return async.ensure
 end
@@ -201,11 +208,14 @@ function async.define(name, func)
   if type(name) ~= "string" then
     error("async.define: the name must be a string, got " .. type(name), 2)
   end
+  -- The native side keeps names as C strings: "a\0b" would replace "a".
+  if name:find("\0", 1, true) then
+    error(("async.define: the name %q contains a NUL byte"):format(name), 2)
+  end
   context():define(name, func)
   -- The shorthand goes through async.call, so it survives shutdown/load.
   local function f(callback, ...)
-    local h = nativeCall(callback, name, ...)
-    return h
+    return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
   end
   names[f] = name
   return f
@@ -221,7 +231,7 @@ end
 
 --- Counters: queued, running, ready, inflight, completed, failed, cancelled,
 --- steals, workerCount, memory (bytes in the workers' Lua states),
---- statesReplaced, and workers[i] = {jobs, steals, busy, idle, running,
+--- statesReplaced, channels (LÖVE channel names used), and workers[i] = {jobs, steals, busy, idle, running,
 --- memory}.
 --- Pass the table from last time to have it refilled without allocating.
 function async.stats(into) return context():stats(into) end
@@ -232,7 +242,7 @@ function async.stats(into) return context():stats(into) end
 --- the version they were made against. nil removes it.
 function async.share(name, value)
   if type(name) ~= "string" then error("async.share: the name must be a string, got " .. type(name), 2) end
-  context():share(name, value)
+  return context():share(name, value) -- a tail call: errors point at the caller
 end
 
 --- fn(state, workerIndex) runs on every worker, present and future, before

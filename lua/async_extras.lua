@@ -27,11 +27,14 @@ function Group:status() return self.finished and "done" or "running" end
 
 -- Issues `count` parts through issue(k, callbacks); results[k] is part k's
 -- first result; the first failure cancels the rest and is reported once.
-local function fanout(callback, fname, count, issue)
+-- `part` names a part in errors ("element", "tile").
+local function fanout(callback, fname, part, count, issue)
   local onSuccess, onError, onCancel = split(callback, fname)
   local g = setmetatable({ handles = {}, finished = false, onCancel = onCancel }, Group)
   local results, remaining = {}, count
   local function finish()
+    -- Deferred for an empty group: a cancel() meanwhile already ended it.
+    if g.finished then return end
     g.finished = true
     if onSuccess then onSuccess(results) end
   end
@@ -54,7 +57,7 @@ local function fanout(callback, fname, count, issue)
     if not ok then
       for _, q in ipairs(g.handles) do q:cancel() end
       g.finished = true
-      error(h, 0)
+      error(("%s: %s %d refused: %s"):format(fname, part, k, tostring(h)), 0)
     end
     g.handles[k] = h
   end
@@ -67,7 +70,7 @@ end
 function async.map(callback, name, list, ...)
   if type(list) ~= "table" then error("async.map: expected a list, got " .. type(list), 2) end
   local args, nargs = { ... }, select("#", ...)
-  return fanout(callback, "async.map", #list, function(k, cb)
+  return fanout(callback, "async.map", "element", #list, function(k, cb)
     return async.call(cb, name, list[k], unpack(args, 1, nargs))
   end)
 end
@@ -81,6 +84,26 @@ local function checkInt(v, what, fname)
   end
 end
 
+-- Most tiles one parallelFor may issue: each is a call, made in the
+-- frame that asks (a grain of 1 over 1e6 indices would stall it seconds).
+async.maxParts = 16384
+
+-- What every tile would receive must not lend one buffer to all of them:
+-- a buffer belongs to one call at a time.
+local function checkParts(fname, count, ...)
+  if count > async.maxParts then
+    error(("%s: %d tiles is more than async.maxParts (%d): use a larger grain or tile size"):format(
+      fname, count, async.maxParts), 3)
+  end
+  if count < 2 then return end
+  for i = 1, select("#", ...) do
+    if getmetatable((select(i, ...))) == "async.buffer" then
+      error(("%s: extra argument %d is an async buffer, which every tile would need at once; a buffer "
+        .. "is lent to one call at a time (give each tile its own buffer, or return the results)"):format(fname, i), 3)
+    end
+  end
+end
+
 --- Splits [first, last] into tiles of `grain` indices and calls
 --- name(i0, i1, ...) for each; callback gets the tiles' first results in
 --- order.
@@ -90,7 +113,8 @@ function async.parallelFor(callback, name, first, last, grain, ...)
   if grain < 1 then error("async.parallelFor: grain must be >= 1", 2) end
   local args, nargs = { ... }, select("#", ...)
   local count = last >= first and math.ceil((last - first + 1) / grain) or 0
-  return fanout(callback, "async.parallelFor", count, function(k, cb)
+  checkParts("async.parallelFor", count, ...)
+  return fanout(callback, "async.parallelFor", "tile", count, function(k, cb)
     local i0 = first + (k - 1) * grain
     return async.call(cb, name, i0, math.min(i0 + grain - 1, last), unpack(args, 1, nargs))
   end)
@@ -105,7 +129,8 @@ function async.parallelFor2D(callback, name, x0, y0, x1, y1, tileW, tileH, ...)
   local args, nargs = { ... }, select("#", ...)
   local cols = x1 >= x0 and math.ceil((x1 - x0 + 1) / tileW) or 0
   local rows = y1 >= y0 and math.ceil((y1 - y0 + 1) / tileH) or 0
-  return fanout(callback, "async.parallelFor2D", cols * rows, function(k, cb)
+  checkParts("async.parallelFor2D", cols * rows, ...)
+  return fanout(callback, "async.parallelFor2D", "tile", cols * rows, function(k, cb)
     local cx, cy = (k - 1) % cols, math.floor((k - 1) / cols)
     local tx0, ty0 = x0 + cx * tileW, y0 + cy * tileH
     return async.call(cb, name, tx0, ty0, math.min(tx0 + tileW - 1, x1), math.min(ty0 + tileH - 1, y1),

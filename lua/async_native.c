@@ -132,6 +132,7 @@ static int l_stats(lua_State *L)
 	lua_pop(L, 2);
 	set_num(L, t, "steals", (lua_Number)steals);
 	set_num(L, t, "memory", (lua_Number)memory);
+	set_num(L, t, "channels", (lua_Number)chan_count());
 	set_num(L, t, "statesReplaced", (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED));
 	return 1;
 }
@@ -151,7 +152,11 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	lua_pop(L, 1);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
+		/* Its channel name is reused only if nothing is left on it. */
+		int dirty = !unref && c->objs_pushed != c->objs_popped;
 		call_release(unref ? L : NULL, ctx, c); /* no-op for records already released */
+		if (!dirty)
+			chan_give(c->chan);
 		lent_free(&c->bufs);
 		async_buf_free(&c->args);
 		async_buf_free(&c->res);

@@ -159,6 +159,18 @@ void lent_release(struct lentlist *l)
 	l->n = 0;
 }
 
+/* A call cancelled before it started gives its buffers back to the game
+ * at once, not at its delivery: the job will never see them. The
+ * references stay until call_release. Main thread. */
+void lent_giveback(struct lentlist *l)
+{
+	for (int i = 0; i < l->n; i++) {
+		if (l->mainlent[i])
+			__atomic_sub_fetch(&l->v[i]->lent, 1, __ATOMIC_RELEASE);
+		l->mainlent[i] = 0;
+	}
+}
+
 void lent_free(struct lentlist *l)
 {
 	lent_release(l);
@@ -176,6 +188,15 @@ int lent_has(const struct lentlist *l, const struct abuf *b)
 		if (l->v[i] == b && l->mainlent[i])
 			return 1;
 	return 0;
+}
+
+/* How many times this call lent b (counted in b->lent). */
+int lent_count(const struct lentlist *l, const struct abuf *b)
+{
+	int n = 0;
+	for (int i = 0; i < l->n; i++)
+		n += l->v[i] == b && l->mainlent[i];
+	return n;
 }
 
 void register_buffer_type(lua_State *L)

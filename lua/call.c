@@ -25,6 +25,7 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 		luaL_error(L, "async.call: out of memory");
 	c->ctx = ctx;
 	c->index = (uint32_t)ctx->nall;
+	c->chan = chan_take();
 	c->cb = LUA_NOREF;
 	c->key = LUA_NOREF;
 	ctx->all[ctx->nall++] = c;
@@ -38,8 +39,10 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 int cancel_call(struct call *c)
 {
 	uint32_t queued = CALL_QUEUED;
-	if (__atomic_compare_exchange_n(&c->state, &queued, CALL_CANCELLED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	if (__atomic_compare_exchange_n(&c->state, &queued, CALL_CANCELLED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		lent_giveback(&c->bufs);
 		return 1;
+	}
 	if (queued == CALL_RUNNING)
 		__atomic_store_n(&c->stop_asked, 1, __ATOMIC_RELAXED);
 	return 0;
@@ -146,6 +149,44 @@ static void pending_push(struct ctx *ctx, struct call *c)
 	ctx->npending++;
 }
 
+/* Whether v (at idx) can be called: a function, or a value whose
+ * metatable has __call. */
+static int is_callable(lua_State *L, int idx)
+{
+	if (lua_isfunction(L, idx))
+		return 1;
+	if (!luaL_getmetafield(L, idx, "__call"))
+		return 0;
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* A callback table with a mistake is refused at the call, not found out
+ * at delivery: success/error/cancelled must be callable (or nil), and a
+ * function under any other name is a misspelt field ({sucess = f}). Data
+ * fields of the game's own are let through. */
+static void check_callbacks(lua_State *L, int cbidx, const char *name)
+{
+	static const char *const fields[] = { "success", "error", "cancelled" };
+	for (int i = 0; i < 3; i++) {
+		lua_getfield(L, cbidx, fields[i]);
+		if (!lua_isnil(L, -1) && !is_callable(L, -1))
+			luaL_error(L, "async.call('%s'): the callback's %s must be a function, not a %s", name, fields[i],
+			           luaL_typename(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pushnil(L);
+	while (lua_next(L, cbidx)) {
+		if (lua_type(L, -2) == LUA_TSTRING && is_callable(L, -1)) {
+			const char *k = lua_tostring(L, -2);
+			if (strcmp(k, "success") && strcmp(k, "error") && strcmp(k, "cancelled") && strcmp(k, "key"))
+				luaL_error(L, "async.call('%s'): the callback table has an unknown field '%s' (expected "
+				              "success, error, cancelled, key)", name, k);
+		}
+		lua_pop(L, 1);
+	}
+}
+
 /* The call path shared by async.call and the define shorthand: the
  * callback at cbidx, the arguments from argidx to the top. Returns a
  * handle. */
@@ -163,20 +204,39 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	 * __index, a NaN key) is read before the record exists. */
 	int haskey = 0;
 	if (t == LUA_TTABLE) {
+		check_callbacks(L, cbidx, name);
 		lua_getfield(L, cbidx, "key");
 		if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
 			return luaL_error(L, "async.call('%s'): the callback's key is NaN, which cannot be a key", name);
 		haskey = !lua_isnil(L, -1); /* stays at top + 1, above the arguments */
 	}
+	struct call *old = NULL; /* the call this one supersedes */
+	if (haskey) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
+		lua_pushvalue(L, top + 1);
+		lua_rawget(L, -2);
+		old = lua_touserdata(L, -1);
+		lua_pop(L, 2);
+	}
 	struct call *c = record_get(L, ctx);
 	char err[256];
 	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
+	c->old = old;
+	c->takes_old = 0;
 	struct async_codec_objects objs = codec_objects(&oc);
-	if (async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err) != 0) {
+	int rc = async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err);
+	c->old = NULL;
+	if (rc != 0) {
 		call_release(L, ctx, c);
 		if (oc.why != NULL)
 			return luaL_error(L, "async.call('%s'): %s", name, oc.why);
 		return luaL_error(L, "async.call('%s'): %s, which cannot be sent to a worker", name, err);
+	}
+	/* A buffer still lent to the superseded call: that call must not
+	 * start now, or two jobs would hold the buffer. */
+	if (c->takes_old && !cancel_call(old)) {
+		call_release(L, ctx, c);
+		return luaL_error(L, "async.call('%s'): %s", name, LENT_MSG);
 	}
 	c->def = d;
 	d->refs++;
@@ -197,7 +257,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		pending_push(ctx, c);
 	} else {
 		async_job_init(&c->job, call_run, c);
-		int rc = async_pool_submit(ctx->pool, &c->job);
+		rc = async_pool_submit(ctx->pool, &c->job);
 		if (rc != 0) {
 			call_release(L, ctx, c);
 			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));

@@ -331,6 +331,8 @@ static int encode_value(struct enc *e, int idx, int depth)
 				return put_raw8(e, T_OBJ, &payload);
 			lua_pop(L, 1);
 		}
+		if (e->obj == NULL) /* async.share, upvalues: no object may cross */
+			return fail(e, "is a userdata: LÖVE objects and buffers go only as call arguments");
 		return fail(e, "is a userdata that is neither a LÖVE object nor an async buffer");
 	default:
 		return fail(e, "is a %s", luaL_typename(L, idx));

@@ -78,7 +78,7 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 		ctx->cancelled_count++;
 		if (lua_type(L, cb) == LUA_TTABLE) {
 			lua_getfield(L, cb, "cancelled");
-			if (lua_isfunction(L, -1))
+			if (!lua_isnil(L, -1)) /* callable: checked at the call */
 				lua_call(L, 0, 0);
 		}
 		lua_settop(L, base);
@@ -102,7 +102,7 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 			lua_getfield(L, cb, "success");
 			lua_replace(L, cb);
 		}
-		if (lua_isfunction(L, cb)) {
+		if (!lua_isnil(L, cb)) {
 			lua_call(L, n, 0);
 		}
 		lua_settop(L, base);
@@ -111,7 +111,7 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 	ctx->failed_count++;
 	if (lua_type(L, cb) == LUA_TTABLE) {
 		lua_getfield(L, cb, "error");
-		if (lua_isfunction(L, -1)) {
+		if (!lua_isnil(L, -1)) {
 			lua_replace(L, cb);
 			call_error_handler(L, ctx, cb, n);
 			lua_settop(L, base);

@@ -90,9 +90,12 @@ struct call {
 	struct def *def;
 	struct snap *snap; /* the registry as it was when the call was made */
 	struct lentlist bufs;
+	struct call *old; /* while encoding: the call this keyed call supersedes */
+	int takes_old;    /* a buffer lent to `old` was lent again: cancel it */
 	int cb;        /* registry ref of the callback in the main state */
 	int key;       /* registry ref of its "latest wins" key, or LUA_NOREF */
-	uint32_t index; /* stable record number: names its LÖVE channel */
+	uint32_t index; /* stable record number */
+	uint32_t chan;  /* names its LÖVE channel, async.ch.<chan>: see chan_take */
 	uint32_t gen;   /* bumped at each use: a handle names (record, gen) */
 	uint32_t state; /* CALL_*: the main thread's cancel and the worker's
 	                 * start race by CAS from CALL_QUEUED */
@@ -162,6 +165,7 @@ struct wstate {
 	struct call *call; /* the game's call being run here (async.cancelled) */
 	int cache;    /* registry ref: def id -> compiled function */
 	int envmt;    /* registry ref: { __index = _G } */
+	int globals;  /* registry ref: { _G, copy of _G as a job first sees it } */
 	int api;      /* registry ref: the worker-side `async` table */
 	int shareids; /* registry ref: name -> id of the decoded shared value */
 	int proxies;  /* registry ref: buffer proxies handed to running jobs */
@@ -223,6 +227,9 @@ struct objctx {
  * is OBJ_LOVE | its ordinal on the call's channel, checked when popped. */
 #define OBJ_LOVE ((uint64_t)1 << 62)
 
+#define LENT_MSG "an async buffer among them is lent to a call still in flight (wait for its callback)"
+
+
 struct handle {
 	struct ctx *ctx;
 	uint64_t ctx_id; /* a freed context's address may be reused: ids are not */
@@ -233,12 +240,19 @@ struct handle {
 /* The worker state of the running thread (NULL off the workers). */
 extern __thread struct wstate *tls_ws;
 
+/* objects.c: LÖVE channel names, reused process-wide */
+uint32_t chan_take(void);
+void chan_give(uint32_t n);
+uint32_t chan_count(void);
+
 /* buffers.c */
 int l_new_buffer(lua_State *L);
 int lent_add(struct lentlist *l, struct abuf *b, int mainlent);
 void lent_free(struct lentlist *l);
 int lent_has(const struct lentlist *l, const struct abuf *b);
+int lent_count(const struct lentlist *l, const struct abuf *b);
 void lent_release(struct lentlist *l);
+void lent_giveback(struct lentlist *l);
 void push_buffer(lua_State *L, struct abuf *b, int main);
 void register_buffer_type(lua_State *L);
 struct bufproxy *to_buffer(lua_State *L, int idx);

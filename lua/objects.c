@@ -5,10 +5,70 @@
 #include "internal.h"
 
 /* Pushes the channel for record c in state L (cached per state). */
+/* LÖVE never frees a named channel: a name per pool and record grew the
+ * process at every load/shutdown. Names come from one process-wide free
+ * list (every pool, every Lua state), a record's name goes back when its
+ * pool is freed with its channel empty. The lock pairs with itself. */
+static int chan_lock;
+static uint32_t *chan_free, chan_nfree, chan_cap, chan_next;
+
+static void chan_lock_take(void)
+{
+	while (__atomic_exchange_n(&chan_lock, 1, __ATOMIC_ACQUIRE))
+		;
+}
+
+static void chan_lock_drop(void)
+{
+	__atomic_store_n(&chan_lock, 0, __ATOMIC_RELEASE);
+}
+
+uint32_t chan_take(void)
+{
+	chan_lock_take();
+	uint32_t n = chan_nfree > 0 ? chan_free[--chan_nfree] : chan_next++;
+	chan_lock_drop();
+	return n;
+}
+
+void chan_give(uint32_t n)
+{
+	chan_lock_take();
+	if (chan_nfree == chan_cap) {
+		uint32_t cap = chan_cap ? chan_cap * 2 : 64;
+		uint32_t *v = realloc(chan_free, sizeof *v * cap);
+		if (v != NULL) {
+			chan_free = v;
+			chan_cap = cap;
+		}
+	}
+	if (chan_nfree < chan_cap) /* else the name is never reused */
+		chan_free[chan_nfree++] = n;
+	chan_lock_drop();
+}
+
+/* The module is unloaded (lua_close of the last state): the free list goes
+ * with it. */
+__attribute__((destructor)) static void chan_list_free(void)
+{
+	free(chan_free);
+	chan_free = NULL;
+	chan_nfree = chan_cap = 0;
+}
+
+/* Distinct channel names used so far (async.stats().channels). */
+uint32_t chan_count(void)
+{
+	chan_lock_take();
+	uint32_t n = chan_next;
+	chan_lock_drop();
+	return n;
+}
+
 static int push_channel(lua_State *L, struct call *c)
 {
 	char name[64];
-	snprintf(name, sizeof name, "async.%llu.%u", (unsigned long long)c->ctx->id, c->index);
+	snprintf(name, sizeof name, "async.ch.%u", c->chan);
 	lua_getglobal(L, "love");
 	if (!lua_istable(L, -1)) {
 		lua_pop(L, 1);
@@ -57,8 +117,15 @@ static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 			return -1;
 		/* One owner at a time: a buffer lent to a call in flight is not
 		 * the game's to lend again until that call's callback. */
-		if (oc->main && __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) != 0 && !lent_has(oc->bufs, p->b)) {
-			oc->why = "an async buffer among them is lent to a call still in flight (wait for its callback)";
+		uint32_t lent = oc->main ? __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) : 0;
+		/* Latest wins: lent only to the queued call this keyed call
+		 * supersedes, it is ours once do_call cancels that one. */
+		struct call *old = lent != 0 && oc->c != NULL ? oc->c->old : NULL;
+		if (old != NULL && (int)lent == lent_count(&old->bufs, p->b) &&
+		    __atomic_load_n(&old->state, __ATOMIC_ACQUIRE) == CALL_QUEUED) {
+			oc->c->takes_old = 1;
+		} else if (lent != 0 && !lent_has(oc->bufs, p->b)) {
+			oc->why = LENT_MSG;
 			return -1;
 		}
 		if (lent_add(oc->bufs, p->b, oc->main) != 0)
@@ -75,6 +142,8 @@ static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 		lua_pop(L, 1);
 		return 0;
 	}
+	if (oc->c == NULL && is_love_object(L, -1))
+		oc->why = "a LÖVE object goes only as an async.call argument or result, not to await";
 	if (oc->c == NULL || !oc->c->ctx->love || !is_love_object(L, -1) || push_channel(L, oc->c) != 0)
 		return -1;
 	lua_insert(L, -2); /* channel, object */

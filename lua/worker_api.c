@@ -27,14 +27,44 @@ static void subcall_run(void *arg)
 	run_def(ws, sc->call, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
 }
 
+#define AWAITED_JOB "\n[awaited job] "
+#define AWAITED_FROM "\n[awaited from] "
+#define AWAITED_MORE "\n[awaited from] ... and "
+#define AWAITED_NOTES 10
+
 /* Raises an awaited job's failure, (error value, traceback) at idx and
  * idx + 1: a string gets the traceback appended; other values, and
- * failures with no traceback (out of memory), go as they are. */
-static int raise_awaited(lua_State *L, int idx)
+ * failures with no traceback (out of memory), go as they are. Through a
+ * chain of awaits only the innermost traceback is kept; each outer level
+ * adds a one-line note, the first AWAITED_NOTES of them, then a count:
+ * the message stays bounded however deep the chain (it grew by a
+ * traceback per level, quadratic in time). `what` names what was awaited. */
+static int raise_awaited(lua_State *L, int idx, const char *what)
 {
 	if (lua_type(L, idx) == LUA_TSTRING && lua_type(L, idx + 1) == LUA_TSTRING) {
+		size_t len;
+		const char *m = lua_tolstring(L, idx, &len);
+		if (strstr(m, AWAITED_JOB) != NULL) {
+			const char *more = strstr(m, AWAITED_MORE);
+			if (more != NULL) {
+				long k = strtol(more + strlen(AWAITED_MORE), NULL, 10);
+				lua_pushlstring(L, m, (size_t)(more - m));
+				lua_pushfstring(L, AWAITED_MORE "%d more levels", (int)k + 1);
+			} else {
+				int notes = 0;
+				for (const char *p = m; (p = strstr(p, AWAITED_FROM)) != NULL; p++)
+					notes++;
+				lua_pushvalue(L, idx);
+				if (notes < AWAITED_NOTES)
+					lua_pushfstring(L, AWAITED_FROM "a job awaiting %s", what);
+				else
+					lua_pushstring(L, AWAITED_MORE "1 more levels");
+			}
+			lua_concat(L, 2);
+			return lua_error(L);
+		}
 		lua_pushvalue(L, idx);
-		lua_pushstring(L, "\n[awaited job] ");
+		lua_pushstring(L, AWAITED_JOB);
 		lua_pushvalue(L, idx + 1);
 		lua_concat(L, 3);
 		return lua_error(L);
@@ -102,8 +132,11 @@ static int l_w_await(lua_State *L)
 	char err[256];
 	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
-	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0)
+	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0) {
+		if (oc.why != NULL)
+			return luaL_error(L, "async.await('%s'): %s: %s", name, err, oc.why);
 		return luaL_error(L, "async.await('%s'): %s, which cannot be sent to a worker", name, err);
+	}
 	async_job_init(&sc->job, subcall_run, sc);
 	if (async_job_spawn(&sc->job) == 0)
 		async_job_sync(&sc->job);
@@ -119,7 +152,7 @@ static int l_w_await(lua_State *L)
 	if (!failed)
 		return n;
 	lua_settop(L, top + 2);
-	return raise_awaited(L, top + 1);
+	return raise_awaited(L, top + 1, lua_pushfstring(L, "'%s'", name));
 }
 
 /* Worker side: async.awaitAll({ {name, args...}, ... }) starts every call
@@ -203,7 +236,7 @@ static int l_w_await_all(lua_State *L)
 	if (err[0] != '\0')
 		return luaL_error(L, "%s", err);
 	if (failed)
-		return raise_awaited(L, out + 1);
+		return raise_awaited(L, out + 1, "async.awaitAll");
 	lua_settop(L, out);
 	return 1;
 }

@@ -26,15 +26,76 @@ static int envmt_new_p(lua_State *L)
 	return 0;
 }
 
+/* Puts back the thread's globals table (setfenv(0, t)), its metatable,
+ * and every global the state started with that a job removed or replaced
+ * (rawset(_G, "async", nil)). Globals a job added stay. Under lua_cpcall:
+ * a rawset may allocate. */
+static int globals_restore_p(lua_State *L)
+{
+	struct wstate *ws = lua_touserdata(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->globals);
+	lua_rawgeti(L, -1, 1);
+	int g = lua_gettop(L);
+	if (!lua_rawequal(L, g, LUA_GLOBALSINDEX)) {
+		lua_pushvalue(L, g);
+		lua_replace(L, LUA_GLOBALSINDEX);
+	}
+	if (lua_getmetatable(L, g)) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		lua_setmetatable(L, g);
+	}
+	lua_rawgeti(L, g - 1, 2);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		lua_pushvalue(L, -2);
+		lua_rawget(L, g);
+		int same = lua_rawequal(L, -1, -2);
+		lua_pop(L, 1);
+		if (same) {
+			lua_pop(L, 1);
+		} else {
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_rawset(L, g);
+		}
+	}
+	return 0;
+}
+
+/* The globals as a job first sees them, for globals_restore_p. */
+static void globals_snapshot(struct wstate *ws)
+{
+	lua_State *L = ws->L;
+	lua_createtable(L, 2, 0);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	lua_rawseti(L, -2, 1);
+	lua_newtable(L);
+	lua_pushnil(L);
+	while (lua_next(L, LUA_GLOBALSINDEX)) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -4);
+	}
+	lua_rawseti(L, -2, 2);
+	ws->globals = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* What a job may change that would break every later job of its worker
  * is put back after each job: a debug hook (one that raises would fail
  * them all), a stopped collector (collectgarbage "stop": the state would
- * grow without bound), the per-call environment's shared metatable. */
+ * grow without bound), the globals (setfenv(0, {}) would leave every later
+ * job without `type`), the per-call environment's shared metatable. */
 void wstate_restore(struct wstate *ws)
 {
 	lua_State *L = ws->L;
 	if (lua_gethook(L) != NULL)
 		lua_sethook(L, NULL, 0, 0);
+	if (ws->globals != LUA_NOREF && lua_cpcall(L, globals_restore_p, ws) != 0) {
+		lua_pop(L, 1);
+		wstate_replace(ws);
+		return;
+	}
 	/* Only when stopped: restarting resets the collector's threshold. */
 	if (ws->gc_stopped) {
 		lua_gc(L, LUA_GCRESTART, -1);
@@ -157,6 +218,7 @@ static void worker_env(struct wstate *ws)
 	lua_newtable(L);
 	ws->proxies = luaL_ref(L, LUA_REGISTRYINDEX);
 	ws->api = worker_api_open(L, ws);
+	globals_snapshot(ws);
 }
 
 static void used_sub(struct memacct *m, size_t n)
@@ -289,6 +351,7 @@ static void wstate_open(struct wstate *ws)
 	ws->init_id = 0;
 	ws->cur = NULL;
 	ws->dead = 0;
+	ws->globals = LUA_NOREF;
 	ws->L = luaL_newstate();
 	if (ws->L == NULL) {
 		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");

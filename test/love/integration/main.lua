@@ -195,14 +195,40 @@ function love.load(args)
   drain(async)
   check("a superseded running call ends as cancelled, the newer delivers", table.concat(log, ",") == "cancelled,new 82",
         table.concat(log, ","))
-  -- Nothing is left on any record's channel ("async.<pool>.<record>") once
-  -- every call has ended: the objects of calls that ended unread were freed.
+  -- Nothing is left on any record's channel ("async.ch.<n>") once every
+  -- call has ended: the objects of calls that ended unread were freed.
   local left = 0
-  for pool = 1, 30 do
-    for rec = 0, 63 do left = left + love.thread.getChannel(("async.%d.%d"):format(pool, rec)):getCount() end
-  end
+  for n = 0, async.stats().channels - 1 do left = left + love.thread.getChannel("async.ch." .. n):getCount() end
   check("no LÖVE object is left on a record's channel", left == 0, left)
   async.shutdown()
+
+  -- Hostile pass, item 5: LÖVE never frees a named channel, so the names
+  -- are reused across pools: load/shutdown cycles with ImageData crossing
+  -- use no new names once the first cycles made them.
+  local names = {}
+  for cycle = 1, 40 do
+    async.load(2)
+    async.define("w", function(img) return img:getWidth() end)
+    for i = 1, 16 do async.call(nil, "w", love.image.newImageData(i, 1)) end
+    drain(async)
+    names[cycle] = async.stats().channels
+    async.shutdown()
+  end
+  -- Hostile pass, item 7: a LÖVE object where none may go is named as one.
+  async.load(1)
+  async.define("w", function(img) return img:getWidth() end)
+  async.define("awaitimg", function(img) return async.await("w", img) end)
+  local okShare, shareErr = pcall(async.share, "img", love.image.newImageData(1, 1))
+  check("sharing an ImageData says LÖVE objects go only as call arguments",
+        not okShare and tostring(shareErr):find("LÖVE objects and buffers go only as call arguments", 1, true), shareErr)
+  local awErr
+  async.call({ error = function(e) awErr = e end }, "awaitimg", love.image.newImageData(2, 1))
+  drain(async)
+  check("awaiting with an ImageData says it is a LÖVE object",
+        tostring(awErr):find("a LÖVE object goes only as an async.call argument or result", 1, true), awErr)
+  async.shutdown()
+  check("channel names are reused across load/shutdown cycles",
+        type(names[40]) == "number" and names[40] == names[3], ("%s after 3 cycles, %s after 40"):format(names[3], names[40]))
 
   print(("%d passed, %d failed"):format(passed, failed))
   love.event.quit(failed)

@@ -1,0 +1,178 @@
+-- test_hostile.lua: regressions for the second hostile pass over the Lua
+-- layer (h/t*.lua of that review), one test per defect, numbered as in the
+-- brief that listed them.
+
+-- H1. An empty map/parallelFor cancelled before its deferred finish ends once.
+test("H1: an empty map or parallelFor that is cancelled calls only cancelled", function()
+  local async = require "async"
+  async.load(1)
+  async.define("f", function(x) return x end)
+  local s, c = 0, 0
+  local cb = { success = function() s = s + 1 end, cancelled = function() c = c + 1 end }
+  async.map(cb, "f", {}):cancel()
+  async.parallelFor(cb, "f", 5, 1, 1):cancel()
+  async.update(); async.update()
+  eq(s, 0, "success calls")
+  eq(c, 2, "cancelled calls")
+  async.shutdown()
+end)
+
+-- H2. A job that replaces its thread's globals or removes a standard global
+-- does not break the later jobs of its worker.
+test("H2: setfenv(0, {}) or removing a global in one job leaves the worker sane", function()
+  local async = require "async"
+  async.load(1)
+  async.define("probe", function()
+    return type(math) == "table" and type(string.format) == "function" and type(async) == "table"
+  end)
+  async.define("setfenv0", function() setfenv(0, {}) end)
+  async.define("noasync", function() rawset(_G, "async", nil) end)
+  async.define("strict", function() setmetatable(_G, { __index = function() error("strict") end }) end)
+  async.define("addglobal", function() rawset(_G, "kept", 42) end)
+  async.define("readglobal", function() return kept end)
+  for _, name in ipairs({ "setfenv0", "noasync", "strict" }) do
+    async.call(nil, name)
+    local r, e
+    async.call({ success = function(x) r = x end, error = function(m) e = m end }, "probe")
+    drain(async)
+    ok(r == true, name .. " broke the worker: " .. tostring(r) .. " " .. tostring(e))
+  end
+  -- Globals a job adds are not taken away.
+  local v
+  async.call(nil, "addglobal")
+  async.call(function(x) v = x end, "readglobal")
+  drain(async)
+  eq(v, 42, "a global added by a job")
+  async.shutdown()
+end)
+
+-- H3. A call cancelled before it started gives its buffers back at once:
+-- by handle:cancel(), or superseded under its key by a newer call that
+-- lends the same buffer (latest wins).
+test("H3: a queued call that is cancelled or superseded gives its buffer back at once", function()
+  local async = require "async"
+  async.load(1)
+  async.define("spin", function()
+    local deadline = os.time() + 20
+    while not async.cancelled() and os.time() < deadline do end
+  end)
+  async.define("use", function(buf, tag) buf:ptr("int32_t")[0] = tag; return tag end)
+  local blocker = async.call(nil, "spin") -- the only worker is busy: later calls stay queued
+  waitFor(async, function() return async.stats().running == 1 end, "the blocker to run")
+  local buf = async.newBuffer(16)
+  local h = async.call(nil, "use", buf, 0)
+  ok(h:cancel(), "the queued call is cancelled")
+  ok(not buf:isLent(), "a cancelled queued call still holds its buffer")
+  local unit, got, cancelled = {}, {}, 0
+  for frame = 1, 3 do
+    local okk, e = pcall(async.call, { key = unit, success = function(x) got[#got + 1] = x end,
+      cancelled = function() cancelled = cancelled + 1 end }, "use", buf, frame)
+    ok(okk, "re-lending under the same key raised: " .. tostring(e))
+  end
+  blocker:cancel()
+  drain(async)
+  eq(table.concat(got, ","), "3", "only the latest keyed call delivers")
+  eq(cancelled, 2, "the superseded calls end as cancelled")
+  eq(buf:ptr("int32_t")[0], 3, "the latest call wrote the buffer")
+  ok(not buf:isLent(), "the buffer is the game's again")
+  async.shutdown()
+end)
+
+-- H4. A failure deep in a chain of worker-side awaits keeps one traceback
+-- (the innermost) and a bounded note of the levels above it.
+test("H4: a failure through 300 nested awaits arrives with a bounded message", function()
+  local async = require "async"
+  async.load(2)
+  async.define("rec", function(n)
+    if n == 0 then error("no path: blocked") end
+    return 1 + async.await("rec", n - 1)
+  end)
+  local msg
+  async.call({ error = function(e) msg = e end }, "rec", 300)
+  drain(async, 60)
+  ok(type(msg) == "string", "the failure was delivered")
+  ok(msg:find("no path: blocked", 1, true), "the innermost message is kept: " .. msg:sub(1, 200))
+  eq(select(2, msg:gsub("%[awaited job%]", "")), 1, "tracebacks in the message")
+  ok(msg:find("... and 289 more levels", 1, true), "the levels past the first 10 are counted: " .. msg:sub(-300))
+  ok(#msg < 4096, ("the message is %d bytes"):format(#msg))
+  async.shutdown()
+end)
+
+-- H3b/H6. parallelFor refuses up front, naming itself, what it cannot do:
+-- one buffer for every tile, or more tiles than async.maxParts.
+test("H3b, H6: parallelFor names a shared buffer and too many tiles before issuing any", function()
+  local async = require "async"
+  async.load(1)
+  async.define("fill", function(i0, i1, out) return i1 - i0 + 1 end)
+  local out = async.newBuffer(64)
+  local e = raises("async.parallelFor: extra argument 1 is an async buffer", async.parallelFor, nil, "fill", 1, 16, 4, out)
+  ok(not e:find("async.call", 1, true), "the message names async.call: " .. e)
+  ok(not out:isLent(), "no tile kept the buffer")
+  raises("async.parallelFor2D: extra argument 1 is an async buffer", async.parallelFor2D, nil, "fill", 0, 0, 7, 7, 4, 4, out)
+  raises("more than async.maxParts", async.parallelFor, nil, "fill", 1, 1e6, 1)
+  raises("more than async.maxParts", async.parallelFor2D, nil, "fill", 0, 0, 999, 999, 1, 1)
+  eq(async.stats().inflight, 0, "calls issued by refused parallelFors")
+  -- One tile may have the buffer.
+  local n
+  async.parallelFor(function(r) n = r[1] end, "fill", 1, 16, 16, out)
+  drain(async)
+  eq(n, 16, "a single tile with the buffer")
+  async.shutdown()
+end)
+
+-- H7, H12. Messages name the function, the argument and the element, and
+-- point at the caller's line, not at the library.
+test("H7, H12: async.call(nil) and a refused map element are named, at the caller's line", function()
+  local async = require "async"
+  async.load(1)
+  async.define("id", function(...) return ... end)
+  local e = raises("async.call: argument 2 (the name) must be a string, got nil", function() async.call(nil) end)
+  ok(e:find("test_hostile.lua", 1, true), "position: " .. e)
+  e = raises("no function named 'nope'", function() async.call(nil, "nope") end)
+  ok(e:find("test_hostile.lua", 1, true), "position: " .. e)
+  raises("async.map: element 3 refused", async.map, nil, "id", { 1, 2, function() end })
+  drain(async)
+  async.shutdown()
+end)
+
+-- H8. A name with a NUL byte would be cut at it by the native side.
+test("H8: define refuses a name containing NUL", function()
+  local async = require "async"
+  async.load(1)
+  async.define("a", function() return "a" end)
+  raises("contains a NUL byte", async.define, "a\0b", function() return "a\0b" end)
+  local r
+  async.call(function(v) r = v end, "a")
+  drain(async)
+  eq(r, "a", "the definition of 'a'")
+  async.shutdown()
+end)
+
+-- H9. Callback tables with mistakes are refused at the call; a callable
+-- table is a callback.
+test("H9: misspelt or non-callable callback fields are refused, callable tables are called", function()
+  local async = require "async"
+  async.load(1)
+  async.define("id", function(...) return ... end)
+  async.define("fail", function() error("job failed") end)
+  raises("unknown field 'sucess'", async.call, { sucess = function() end }, "id", 1)
+  raises("the callback's success must be a function, not a string", async.call, { success = "oops" }, "id", 1)
+  raises("the callback's error must be a function, not a number", async.call, { error = 42 }, "fail")
+  eq(async.stats().inflight, 0, "refused calls in flight")
+  local got, failed, cancelled
+  local function callable(f) return setmetatable({}, { __call = function(_, ...) f(...) end }) end
+  async.call({ success = callable(function(x) got = x end), key = "k", data = 7 }, "id", 5)
+  async.call({ error = callable(function(e) failed = e end) }, "fail")
+  drain(async)
+  eq(got, 5, "a callable table as success")
+  ok(tostring(failed):find("job failed", 1, true), "a callable table as error: " .. tostring(failed))
+  async.shutdown()
+end)
+
+-- H10. A fraction of one worker still starts one.
+test("H10: async.load(0.5) starts one worker", function()
+  local async = require "async"
+  async.load(0.5)
+  eq(async.getWorkerCount(), 1, "workers")
+  async.shutdown()
+end)
