@@ -4,7 +4,8 @@
 #   2. the full suite under ASan+UBSan,
 #   3. the concurrency suites under TSan,
 #   4. the codec fuzzer (libFuzzer + ASan + UBSan) for a bounded time
-#      (FUZZ_SECONDS, default 120).
+#      (FUZZ_SECONDS, default 120),
+#   5. the core's suites on aarch64 under qemu-user (scripts/cross-aarch64.sh).
 # Each build lives in its own folder under build/ and is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,6 @@ TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
   run tsan "-L concurrency" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASYNC_SANITIZE=thread
 echo "==== fuzz (codec, ${FUZZ_SECONDS:-120} s)"
 bash test/fuzz/run.sh "${FUZZ_SECONDS:-120}"
+echo "==== aarch64 (core, qemu-user)"
+bash scripts/cross-aarch64.sh
 echo "==== all test builds passed"
