@@ -21,9 +21,14 @@
 
 #include "async/async.h"
 #include "codec.h"
+#include "os_mem.h" /* portability: aligned allocation (header-only, from core/src) */
 
 #define CTX_MT "async.context"
+#ifdef _WIN32 /* portability: a DLL exports what is marked dllexport, and then only that */
+#define ASYNC_EXPORT __declspec(dllexport)
+#else
 #define ASYNC_EXPORT __attribute__((visibility("default")))
+#endif
 
 struct def {
 	uint64_t id; /* unique per define: the worker cache key */
@@ -242,7 +247,7 @@ static int channel_call(lua_State *L, const char *method, int nargs, int nresult
 static void abuf_unref(struct abuf *b)
 {
 	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-		free(b->data);
+		async_os_aligned_free(b->data); /* portability: core/src/os_mem.h */
 		free(b);
 	}
 }
@@ -308,7 +313,7 @@ static int l_new_buffer(lua_State *L)
 	if (!(n >= 1) || n != floor(n) || n > (lua_Number)((size_t)1 << 40))
 		return luaL_error(L, "async.newBuffer: expected a size in bytes >= 1, got %s", lua_tostring(L, 1));
 	struct abuf *b = calloc(1, sizeof *b);
-	if (b == NULL || posix_memalign((void **)&b->data, 64, (size_t)n) != 0) {
+	if (b == NULL || async_os_aligned_alloc((void **)&b->data, 64, (size_t)n) != 0) { /* portability: os_mem.h */
 		free(b);
 		lua_pushnil(L);
 		lua_pushstring(L, "async.newBuffer: out of memory");

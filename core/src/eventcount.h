@@ -20,12 +20,9 @@
 #ifndef ASYNC_EVENTCOUNT_H
 #define ASYNC_EVENTCOUNT_H
 
-#include <limits.h>
-#include <linux/futex.h>
 #include <stdint.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
+#include "os_wait.h" /* the futex, or its equivalent on this OS */
 #include "pr.h"
 
 struct async_ec {
@@ -62,7 +59,7 @@ static inline void async_ec_cancel(struct async_ec *ec)
 static inline void async_ec_wait(struct async_ec *ec, uint32_t key)
 {
 	if (ck_pr_load_32(&ec->seq) == key)
-		syscall(SYS_futex, &ec->seq, FUTEX_WAIT_PRIVATE, key, NULL, NULL, 0);
+		async_os_wait(&ec->seq, key);
 	(void)ck_pr_faa_32(&ec->waiters, (uint32_t)-1);
 	ck_pr_store_32(&ec->waking, 0);
 }
@@ -75,7 +72,7 @@ static inline void async_ec_notify_all(struct async_ec *ec)
 	if (ck_pr_load_32(&ec->waiters) == 0)
 		return;
 	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	async_os_wake_all(&ec->seq);
 }
 
 /* Notifier, after making the condition true: make sure one waiter, if any,
@@ -89,7 +86,7 @@ static inline void async_ec_notify_one(struct async_ec *ec)
 	if (!ck_pr_cas_32(&ec->waking, 0, 1))
 		return; /* another notifier's wake is in flight */
 	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	async_os_wake_one(&ec->seq);
 }
 
 /* As async_ec_notify_one, for a notifier whose last write was an atomic
@@ -104,7 +101,7 @@ static inline void async_ec_notify_one_after_rmw(struct async_ec *ec)
 	if (!ck_pr_cas_32(&ec->waking, 0, 1))
 		return;
 	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	async_os_wake_one(&ec->seq);
 }
 
 /* A hint, not a guarantee: wake one waiter if the (unfenced) count says

@@ -34,6 +34,7 @@
 
 #include "deque.h"
 #include "eventcount.h"
+#include "os_mem.h" /* portability: aligned allocation */
 #include "placement.h"
 #include "pr.h"
 
@@ -297,7 +298,11 @@ static void set_thread_name(struct worker *w)
 {
 	char name[16];
 	snprintf(name, sizeof name, "%s%u", w->pool->prefix, w->index);
+#ifdef __APPLE__ /* portability: macOS can only name the calling thread; its workers stay unnamed */
+	(void)name;
+#else
 	pthread_setname_np(w->thread, name);
+#endif
 }
 
 static void bind_self(struct worker *w)
@@ -419,12 +424,12 @@ static void pool_free(async_pool *p)
 			async_deque_destroy(&p->w[s].dq);
 		}
 	}
-	free(p->w);
+	async_os_aligned_free(p->w); /* portability: os_mem.h */
 	async_placement_free(&p->place);
 	if (p->topo != NULL)
 		hwloc_topology_destroy(p->topo);
 	pthread_mutex_destroy(&p->ctl);
-	free(p);
+	async_os_aligned_free(p); /* portability: os_mem.h */
 }
 
 int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
@@ -434,7 +439,7 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	*out = NULL;
 	async_pool_config cfg = cfg_in ? *cfg_in : async_pool_config_default();
 	async_pool *p;
-	if (posix_memalign((void **)&p, 64, sizeof *p) != 0)
+	if (async_os_aligned_alloc((void **)&p, 64, sizeof *p) != 0) /* portability: os_mem.h */
 		return ASYNC_ENOMEM;
 	memset(p, 0, sizeof *p);
 	pthread_mutex_init(&p->ctl, NULL);
@@ -476,7 +481,7 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	if (rc != 0)
 		goto fail;
 	rc = ASYNC_ENOMEM;
-	if (posix_memalign((void **)&p->w, 64, sizeof *p->w * p->max_workers) != 0) {
+	if (async_os_aligned_alloc((void **)&p->w, 64, sizeof *p->w * p->max_workers) != 0) { /* portability: os_mem.h */
 		p->w = NULL;
 		goto fail;
 	}
