@@ -20,12 +20,9 @@
 #ifndef ASYNC_EVENTCOUNT_H
 #define ASYNC_EVENTCOUNT_H
 
-#include <limits.h>
-#include <linux/futex.h>
 #include <stdint.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
+#include "os_wait.h" /* the futex, or its equivalent on this OS */
 #include "pr.h"
 
 struct async_ec {
@@ -66,7 +63,7 @@ static inline void async_ec_cancel(struct async_ec *ec)
 static inline void async_ec_wait(struct async_ec *ec, uint32_t key)
 {
 	if (ck_pr_load_32(&ec->seq) == key)
-		syscall(SYS_futex, &ec->seq, FUTEX_WAIT_PRIVATE, key, NULL, NULL, 0);
+		async_os_wait(&ec->seq, key);
 	(void)ck_pr_faa_32(&ec->waiters, (uint32_t)-1);
 	/* No fence needed here: a caller re-checks at once (possibly missing
 	 * an item), but it sleeps again only through async_ec_prepare, which
@@ -83,7 +80,7 @@ static inline void async_ec_notify_all(struct async_ec *ec)
 	if (ck_pr_load_32(&ec->waiters) == 0)
 		return;
 	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	async_os_wake_all(&ec->seq);
 }
 
 /* Notifier, after making the condition true: make sure one waiter, if any,
@@ -98,7 +95,7 @@ static inline void async_ec_notify_one(struct async_ec *ec)
 	if (!ck_pr_cas_32(&ec->waking, 0, 1))
 		return; /* another notifier's wake is in flight */
 	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	async_os_wake_one(&ec->seq);
 }
 
 /* As async_ec_notify_one, for a notifier whose last write was an atomic
@@ -114,7 +111,7 @@ static inline void async_ec_notify_one_after_rmw(struct async_ec *ec)
 	if (!ck_pr_cas_32(&ec->waking, 0, 1))
 		return;
 	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	async_os_wake_one(&ec->seq);
 }
 
 /* A hint, not a guarantee: wake one waiter if the (unfenced) count says
