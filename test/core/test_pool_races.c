@@ -407,7 +407,13 @@ static unsigned count_displaced(const struct ordered *o, unsigned n, unsigned *w
 	unsigned far = 0;
 	for (unsigned i = 0; i < n; i++) {
 		unsigned d = o[i].ticket > i ? o[i].ticket - i : i - o[i].ticket;
-		if (d > 16)
+		/* Two workers each run a batch of up to ASYNC_BATCH oldest jobs
+		 * side by side, so a job of the second batch starts up to a batch
+		 * early: that is FIFO. The LIFO order this replaced displaced most
+		 * of a backlog by thousands. (16 passed only while the machine was
+		 * so loaded that one worker ran nearly everything: seen failing at
+		 * load 0.5 with 1,192 jobs displaced by 17 to 33.) */
+		if (d > 2 * ASYNC_BATCH)
 			far++;
 		if (d > *worst)
 			*worst = d;
@@ -450,9 +456,9 @@ Test(races, external_submissions_start_oldest_first_with_two_workers, .timeout =
 		far += count_displaced(o, n, &worst);
 	}
 	async_pool_destroy(p);
-	fprintf(stderr, "order: %u of %u jobs displaced by more than 16 places (worst %u)\n", far, 2 * rounds * n, worst);
+	fprintf(stderr, "order: %u of %u jobs displaced by more than two batches (worst %u)\n", far, 2 * rounds * n, worst);
 	cr_assert_leq(far, 2 * rounds * n / 50,
-	              "%u of %u jobs started more than 16 places from their submission order (worst %u)",
+	              "%u of %u jobs started more than two batches from their submission order (worst %u)",
 	              far, 2 * rounds * n, worst);
 	free(o);
 }
@@ -555,7 +561,7 @@ Test(races, a_submission_racing_with_shutdown_runs_or_is_refused, .timeout = 60)
 		async_pool *p = make_pool_cfg(1, 64);
 		struct late_submit s = { p, { 0 }, 0, -1000 };
 		async_job_init(&s.job, bump, &s.ran);
-		async_test_hook = stall_submit_hook;
+		__atomic_store_n(&async_test_hook, stall_submit_hook, __ATOMIC_RELEASE);
 		__atomic_store_n(&submitter_in_window, 0, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&stall_submitter, 1, __ATOMIC_SEQ_CST);
 		pthread_t t;
@@ -567,7 +573,7 @@ Test(races, a_submission_racing_with_shutdown_runs_or_is_refused, .timeout = 60)
 		unsigned ran_at_shutdown = __atomic_load_n(&s.ran, __ATOMIC_SEQ_CST);
 		pthread_join(t, NULL);
 		watchdog_disarm();
-		async_test_hook = NULL;
+		__atomic_store_n(&async_test_hook, NULL, __ATOMIC_RELEASE);
 		cr_assert(s.rc == 0 || s.rc == ASYNC_ESHUTDOWN, "submit during shutdown: %d", s.rc);
 		if (s.rc == 0)
 			cr_assert_eq(ran_at_shutdown, 1, "submit returned 0 during shutdown, but the job was dropped");
