@@ -12,6 +12,23 @@ local async = {
 
 local ctx -- the native context while loaded: one pool per Lua state
 
+-- Which path calls and deliveries take (README, "Which path a game gets"):
+-- the FFI path (async_fast.lua) where LuaJIT's JIT and FFI are on, else
+-- the C API path; ASYNC_PATH=capi or ffi chooses. Only for this native
+-- backend: another backend keeps its own call and update.
+local fastpath
+do
+  local want = os.getenv("ASYNC_PATH")
+  if want ~= "capi" then
+    local ok, m = pcall(require, "async_fast")
+    if ok and m.available() then
+      fastpath = m
+    elseif want == "ffi" then
+      error("async: ASYNC_PATH=ffi but the FFI path is unavailable: " .. tostring(ok and "the JIT is off" or m))
+    end
+  end
+end
+
 local function notLoaded()
   error("async: call async.load() first", 3)
 end
@@ -115,6 +132,7 @@ function async.load(n)
   if n ~= nil then n = checkCount(n, "async.load") end
   if ctx then error("async.load: already loaded (call async.shutdown() first)", 2) end
   local c, call, update = native.new(n or 1, async, limit)
+  if fastpath then call, update = fastpath.wrap(c, call, update, async) end
   ctx = c
   nativeCall = call
   nativeUpdate = update
@@ -133,6 +151,9 @@ function async.shutdown()
 end
 
 function async.isLoaded() return ctx ~= nil end
+
+--- "ffi" or "capi": the path async.call and async.update take.
+function async.getPath() return fastpath and "ffi" or "capi" end
 
 --- Number of worker threads running (and not asked to stop).
 function async.getWorkerCount() return context():count() end
