@@ -1,7 +1,8 @@
 -- async_fast.lua: the FFI path of async.call and async.update, for LuaJIT
--- with the JIT and the FFI on. Calls with plain arguments (numbers,
--- booleans, nil, strings) and a callback that is a function, nil or a table
--- without a `key` are encoded here into the codec's format and made through
+-- with the JIT and the FFI on. Calls whose arguments are numbers, booleans,
+-- nil, strings up to 4 KiB and tables of those (shared and cyclic ones
+-- too), with a callback that is a function, nil or a table without a `key`,
+-- are encoded here into the codec's format (codec.c) and made through
 -- fastpath.c's C functions, which the JIT calls from its traces; their
 -- callbacks wait in a Lua table indexed by record; finished calls whose
 -- results are plain are decoded here from the record's memory and handed to
@@ -29,13 +30,13 @@ struct async_fast_api {
 struct async_fast_handle { double ctxid; int32_t index; uint32_t gen; };
 ]]
 
-local type, select, tostring = type, select, tostring
+local type, select, tostring, rawget, next, floor = type, select, tostring, rawget, next, math.floor
 local band = bit.band
 local dblp = ffi.typeof("double *")
 local ffi_string, ffi_copy, ffi_cast = ffi.string, ffi.copy, ffi.cast
 
 -- Tags of the codec's format (codec.c).
-local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR = 0, 1, 2, 3, 4, 5
+local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF = 0, 1, 2, 3, 4, 5, 6, 7
 
 local M = {}
 
@@ -109,9 +110,80 @@ function M.wrap(c, ccall, cupdate, facade)
     buf, cap = nbuf, ncap
   end
 
+  -- Tables met while encoding one call: table -> its number (codec.c numbers
+  -- them from 0 as they open), so shared and cyclic tables travel as REF.
+  local seen, nseen = {}, 0
+
+  -- A varint padded to exactly 5 bytes at `at`, as codec.c's put_varint5.
+  local function varint5(at, v)
+    for i = 0, 3 do
+      local low = v % 128
+      buf[at + i] = low + 128
+      v = (v - low) / 128
+    end
+    buf[at + 4] = v
+  end
+
+  local function putVarint(pos, v)
+    while v >= 128 do
+      local low = v % 128
+      buf[pos] = low + 128
+      v = (v - low) / 128
+      pos = pos + 1
+    end
+    buf[pos] = v
+    return pos + 1
+  end
+
   -- Encodes one value at pos; the next position, or nil when the value is
-  -- not plain (the C API path takes the call).
-  local function put(v, pos)
+  -- not one this encoder takes (the C API path takes the call and names
+  -- what it refuses).
+  local put
+  local function putTable(v, pos, depth)
+    -- Deep nesting is left to codec.c, which knows the limit and its message.
+    if depth >= 32 then return nil end
+    if pos + 11 > cap then grow(pos + 11) end
+    local ref = seen[v]
+    if ref ~= nil then
+      buf[0] = 1 -- flags: REF values occur
+      buf[pos] = T_REF
+      return putVarint(pos + 1, ref)
+    end
+    seen[v] = nseen
+    nseen = nseen + 1
+    buf[pos] = T_TABLE
+    local at = pos + 1
+    pos = pos + 6
+    -- The array part: the prefix 1..n without holes, read raw.
+    local narr, maxn = 0, #v
+    while narr < maxn do
+      local x = rawget(v, narr + 1)
+      if x == nil then break end
+      pos = put(x, pos, depth + 1)
+      if pos == nil then return nil end
+      narr = narr + 1
+    end
+    varint5(at, narr)
+    if pos + 5 > cap then grow(pos + 5) end
+    at = pos
+    pos = pos + 5
+    local nhash = 0
+    local k, x = next(v)
+    while k ~= nil do
+      if not (type(k) == "number" and k >= 1 and k <= narr and k == floor(k)) then
+        pos = put(k, pos, depth + 1)
+        if pos == nil then return nil end
+        pos = put(x, pos, depth + 1)
+        if pos == nil then return nil end
+        nhash = nhash + 1
+      end
+      k, x = next(v, k)
+    end
+    varint5(at, nhash)
+    return pos
+  end
+
+  put = function(v, pos, depth)
     local t = type(v)
     if t == "number" then
       if pos + 9 > cap then grow(pos + 9) end
@@ -123,15 +195,7 @@ function M.wrap(c, ccall, cupdate, facade)
       if len > 4096 then return nil end -- one copy, not two: the C side
       if pos + 6 + len > cap then grow(pos + 6 + len) end
       buf[pos] = T_STR
-      pos = pos + 1
-      while len >= 128 do
-        buf[pos] = band(len, 127) + 128
-        len = (len - band(len, 127)) / 128
-        pos = pos + 1
-      end
-      buf[pos] = len
-      pos = pos + 1
-      len = #v
+      pos = putVarint(pos + 1, len)
       ffi_copy(buf + pos, v, len)
       return pos + len
     elseif t == "boolean" then
@@ -142,8 +206,16 @@ function M.wrap(c, ccall, cupdate, facade)
       if pos + 1 > cap then grow(pos + 1) end
       buf[pos] = T_NIL
       return pos + 1
+    elseif t == "table" then
+      return putTable(v, pos, depth)
     end
     return nil
+  end
+
+  -- A scratch buffer grown by a big call goes back to its first size.
+  local function settle()
+    if nseen > 0 then seen, nseen = {}, 0 end
+    if cap > 65536 then cap = 256; buf = ffi.new("uint8_t[?]", cap) end
   end
 
   local function call(cb, name, ...)
@@ -154,14 +226,16 @@ function M.wrap(c, ccall, cupdate, facade)
     if type(name) ~= "string" then return ccall(cb, name, ...) end
     local n = select("#", ...)
     if n >= 128 then return ccall(cb, name, ...) end
+    if nseen > 0 then seen, nseen = {}, 0 end -- an encode that raised midway
     buf[0] = 0 -- flags
     buf[1] = n
     local pos = 2
     for i = 1, n do
-      pos = put((select(i, ...)), pos)
-      if pos == nil then return ccall(cb, name, ...) end
+      pos = put((select(i, ...)), pos, 0)
+      if pos == nil then settle(); return ccall(cb, name, ...) end
     end
     local index = api.call(ctxp, name, buf, pos, genbox)
+    settle()
     if index < 0 then return ccall(cb, name, ...) end
     cbs[index + 1] = cb
     return Handle(id, index, genbox[0])

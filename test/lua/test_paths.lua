@@ -115,3 +115,50 @@ test("bad calls raise the C API path's errors on either path", function()
   drain(async)
   async.shutdown()
 end)
+
+test("tables cross with holes, shared and cyclic parts, odd keys, no metatables", function()
+  local async = fresh(1)
+  async.define("probe", function(t)
+    return t.shared1 == t.shared2, t.self == t, #t.arr, t.arr[5], t.holes[1], t.holes[3], t.holes[2] == nil,
+      t[true], t[-0.5], t[2 ^ 60], t.nested.a.b.c, getmetatable(t) == nil, t.neg[-1], t.keyt ~= nil and t[t.keyt]
+  end)
+  local shared = { 1 }
+  local arr = {}
+  for i = 1, 100 do arr[i] = i * 1.5 end
+  local keyt = {}
+  local t = {
+    shared1 = shared, shared2 = shared, arr = arr, holes = { "a", nil, "c" },
+    [true] = "yes", [-0.5] = "half", [2 ^ 60] = "big", nested = { a = { b = { c = "deep" } } },
+    neg = { [-1] = "minus" }, keyt = keyt, [keyt] = "by table",
+  }
+  t.self = t
+  setmetatable(t, { __index = function() error("the encoder must read raw") end })
+  local got
+  async.call(function(...) got = { ... } end, "probe", t)
+  drain(async)
+  local want = { true, true, 100, 7.5, "a", "c", true, "yes", "half", "big", "deep", true, "minus", "by table" }
+  for i = 1, #want do eq(got[i], want[i], "probe " .. i) end
+  -- What the FFI encoder leaves to codec.c keeps codec.c's messages.
+  raises("argument 1 (at .f) is a function", async.call, nil, "id", { f = print })
+  local deep = {}
+  local cur = deep
+  for _ = 1, 200 do cur.x = {}; cur = cur.x end
+  raises("nested deeper than", async.call, nil, "id", deep)
+  local mid = {}
+  cur = mid
+  for _ = 1, 40 do cur.x = {}; cur = cur.x end
+  cur.x = "bottom"
+  local bottom
+  async.call(function(r) bottom = r end, "id", mid)
+  drain(async)
+  cur = bottom
+  for _ = 1, 40 do cur = cur.x end
+  eq(cur.x, "bottom", "40 levels go through the C API path intact")
+  -- A refused table after shared ones: the next call's tables are not REFs.
+  pcall(async.call, nil, "id", shared, { shared, print })
+  local again
+  async.call(function(r) again = r end, "id", { shared })
+  drain(async)
+  eq(again[1][1], 1, "no stale table numbering across calls")
+  async.shutdown()
+end)
