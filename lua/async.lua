@@ -132,7 +132,7 @@ function async.load(n)
   if n ~= nil then n = checkCount(n, "async.load") end
   if ctx then error("async.load: already loaded (call async.shutdown() first)", 2) end
   local c, call, update = native.new(n or 1, async, limit)
-  if fastpath then call, update = fastpath.wrap(c, call, update, async) end
+  if fastpath and c.fastApi then call, update = fastpath.wrap(c, call, update, async) end
   ctx = c
   nativeCall = call
   nativeUpdate = update
@@ -152,7 +152,8 @@ end
 
 function async.isLoaded() return ctx ~= nil end
 
---- "ffi" or "capi": the path async.call and async.update take.
+--- "ffi" or "capi": the path async.call and async.update take with the
+--- native backend.
 function async.getPath() return fastpath and "ffi" or "capi" end
 
 --- Number of worker threads running (and not asked to stop).
