@@ -115,24 +115,36 @@ function M.wrap(c, ccall, cupdate, facade)
   local seen, nseen = {}, 0
 
   -- A varint padded to exactly 5 bytes at `at`, as codec.c's put_varint5.
+  -- Unrolled, as putVarint: a loop here would be a trace of its own, cut
+  -- off from the caller's ("NYI: return to lower frame" in -jv).
   local function varint5(at, v)
-    for i = 0, 3 do
-      local low = v % 128
-      buf[at + i] = low + 128
-      v = (v - low) / 128
-    end
+    local b0 = v % 128; v = (v - b0) / 128
+    local b1 = v % 128; v = (v - b1) / 128
+    local b2 = v % 128; v = (v - b2) / 128
+    local b3 = v % 128; v = (v - b3) / 128
+    buf[at], buf[at + 1], buf[at + 2], buf[at + 3] = b0 + 128, b1 + 128, b2 + 128, b3 + 128
     buf[at + 4] = v
   end
 
+  -- A varint (v < 2^35, as every count and length here).
   local function putVarint(pos, v)
-    while v >= 128 do
-      local low = v % 128
-      buf[pos] = low + 128
-      v = (v - low) / 128
-      pos = pos + 1
-    end
-    buf[pos] = v
-    return pos + 1
+    if v < 128 then buf[pos] = v; return pos + 1 end
+    local low = v % 128
+    buf[pos] = low + 128
+    v = (v - low) / 128
+    if v < 128 then buf[pos + 1] = v; return pos + 2 end
+    low = v % 128
+    buf[pos + 1] = low + 128
+    v = (v - low) / 128
+    if v < 128 then buf[pos + 2] = v; return pos + 3 end
+    low = v % 128
+    buf[pos + 2] = low + 128
+    v = (v - low) / 128
+    if v < 128 then buf[pos + 3] = v; return pos + 4 end
+    low = v % 128
+    buf[pos + 3] = low + 128
+    buf[pos + 4] = (v - low) / 128
+    return pos + 5
   end
 
   -- Encodes one value at pos; the next position, or nil when the value is
@@ -187,6 +199,11 @@ function M.wrap(c, ccall, cupdate, facade)
     local t = type(v)
     if t == "number" then
       if pos + 9 > cap then grow(pos + 9) end
+      -- Small integers as codec.c writes them (zigzag varint), not -0.
+      if v == floor(v) and v > -1073741824 and v < 1073741824 and (v ~= 0 or 1 / v > 0) then
+        buf[pos] = T_INT
+        return putVarint(pos + 1, v >= 0 and 2 * v or -2 * v - 1)
+      end
       buf[pos] = T_NUM
       ffi_cast(dblp, buf + pos + 1)[0] = v
       return pos + 9
