@@ -26,12 +26,13 @@ test("plain values cross exactly both ways, with their count", function()
   local cases = {
     { 0 }, { -0.0 }, { 0 / 0 }, { 1 / 0 }, { -1 / 0 }, { 2 ^ 53 }, { -2 ^ 53 }, { big }, { -big },
     { 2 ^ 47 }, { -2 ^ 47 - 1 }, { 0.1 }, { -5 }, { 127 }, { 128 }, { "" }, { "a\0b" }, { long },
-    { true }, { false }, { nil }, { nil, nil }, { 1, nil, 3 }, { 1, 2, 3, 4, 5 }, {},
+    { 2 ^ 30 - 1 }, { -2 ^ 30 + 1 }, { 2 ^ 30 }, { -2 ^ 30 }, { 2 ^ 21 + 3 }, { -64 }, { -65 },
+    { true }, { false }, { nil }, { two_nils = true }, { 1, nil, 3 }, { 1, 2, 3, 4, 5 }, {},
   }
   local got = {}
   for i, c in ipairs(cases) do
     local n = table.maxn(c)
-    if i == 22 then n = 2 end
+    if c.two_nils then n = 2 end
     cases[i].n = n
     async.call(function(...) got[i] = { n = select("#", ...), ... } end, "id", unpack(c, 1, n))
   end
