@@ -20,12 +20,14 @@ struct async_fast_head {
   int32_t status;
 };
 struct async_fast_api {
-  int32_t (*call)(void *, const char *, const uint8_t *, size_t, uint32_t *);
+  int32_t (*call)(void *, void *, const uint8_t *, size_t, uint32_t *);
   int (*peek)(void *, struct async_fast_head *);
   void (*pop)(void *);
   int (*cancel)(void *, int32_t, uint32_t);
   int (*status)(void *, int32_t, uint32_t);
   double (*now)(void);
+  double (*epoch)(void *);
+  void *(*lookup)(void *, const char *);
 };
 struct async_fast_handle { double ctxid; int32_t index; uint32_t gen; };
 ]]
@@ -235,6 +237,10 @@ function M.wrap(c, ccall, cupdate, facade)
     if cap > 65536 then cap = 256; buf = ffi.new("uint8_t[?]", cap) end
   end
 
+  -- Definitions by name, valid while the registry's epoch is unchanged (the
+  -- snapshot of that epoch holds them): no name lookup per call.
+  local defs, defsEpoch = {}, -1
+
   local function call(cb, name, ...)
     local tc = type(cb)
     if tc ~= "function" and cb ~= nil and (tc ~= "table" or cb.key ~= nil) then
@@ -251,7 +257,15 @@ function M.wrap(c, ccall, cupdate, facade)
       pos = put((select(i, ...)), pos, 0)
       if pos == nil then settle(); return ccall(cb, name, ...) end
     end
-    local index = api.call(ctxp, name, buf, pos, genbox)
+    local epoch = api.epoch(ctxp)
+    if epoch ~= defsEpoch then defs, defsEpoch = {}, epoch end
+    local d = defs[name]
+    if d == nil then
+      d = api.lookup(ctxp, name)
+      if d == nil then settle(); return ccall(cb, name, ...) end -- raises: not defined
+      defs[name] = d
+    end
+    local index = api.call(ctxp, d, buf, pos, genbox)
     settle()
     if index < 0 then return ccall(cb, name, ...) end
     cbs[index + 1] = cb

@@ -15,16 +15,27 @@ struct async_fast_head {
 	int32_t status; /* 0 success, 1 failure, 2 cancelled (or superseded) */
 };
 
-/* Makes a call of `name` with the encoded arguments: the index of its
- * record (its generation in *gen), or -1 when the C API path must make it
- * instead (no such name, shutting down or closed, out of memory, a refused
- * submission), which then raises or ends it exactly as it always does. */
-static int32_t fast_call(struct ctx *ctx, const char *name, const unsigned char *args, size_t n, uint32_t *gen)
+/* The snapshot's epoch: a definition found by fast_lookup stays valid (the
+ * snapshot holds it) while this is unchanged. -1 once closed. */
+static double fast_epoch(struct ctx *ctx)
+{
+	return ctx->closed ? -1 : (double)ctx->snap->id;
+}
+
+/* The definition of `name` in the current snapshot, or NULL. */
+static struct def *fast_lookup(struct ctx *ctx, const char *name)
+{
+	return ctx->closed ? NULL : snap_find_def(ctx->snap, name);
+}
+
+/* Makes a call of d (from fast_lookup, at the current epoch) with the
+ * encoded arguments: the index of its record (its generation in *gen), or
+ * -1 when the C API path must make it instead (shutting down or closed, out
+ * of memory, a refused submission), which then raises or ends it exactly
+ * as it always does. */
+static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *args, size_t n, uint32_t *gen)
 {
 	if (ctx->closed || ctx->shutting)
-		return -1;
-	struct def *d = snap_find_def(ctx->snap, name);
-	if (d == NULL)
 		return -1;
 	struct call *c = record_take(ctx);
 	if (c == NULL)
@@ -123,16 +134,18 @@ static double fast_now(void)
 
 /* The layout async_fast.lua declares with ffi.cdef: keep the two in step. */
 struct async_fast_api {
-	int32_t (*call)(struct ctx *, const char *, const unsigned char *, size_t, uint32_t *);
+	int32_t (*call)(struct ctx *, struct def *, const unsigned char *, size_t, uint32_t *);
 	int (*peek)(struct ctx *, struct async_fast_head *);
 	void (*pop)(struct ctx *);
 	int (*cancel)(struct ctx *, int32_t, uint32_t);
 	int (*status)(struct ctx *, int32_t, uint32_t);
 	double (*now)(void);
+	double (*epoch)(struct ctx *);
+	struct def *(*lookup)(struct ctx *, const char *);
 };
 
 static const struct async_fast_api fast_api = {
-	fast_call, fast_peek, fast_pop, fast_cancel, fast_status, fast_now,
+	fast_call, fast_peek, fast_pop, fast_cancel, fast_status, fast_now, fast_epoch, fast_lookup,
 };
 
 /* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the

@@ -163,3 +163,25 @@ test("tables cross with holes, shared and cyclic parts, odd keys, no metatables"
   eq(again[1][1], 1, "no stale table numbering across calls")
   async.shutdown()
 end)
+
+test("a redefined or undefined name is seen by the next call, shorthands too", function()
+  local async = fresh(1)
+  local v = async.define("v", function() return 1 end)
+  local got = {}
+  local function rec(x) got[#got + 1] = x end
+  async.call(rec, "v"); v(rec)
+  async.define("v", function() return 2 end)
+  async.call(rec, "v"); v(rec)
+  async.share("s", 1) -- a new snapshot with the same definitions
+  async.call(rec, "v")
+  drain(async)
+  eq(table.concat(got, ","), "1,1,2,2,2")
+  async.undefine("v")
+  raises("no function named 'v'", async.call, rec, "v")
+  raises("no function named 'v'", v, rec)
+  async.define("v", function() return 3 end)
+  v(rec)
+  drain(async)
+  eq(got[6], 3)
+  async.shutdown()
+end)
