@@ -134,6 +134,13 @@ static int l_stats(lua_State *L)
 	set_num(L, t, "memory", (lua_Number)memory);
 	set_num(L, t, "channels", (lua_Number)chan_count());
 	set_num(L, t, "statesReplaced", (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED));
+	/* What idle records keep for their next call (call.c's buf_shrink
+	 * bounds it); live ones may be a worker's, so only free ones count. */
+	uint64_t kept = 0;
+	for (size_t i = 0; i < ctx->nall; i++)
+		if (!ctx->all[i]->live)
+			kept += ctx->all[i]->args.cap + ctx->all[i]->res.cap;
+	set_num(L, t, "recordBytes", (lua_Number)kept);
 	return 1;
 }
 
