@@ -3,11 +3,12 @@
  * flight. Owns the rule "one owner at a time": a buffer lent to a call is
  * not the game's (nor another call's) until that call's callback. */
 #include "internal.h"
+#include "os_mem.h" /* portability: aligned allocation (header-only, from core/src) */
 
 static void abuf_unref(struct abuf *b)
 {
 	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-		free(b->data);
+		async_os_aligned_free(b->data); /* portability: core/src/os_mem.h */
 		free(b);
 	}
 }
@@ -73,7 +74,7 @@ int l_new_buffer(lua_State *L)
 	if (!(n >= 1) || n != floor(n) || n > (lua_Number)((size_t)1 << 40))
 		return luaL_error(L, "async.newBuffer: expected a size in bytes >= 1, got %s", lua_tostring(L, 1));
 	struct abuf *b = calloc(1, sizeof *b);
-	if (b == NULL || posix_memalign((void **)&b->data, 64, (size_t)n) != 0) {
+	if (b == NULL || async_os_aligned_alloc((void **)&b->data, 64, (size_t)n) != 0) { /* portability: os_mem.h */
 		free(b);
 		lua_pushnil(L);
 		lua_pushstring(L, "async.newBuffer: out of memory");

@@ -21,7 +21,11 @@
 struct ctx;
 
 #define CTX_MT "async.context"
+#ifdef _WIN32 /* portability: a DLL exports what is marked dllexport, and then only that */
+#define ASYNC_EXPORT __declspec(dllexport)
+#else
 #define ASYNC_EXPORT __attribute__((visibility("default")))
+#endif
 
 struct def {
 	uint64_t id; /* unique per define: the worker cache key */

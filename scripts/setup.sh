@@ -14,6 +14,15 @@ PKGS=(
   lua-luv python3 gnuplot-nox             # benchmarks: luv is a measured peer; the report and its chart; python3 also zips .love files and the release
   clang libclang-rt-14-dev                # the codec fuzzer (libFuzzer)
 )
+# Cross builds (scripts/cross-aarch64.sh, scripts/cross-windows.sh):
+# aarch64 under qemu-user, Windows x64 with mingw-w64 under Wine. Only the
+# arm64 packages apt can install beside the amd64 ones are listed (libck0 and
+# libcriterion3:arm64 cannot: they would replace the amd64 ones; the aarch64
+# script unpacks libck into build/ instead). dpkg-dev: apt-get source.
+if [ "${ASYNC_SETUP_CROSS:-1}" = 1 ]; then
+  PKGS+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user libc6:arm64 libhwloc-dev:arm64
+         gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine wine64 dpkg-dev file)
+fi
 if [ "${ASYNC_SETUP_SANITIZERS:-1}" = 1 ]; then
   # ASan/UBSan/TSan runtimes for gcc-12 (normally pulled in by build-essential)
   PKGS+=(libasan8 libubsan1 libtsan2)
@@ -32,5 +41,16 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [ "${ASYNC_SETUP_CROSS:-1}" = 1 ]; then
+  # arm64 packages need the architecture; the Windows build needs Debian's
+  # source packages (ck, hwloc, luajit): a deb-src twin of the deb sources.
+  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+  src=/etc/apt/sources.list.d/debian.sources
+  if [ -f "$src" ] && ! grep -rqs "^Types:.*deb-src" /etc/apt/sources.list.d/; then
+    sed -e 's/^Types: deb$/Types: deb-src/' "$src" > /etc/apt/sources.list.d/async-deb-src.sources
+  fi
+fi
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# --no-remove: an install that would replace a package (an arm64 library
+# without Multi-Arch taking the amd64 one's place, say) fails instead.
+apt-get install -y -qq --no-install-recommends --no-remove "${missing[@]}" >/dev/null

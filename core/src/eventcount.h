@@ -32,12 +32,9 @@
 #ifndef ASYNC_EVENTCOUNT_H
 #define ASYNC_EVENTCOUNT_H
 
-#include <limits.h>
-#include <linux/futex.h>
 #include <stdint.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
+#include "os_wait.h" /* the futex, or its equivalent on this OS */
 #include "pr.h"
 
 struct async_ec {
@@ -104,7 +101,7 @@ static inline void async_ec_leave(struct async_ec *ec)
 static inline void async_ec_wait(struct async_ec *ec, uint32_t key)
 {
 	if (ck_pr_load_32(&ec->seq) == key)
-		syscall(SYS_futex, &ec->seq, FUTEX_WAIT_PRIVATE, key, NULL, NULL, 0);
+		async_os_wait(&ec->seq, key);
 	(void)ck_pr_faa_32(&ec->waiters, (uint32_t)-1);
 	/* No fence needed here: a caller re-checks at once (possibly missing
 	 * an item), but it sleeps again only through async_ec_prepare, which
@@ -121,7 +118,7 @@ static inline void async_ec_notify_all(struct async_ec *ec)
 	if (ck_pr_load_32(&ec->waiters) == 0)
 		return;
 	(void)ck_pr_faa_32(&ec->seq, 1);
-	syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	async_os_wake_all(&ec->seq);
 }
 
 /* With waking just set: bump and wake one. A wake that found nobody in the
@@ -130,7 +127,7 @@ static inline void async_ec_notify_all(struct async_ec *ec)
 static inline void async_ec_wake_one(struct async_ec *ec)
 {
 	(void)ck_pr_faa_32(&ec->seq, 1);
-	if (syscall(SYS_futex, &ec->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0) == 0)
+	if (async_os_wake_one(&ec->seq) == 0)
 		ck_pr_store_32(&ec->waking, 0);
 }
 

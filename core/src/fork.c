@@ -89,7 +89,8 @@
 
 #include <sched.h>
 #include <stddef.h>
-#include <sys/mman.h>
+
+#include "os_mem.h" /* portability: the frame array's pages */
 
 #define TS(tail, split) (((uint64_t)(split) << 32) | (uint64_t)(uint32_t)(tail))
 static inline uint32_t ts_tail(uint64_t v) { return (uint32_t)v; }
@@ -113,8 +114,8 @@ int async__fork_init(async_worker *w, const uint32_t *sleepers)
 	size_t bytes = sizeof(async_frame) * ASYNC_FRAMES;
 	/* Reserved, not committed: pages are touched only as deep as the
 	 * worker's fork-join recursion goes. */
-	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
+	void *m = async_os_pages_alloc(bytes);
+	if (m == NULL)
 		return ASYNC_ENOMEM;
 	w->base = w->head = w->split = w->floor = m;
 	w->end = w->base + ASYNC_FRAMES;
@@ -129,7 +130,7 @@ int async__fork_init(async_worker *w, const uint32_t *sleepers)
 void async__fork_free(async_worker *w)
 {
 	if (w->base != NULL)
-		munmap(w->base, sizeof(async_frame) * ASYNC_FRAMES);
+		async_os_pages_free(w->base, sizeof(async_frame) * ASYNC_FRAMES);
 	w->base = NULL;
 }
 

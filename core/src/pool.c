@@ -31,6 +31,7 @@
  *   a waiter, and wakes it. */
 #define _GNU_SOURCE
 #include "pool_impl.h"
+#include "os_mem.h" /* portability: aligned allocation */
 
 #include <errno.h>
 #include <sched.h>
@@ -120,13 +121,13 @@ static void pool_free(async_pool *p)
 			async__fork_free(&p->w[s].fk);
 		}
 	}
-	free(p->w);
+	async_os_aligned_free(p->w); /* portability: os_mem.h */
 	async_placement_free(&p->place);
 	if (p->topo != NULL)
 		hwloc_topology_destroy(p->topo);
 	pthread_mutex_destroy(&p->ctl);
 	pthread_mutex_destroy(&p->shut);
-	free(p);
+	async_os_aligned_free(p); /* portability: os_mem.h */
 }
 
 int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
@@ -136,7 +137,7 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	*out = NULL;
 	async_pool_config cfg = cfg_in ? *cfg_in : async_pool_config_default();
 	async_pool *p;
-	if (posix_memalign((void **)&p, 64, sizeof *p) != 0)
+	if (async_os_aligned_alloc((void **)&p, 64, sizeof *p) != 0)  /* portability: os_mem.h */
 		return ASYNC_ENOMEM;
 	memset(p, 0, sizeof *p);
 	pthread_mutex_init(&p->ctl, NULL);
@@ -186,7 +187,7 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	 * pseudo-worker that runs leftover jobs on the thread that shuts down
 	 * (so they can submit, spawn and sync as on a worker). */
 	size_t nslots = (size_t)p->max_workers + 1;
-	if (posix_memalign((void **)&p->w, 64, sizeof *p->w * nslots) != 0) {
+	if (async_os_aligned_alloc((void **)&p->w, 64, sizeof *p->w * nslots) != 0) { /* portability: os_mem.h */
 		p->w = NULL;
 		goto fail;
 	}

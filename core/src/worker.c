@@ -145,7 +145,11 @@ void async__set_thread_name(struct worker *w)
 {
 	char name[16];
 	snprintf(name, sizeof name, "%s%u", w->pool->prefix, w->index);
+#ifdef __APPLE__ /* portability: macOS can only name the calling thread; its workers stay unnamed */
+	(void)name;
+#else
 	pthread_setname_np(w->thread, name);
+#endif
 }
 
 static void bind_self(struct worker *w)

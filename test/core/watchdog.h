@@ -1,6 +1,6 @@
 /* watchdog.h: for the core's test suites: a hang becomes a failure. A
- * test arms it around anything that could block forever; SIGALRM then
- * names what hung and aborts, instead of stalling CI. */
+ * test arms it around anything that could block forever; SIGALRM (a timer
+ * thread on Windows) then names what hung and aborts, instead of stalling CI. */
 #ifndef ASYNC_TEST_WATCHDOG_H
 #define ASYNC_TEST_WATCHDOG_H
 
@@ -22,6 +22,39 @@ static void watchdog_fire(int sig)
 	abort();
 }
 
+#ifdef _WIN32
+/* Portability: mingw has no SIGALRM. A timer thread per arm; a disarm
+ * bumps the generation, so a stale timer does nothing. */
+#include <windows.h>
+static volatile LONG watchdog_gen;
+struct watchdog_timer {
+	LONG gen;
+	unsigned seconds;
+};
+static DWORD WINAPI watchdog_thread(LPVOID arg)
+{
+	struct watchdog_timer t = *(struct watchdog_timer *)arg;
+	free(arg);
+	Sleep(t.seconds * 1000u);
+	if (InterlockedCompareExchange(&watchdog_gen, t.gen, t.gen) == t.gen)
+		watchdog_fire(0);
+	return 0;
+}
+static inline void watchdog_arm(unsigned seconds, const char *what)
+{
+	watchdog_what = what;
+	struct watchdog_timer *t = malloc(sizeof *t);
+	t->gen = InterlockedIncrement(&watchdog_gen);
+	t->seconds = seconds;
+	HANDLE h = CreateThread(NULL, 0, watchdog_thread, t, 0, NULL);
+	if (h != NULL)
+		CloseHandle(h);
+}
+static inline void watchdog_disarm(void)
+{
+	InterlockedIncrement(&watchdog_gen);
+}
+#else
 static inline void watchdog_arm(unsigned seconds, const char *what)
 {
 	watchdog_what = what;
@@ -33,5 +66,6 @@ static inline void watchdog_disarm(void)
 {
 	alarm(0);
 }
+#endif
 
 #endif

@@ -10,7 +10,7 @@ local CALLS = 200
 
 if arg[2] == "child" then
   package.path = dir .. "/?.lua;" .. package.path
-  package.cpath = dir .. "/?.so;" .. package.cpath
+  package.cpath = dir .. "/?.so;" .. dir .. "/?.dll;" .. package.cpath -- .dll: Windows
   local async = require "async"
   async.load(1)
   async.define("slow", function(path)

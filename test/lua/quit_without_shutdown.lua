@@ -8,7 +8,7 @@
 --   luajit quit_without_shutdown.lua <lua build folder>
 local dir = assert(arg[1], "usage: quit_without_shutdown.lua <lua build folder>")
 package.path = dir .. "/?.lua;" .. package.path
-package.cpath = dir .. "/?.so;" .. package.cpath
+package.cpath = dir .. "/?.so;" .. dir .. "/?.dll;" .. package.cpath -- .dll: Windows (under Wine)
 local async = require "async"
 async.load { workers = 2, memoryLimit = 16 * 1024 * 1024 }
 async.define("slow", function(s) local t = os.clock() + s; while os.clock() < t do end; return s end)

@@ -5,7 +5,7 @@
 -- exits non-zero on any failure.
 local dir = assert(arg[1], "usage: runner.lua <lua build folder> suite.lua...")
 package.path = dir .. "/?.lua;" .. package.path
-package.cpath = dir .. "/?.so;" .. package.cpath
+package.cpath = dir .. "/?.so;" .. dir .. "/?.dll;" .. package.cpath -- .dll: Windows (under Wine)
 
 local tests = {}
 function test(name, fn) tests[#tests + 1] = { name = name, fn = fn } end

@@ -6,7 +6,7 @@
 -- Prints its figures; exits 1 on any violation.
 local dir = assert(arg[1], "usage: soak.lua <lua build folder> [calls] [seed]")
 package.path = dir .. "/?.lua;" .. package.path
-package.cpath = dir .. "/?.so;" .. package.cpath
+package.cpath = dir .. "/?.so;" .. dir .. "/?.dll;" .. package.cpath -- .dll: Windows (under Wine)
 local ffi = require "ffi"
 local async = require "async"
 

@@ -203,19 +203,26 @@ test("7: load() inside a callback that shutdown delivers keeps the new pool", fu
 end)
 
 -- 8. The fallback printer when async.onerror is not a function.
-ffi.cdef [[
-int open(const char *path, int flags, int mode);
-int close(int fd);
-int dup(int fd);
-int dup2(int from, int to);
-]]
+-- portability: the Windows C runtime (msvcrt, under Wine) has the same
+-- calls with a leading underscore and its own flag values.
+local win = ffi.os == "Windows"
+local function crt(name) return win and (' __asm__("_' .. name .. '")') or "" end
+ffi.cdef(([[
+int open(const char *path, int flags, int mode)%s;
+int close(int fd)%s;
+int dup(int fd)%s;
+int dup2(int from, int to)%s;
+]]):format(crt "open", crt "close", crt "dup", crt "dup2"))
+-- O_WRONLY | O_CREAT | O_TRUNC, 0644 (msvcrt: _S_IREAD | _S_IWRITE)
+local O_CREATE_TRUNC, MODE_RW = 577, 420
+if win then O_CREATE_TRUNC, MODE_RW = 0x301, 0x180 end
 test("8: with async.onerror not a function, stderr gets the message and the traceback", function()
   local async = require "async"
   async.load(1)
   async.define("boom", function() error("kaboom-8") end)
   async.onerror = false
   local path = os.tmpname()
-  local fd = ffi.C.open(path, 577, 420) -- O_WRONLY | O_CREAT | O_TRUNC, 0644
+  local fd = ffi.C.open(path, O_CREATE_TRUNC, MODE_RW)
   ok(fd >= 0, "open " .. path)
   io.stderr:flush()
   local saved = ffi.C.dup(2)
