@@ -45,6 +45,7 @@ function Handle:status() end
 ---@field workerCount integer
 ---@field memory number bytes held by all workers' Lua states
 ---@field statesReplaced number worker states replaced after running out of memory
+---@field recordBytes number bytes idle call records keep for their next call (native backend)
 ---@field workers async.WorkerStats[]
 
 ---@class async.LoadOptions

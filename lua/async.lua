@@ -19,11 +19,29 @@ local async = {
 
 local ctx -- the native context while loaded: one pool per Lua state
 
+-- Which path calls and deliveries take (README, "Which path a game gets"):
+-- the FFI path (async_fast.lua) where LuaJIT's JIT and FFI are on, else
+-- the C API path; ASYNC_PATH=capi or ffi chooses. Only for this native
+-- backend: another backend keeps its own call and update.
+local fastpath
+do
+  local want = os.getenv("ASYNC_PATH")
+  if want ~= "capi" then
+    local ok, m = pcall(require, "async_fast")
+    if ok and m.available() then
+      fastpath = m
+    elseif want == "ffi" then
+      error("async: ASYNC_PATH=ffi but the FFI path is unavailable: " .. tostring(ok and "the JIT is off" or m))
+    end
+  end
+end
+
 local function notLoaded()
   error("async: call async.load() first", 3)
 end
 
 local nativeCall, nativeUpdate
+local onFastPath = false -- whether the loaded pool took the FFI path
 
 local function unload()
   ctx = nil
@@ -135,6 +153,9 @@ function async.load(n)
   if n ~= nil then n = math.max(checkCount(n, "async.load"), n > 0 and 1 or 0) end
   if ctx then error("async.load: already loaded (call async.shutdown() first)", 2) end
   local c, call, update = native.new(n or 1, async, limit, pin == true)
+  -- The thread backend has no fastApi and keeps its own call and update.
+  onFastPath = fastpath ~= nil and async.backend == "native" and c.fastApi ~= nil
+  if onFastPath then call, update = fastpath.wrap(c, call, update, async) end
   ctx = c
   nativeCall = call
   nativeUpdate = update
@@ -153,6 +174,14 @@ function async.shutdown()
 end
 
 function async.isLoaded() return ctx ~= nil end
+
+--- "ffi" or "capi": the path async.call and async.update take (before
+--- load(), the one the native backend would take; "capi" on the thread
+--- backend, which never takes the FFI path).
+function async.getPath()
+  if ctx then return onFastPath and "ffi" or "capi" end
+  return (fastpath and async.backend == "native") and "ffi" or "capi"
+end
 
 --- Number of worker threads running (and not asked to stop).
 function async.getWorkerCount() return context():count() end
@@ -230,7 +259,7 @@ function async.undefine(name)
 end
 
 --- Counters: queued, running, ready, inflight, completed, failed, cancelled,
---- steals, workerCount, memory (bytes in the workers' Lua states),
+--- steals, workerCount, memory (bytes in the workers' Lua states), recordBytes,
 --- statesReplaced, channels (LÖVE channel names used), and workers[i] = {jobs, steals, busy, idle, running,
 --- memory}.
 --- Pass the table from last time to have it refilled without allocating.

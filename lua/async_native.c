@@ -134,6 +134,13 @@ static int l_stats(lua_State *L)
 	set_num(L, t, "memory", (lua_Number)memory);
 	set_num(L, t, "channels", (lua_Number)chan_count());
 	set_num(L, t, "statesReplaced", (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED));
+	/* What idle records keep for their next call (call.c's buf_shrink
+	 * bounds it); live ones may be a worker's, so only free ones count. */
+	uint64_t kept = 0;
+	for (size_t i = 0; i < ctx->nall; i++)
+		if (!ctx->all[i]->live)
+			kept += ctx->all[i]->args.cap + ctx->all[i]->res.cap;
+	set_num(L, t, "recordBytes", (lua_Number)kept);
 	return 1;
 }
 
@@ -174,8 +181,10 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->facade);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->keys);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->handle_mt);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_hook);
 		}
 		ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->error_fn = LUA_NOREF;
+		ctx->fast_hook = LUA_NOREF;
 	}
 	if (ctx->fallback) {
 		if (tls_ws == ctx->fallback)
@@ -229,6 +238,7 @@ static int l_new(lua_State *L)
 	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);
 	memset(ctx, 0, sizeof *ctx);
 	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = ctx->error_fn = LUA_NOREF;
+	ctx->fast_hook = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */
 	ctx->mem = mem;
 	ctx->mem_limit = (uint64_t)limit;
@@ -298,6 +308,9 @@ static const luaL_Reg ctx_methods[] = {
 	{ "shutdown", l_shutdown },
 	{ "share", l_share },
 	{ "setWorkerInit", l_set_init },
+	{ "deliverOne", l_deliver_one },
+	{ "fastApi", l_fast_api },
+	{ "setFastHook", l_fast_hook },
 	{ NULL, NULL },
 };
 

@@ -4,7 +4,8 @@
  * only one that releases what a call holds. Also the call handles. */
 #include "internal.h"
 
-static struct call *record_get(lua_State *L, struct ctx *ctx)
+/* A free record, or a new one; NULL when out of memory. */
+struct call *record_take(struct ctx *ctx)
 {
 	struct call *c = ctx->free;
 	if (c != NULL) {
@@ -16,13 +17,13 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 		size_t cap = ctx->capall ? ctx->capall * 2 : 64;
 		struct call **all = realloc(ctx->all, cap * sizeof *all);
 		if (all == NULL)
-			luaL_error(L, "async.call: out of memory");
+			return NULL;
 		ctx->all = all;
 		ctx->capall = cap;
 	}
 	c = calloc(1, sizeof *c);
 	if (c == NULL)
-		luaL_error(L, "async.call: out of memory");
+		return NULL;
 	c->ctx = ctx;
 	c->index = (uint32_t)ctx->nall;
 	c->chan = chan_take();
@@ -30,6 +31,14 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 	c->key = LUA_NOREF;
 	ctx->all[ctx->nall++] = c;
 	c->live = 1;
+	return c;
+}
+
+static struct call *record_get(lua_State *L, struct ctx *ctx)
+{
+	struct call *c = record_take(ctx);
+	if (c == NULL)
+		luaL_error(L, "async.call: out of memory");
 	return c;
 }
 
@@ -132,7 +141,7 @@ void call_release(lua_State *L, struct ctx *ctx, struct call *c)
 	lent_release(&c->bufs);
 	buf_shrink(&c->args);
 	buf_shrink(&c->res);
-	c->superseded = c->failed = c->cancelled = 0;
+	c->superseded = c->failed = c->cancelled = c->fast = 0;
 	c->next = ctx->free;
 	ctx->free = c;
 }

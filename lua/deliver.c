@@ -61,14 +61,66 @@ static void call_error_handler(lua_State *L, struct ctx *ctx, int fn, int n)
 /* Takes the oldest finished call off the pending list and delivers it.
  * Everything about the record is settled (released) before any callback
  * runs, so a callback that raises loses nothing else. */
-static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
+/* Takes c, the oldest pending call, off the pending list: it is no longer
+ * in flight. */
+void pending_pop(struct ctx *ctx, struct call *c)
 {
-	int base = lua_gettop(L);
 	ctx->pending = c->next;
 	if (ctx->pending == NULL)
 		ctx->pending_tail = NULL;
 	ctx->npending--;
 	ctx->inflight--;
+}
+
+/* A record of the FFI path: its callback is in async_fast.lua's table, so
+ * the values go to that file's hook(index, status, ...) (status 0 success,
+ * 1 failure, 2 cancelled), which dispatches as deliver() does. Counted and
+ * released before the hook runs, as below. */
+static void deliver_fast(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	int base = lua_gettop(L);
+	pending_pop(ctx, c);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->fast_hook);
+	lua_pushinteger(L, (lua_Integer)c->index);
+	int n = 0, status;
+	if (c->cancelled || c->superseded) {
+		status = 2;
+		ctx->cancelled_count++;
+	} else {
+		char err[256];
+		struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
+		struct async_codec_objects objs = codec_objects(&oc);
+		lua_pushnil(L); /* the status, set below */
+		n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
+		status = c->failed;
+		if (n < 0) {
+			lua_pushstring(L, err);
+			lua_pushstring(L, "");
+			n = 2;
+			status = 1;
+		}
+		lua_pushinteger(L, status);
+		lua_replace(L, base + 3);
+		if (status)
+			ctx->failed_count++;
+		else
+			ctx->delivered++;
+	}
+	if (status == 2)
+		lua_pushinteger(L, status);
+	call_release(L, ctx, c);
+	lua_call(L, 2 + n, 0);
+	lua_settop(L, base);
+}
+
+static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	if (c->fast) {
+		deliver_fast(L, ctx, c);
+		return;
+	}
+	int base = lua_gettop(L);
+	pending_pop(ctx, c);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->cb);
 	int cb = base + 1;
 	if (c->cancelled || c->superseded) {
@@ -160,6 +212,23 @@ int l_update(lua_State *L)
 			break;
 	}
 	lua_pushinteger(L, n);
+	return 1;
+}
+
+/* deliverOne() -> whether it delivered the oldest finished call: the FFI
+ * path's update hands this what its own decoder does not take. */
+int l_deliver_one(lua_State *L)
+{
+	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	if (ctx->closed)
+		return luaL_error(L, "async: the pool is shut down");
+	take_done(ctx);
+	if (ctx->pending == NULL) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	deliver(L, ctx, ctx->pending);
+	lua_pushboolean(L, 1);
 	return 1;
 }
 

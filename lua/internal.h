@@ -109,6 +109,8 @@ struct call {
 	uint32_t objs_popped; /* ... and taken off it: any difference is cleared at release */
 	int superseded; /* main thread: a newer call took its key while it ran */
 	int live;       /* main thread: made and not yet released */
+	int fast;       /* made by the FFI path (fastpath.c): its callback lives
+	                 * in async_fast.lua's table, not in the registry */
 	uint32_t stop_asked; /* cancelled while running: async.cancelled() in
 	                      * the job says so (atomic) */
 	struct async_buf args, res;
@@ -208,6 +210,9 @@ struct ctx {
 	uint64_t mem_limit;  /* bytes per worker state; 0: none */
 	uint64_t *mem;       /* bytes in use, per worker slot (ASYNC_MAX_SLOTS) */
 	uint64_t replaced;   /* worker states replaced (atomic) */
+	int fast_hook;       /* registry ref: async_fast.lua's delivery of FFI-path
+	                      * records that the C side delivers (shutdown,
+	                      * results the Lua decoder leaves to C) */
 };
 
 #define ASYNC_MAX_SLOTS 4096
@@ -298,6 +303,7 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
 int worker_api_open(lua_State *L, struct wstate *ws);
 
 /* call.c */
+struct call *record_take(struct ctx *ctx);
 void call_release(lua_State *L, struct ctx *ctx, struct call *c);
 int cancel_call(struct call *c);
 int l_call(lua_State *L);
@@ -306,9 +312,15 @@ int l_handle_status(lua_State *L);
 int l_shorthand(lua_State *L);
 
 /* deliver.c */
+int l_deliver_one(lua_State *L);
+void pending_pop(struct ctx *ctx, struct call *c);
 int l_shutdown(lua_State *L);
 int l_update(lua_State *L);
 void take_done(struct ctx *ctx);
+
+/* fastpath.c */
+int l_fast_api(lua_State *L);
+int l_fast_hook(lua_State *L);
 
 /* async_native.c */
 struct ctx *check_ctx(lua_State *L, int idx);

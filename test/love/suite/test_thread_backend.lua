@@ -8,6 +8,8 @@ test("thread backend: async.backend says which backend a game got", function()
   local async = require "async"
   eq(async.backend, "thread")
   async.load(1)
+  -- The FFI path (async_fast.lua) is the native module's; never this one's.
+  eq(async.getPath(), "capi")
   async.define("id", function(...) return ... end)
   local r
   async.call(function(x) r = x end, "id", "ok")

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# bench/lua/compare.sh: both paths in one run, interleaved (REPS rounds,
+# default 5) so that machine noise falls on both alike.
+# Usage: bash bench/lua/compare.sh [build folder, default build/release]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+b=${1:-build/release}
+for _ in $(seq "${REPS:-5}"); do
+  for p in capi ffi; do ASYNC_PATH=$p luajit bench/lua/paths.lua "$b/lua" "${FRAMES:-200}"; done
+done

@@ -1,0 +1,395 @@
+-- async_fast.lua: the FFI path of async.call and async.update, for LuaJIT
+-- with the JIT and the FFI on. Calls whose arguments are numbers, booleans,
+-- nil, strings up to 4 KiB and tables of those (shared and cyclic ones
+-- too), with a callback that is a function or nil (a callback table takes
+-- the C API path, which checks it), are encoded here into the codec's
+-- format (codec.c) and made through fastpath.c's C functions, which the JIT calls from its traces; their
+-- callbacks wait in a Lua table indexed by record; finished calls whose
+-- results are plain are decoded here from the record's memory and handed to
+-- their callbacks Lua to Lua. Anything else takes the C API path (call.c,
+-- deliver.c) for that one call or delivery, which raises and behaves as it
+-- always does. Both paths share the records, the queue and the order.
+local ffi = require "ffi"
+
+ffi.cdef [[
+struct async_fast_head {
+  const uint8_t *p;
+  size_t n;
+  int32_t index;
+  int32_t fast;
+  int32_t status;
+};
+struct async_fast_api {
+  int32_t (*call)(void *, void *, const uint8_t *, size_t, uint32_t *);
+  int (*peek)(void *, struct async_fast_head *);
+  void (*pop)(void *);
+  int (*cancel)(void *, int32_t, uint32_t);
+  int (*status)(void *, int32_t, uint32_t);
+  double (*now)(void);
+  double (*epoch)(void *);
+  void *(*lookup)(void *, const char *);
+};
+struct async_fast_handle { double ctxid; int32_t index; uint32_t gen; };
+]]
+
+local type, select, tostring, rawget, next, floor = type, select, tostring, rawget, next, math.floor
+local band = bit.band
+local dblp = ffi.typeof("double *")
+local ffi_string, ffi_copy, ffi_cast = ffi.string, ffi.copy, ffi.cast
+
+-- Tags of the codec's format (codec.c).
+local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF = 0, 1, 2, 3, 4, 5, 6, 7
+
+local M = {}
+
+-- The pools handles may reach, by context id; weak, so that a handle never
+-- keeps a pool (nor points into a freed one): once shut down, the C side's
+-- record lookup finds it closed.
+local pools = setmetatable({}, { __mode = "v" }) -- id -> context userdata
+local pointers = setmetatable({}, { __mode = "k" }) -- context userdata -> pointer
+local liveApi
+
+local function poolOf(h)
+  local c = pools[h.ctxid]
+  return c and pointers[c]
+end
+
+local statusNames = { [0] = "queued", "running", "cancelled" }
+
+-- A call handle: (record, generation), as the C API path's userdata; made
+-- per call, and sunk by the JIT where the caller drops it.
+local Handle
+local function checkHandle(h, fname)
+  if not ffi.istype(Handle, h) then
+    error(("bad argument #1 to '%s' (async call handle expected, got %s)"):format(fname, type(h)), 3)
+  end
+end
+Handle = ffi.metatype("struct async_fast_handle", {
+  __index = {
+    cancel = function(h)
+      checkHandle(h, "cancel")
+      local p = poolOf(h)
+      return p ~= nil and liveApi.cancel(p, h.index, h.gen) ~= 0
+    end,
+    status = function(h)
+      checkHandle(h, "status")
+      local p = poolOf(h)
+      return p and statusNames[liveApi.status(p, h.index, h.gen)] or "done"
+    end,
+  },
+})
+
+-- Whether this path can be used here: LuaJIT with its JIT on.
+function M.available()
+  return jit ~= nil and jit.status() == true
+end
+
+--- Wraps the C API path's call and update of the context `c` (made by
+--- native.new for `facade`) into the FFI path's. Returns call, update.
+function M.wrap(c, ccall, cupdate, facade)
+  local lctx, lapi, id = c:fastApi()
+  local ctxp = ffi_cast("void *", lctx)
+  local api = ffi_cast("struct async_fast_api *", lapi)
+  liveApi = api
+  pools[id] = c
+  pointers[c] = ctxp
+  local builtinError = error -- as native.new captures it
+
+  -- Callbacks by record index + 1.
+  local cbs = {}
+
+  -- The scratch buffer arguments are encoded into.
+  local cap = 256
+  local buf = ffi.new("uint8_t[?]", cap)
+  local genbox = ffi.new("uint32_t[1]")
+  local head = ffi.new("struct async_fast_head")
+
+  local function grow(need)
+    local ncap = cap
+    while ncap < need do ncap = ncap * 2 end
+    local nbuf = ffi.new("uint8_t[?]", ncap)
+    ffi_copy(nbuf, buf, cap)
+    buf, cap = nbuf, ncap
+  end
+
+  -- Tables met while encoding one call: table -> its number (codec.c numbers
+  -- them from 0 as they open), so shared and cyclic tables travel as REF.
+  local seen, nseen = {}, 0
+
+  -- A varint padded to exactly 5 bytes at `at`, as codec.c's put_varint5.
+  -- Unrolled, as putVarint: a loop here would be a trace of its own, cut
+  -- off from the caller's ("NYI: return to lower frame" in -jv).
+  local function varint5(at, v)
+    local b0 = v % 128; v = (v - b0) / 128
+    local b1 = v % 128; v = (v - b1) / 128
+    local b2 = v % 128; v = (v - b2) / 128
+    local b3 = v % 128; v = (v - b3) / 128
+    buf[at], buf[at + 1], buf[at + 2], buf[at + 3] = b0 + 128, b1 + 128, b2 + 128, b3 + 128
+    buf[at + 4] = v
+  end
+
+  -- A varint (v < 2^35, as every count and length here).
+  local function putVarint(pos, v)
+    if v < 128 then buf[pos] = v; return pos + 1 end
+    local low = v % 128
+    buf[pos] = low + 128
+    v = (v - low) / 128
+    if v < 128 then buf[pos + 1] = v; return pos + 2 end
+    low = v % 128
+    buf[pos + 1] = low + 128
+    v = (v - low) / 128
+    if v < 128 then buf[pos + 2] = v; return pos + 3 end
+    low = v % 128
+    buf[pos + 2] = low + 128
+    v = (v - low) / 128
+    if v < 128 then buf[pos + 3] = v; return pos + 4 end
+    low = v % 128
+    buf[pos + 3] = low + 128
+    buf[pos + 4] = (v - low) / 128
+    return pos + 5
+  end
+
+  -- Encodes one value at pos; the next position, or nil when the value is
+  -- not one this encoder takes (the C API path takes the call and names
+  -- what it refuses).
+  local put
+  local function putTable(v, pos, depth)
+    -- Deep nesting is left to codec.c, which knows the limit and its message.
+    if depth >= 32 then return nil end
+    if pos + 11 > cap then grow(pos + 11) end
+    local ref = seen[v]
+    if ref ~= nil then
+      buf[0] = 1 -- flags: REF values occur
+      buf[pos] = T_REF
+      return putVarint(pos + 1, ref)
+    end
+    seen[v] = nseen
+    nseen = nseen + 1
+    buf[pos] = T_TABLE
+    local at = pos + 1
+    pos = pos + 6
+    -- The array part: the prefix 1..n without holes, read raw.
+    local narr, maxn = 0, #v
+    while narr < maxn do
+      local x = rawget(v, narr + 1)
+      if x == nil then break end
+      pos = put(x, pos, depth + 1)
+      if pos == nil then return nil end
+      narr = narr + 1
+    end
+    varint5(at, narr)
+    if pos + 5 > cap then grow(pos + 5) end
+    at = pos
+    pos = pos + 5
+    local nhash = 0
+    local k, x = next(v)
+    while k ~= nil do
+      if not (type(k) == "number" and k >= 1 and k <= narr and k == floor(k)) then
+        pos = put(k, pos, depth + 1)
+        if pos == nil then return nil end
+        pos = put(x, pos, depth + 1)
+        if pos == nil then return nil end
+        nhash = nhash + 1
+      end
+      k, x = next(v, k)
+    end
+    varint5(at, nhash)
+    return pos
+  end
+
+  put = function(v, pos, depth)
+    local t = type(v)
+    if t == "number" then
+      if pos + 9 > cap then grow(pos + 9) end
+      -- Always the 8-byte double: callgrind counted 837 instructions per
+      -- plain call this way against 1,011 with codec.c's zigzag varints
+      -- for integers, and the worker decodes both alike (bench/ANALYSIS.md).
+      buf[pos] = T_NUM
+      ffi_cast(dblp, buf + pos + 1)[0] = v
+      return pos + 9
+    elseif t == "string" then
+      local len = #v
+      if len > 4096 then return nil end -- one copy, not two: the C side
+      if pos + 6 + len > cap then grow(pos + 6 + len) end
+      buf[pos] = T_STR
+      pos = putVarint(pos + 1, len)
+      ffi_copy(buf + pos, v, len)
+      return pos + len
+    elseif t == "boolean" then
+      if pos + 1 > cap then grow(pos + 1) end
+      buf[pos] = v and T_TRUE or T_FALSE
+      return pos + 1
+    elseif v == nil then
+      if pos + 1 > cap then grow(pos + 1) end
+      buf[pos] = T_NIL
+      return pos + 1
+    elseif t == "table" then
+      return putTable(v, pos, depth)
+    end
+    return nil
+  end
+
+  -- A scratch buffer grown by a big call goes back to its first size.
+  local function settle()
+    if nseen > 0 then seen, nseen = {}, 0 end
+    if cap > 65536 then cap = 256; buf = ffi.new("uint8_t[?]", cap) end
+  end
+
+  -- Definitions by name, valid while the registry's epoch is unchanged (the
+  -- snapshot of that epoch holds them): no name lookup per call.
+  local defs, defsEpoch = {}, -1
+
+  local function call(cb, name, ...)
+    -- Callback tables take the C API path, which checks them (misspelt
+    -- fields, callable tables) and takes their key: one check, one message.
+    if cb ~= nil and type(cb) ~= "function" then
+      return ccall(cb, name, ...) -- a tail call: errors point at the caller
+    end
+    if type(name) ~= "string" then return ccall(cb, name, ...) end
+    local n = select("#", ...)
+    if n >= 128 then return ccall(cb, name, ...) end
+    if nseen > 0 then seen, nseen = {}, 0 end -- an encode that raised midway
+    buf[0] = 0 -- flags
+    buf[1] = n
+    local pos = 2
+    for i = 1, n do
+      pos = put((select(i, ...)), pos, 0)
+      if pos == nil then settle(); return ccall(cb, name, ...) end
+    end
+    local epoch = api.epoch(ctxp)
+    if epoch ~= defsEpoch then defs, defsEpoch = {}, epoch end
+    local d = defs[name]
+    if d == nil then
+      d = api.lookup(ctxp, name)
+      if d == nil then settle(); return ccall(cb, name, ...) end -- raises: not defined
+      defs[name] = d
+    end
+    local index = api.call(ctxp, d, buf, pos, genbox)
+    settle()
+    if index < 0 then return ccall(cb, name, ...) end
+    cbs[index + 1] = cb
+    return Handle(id, index, genbox[0])
+  end
+
+  -- A failure's handler, as deliver.c's call_error_handler: the game's
+  -- `error` gets one value, the message with the traceback appended.
+  local function errorHandler(f, n, a, b, ...)
+    if f == builtinError and n >= 2 then
+      if type(a) == "string" and type(b) == "string" then
+        return f(a .. "\n[worker] " .. b)
+      end
+      return f(a)
+    end
+    return f(a, b, ...)
+  end
+
+  -- Dispatches as deliver.c does, for the callbacks this path takes (a
+  -- function or nil; tables take the C API path): status 0 success,
+  -- 1 failure, 2 cancelled (which only a table's `cancelled` hears of).
+  local function dispatch(cb, status, n, ...)
+    if status == 0 then
+      if cb ~= nil then cb(...) end
+      return
+    elseif status == 2 then
+      return
+    end
+    local f = facade.onerror
+    if type(f) == "function" then return errorHandler(f, n, ...) end
+    local a, b = ...
+    local ta = type(a)
+    local msg = (ta == "string" or ta == "number") and tostring(a) or ta
+    local tb = (type(b) == "string" or type(b) == "number") and tostring(b) or ""
+    io.stderr:write(("async: a job failed: %s\n%s\n"):format(msg, tb))
+  end
+
+  -- The records the C side delivers (shutdown, results left to it).
+  c:setFastHook(function(index, status, ...)
+    local cb = cbs[index + 1]
+    cbs[index + 1] = nil
+    return dispatch(cb, status, select("#", ...), ...)
+  end)
+
+  -- A varint at pos of at most `max` bytes (exact in a double): value, next
+  -- position; nil past lim or when longer.
+  local function varint(p, pos, lim, max)
+    local u, mul = 0, 1
+    for _ = 1, max do
+      if pos >= lim then return nil end
+      local byte = p[pos]
+      pos = pos + 1
+      u = u + band(byte, 127) * mul
+      if byte < 128 then return u, pos end
+      mul = mul * 128
+    end
+    return nil
+  end
+
+  -- One plain value at pos: true, value, next position; false when it is
+  -- not plain (a table, an object) or not one this decoder takes.
+  local function get(p, pos, lim)
+    if pos >= lim then return false end
+    local t = p[pos]
+    pos = pos + 1
+    if t == T_NIL then return true, nil, pos
+    elseif t == T_FALSE then return true, false, pos
+    elseif t == T_TRUE then return true, true, pos
+    elseif t == T_INT then
+      local u, npos = varint(p, pos, lim, 7)
+      if u == nil then return false end
+      if u % 2 == 0 then return true, u / 2, npos end
+      return true, -(u + 1) / 2, npos
+    elseif t == T_NUM then
+      if pos + 8 > lim then return false end
+      return true, ffi_cast(dblp, p + pos)[0], pos + 8
+    elseif t == T_STR then
+      local len, npos = varint(p, pos, lim, 5)
+      if len == nil or npos + len > lim then return false end
+      return true, ffi_string(p + npos, len), npos + len
+    end
+    return false
+  end
+
+  -- Delivers the peeked call if its values are plain (at most three);
+  -- false leaves it to the C side.
+  local function deliverHead()
+    local status, index = head.status, head.index
+    local k, v1, v2, v3 = 0, nil, nil, nil
+    if status ~= 2 then
+      local p, lim = head.p, tonumber(head.n)
+      if lim < 2 or p[0] ~= 0 then return false end
+      k = p[1]
+      if k > 3 then return false end
+      local pos, ok = 2, true
+      if k >= 1 then ok, v1, pos = get(p, pos, lim); if not ok then return false end end
+      if k >= 2 then ok, v2, pos = get(p, pos, lim); if not ok then return false end end
+      if k >= 3 then ok, v3, pos = get(p, pos, lim); if not ok then return false end end
+      if pos ~= lim then return false end
+    end
+    api.pop(ctxp) -- counted and released before the callback, as in deliver.c
+    local cb = cbs[index + 1]
+    cbs[index + 1] = nil
+    if k == 0 then dispatch(cb, status, 0)
+    elseif k == 1 then dispatch(cb, status, 1, v1)
+    elseif k == 2 then dispatch(cb, status, 2, v1, v2)
+    else dispatch(cb, status, 3, v1, v2, v3) end
+    return true
+  end
+
+  local function update(budget)
+    if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
+      return cupdate(budget) -- raises as the C side does
+    end
+    local t0 = budget and api.now()
+    local n = 0
+    while api.peek(ctxp, head) == 0 do
+      if head.fast == 0 or not deliverHead() then c:deliverOne() end
+      n = n + 1
+      if budget and api.now() - t0 >= budget then break end
+    end
+    return n
+  end
+
+  return call, update
+end
+
+return M

@@ -1,0 +1,175 @@
+/* fastpath.c: the C half of the FFI path (async_fast.lua). Plain C
+ * functions, reached through a table of pointers that LuaJIT calls from
+ * compiled traces: no Lua C API, no registry refs, no userdata per call.
+ * The Lua half encodes the arguments, keeps the callbacks and decodes the
+ * plain results; the records, the snapshot and the core are shared with
+ * the C API path (call.c, deliver.c). Main thread only, as they are. */
+#include "internal.h"
+
+/* The oldest finished call, as the Lua decoder sees it. */
+struct async_fast_head {
+	const unsigned char *p; /* its result (or error value, traceback) */
+	size_t n;
+	int32_t index;
+	int32_t fast;   /* made by the FFI path */
+	int32_t status; /* 0 success, 1 failure, 2 cancelled (or superseded) */
+};
+
+/* The snapshot's epoch: a definition found by fast_lookup stays valid (the
+ * snapshot holds it) while this is unchanged. -1 once closed. */
+static double fast_epoch(struct ctx *ctx)
+{
+	return ctx->closed ? -1 : (double)ctx->snap->id;
+}
+
+/* The definition of `name` in the current snapshot, or NULL. */
+static struct def *fast_lookup(struct ctx *ctx, const char *name)
+{
+	return ctx->closed ? NULL : snap_find_def(ctx->snap, name);
+}
+
+/* Makes a call of d (from fast_lookup, at the current epoch) with the
+ * encoded arguments: the index of its record (its generation in *gen), or
+ * -1 when the C API path must make it instead (shutting down or closed, out
+ * of memory, a refused submission), which then raises or ends it exactly
+ * as it always does. */
+static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *args, size_t n, uint32_t *gen)
+{
+	if (ctx->closed || ctx->shutting)
+		return -1;
+	struct call *c = record_take(ctx);
+	if (c == NULL)
+		return -1;
+	c->args.n = 0;
+	if (c->args.cap < n) {
+		unsigned char *p = realloc(c->args.p, n);
+		if (p == NULL) {
+			call_release(NULL, ctx, c);
+			return -1;
+		}
+		c->args.p = p;
+		c->args.cap = n;
+	}
+	memcpy(c->args.p, args, n);
+	c->args.n = n;
+	c->def = d;
+	d->refs++;
+	c->snap = ctx->snap;
+	c->snap->refs++;
+	c->failed = c->cancelled = c->superseded = 0;
+	c->fast = 1;
+	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
+	async_job_init(&c->job, call_run, c);
+	if (async_pool_submit(ctx->pool, &c->job) != 0) {
+		call_release(NULL, ctx, c); /* no refs, objects or buffers yet */
+		return -1;
+	}
+	ctx->inflight++;
+	*gen = c->gen;
+	return (int32_t)c->index;
+}
+
+/* Fills *h with the oldest finished call; 0, or -1 when there is none. */
+static int fast_peek(struct ctx *ctx, struct async_fast_head *h)
+{
+	if (ctx->closed)
+		return -1;
+	take_done(ctx);
+	struct call *c = ctx->pending;
+	if (c == NULL)
+		return -1;
+	h->index = (int32_t)c->index;
+	h->fast = c->fast;
+	h->status = (c->cancelled || c->superseded) ? 2 : c->failed ? 1 : 0;
+	h->p = c->res.p;
+	h->n = c->res.n;
+	return 0;
+}
+
+/* Takes the oldest finished call (an FFI-path one, peeked and decoded by
+ * the Lua side) off the list, counts and releases it. Its values must be
+ * decoded first: release may free the result. */
+static void fast_pop(struct ctx *ctx)
+{
+	struct call *c = ctx->pending;
+	pending_pop(ctx, c);
+	if (c->cancelled || c->superseded)
+		ctx->cancelled_count++;
+	else if (c->failed)
+		ctx->failed_count++;
+	else
+		ctx->delivered++;
+	call_release(NULL, ctx, c); /* nothing in the registry to drop */
+}
+
+/* The record index at generation gen, or NULL once it is delivered. */
+static struct call *fast_record(struct ctx *ctx, int32_t index, uint32_t gen)
+{
+	if (ctx->closed || index < 0 || (size_t)index >= ctx->nall)
+		return NULL;
+	struct call *c = ctx->all[index];
+	return c->live && c->gen == gen ? c : NULL;
+}
+
+static int fast_cancel(struct ctx *ctx, int32_t index, uint32_t gen)
+{
+	struct call *c = fast_record(ctx, index, gen);
+	return c != NULL && cancel_call(c);
+}
+
+/* -1: done (delivered); else CALL_QUEUED, CALL_RUNNING or CALL_CANCELLED. */
+static int fast_status(struct ctx *ctx, int32_t index, uint32_t gen)
+{
+	struct call *c = fast_record(ctx, index, gen);
+	return c == NULL ? -1 : (int)__atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+}
+
+static double fast_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The layout async_fast.lua declares with ffi.cdef: keep the two in step. */
+struct async_fast_api {
+	int32_t (*call)(struct ctx *, struct def *, const unsigned char *, size_t, uint32_t *);
+	int (*peek)(struct ctx *, struct async_fast_head *);
+	void (*pop)(struct ctx *);
+	int (*cancel)(struct ctx *, int32_t, uint32_t);
+	int (*status)(struct ctx *, int32_t, uint32_t);
+	double (*now)(void);
+	double (*epoch)(struct ctx *);
+	struct def *(*lookup)(struct ctx *, const char *);
+};
+
+static const struct async_fast_api fast_api = {
+	fast_call, fast_peek, fast_pop, fast_cancel, fast_status, fast_now, fast_epoch, fast_lookup,
+};
+
+/* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the
+ * context's id (handles name it: a freed context's address is reused). */
+int l_fast_api(lua_State *L)
+{
+	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	lua_pushlightuserdata(L, ctx);
+	lua_pushlightuserdata(L, (void *)&fast_api);
+	lua_pushnumber(L, (lua_Number)ctx->id);
+	return 3;
+}
+
+/* ctx:setFastHook(fn): fn(index, status, ...) delivers an FFI-path record
+ * that the C side delivers (see deliver.c). */
+int l_fast_hook(lua_State *L)
+{
+	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	if (ctx->closed)
+		return luaL_error(L, "async: the pool is shut down");
+	lua_pushvalue(L, 2);
+	if (ctx->fast_hook != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_hook);
+	ctx->fast_hook = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
