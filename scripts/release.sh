@@ -7,8 +7,9 @@
 #                           annotations), SHIPPING.md
 #   dist/async-<version>.zip
 # Native binaries come from this build (e.g. async_native-linux-x64.so), from
-# any build/*/lua/async_native-<os>-<arch>.{so,dll} (a cross build, say), and
-# from the arguments (paths named async_native-<os>-<arch>.so or .dll).
+# any build/*/lua/async_native-<os>-<arch>.{so,dll} (a cross build, say), the
+# Windows module of scripts/cross-windows.sh (build/windows/lua), and from the
+# arguments (paths named async_native-<os>-<arch>.so or .dll).
 # ASYNC_RELEASE_BUILD=<build folder> uses a build made already instead;
 # ASYNC_DIST=<folder> writes there instead of dist/.
 set -euo pipefail
@@ -46,6 +47,11 @@ shopt -s nullglob
 for f in build/*/lua/async_native-*.so build/*/lua/async_native-*.dll; do
   [ "$(basename "$f")" = "$plat" ] || add "$f" # this machine's: the build above
 done
+# The Windows module of scripts/cross-windows.sh, under its platform name
+# (lua51.dll stays behind: LÖVE ships its own).
+if [ -f build/windows/lua/async_native.dll ]; then
+  cp build/windows/lua/async_native.dll "$out/async_native-windows-x64.dll"
+fi
 for f in "$@"; do add "$f"; done
 (cd "$dist" && python3 -m zipfile -c "async-$version.zip" "async-$version")
 echo "release: $out.zip"
