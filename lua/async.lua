@@ -119,6 +119,7 @@ end
 -- elsewhere; the default writes them to stderr.
 function async.onerror(message, traceback)
   io.stderr:write(("async: a job failed: %s\n%s\n"):format(tostring(message), tostring(traceback)))
+  if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
 end
 
 --- Starts the library with `n` worker threads (default 1), or with a table

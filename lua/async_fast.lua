@@ -300,6 +300,7 @@ function M.wrap(c, ccall, cupdate, facade)
     local msg = (ta == "string" or ta == "number") and tostring(a) or ta
     local tb = (type(b) == "string" or type(b) == "number") and tostring(b) or ""
     io.stderr:write(("async: a job failed: %s\n%s\n"):format(msg, tb))
+    if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
   end
 
   -- The records the C side delivers (shutdown, results left to it).

@@ -799,6 +799,7 @@ end
 
 local function defaultOnerror(msg, tb)
   io.stderr:write(("async: a job failed: %s\n%s\n"):format(type(msg) == "string" and msg or type(msg), tostring(tb or "")))
+  if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
 end
 
 -- `error` itself ({error = error}, captured at new() as async_native does)
