@@ -16,6 +16,10 @@
 -- What it cannot do, refused with an error naming this backend: zero-copy
 -- buffers, memoryLimit, and tables with cycles or shared sub-tables (a
 -- Channel copies each occurrence).
+--
+-- This file is the pool (definitions, workers, stats, shutdown);
+-- async_thread_calls.lua its calls and their delivery; async_thread_worker.lua
+-- the code each worker runs; async_thread_common.lua the code both sides run.
 
 -- The code shared with the workers, and theirs, as source (see those files).
 local prefix = (...) and (...):match("^(.-)[^.]*$") or ""
@@ -44,14 +48,13 @@ end
 local Ctx = {}
 Ctx.__index = Ctx
 
-local Handle = {}
-local HandleMT = { __index = Handle, __metatable = "async.handle" }
-local STATE_NAMES = { [C.QUEUED] = "queued", [C.RUNNING] = "running", [C.STOPPED] = "cancelled" }
-
 local function checkOpen(ctx)
   if ctx.closed then fail("async: the pool is shut down (call async.load() again)") end
   return ctx
 end
+
+-- async.call, handles and delivery (async_thread_calls.lua).
+local calls = require(prefix .. "async_thread_calls")(C, checkOpen, fail)
 
 -- As async_native: a fraction is floored; the pool's maximum then cuts.
 local function checkCount(n, fname)
@@ -68,13 +71,6 @@ local function maxWorkers()
   local okc, sys = pcall(require, "love.system")
   if okc and type(sys) == "table" and sys.getProcessorCount then cores = sys.getProcessorCount() end
   return math.min(C.MAXSLOTS, math.max(64, 4 * cores))
-end
-
--- Under the lock (pairs with the worker's `start`).
-local function cancelAtomic(_, p)
-  if p[0] == C.QUEUED then p[0] = C.STOPPED; return true end
-  if p[0] == C.RUNNING then p[1] = 1 end -- async.cancelled() in the job
-  return false
 end
 
 local function addStops(_, c, k) c[0] = c[0] + k end
@@ -254,212 +250,6 @@ function Ctx:count()
   return self.nworkers
 end
 
--- ---- calls ---------------------------------------------------------------------
-
-local function recordGet(ctx)
-  local free = ctx.free
-  local rec = free[#free]
-  if rec then
-    free[#free] = nil
-    return rec
-  end
-  local i = ctx.nrecs
-  ctx.nrecs = i + 1
-  local ci = math.floor(i / C.CHUNK)
-  if ctx.chunks[ci] == nil then
-    local data = love.data.newByteData(C.CHUNK * 8)
-    ctx.chunks[ci] = { data, ffi.cast("int32_t *", data:getFFIPointer()) }
-  end
-  local chunk = ctx.chunks[ci]
-  rec = { index = i, gen = 0, chunk = chunk[1], p = chunk[2] + 2 * (i % C.CHUNK) }
-  ctx.recs[i] = rec
-  return rec
-end
-
-local function recordPut(ctx, rec)
-  rec.gen = rec.gen + 1 -- handles to the call just finished now read "done"
-  rec.superseded = nil
-  local free = ctx.free
-  free[#free + 1] = rec
-end
-
--- "Latest request wins": the call made before under `key` will not run,
--- or, already running, ends as cancelled (its success never follows the
--- newer call), as in async_native's take_key.
-local function takeKey(ctx, rec, key)
-  local old = ctx.keys[key]
-  if old ~= nil and not ctx.lock:performAtomic(cancelAtomic, old.p) then old.superseded = true end
-  ctx.keys[key] = rec
-  rec.key = key
-end
-
-local function dropKey(ctx, rec)
-  local key = rec.key
-  if key == nil then return end
-  if ctx.keys[key] == rec then ctx.keys[key] = nil end
-  rec.key = nil
-end
-
-local function doCall(ctx, cb, name, ...)
-  checkOpen(ctx)
-  if type(name) ~= "string" and type(name) ~= "number" then
-    fail("bad argument #2 to 'call' (string expected, got %s)", type(name))
-  end
-  name = tostring(name)
-  local t = type(cb)
-  if t ~= "function" and t ~= "table" and t ~= "nil" then
-    fail("async.call('%s'): the callback must be a function, a table {success = f, error = f} or nil, not a %s", name, t)
-  end
-  if ctx.defs[name] == nil then
-    fail("async.call: no function named '%s' is defined (async.define it first)", name)
-  end
-  -- Everything that may raise on the game's values (a callback table's
-  -- __index, a NaN key) is read before the record exists.
-  local key
-  if t == "table" then
-    key = cb.key
-    if key ~= key then fail("async.call('%s'): the callback's key is NaN, which cannot be a key", name) end
-  end
-  local n = select("#", ...)
-  local msg = { C.CALL, 0, false, ctx.epoch, ctx.snapCh, name, n, ... }
-  local bad = C.check(msg, 8, 7 + n, "argument")
-  if bad then fail("async.call('%s'): %s, which cannot be sent to a worker", name, bad) end
-  local rec = recordGet(ctx)
-  msg[2], msg[3] = rec.index, rec.chunk
-  if ctx.shutting then
-    -- Made by a callback that shutdown() delivers: it does not run, it ends
-    -- as cancelled and shutdown delivers that too.
-    rec.p[0], rec.p[1] = C.STOPPED, 0
-    ctx.qt = ctx.qt + 1
-    ctx.pending[ctx.qt] = { rec.index, C.CANCELLED, 0 }
-  else
-    rec.p[0], rec.p[1] = C.QUEUED, 0 -- no worker holds this record now
-    local okp, err = pcall(ctx.requests.push, ctx.requests, msg)
-    if not okp then
-      recordPut(ctx, rec)
-      fail("async.call('%s'): %s", name, tostring(err))
-    end
-    ctx.pushed = ctx.pushed + 1
-  end
-  -- Only a call that was made supersedes the one before it.
-  if key ~= nil then takeKey(ctx, rec, key) end
-  rec.cb = cb
-  ctx.inflight = ctx.inflight + 1
-  return setmetatable({ ctx, rec, rec.gen }, HandleMT)
-end
-
-local function checkHandle(h, fname)
-  if getmetatable(h) ~= "async.handle" or type(h) ~= "table" then
-    fail("bad argument #1 to '%s' (async call handle expected, got %s)", fname, type(h))
-  end
-end
-
--- The record a handle points at, or nil once its pool is shut down or the
--- record moved on to another call.
-local function handleRec(h)
-  local ctx, rec = h[1], h[2]
-  if ctx.closed or rec.gen ~= h[3] then return nil end
-  return rec
-end
-
-function Handle.cancel(h)
-  checkHandle(h, "cancel")
-  local rec = handleRec(h)
-  return rec ~= nil and h[1].lock:performAtomic(cancelAtomic, rec.p)
-end
-
-function Handle.status(h)
-  checkHandle(h, "status")
-  local rec = handleRec(h)
-  return rec == nil and "done" or STATE_NAMES[rec.p[0]]
-end
-
--- ---- delivery ------------------------------------------------------------------
-
-local function take(ctx)
-  local results, q = ctx.results, ctx.pending
-  while true do
-    local m = results:pop()
-    if m == nil then return end
-    ctx.qt = ctx.qt + 1
-    q[ctx.qt] = m
-  end
-end
-
-local function defaultOnerror(msg, tb)
-  io.stderr:write(("async: a job failed: %s\n%s\n"):format(type(msg) == "string" and msg or type(msg), tostring(tb or "")))
-  if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
-end
-
--- `error` itself ({error = error}, captured at new() as async_native does)
--- gets one value, the message with the traceback appended: its second
--- argument is a level, which a traceback is not.
-local function callErrorHandler(ctx, f, e, tb)
-  if rawequal(f, ctx.errorFn) then
-    if type(e) == "string" and type(tb) == "string" then e = e .. "\n[worker] " .. tb end
-    return f(e)
-  end
-  return f(e, tb)
-end
-
--- Delivers the oldest pending result. Everything about the record is settled
--- before any callback runs, so a callback that raises loses nothing else.
-local function deliver(ctx)
-  local q, h = ctx.pending, ctx.qh
-  local m = q[h]
-  q[h] = nil
-  ctx.qh = h + 1
-  ctx.inflight = ctx.inflight - 1
-  local rec = ctx.recs[m[1]]
-  local cb = rec.cb
-  local st = rec.superseded and C.CANCELLED or m[2]
-  rec.cb = nil
-  dropKey(ctx, rec)
-  recordPut(ctx, rec)
-  if st == C.CANCELLED then
-    -- Never ran, or a newer call with its key was made while it ran: a
-    -- table callback's `cancelled` hears of it, never `success`.
-    ctx.cancelledCount = ctx.cancelledCount + 1
-    if type(cb) == "table" then
-      local f = cb.cancelled
-      if type(f) == "function" then f() end
-    end
-    return
-  end
-  if st == C.OK then
-    ctx.delivered = ctx.delivered + 1
-    if type(cb) == "table" then cb = cb.success end
-    if type(cb) == "function" then cb(unpack(m, 4, 3 + m[3])) end
-    return
-  end
-  ctx.failedCount = ctx.failedCount + 1
-  if type(cb) == "table" then
-    local f = cb.error
-    if type(f) == "function" then return callErrorHandler(ctx, f, m[4], m[5]) end
-  end
-  -- Never silent: a failure with no error callback goes to async.onerror.
-  local onerror = ctx.facade.onerror
-  if type(onerror) == "function" then callErrorHandler(ctx, onerror, m[4], m[5]) else defaultOnerror(m[4], m[5]) end
-end
-
-local function update(ctx, budget)
-  checkOpen(ctx)
-  if budget ~= nil then
-    if type(budget) ~= "number" then fail("bad argument #1 to 'update' (number expected, got %s)", type(budget)) end
-    if not (budget >= 0) then fail("async.update: the budget must be a number of seconds >= 0, not %f", budget) end
-  end
-  take(ctx)
-  local t0 = budget and love.timer.getTime()
-  local n = 0
-  -- A callback may call update() or shutdown(): the queue is read afresh.
-  while not ctx.closed and ctx.qh <= ctx.qt do
-    deliver(ctx)
-    n = n + 1
-    if budget and love.timer.getTime() - t0 >= budget then break end
-  end
-  return n
-end
-
 -- ---- stats and shutdown ---------------------------------------------------------
 
 local function setWorker(ws, i, s)
@@ -475,7 +265,7 @@ end
 function Ctx:stats(t)
   checkOpen(self)
   t = type(t) == "table" and t or {}
-  take(self)
+  calls.take(self)
   local ws = t.workers
   if type(ws) ~= "table" then ws = {}; t.workers = ws end
   local taken, memory = 0, 0
@@ -527,9 +317,9 @@ function Ctx:shutdown(flush)
     self.shutting = true
   end
   while true do
-    take(self)
+    calls.take(self)
     if self.qh <= self.qt then
-      deliver(self)
+      calls.deliver(self)
     elseif flush then
       local more = flush()
       if not more and not self.closed and self.qh > self.qt then break end
@@ -572,14 +362,14 @@ function M.new(n, facade, limit)
     pending = {}, qh = 1, qt = 0,
     inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0,
     nworkers = 0, threads = {}, nslots = 0, max = maxWorkers(), shutting = false,
-    errorFn = _G.error, -- {error = error}: see callErrorHandler
+    errorFn = _G.error, -- {error = error}: see callErrorHandler (async_thread_calls.lua)
     ctlData = ctlData, ctl = ffi.cast("int32_t *", ctlData:getFFIPointer()),
     slotData = slotData, sl = ffi.cast("double *", slotData:getFFIPointer()),
     lock = love.thread.newChannel(), requests = love.thread.newChannel(), results = love.thread.newChannel(),
     env = { path = package.path, cpath = package.cpath, modules = workerModules() },
   }, Ctx)
   publish(ctx) -- the empty registry
-  ctx.call = function(cb, name, ...) return doCall(ctx, cb, name, ...) end
+  ctx.call = function(cb, name, ...) return calls.call(ctx, cb, name, ...) end
   local want = n
   if n > ctx.max then n = ctx.max end
   local ok, err = ctx:add(n)
@@ -590,7 +380,7 @@ function M.new(n, facade, limit)
     release(ctx)
     fail("async.load: %s", err)
   end
-  return ctx, ctx.call, function(budget) return update(ctx, budget) end
+  return ctx, ctx.call, function(budget) return calls.update(ctx, budget) end
 end
 
 return M

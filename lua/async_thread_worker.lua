@@ -165,9 +165,24 @@ local function runJob(name, d, sn, owner, args, first, nargs)
   return C.FAILED, 2, e
 end
 
-local function raiseAwaited(e, tb)
-  if type(e) == "string" and type(tb) == "string" then error(e .. "\n[awaited job] " .. tb, 0) end
-  error(e, 0)
+-- An awaited job's failure, raised in the awaiting job, as worker_api.c's
+-- raise_awaited: a string gets the traceback appended once, at the
+-- innermost level; each outer level adds a one-line note, the first 10 of
+-- them, then a count, so the message stays bounded however deep the chain.
+local AWAITED_JOB, AWAITED_FROM = "\n[awaited job] ", "\n[awaited from] "
+local AWAITED_MORE, AWAITED_NOTES = "\n[awaited from] ... and ", 10
+local FROM_PATTERN = AWAITED_FROM:gsub("%p", "%%%0")
+local function raiseAwaited(e, tb, what)
+  if type(e) ~= "string" or type(tb) ~= "string" then error(e, 0) end
+  if not e:find(AWAITED_JOB, 1, true) then error(e .. AWAITED_JOB .. tb, 0) end
+  local more = e:find(AWAITED_MORE, 1, true)
+  if more then
+    local k = tonumber(e:match("^%d+", more + #AWAITED_MORE)) or 0
+    error(("%s%s%d more levels"):format(e:sub(1, more - 1), AWAITED_MORE, k + 1), 0)
+  end
+  local _, notes = e:gsub(FROM_PATTERN, "")
+  if notes < AWAITED_NOTES then error(e .. AWAITED_FROM .. "a job awaiting " .. what, 0) end
+  error(e .. AWAITED_MORE .. "1 more levels", 0)
 end
 
 -- Jobs that start jobs run in this worker, one after another: a Channel
@@ -182,7 +197,7 @@ function api.await(name, ...)
   local bad = C.check(args, 1, n, "argument")
   if bad then error(("async.await('%s'): %s, which cannot be sent to a worker"):format(name, bad), 0) end
   local st, rn, r = runJob(name, d, cur.snap, cur.owner, C.copy(args), 1, n)
-  if st ~= C.OK then raiseAwaited(C.copy(r[1]), r[2]) end
+  if st ~= C.OK then raiseAwaited(C.copy(r[1]), r[2], "'" .. name .. "'") end
   return unpack(C.copy(r), 1, rn)
 end
 
@@ -235,7 +250,7 @@ function api.awaitAll(list)
   local out = {}
   for k = 1, n do
     local r = res[k]
-    if r[1] ~= C.OK then raiseAwaited(C.copy(r[2]), r[3]) end -- the first failure, in order
+    if r[1] ~= C.OK then raiseAwaited(C.copy(r[2]), r[3], "async.awaitAll") end -- the first failure, in order
     out[k] = C.copy(r[2])
   end
   return out
