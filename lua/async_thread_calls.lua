@@ -187,8 +187,16 @@ local function take(ctx)
   end
 end
 
+-- The failure on stderr when async.onerror is not a function, as
+-- deliver.c's default_onerror and async_fast.lua's dispatch print it: a
+-- string or number as text, another value by its type. (Not one shared
+-- function: async_fast.lua is required without async.lua's prefix and this
+-- file with it, so no module is reachable from both.)
 local function defaultOnerror(msg, tb)
-  io.stderr:write(("async: a job failed: %s\n%s\n"):format(type(msg) == "string" and msg or type(msg), tostring(tb or "")))
+  local tm = type(msg)
+  msg = (tm == "string" or tm == "number") and tostring(msg) or tm
+  tb = (type(tb) == "string" or type(tb) == "number") and tostring(tb) or ""
+  io.stderr:write(("async: a job failed: %s\n%s\n"):format(msg, tb))
   if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
 end
 
