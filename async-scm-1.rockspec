@@ -1,6 +1,6 @@
 -- async-scm-1.rockspec: `luarocks make` from a clone builds the native module
 -- through CMake and installs async_native.so and the Lua files (async.lua,
--- async_extras.lua, async_loader.lua, async_thread.lua, async_fast.lua: lua/CMakeLists.txt
+-- async_extras.lua, async_loader.lua, async_thread*.lua, async_fast.lua: lua/CMakeLists.txt
 -- lists them). LuaJIT only (the
 -- module uses LuaJIT's C API extensions); LuaRocks sees it as Lua 5.1.
 rockspec_format = "3.0"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # release.sh [BINARY...]: the release layout. Builds the native module
 # (Release) for this machine and assembles
-#   dist/async-<version>/   async.lua, async_extras.lua, async_loader.lua, async_fast.lua (the FFI path), async_thread.lua (the
+#   dist/async-<version>/   async.lua, async_extras.lua, async_loader.lua, async_fast.lua (the FFI path), async_thread*.lua (the
 #                           love.thread fallback), every native binary under
 #                           its platform name, library/async.lua (LuaLS
 #                           annotations), SHIPPING.md

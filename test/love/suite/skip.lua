@@ -35,16 +35,9 @@ local SKIP = {
       NO_BUFFERS .. "; every terminal path's delivery is checked there without one",
     -- test_paths.lua
     ["tables cross with holes, shared and cyclic parts, odd keys, no metatables"] = NO_CYCLES,
-    -- test_hostile.lua: the hostile review's fixes are in the native module
-    -- (call.c, deliver.c) only; the thread backend does not have them yet.
+    -- test_hostile.lua
     ["H3: a queued call that is cancelled or superseded gives its buffer back at once"] = NO_BUFFERS,
     ["H3b, H6: parallelFor names a shared buffer and too many tiles before issuing any"] = NO_BUFFERS,
-    ["H4: a failure through 300 nested awaits arrives with a bounded message"] =
-      "GAP: the thread backend appends every nested await's traceback (300 seen); not fixed there yet",
-    ["H7, H12: async.call(nil) and a refused map element are named, at the caller's line"] =
-      "GAP: the thread backend's errors for an undefined name do not point at the caller's line; not fixed there yet",
-    ["H9: misspelt or non-callable callback fields are refused, callable tables are called"] =
-      "GAP: the thread backend does not check callback tables at the call; not fixed there yet",
   },
   native = {
     ["thread backend: "] = "the thread backend's own tests", -- a prefix, see below

@@ -1,0 +1,273 @@
+-- async_thread_calls.lua: the thread backend's calls, on the game's side:
+-- async.call (records, "latest request wins" keys, callback tables checked
+-- at the call), call handles, and delivery (update, the failure printer).
+-- async_thread.lua loads it with what it shares: the common code's C, and
+-- checkOpen and fail; it returns the functions the context's methods use.
+return function(C, checkOpen, fail)
+local ffi = require "ffi"
+local unpack, select, type = unpack, select, type
+
+local Handle = {}
+local HandleMT = { __index = Handle, __metatable = "async.handle" }
+local STATE_NAMES = { [C.QUEUED] = "queued", [C.RUNNING] = "running", [C.STOPPED] = "cancelled" }
+
+-- Under the lock (pairs with the worker's `start`).
+local function cancelAtomic(_, p)
+  if p[0] == C.QUEUED then p[0] = C.STOPPED; return true end
+  if p[0] == C.RUNNING then p[1] = 1 end -- async.cancelled() in the job
+  return false
+end
+
+-- ---- calls ---------------------------------------------------------------------
+
+local function recordGet(ctx)
+  local free = ctx.free
+  local rec = free[#free]
+  if rec then
+    free[#free] = nil
+    return rec
+  end
+  local i = ctx.nrecs
+  ctx.nrecs = i + 1
+  local ci = math.floor(i / C.CHUNK)
+  if ctx.chunks[ci] == nil then
+    local data = love.data.newByteData(C.CHUNK * 8)
+    ctx.chunks[ci] = { data, ffi.cast("int32_t *", data:getFFIPointer()) }
+  end
+  local chunk = ctx.chunks[ci]
+  rec = { index = i, gen = 0, chunk = chunk[1], p = chunk[2] + 2 * (i % C.CHUNK) }
+  ctx.recs[i] = rec
+  return rec
+end
+
+local function recordPut(ctx, rec)
+  rec.gen = rec.gen + 1 -- handles to the call just finished now read "done"
+  rec.superseded = nil
+  local free = ctx.free
+  free[#free + 1] = rec
+end
+
+-- "Latest request wins": the call made before under `key` will not run,
+-- or, already running, ends as cancelled (its success never follows the
+-- newer call), as in async_native's take_key.
+local function takeKey(ctx, rec, key)
+  local old = ctx.keys[key]
+  if old ~= nil and not ctx.lock:performAtomic(cancelAtomic, old.p) then old.superseded = true end
+  ctx.keys[key] = rec
+  rec.key = key
+end
+
+local function dropKey(ctx, rec)
+  local key = rec.key
+  if key == nil then return end
+  if ctx.keys[key] == rec then ctx.keys[key] = nil end
+  rec.key = nil
+end
+
+-- Whether v can be called: a function, or a value whose metatable has
+-- __call (read raw, as call.c's is_callable).
+local function isCallable(v)
+  if type(v) == "function" then return true end
+  local mt = debug.getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__call") ~= nil
+end
+
+-- What is wrong with a callback table, or nil, as call.c's check_callbacks:
+-- success/error/cancelled must be callable (or nil), and a function under
+-- any other name is a misspelt field ({sucess = f}). Data fields of the
+-- game's own are let through.
+local CALLBACKS = { "success", "error", "cancelled" }
+local CALLBACK_FIELDS = { success = true, error = true, cancelled = true, key = true }
+local function checkCallbacks(cb, name)
+  for _, f in ipairs(CALLBACKS) do
+    local v = cb[f]
+    if v ~= nil and not isCallable(v) then
+      return ("async.call('%s'): the callback's %s must be a function, not a %s"):format(name, f, type(v))
+    end
+  end
+  for k, v in next, cb do
+    if type(k) == "string" and not CALLBACK_FIELDS[k] and isCallable(v) then
+      return ("async.call('%s'): the callback table has an unknown field '%s' (expected "
+              .. "success, error, cancelled, key)"):format(name, k)
+    end
+  end
+end
+
+-- Misuse of a call raises at the line that made it, as the native module's
+-- luaL_error does: async.call and the shorthands tail-call doCall, so its
+-- caller is the game's function (level 1 here, 2 doCall, 3 that caller).
+local function callFail(fmt, ...) error(fmt:format(...), 3) end
+
+local function doCall(ctx, cb, name, ...)
+  checkOpen(ctx)
+  if type(name) ~= "string" and type(name) ~= "number" then
+    callFail("bad argument #2 to 'call' (string expected, got %s)", type(name))
+  end
+  name = tostring(name)
+  local t = type(cb)
+  if t ~= "function" and t ~= "table" and t ~= "nil" then
+    callFail("async.call('%s'): the callback must be a function, a table {success = f, error = f} or nil, not a %s",
+             name, t)
+  end
+  if ctx.defs[name] == nil then
+    callFail("async.call: no function named '%s' is defined (async.define it first)", name)
+  end
+  -- Everything that may raise on the game's values (a callback table's
+  -- __index, a NaN key) is read before the record exists.
+  local key
+  if t == "table" then
+    local wrong = checkCallbacks(cb, name)
+    if wrong then callFail("%s", wrong) end
+    key = cb.key
+    if key ~= key then callFail("async.call('%s'): the callback's key is NaN, which cannot be a key", name) end
+  end
+  local n = select("#", ...)
+  local msg = { C.CALL, 0, false, ctx.epoch, ctx.snapCh, name, n, ... }
+  local bad = C.check(msg, 8, 7 + n, "argument")
+  if bad then callFail("async.call('%s'): %s, which cannot be sent to a worker", name, bad) end
+  local rec = recordGet(ctx)
+  msg[2], msg[3] = rec.index, rec.chunk
+  if ctx.shutting then
+    -- Made by a callback that shutdown() delivers: it does not run, it ends
+    -- as cancelled and shutdown delivers that too.
+    rec.p[0], rec.p[1] = C.STOPPED, 0
+    ctx.qt = ctx.qt + 1
+    ctx.pending[ctx.qt] = { rec.index, C.CANCELLED, 0 }
+  else
+    rec.p[0], rec.p[1] = C.QUEUED, 0 -- no worker holds this record now
+    local okp, err = pcall(ctx.requests.push, ctx.requests, msg)
+    if not okp then
+      recordPut(ctx, rec)
+      callFail("async.call('%s'): %s", name, tostring(err))
+    end
+    ctx.pushed = ctx.pushed + 1
+  end
+  -- Only a call that was made supersedes the one before it.
+  if key ~= nil then takeKey(ctx, rec, key) end
+  rec.cb = cb
+  ctx.inflight = ctx.inflight + 1
+  return setmetatable({ ctx, rec, rec.gen }, HandleMT)
+end
+
+local function checkHandle(h, fname)
+  if getmetatable(h) ~= "async.handle" or type(h) ~= "table" then
+    fail("bad argument #1 to '%s' (async call handle expected, got %s)", fname, type(h))
+  end
+end
+
+-- The record a handle points at, or nil once its pool is shut down or the
+-- record moved on to another call.
+local function handleRec(h)
+  local ctx, rec = h[1], h[2]
+  if ctx.closed or rec.gen ~= h[3] then return nil end
+  return rec
+end
+
+function Handle.cancel(h)
+  checkHandle(h, "cancel")
+  local rec = handleRec(h)
+  return rec ~= nil and h[1].lock:performAtomic(cancelAtomic, rec.p)
+end
+
+function Handle.status(h)
+  checkHandle(h, "status")
+  local rec = handleRec(h)
+  return rec == nil and "done" or STATE_NAMES[rec.p[0]]
+end
+
+-- ---- delivery ------------------------------------------------------------------
+
+local function take(ctx)
+  local results, q = ctx.results, ctx.pending
+  while true do
+    local m = results:pop()
+    if m == nil then return end
+    ctx.qt = ctx.qt + 1
+    q[ctx.qt] = m
+  end
+end
+
+-- The failure on stderr when async.onerror is not a function, as
+-- deliver.c's default_onerror and async_fast.lua's dispatch print it: a
+-- string or number as text, another value by its type. (Not one shared
+-- function: async_fast.lua is required without async.lua's prefix and this
+-- file with it, so no module is reachable from both.)
+local function defaultOnerror(msg, tb)
+  local tm = type(msg)
+  msg = (tm == "string" or tm == "number") and tostring(msg) or tm
+  tb = (type(tb) == "string" or type(tb) == "number") and tostring(tb) or ""
+  io.stderr:write(("async: a job failed: %s\n%s\n"):format(msg, tb))
+  if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
+end
+
+-- `error` itself ({error = error}, captured at new() as async_native does)
+-- gets one value, the message with the traceback appended: its second
+-- argument is a level, which a traceback is not.
+local function callErrorHandler(ctx, f, e, tb)
+  if rawequal(f, ctx.errorFn) then
+    if type(e) == "string" and type(tb) == "string" then e = e .. "\n[worker] " .. tb end
+    return f(e)
+  end
+  return f(e, tb)
+end
+
+-- Delivers the oldest pending result. Everything about the record is settled
+-- before any callback runs, so a callback that raises loses nothing else.
+local function deliver(ctx)
+  local q, h = ctx.pending, ctx.qh
+  local m = q[h]
+  q[h] = nil
+  ctx.qh = h + 1
+  ctx.inflight = ctx.inflight - 1
+  local rec = ctx.recs[m[1]]
+  local cb = rec.cb
+  local st = rec.superseded and C.CANCELLED or m[2]
+  rec.cb = nil
+  dropKey(ctx, rec)
+  recordPut(ctx, rec)
+  if st == C.CANCELLED then
+    -- Never ran, or a newer call with its key was made while it ran: a
+    -- table callback's `cancelled` hears of it, never `success`.
+    ctx.cancelledCount = ctx.cancelledCount + 1
+    if type(cb) == "table" then
+      local f = cb.cancelled
+      if f ~= nil then f() end -- callable: checked at the call
+    end
+    return
+  end
+  if st == C.OK then
+    ctx.delivered = ctx.delivered + 1
+    if type(cb) == "table" then cb = cb.success end
+    if cb ~= nil then cb(unpack(m, 4, 3 + m[3])) end
+    return
+  end
+  ctx.failedCount = ctx.failedCount + 1
+  if type(cb) == "table" then
+    local f = cb.error
+    if f ~= nil then return callErrorHandler(ctx, f, m[4], m[5]) end
+  end
+  -- Never silent: a failure with no error callback goes to async.onerror.
+  local onerror = ctx.facade.onerror
+  if type(onerror) == "function" then callErrorHandler(ctx, onerror, m[4], m[5]) else defaultOnerror(m[4], m[5]) end
+end
+
+local function update(ctx, budget)
+  checkOpen(ctx)
+  if budget ~= nil then
+    if type(budget) ~= "number" then fail("bad argument #1 to 'update' (number expected, got %s)", type(budget)) end
+    if not (budget >= 0) then fail("async.update: the budget must be a number of seconds >= 0, not %f", budget) end
+  end
+  take(ctx)
+  local t0 = budget and love.timer.getTime()
+  local n = 0
+  -- A callback may call update() or shutdown(): the queue is read afresh.
+  while not ctx.closed and ctx.qh <= ctx.qt do
+    deliver(ctx)
+    n = n + 1
+    if budget and love.timer.getTime() - t0 >= budget then break end
+  end
+  return n
+end
+
+return { call = doCall, update = update, take = take, deliver = deliver }
+end

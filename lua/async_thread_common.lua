@@ -1,0 +1,90 @@
+-- async_thread_common.lua: the thread backend's code that both sides run:
+-- its constants and the check of what may travel through a Channel. It is
+-- source text, compiled by the game's side (async_thread.lua) and prepended
+-- to each worker's (async_thread_worker.lua), since a love.thread gets its
+-- code as source and cannot require a module from inside a .love.
+
+return [==[
+local C = {
+  CALL = 1, NOOP = 2, QUIT = 3, SUB = 4,     -- request kinds (SUB: awaitAll parts waiting)
+  OK = 0, FAILED = 1, CANCELLED = 2,         -- result kinds
+  QUEUED = 0, RUNNING = 1, STOPPED = 2,      -- record states (STOPPED: cancelled before it ran)
+  MAXDEPTH = 128,
+  CHUNK = 1024,        -- records per shared-memory chunk: int32 state, int32 stop
+  MAXSLOTS = 1024,     -- worker slots in shared memory (the pool's maximum is below)
+  SLOT = 8,            -- doubles per worker slot: see the indexes below
+  S_JOBS = 0, S_TAKEN = 1, S_BUSY = 2, S_IDLE = 3, S_MEMORY = 4, S_RUNNING = 5,
+  NAME = "the thread backend (love.thread)",
+}
+
+local function isLoveObject(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "typeOf") ~= nil
+end
+
+local function where(path, depth)
+  local parts = {}
+  for i = 1, depth do
+    local k = path[i]
+    if type(k) == "string" then parts[i] = "." .. k:sub(1, 30)
+    elseif type(k) == "number" then parts[i] = ("[%.14g]"):format(k)
+    else parts[i] = "[" .. type(k) .. " key]" end
+  end
+  return table.concat(parts)
+end
+
+-- Returns what is wrong with v (the codec's words), or nil.
+local function walk(v, depth, seen, path)
+  local t = type(v)
+  if t == "nil" or t == "boolean" or t == "number" or t == "string" then return nil end
+  if t == "table" then
+    if depth >= C.MAXDEPTH then return ("is a table nested deeper than %d levels"):format(C.MAXDEPTH) end
+    if seen[v] then
+      return "is a table already sent in this call: " .. C.NAME .. " cannot send cycles or shared sub-tables"
+    end
+    seen[v] = true
+    for k, x in next, v do
+      path[depth + 1] = k
+      local w = walk(k, depth + 1, seen, path) or walk(x, depth + 1, seen, path)
+      if w then return w end
+    end
+    path[depth + 1] = nil
+    return nil
+  end
+  if t == "userdata" then
+    if isLoveObject(v) then return nil end
+    return "is a userdata that is neither a LÖVE object nor an async buffer"
+  end
+  return "is a " .. t
+end
+
+-- Checks t[first..last] as the values of one message; returns
+-- "label i (at .path) what" for the first that cannot travel, or nil.
+function C.check(t, first, last, label)
+  local seen, path = {}, {}
+  for i = first, last do
+    local w = walk(t[i], 0, seen, path)
+    if w then
+      local depth = #path
+      -- path holds the steps down to the failure; deeper ones were cleared
+      -- on the way back only for finished tables, so trim to the live part.
+      while depth > 0 and path[depth] == nil do depth = depth - 1 end
+      if depth > 0 then return ("%s %d (at %s) %s"):format(label, i - first + 1, where(path, depth), w) end
+      return ("%s %d %s"):format(label, i - first + 1, w)
+    end
+  end
+  return nil
+end
+
+-- A copy of checked values, as a trip through a Channel would make (used
+-- where a job awaits a job in the same worker). Metatables are dropped.
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local r = {}
+  for k, x in next, v do r[copy(k)] = copy(x) end
+  return r
+end
+C.copy = copy
+
+return C
+]==]

@@ -1,0 +1,348 @@
+-- async_thread_worker.lua: the code each worker of the thread backend runs,
+-- as source text that async_thread.lua starts as a love.thread (after
+-- async_thread_common.lua's). It serves the request Channel: runs calls and
+-- the parts of other workers' awaitAll, and is the worker-side `async` API
+-- (await, awaitAll, cancelled) that jobs see.
+--
+-- The worker: one love.thread. Arguments: the control and slot ByteData, the
+-- lock, request and result Channels, its slot number and the game's
+-- environment (package paths, LÖVE modules to require).
+return [==[
+local ctlData, slotData, lock, requests, results, slot, env = ...
+local ffi = require "ffi"
+local ctl = ffi.cast("int32_t *", ctlData:getFFIPointer())
+local sl = ffi.cast("double *", slotData:getFFIPointer()) + slot * C.SLOT
+local unpack, select, type, tostring = unpack, select, type, tostring
+
+-- The game's paths and LÖVE modules, as a native worker gets them.
+local initError
+do
+  local ok, e = pcall(function()
+    package.path, package.cpath = env.path, env.cpath
+    require "love.timer"
+    for _, m in ipairs(env.modules) do require(m) end
+  end)
+  if not ok then initError = tostring(e) end
+end
+local now = love.timer and love.timer.getTime or os.clock
+
+-- The worker-side API, global `async` in jobs.
+local api = { shared = {}, state = {}, workerIndex = slot, isWorker = true }
+rawset(_G, "async", api)
+
+local snapId, snap         -- the last snapshot read
+local cache = {}           -- definition id -> compiled function
+local applied              -- the snapshot whose shared values are decoded
+local shareIds = {}        -- name -> id of the decoded shared value
+local initId               -- the init function last run here
+local cur                  -- the running job: { snap, owner = its game call's record }
+local chunks = {}          -- chunk index -> { data, ptr }
+
+local function handler(e) return { e, debug.traceback("", 2):sub(2) } end
+
+-- A hook a job sets must not outlive it, and must not fire in this file's
+-- code after the job returns (LuaJIT's hooks are global to the state, and
+-- the first line run after the job would raise the hook's error here). So a
+-- job's debug.sethook installs a guard that passes on only the events of
+-- code other than this file's, and the hook is cleared after each job.
+local OWN = debug.getinfo(1, "S").source
+local realSethook, realGethook, getinfo = debug.sethook, debug.gethook, debug.getinfo
+local userHook, setFunc, setLine
+local function guard(ev, line)
+  local info = getinfo(2, "Sf")
+  if info == nil or info.source == OWN then return end
+  -- debug.sethook is a C function in a native worker: returning from it
+  -- to the line that called it is no new line there either.
+  if setFunc ~= nil then
+    local same = info.func == setFunc and line == setLine
+    setFunc = nil
+    if same then return end
+  end
+  return userHook(ev, line)
+end
+function debug.sethook(...)
+  local args, n = { ... }, select("#", ...)
+  local i = type(args[1]) == "thread" and 2 or 1 -- one hook per state anyway
+  if args[i] == nil then userHook = nil; return realSethook() end
+  userHook = args[i]
+  local caller = getinfo(2, "fl")
+  setFunc, setLine = caller and caller.func, caller and caller.currentline
+  return realSethook(guard, unpack(args, i + 1, n))
+end
+function debug.gethook()
+  local f, mask, count = realGethook()
+  if f == guard then return userHook, mask, count end
+  return f, mask, count
+end
+local function collect(ok, ...) return ok, select("#", ...), { ... } end
+
+local function getSnap(id, ch)
+  if id ~= snapId then
+    snap, snapId = ch:peek(), id
+    snap.ch = ch -- for the parts of an awaitAll run by other workers
+    -- Keep the compiled functions the new snapshot still holds (share and
+    -- setWorkerInit keep them, as in async_native); drop the others.
+    local keep = {}
+    for _, d in pairs(snap.defs) do keep[d[1]] = cache[d[1]] end
+    if snap.init then keep[snap.init[1]] = cache[snap.init[1]] end
+    cache = keep
+  end
+  return snap
+end
+
+local function compile(d, name)
+  local fn = cache[d[1]]
+  if fn then return fn end
+  local p = d[2]:peek()
+  local f, err = loadstring(p.code, name)
+  if not f then return nil, err end
+  for i = 1, p.n do
+    local v = p.up[i]
+    if p.isAsync and p.isAsync[i] then v = api end
+    debug.setupvalue(f, i, v)
+  end
+  cache[d[1]] = f
+  return f
+end
+
+local function applySnapshot(sn)
+  for name, sh in pairs(sn.shares) do
+    if shareIds[name] ~= sh[1] then
+      api.shared[name] = sh[2]:peek()
+      shareIds[name] = sh[1]
+    end
+  end
+  for name in pairs(shareIds) do
+    if not sn.shares[name] then shareIds[name] = nil; api.shared[name] = nil end
+  end
+  if sn.init and sn.init[1] ~= initId then
+    local f, err = compile(sn.init, "worker init")
+    if not f then return err end
+    local ok, e = xpcall(f, handler, api.state, slot)
+    if not ok then
+      local m = type(e) == "table" and e[1] or e
+      return "the worker init function failed: " .. (type(m) == "string" and m or type(m))
+    end
+    initId = sn.init[1]
+  end
+  applied = sn.id
+end
+
+-- Runs definition d (named `name`) of snapshot sn for the game's call whose
+-- record is `owner`, with args[first .. first + nargs - 1]. Returns OK, n,
+-- results or FAILED, 2, { error value, traceback }, checked for the trip back.
+local function runJob(name, d, sn, owner, args, first, nargs)
+  if initError then return C.FAILED, 2, { initError, "" } end
+  if sn.id ~= applied then
+    local err = applySnapshot(sn)
+    if err then return C.FAILED, 2, { err, "" } end
+  end
+  local fn, err = compile(d, name)
+  if not fn then return C.FAILED, 2, { err, "" } end
+  -- A fresh global table per call whose reads fall through to the worker's
+  -- globals; the previous one is put back for a call nested in this one.
+  local oldenv = getfenv(fn)
+  -- A metatable per call: a job that breaks its environment's metatable
+  -- breaks only its own.
+  setfenv(fn, setmetatable({}, { __index = _G }))
+  local outer = cur
+  cur = { snap = sn, owner = owner }
+  local ok, n, r = collect(xpcall(fn, handler, unpack(args, first, first + nargs - 1)))
+  cur = outer
+  setfenv(fn, oldenv)
+  -- A collector the job stopped would stay stopped for every later job.
+  if not collectgarbage("isrunning") then collectgarbage("restart") end
+  if ok then
+    local bad = C.check(r, 1, n, "result")
+    if bad then return C.FAILED, 2, { ("%s: %s, which cannot be sent back"):format(name, bad), "" } end
+    return C.OK, n, r
+  end
+  local e = r[1]
+  if type(e) ~= "table" or getmetatable(e) ~= nil or e[2] == nil then e = { e, "" } end -- not from handler
+  if C.check(e, 1, 1, "error") then
+    return C.FAILED, 2, { ("%s: error object is a %s value"):format(name, type(e[1])), e[2] }
+  end
+  return C.FAILED, 2, e
+end
+
+-- An awaited job's failure, raised in the awaiting job, as worker_api.c's
+-- raise_awaited: a string gets the traceback appended once, at the
+-- innermost level; each outer level adds a one-line note, the first 10 of
+-- them, then a count, so the message stays bounded however deep the chain.
+local AWAITED_JOB, AWAITED_FROM = "\n[awaited job] ", "\n[awaited from] "
+local AWAITED_MORE, AWAITED_NOTES = "\n[awaited from] ... and ", 10
+local FROM_PATTERN = AWAITED_FROM:gsub("%p", "%%%0")
+local function raiseAwaited(e, tb, what)
+  if type(e) ~= "string" or type(tb) ~= "string" then error(e, 0) end
+  if not e:find(AWAITED_JOB, 1, true) then error(e .. AWAITED_JOB .. tb, 0) end
+  local more = e:find(AWAITED_MORE, 1, true)
+  if more then
+    local k = tonumber(e:match("^%d+", more + #AWAITED_MORE)) or 0
+    error(("%s%s%d more levels"):format(e:sub(1, more - 1), AWAITED_MORE, k + 1), 0)
+  end
+  local _, notes = e:gsub(FROM_PATTERN, "")
+  if notes < AWAITED_NOTES then error(e .. AWAITED_FROM .. "a job awaiting " .. what, 0) end
+  error(e .. AWAITED_MORE .. "1 more levels", 0)
+end
+
+-- Jobs that start jobs run in this worker, one after another: a Channel
+-- gives no way to help with other work while waiting, and running them here
+-- cannot deadlock, even with one worker.
+function api.await(name, ...)
+  if cur == nil then error("async.await: only a running job can await another job", 0) end
+  if type(name) ~= "string" then error("bad argument #1 to 'await' (string expected, got " .. type(name) .. ")", 0) end
+  local d = cur.snap.defs[name]
+  if d == nil then error(("async.await: no function named '%s' is defined"):format(name), 0) end
+  local n, args = select("#", ...), { ... }
+  local bad = C.check(args, 1, n, "argument")
+  if bad then error(("async.await('%s'): %s, which cannot be sent to a worker"):format(name, bad), 0) end
+  local st, rn, r = runJob(name, d, cur.snap, cur.owner, C.copy(args), 1, n)
+  if st ~= C.OK then raiseAwaited(C.copy(r[1]), r[2], "'" .. name .. "'") end
+  return unpack(C.copy(r), 1, rn)
+end
+
+-- awaitAll's parts wait on a Channel of their own, and one SUB token per
+-- part but the first goes on the shared queue: an idle worker that takes a
+-- token runs a part (if any is left), and the awaiting worker runs the parts
+-- nobody took. It then waits only for parts that other workers are running,
+-- so it never waits for work that nobody does, even with one worker.
+local function runPart(item, sn, owner)
+  local name = item[2]
+  return runJob(name, sn.defs[name], sn, owner, item, 4, item[3])
+end
+
+function api.awaitAll(list)
+  if cur == nil then error("async.awaitAll: only a running job can await other jobs", 0) end
+  if type(list) ~= "table" then error("bad argument #1 to 'awaitAll' (table expected, got " .. type(list) .. ")", 0) end
+  local n = #list
+  for k = 1, n do -- every entry is checked before any job starts
+    local e = rawget(list, k)
+    if type(e) ~= "table" or type(rawget(e, 1)) ~= "string" then
+      error(("async.awaitAll: entry %d must be a table {name, args...}"):format(k), 0)
+    end
+    if cur.snap.defs[e[1]] == nil then error(("async.awaitAll: no function named '%s' is defined"):format(e[1]), 0) end
+    local bad = C.check(e, 2, #e, "argument")
+    if bad then error(("async.awaitAll: entry %d: %s, which cannot be sent to a worker"):format(k, bad), 0) end
+  end
+  local sn, owner = cur.snap, cur.owner
+  local parts, replies = love.thread.newChannel(), love.thread.newChannel()
+  for k = 1, n do
+    local e = list[k]
+    parts:push({ k, e[1], #e - 1, unpack(e, 2, #e) })
+  end
+  local token = { C.SUB, parts, replies, sn.id, sn.ch, owner.rec, owner.chunk }
+  for _ = 2, n do requests:push(token) end
+  local got, res = 0, {}
+  while true do
+    local item = parts:pop()
+    if item == nil then break end
+    local st, rn, r = runPart(item, sn, owner)
+    local first
+    if rn > 0 then first = r[1] end
+    res[item[1]] = { st, first, r[2] }
+    got = got + 1
+  end
+  while got < n do
+    local m = replies:demand()
+    res[m[1]] = { m[2], m[3], m[4] }
+    got = got + 1
+  end
+  local out = {}
+  for k = 1, n do
+    local r = res[k]
+    if r[1] ~= C.OK then raiseAwaited(C.copy(r[2]), r[3], "async.awaitAll") end -- the first failure, in order
+    out[k] = C.copy(r[2])
+  end
+  return out
+end
+
+function api.cancelled()
+  return cur ~= nil and cur.owner.p[1] ~= 0
+end
+
+function api.newBuffer()
+  error("async.newBuffer: zero-copy buffers need the native module; " .. C.NAME ..
+        " cannot share them (love.data.newByteData and :getFFIPointer() can)", 0)
+end
+
+-- Under the lock: the game's cancel and this start race on QUEUED.
+local function start(_, p)
+  if p[0] == C.QUEUED then p[0] = C.RUNNING; return true end
+  return false
+end
+
+local function takeStop(_, c, s)
+  if c[0] > 0 then c[0] = c[0] - 1; s[C.S_RUNNING] = 0; return true end
+  return false
+end
+
+-- The game's call record `rec` (in chunk `data`): { p = its int32 state and
+-- stop flag, rec, chunk }.
+local function record(rec, data)
+  local ci = math.floor(rec / C.CHUNK)
+  local chunk = chunks[ci]
+  if chunk == nil then
+    chunk = { data, ffi.cast("int32_t *", data:getFFIPointer()) }
+    chunks[ci] = chunk
+  end
+  return { p = chunk[2] + 2 * (rec % C.CHUNK), rec = rec, chunk = data }
+end
+
+-- A SUB token: run one part of another worker's awaitAll, if one is left.
+local function handlePart(m)
+  local item = m[2]:pop()
+  if item == nil then return end
+  local ok, st, rn, r = pcall(runPart, item, getSnap(m[4], m[5]), record(m[6], m[7]))
+  if not ok then st, rn, r = C.FAILED, 2, { ("%s: %s: %s"):format(item[2], C.NAME, tostring(st)), "" } end
+  if realGethook() then realSethook(); userHook = nil end
+  local first -- awaitAll keeps a part's first result, or its error and traceback
+  if rn > 0 then first = r[1] end
+  local sent, why = pcall(m[3].push, m[3], { item[1], st, first, r[2] })
+  if not sent then
+    m[3]:push({ item[1], C.FAILED, ("%s: the result could not be sent back (%s)"):format(item[2], tostring(why)), "" })
+  end
+end
+
+local function handleCall(m)
+  local rec = m[2]
+  local owner = record(rec, m[3])
+  local p = owner.p
+  sl[C.S_TAKEN] = sl[C.S_TAKEN] + 1
+  if not lock:performAtomic(start, p) then
+    results:push({ rec, C.CANCELLED, 0 })
+    return
+  end
+  local name, st, n, r = m[6], nil, nil, nil
+  local ok, err = pcall(function()
+    local sn = getSnap(m[4], m[5])
+    local d = sn.defs[name]
+    if d == nil then st, n, r = C.FAILED, 2, { ("no function named '%s' is defined"):format(name), "" }; return end
+    st, n, r = runJob(name, d, sn, owner, m, 8, m[7])
+  end)
+  if not ok then st, n, r = C.FAILED, 2, { ("%s: %s: %s"):format(name, C.NAME, tostring(err)), "" } end
+  -- A hook a job left behind would run in every later job of this worker.
+  if realGethook() then realSethook(); userHook = nil end
+  sl[C.S_JOBS] = sl[C.S_JOBS] + 1
+  sl[C.S_MEMORY] = collectgarbage("count") * 1024
+  local sent, why = pcall(results.push, results, { rec, st, n, unpack(r, 1, n) })
+  if not sent then
+    results:push({ rec, C.FAILED, 2, ("%s: the results could not be sent back (%s)"):format(name, tostring(why)), "" })
+  end
+end
+
+while true do
+  if ctl[0] > 0 and lock:performAtomic(takeStop, ctl, sl) then break end
+  local t0 = now()
+  local m = requests:demand()
+  local t1 = now()
+  sl[C.S_IDLE] = sl[C.S_IDLE] + (t1 - t0)
+  local kind = m[1]
+  if kind == C.QUIT then break end
+  if kind == C.CALL or kind == C.SUB then
+    if kind == C.CALL then handleCall(m) else handlePart(m) end
+    sl[C.S_BUSY] = sl[C.S_BUSY] + (now() - t1)
+  end
+end
+sl[C.S_RUNNING] = 0
+sl[C.S_MEMORY] = 0
+]==]
