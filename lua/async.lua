@@ -27,7 +27,9 @@ local fastpath
 do
   local want = os.getenv("ASYNC_PATH")
   if want ~= "capi" then
-    local ok, m = pcall(require, "async_fast")
+    -- With the same prefix as this file: a game that keeps the library in
+    -- a folder (require "lib.async") must get the FFI path too.
+    local ok, m = pcall(require, prefix .. "async_fast")
     if ok and m.available() then
       fastpath = m
     elseif want == "ffi" then

@@ -8,6 +8,8 @@
 #      binary: the same, the line naming it; ASYNC_BACKEND=native: an error;
 #   3. a fused executable (love + .love) with the module beside it;
 #   4. a folder game with the module next to main.lua under its platform name;
+#   4b. the same with the library in a subfolder (require "lib.async"): the
+#      native module and the FFI path, as at the top level;
 #   5. a game that quits with calls in flight exits, and its queued calls do
 #      not run (thread backend; 5b: native).
 # Prints "shipping: all cases passed" at the end; exits non-zero on a failure.
@@ -93,6 +95,18 @@ grep -q "^sq(12) = 144$" <<<"$out" || fail "3: the job did not run"
 # 4. a folder game, the module next to main.lua under its platform name
 play "4. folder game" -- love "$(stage folder with-module)"
 grep -q "^backend: native$" <<<"$out" || fail "4: not the native backend"
+grep -q "^path: ffi$" <<<"$out" || fail "4: not the FFI path"
+
+# 4b. the library in a subfolder, required as lib.async
+d=$tmp/sub
+mkdir -p "$d/lib"
+cp "$here"/game/*.lua "$d"/
+cp "$lua"/*.lua "$d/lib/"
+cp "$lua/async_native.so" "$d/lib/$plat"
+play "4b. folder game, library in lib/" -- env ASYNC_MODULE=lib.async love "$d"
+grep -q "^backend: native$" <<<"$out" || fail "4b: not the native backend"
+grep -q "^sq(12) = 144$" <<<"$out" || fail "4b: the job did not run"
+grep -q "^path: ffi$" <<<"$out" || fail "4b: the library in lib/ did not get the FFI path"
 
 # 5. quitting with calls in flight on the thread backend
 play "5. quit without shutdown (thread backend)" -- env ASYNC_BACKEND=thread love "$tmp/without.love" quit

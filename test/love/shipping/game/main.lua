@@ -9,8 +9,10 @@ function love.errorhandler(msg)
 end
 
 function love.load(args)
-  local async = require "async"
+  -- ASYNC_MODULE: the library kept in a folder, as many games do (lib.async).
+  local async = require(os.getenv("ASYNC_MODULE") or "async")
   print("backend: " .. async.backend)
+  print("path: " .. async.getPath())
   async.load(2)
   async.define("sq", function(x) return x * x end)
   if args[1] == "quit" then
