@@ -4,9 +4,13 @@
     report.py core.json lua.tsv RESULTS.md ratios.png [gallery.tsv]
 
 core.json is Google Benchmark's JSON (medians of the repetitions); lua.tsv
-and gallery.tsv are the LÖVE benchmark's "name<TAB>value<TAB>unit" lines
-(gallery.tsv: the workload gallery, several repetitions). Every ratio is
-computed from this run's figures: peers ran beside ours, nothing is quoted.
+and gallery.tsv are the LÖVE benchmark's "name<TAB>value<TAB>unit" lines.
+lua.tsv is what run.sh gathers: the per-call rounds of both paths (a name
+repeats once per round; medians and ranges are reported), the rest of the
+Lua benchmarks and the demo's frame times; gallery.tsv holds the workload
+gallery's repetitions. Every ratio and every met/missed is computed from
+this run's figures: peers ran beside ours, nothing is quoted. The
+explanations of misses stay in bench/ANALYSIS.md; the report points to them.
 Standard library only; the chart is drawn by gnuplot."""
 import datetime
 import json
@@ -37,13 +41,31 @@ def load_core(path):
 
 
 def load_lua(path):
+    """lua.tsv -> {name: [values]}: a name repeats once per round (run.sh
+    alternates the paths over MICRO_ROUNDS rounds)."""
     res = {}
     with open(path) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if len(parts) == 3:
-                res[parts[0]] = float(parts[1])
+                res.setdefault(parts[0], []).append(float(parts[1]))
     return res
+
+
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+ANALYSIS = "bench/ANALYSIS.md"
+
+
+def pointer(w, missed, section):
+    """Where a miss is explained: one line naming ANALYSIS.md's section, only
+    when this run missed something (the explanations live there, not here)."""
+    if missed:
+        w("Misses are explained (with profiles) in `%s`, \"%s\"." % (ANALYSIS, section))
+        w("")
 
 
 def load_gallery(path):
@@ -64,7 +86,7 @@ def load_gallery(path):
 def spread(values, fmt):
     """Median (range) of a list, as text."""
     v = sorted(values)
-    med = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    med = median(v)
     if len(v) == 1:
         return fmt % med, med
     return ("%s (%s–%s)" % (fmt % med, fmt % v[0], fmt % v[-1])), med
@@ -115,10 +137,14 @@ def gallery_section(path, w, chart):
     w("")
     w("| workload | tax ≤ 1.03 | 1 worker ≥ 0.97× | 2 workers ≥ 1.85× | ahead of the baseline at 2 |")
     w("| --- | --- | --- | --- | --- |")
+    missed = False
     for wl, t, o1, o2, b2 in verdicts:
+        ok = (t <= 1.03, o1 >= 0.97, o2 >= 1.85, o2 > b2)
+        missed = missed or not all(ok)
         w("| %s | %s (%.2f) | %s (%.2f×) | %s (%.2f×) | %s (%.2f× vs %.2f×) |" % (
-            wl, verdict(t <= 1.03), t, verdict(o1 >= 0.97), o1, verdict(o2 >= 1.85), o2, verdict(o2 > b2), o2, b2))
+            wl, verdict(ok[0]), t, verdict(ok[1]), o1, verdict(ok[2]), o2, verdict(ok[3]), o2, b2))
     w("")
+    pointer(w, missed, "The worker tax (issue 13): LuaJIT's allocator in a small heap")
     faults = []
     for wl in order:
         cells = []
@@ -127,7 +153,7 @@ def gallery_section(path, w, chart):
             cells.append(spread(v, "%.0f")[0] if v else "—")
         faults.append("| %s | %s |" % (wl, " | ".join(cells)))
     w("Minor page faults of the jobs' threads per second of job CPU (getrusage(RUSAGE_THREAD) inside each")
-    w("job), the symptom behind the worker tax (see \"The worker tax\" below):")
+    w("job), the symptom behind the worker tax (`%s`, \"The worker tax\"):" % ANALYSIS)
     w("")
     w("| workload | serial, main thread | async, 1 worker | Async 1.1 design, 1 worker |")
     w("| --- | --- | --- | --- |")
@@ -147,6 +173,129 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
+def V(lua, name):
+    """The median of a Lua figure over the rounds, or None if not measured."""
+    return median(lua[name]) if name in lua else None
+
+
+def L(lua, name, fmt="%.2f"):
+    """A Lua figure as text: the median, with the range when there were rounds."""
+    if name not in lua:
+        return "—"
+    v = lua[name]
+    return spread(v, fmt)[0]
+
+
+def check(value, ok):
+    """met / missed for a figure that may be absent."""
+    return "—" if value is None else verdict(ok(value))
+
+
+def lua_section(lua, w, chart):
+    cols = (("ours", "async, FFI path"), ("ours-capi", "async, C API path (`ASYNC_PATH=capi`)"),
+            ("async1.1-design", "Async 1.1 design"), ("luv", "luv `uv.new_work`"))
+    rounds = len(lua.get("roundtrip_us_per_call/ours", []))
+    w("## Lua: the cost of a call (LÖVE 11.4, 2 workers; issues 13 and 15)")
+    w("")
+    w("Both paths of ours in the same run: `run.sh` alternates one LÖVE process per path (the path is chosen")
+    w("when `async.lua` is required) over %d round(s); the peers run in the FFI path's processes. Figures are" % rounds)
+    w("medians over the rounds (range when there were several). `a + b` is the job unless stated.")
+    w("")
+    base = lambda key: V(lua, key + "/async1.1-design")
+    rows = (
+        ("round trip, 100,000 calls, 1,000 per update(), µs/call", "roundtrip_us_per_call", "≤ 0.35", lambda v: v <= 0.35),
+        ("main thread's CPU inside call + update, µs per 1,000 calls", "mainthread_us_per_1000_calls", "≤ 300", lambda v: v <= 300),
+        ("steady load, 1,000 calls per 16 ms frame, update() every 0.5 ms: call to callback p50, µs",
+         "steady_p50_us", "below the baseline", lambda v: base("steady_p50_us") is not None and v < base("steady_p50_us")),
+        ("the same, p99, µs", "steady_p99_us", "below the baseline", lambda v: base("steady_p99_us") is not None and v < base("steady_p99_us")),
+        ("one call on an idle pool (workers asleep), call to callback, median, µs",
+         "latency_us", "below the baseline", lambda v: base("latency_us") is not None and v < base("latency_us")),
+        ("the same, p99, µs", "latency_p99_us", "below the baseline", lambda v: base("latency_p99_us") is not None and v < base("latency_p99_us")),
+        ("issue a flat `{1..100}` argument: main thread's CPU inside call(), µs", "table100_issue_us", "≤ 1.5", lambda v: v <= 1.5),
+        ("a 64 KiB string argument, µs/call (wall, 100 calls per update)", "string64k_us_per_call", "≤ 5", lambda v: v <= 5),
+    )
+    w("| | %s | target | FFI path | C API path |" % " | ".join(label for _, label in cols))
+    w("| --- | %s | --- | --- | --- |" % " | ".join("---" for _ in cols))
+    missed = False
+    for label, key, target, ok in rows:
+        cells = [L(lua, "%s/%s" % (key, col)) for col, _ in cols]
+        ffi, capi = V(lua, key + "/ours"), V(lua, key + "/ours-capi")
+        missed = missed or (ffi is not None and not ok(ffi))
+        w("| %s | %s | %s | %s | %s |" % (label, " | ".join(cells), target, check(ffi, ok), check(capi, ok)))
+    w("")
+    w("Targets: issue 15 (round trip, main-thread CPU, `{1..100}`, 64 KiB); issue 13 asks for the latencies")
+    w("beside the love.thread baseline without a number, so \"below the baseline\" is the bar here. Under the")
+    w("steady load a system that cannot keep up with 1,000 calls a frame builds a backlog, seen in its p99.")
+    w("")
+    pointer(w, missed, "The FFI path (issue 15)")
+    for key, label in (("roundtrip_us_per_call", "round trip"), ("mainthread_us_per_1000_calls", "main-thread cost"),
+                       ("steady_p99_us", "steady-load p99 latency"), ("latency_us", "idle latency")):
+        o, b = V(lua, key + "/ours"), V(lua, key + "/async1.1-design")
+        if o and b:
+            chart.append(("%s: Async1.1 design / ours" % label, b / o))
+        lv = V(lua, key + "/luv")
+        if o and lv and key == "roundtrip_us_per_call":
+            chart.append(("round trip: luv / ours", lv / o))
+
+    if "astar_s/serial" in lua:
+        w("## Lua: A* on a 256×256 grid with 30 % walls, 2,000 path requests (FFI path)")
+        w("")
+        w("| | wall time | speedup over serial | main thread's CPU |")
+        w("| --- | --- | --- | --- |")
+        w("| serial, on the main thread | %s s | 1.00× | %s s |" % (L(lua, "astar_s/serial"), L(lua, "astar_mainthread_cpu_s/serial")))
+        for key, label in (("async1.1-design", "Async 1.1 design, map sent with every request"),
+                           ("ours-sent", "async, map sent with every request"),
+                           ("ours-shared", "async, map shared once (`async.share`)")):
+            w("| %s | %s s | %s× | %s s |" % (label, L(lua, "astar_s/" + key), L(lua, "astar_speedup/" + key),
+                                            L(lua, "astar_mainthread_cpu_s/" + key, "%.3f")))
+            chart.append(("A* speedup: " + key, V(lua, "astar_speedup/" + key)))
+        best = V(lua, "astar_speedup/ours-shared")
+        ok = best >= 1.9 and V(lua, "astar_mainthread_cpu_s/ours-shared") < V(lua, "astar_mainthread_cpu_s/async1.1-design")
+        w("")
+        w("Target: at least 1.9× with less main-thread CPU than the Async 1.1 design — %s (%.2f×). Every run's" % (verdict(ok), best))
+        w("path costs are checked equal to the serial run's. The shared-vs-sent rows are the issue 8 benchmark.")
+        w("")
+        pointer(w, not ok, "Where the time goes, and why targets are missed")
+
+    w("## Lua: the codec alone (issue 15)")
+    w("")
+    w("Encode + decode in the main thread, the C codec (`async_native.encode`/`decode`) against LuaJIT's")
+    w("`string.buffer`. Mixed: `17, 2.5, \"unit-42\", {x = 10, y = 20, tags = {\"a\", \"b\"}, alive = true}`; array: `{1..100}`.")
+    w("")
+    w("| values | async codec | LuaJIT `string.buffer` | target: at least as fast |")
+    w("| --- | --- | --- | --- |")
+    missed = False
+    for case in ("mixed", "array"):
+        co, sb = V(lua, "codec_ns_per_roundtrip/%s/ours" % case), V(lua, "codec_ns_per_roundtrip/%s/string.buffer" % case)
+        if co is None:
+            continue
+        missed = missed or co > sb
+        w("| %s | %s ns | %s ns | %s |" % (case, L(lua, "codec_ns_per_roundtrip/%s/ours" % case, "%.0f"),
+                                           L(lua, "codec_ns_per_roundtrip/%s/string.buffer" % case, "%.0f"), verdict(co <= sb)))
+        chart.append(("codec (%s): string.buffer / ours" % case, sb / co))
+    w("")
+    pointer(w, missed, "Where the time goes, and why targets are missed")
+
+    if "demo_p50_ms/unpinned" in lua:
+        w("## The demo's main thread, workers floating or pinned (issue 13, item 4)")
+        w("")
+        w("`love demo <lib> --headless --frames N` (\"workers\" mode: the simulation's paths and chunks on 2 workers,")
+        w("frames paced at 60 Hz), the default `async.load{pin = false}` and `--pin` (`pin = true`) alternating,")
+        w("%d round(s) each. The main thread's time per frame (simulation update + delivering callbacks):" % len(lua["demo_p50_ms/unpinned"]))
+        w("")
+        w("| | p50 ms | p99 ms | frames over 16.7 ms |")
+        w("| --- | --- | --- | --- |")
+        for key, label in (("unpinned", "not pinned (default)"), ("pinned", "pinned (`pin = true`)")):
+            w("| %s | %s | %s | %s |" % (label, L(lua, "demo_p50_ms/" + key), L(lua, "demo_p99_ms/" + key),
+                                         L(lua, "demo_over_frames/" + key, "%.0f")))
+        u, p = V(lua, "demo_p99_ms/unpinned"), V(lua, "demo_p99_ms/pinned")
+        w("")
+        w("Target: the default no worse for the main thread than pinning (p99 unpinned ≤ pinned) — %s (%.2f vs %.2f ms)."
+          % (verdict(u <= p), u, p))
+        w("")
+        pointer(w, u > p, "Pinning (issue 13, item 4)")
+
+
 def main():
     core_json, lua_tsv, out_md, out_png = sys.argv[1:5]
     gallery_tsv = sys.argv[5] if len(sys.argv) > 5 else None
@@ -162,8 +311,9 @@ def main():
     w("# Benchmark results")
     w("")
     w("Written by `bench/run.sh` (`bench/report.py`); every figure below comes from one run, with the")
-    w("peers measured in the same run: medians of the repetitions for the core, single runs of the Lua")
-    w("workloads (each averages thousands of calls). Ratios are computed, not quoted. This is a noisy")
+    w("peers measured in the same run: medians of the repetitions for the core, medians of the rounds for")
+    w("the Lua per-call figures and the demo, single runs of the other Lua workloads (each averages many")
+    w("calls). Targets and met/missed are computed from these figures, not quoted. This is a noisy")
     w("2-core virtual machine: run-to-run differences of 5-10 % are common, so read ratios, not digits.")
     w("")
     w("| | |")
@@ -184,160 +334,118 @@ def main():
     w("since the original is not available offline.")
     w("")
 
-    # ---- fib ----
-    w("## fib(30), one task per call")
+    # ---- fib (issue 14) ----
+    w("## fib(30), one spawn/sync pair per call (issue 14)")
     w("")
-    w("%d tasks. Overhead per task = (time at 1 worker − serial time) / tasks; speedup = time at 1 worker / time at 2." % tasks)
+    w("%d spawn/sync pairs. Cost per pair = (time at 1 worker − serial time) / pairs; speedup = time at 1 worker /" % tasks)
+    w("time at 2. The plain Chase–Lev deque with frames on the stack (`bench/peers_cl.c`) is the baseline the")
+    w("split deque is measured against.")
     w("")
-    w("| | time, 1 worker | time, 2 workers | overhead per task | 2-worker speedup |")
+    w("| | time, 1 worker | time, 2 workers | cost per pair, 1 worker | 2-worker speedup |")
     w("| --- | --- | --- | --- | --- |")
     w("| serial | %.2f ms | | | |" % serial)
     rows = {}
-    for key, label in (("fork", "async inline spawn/sync (async/fork.h, split deque)"),
-                       ("async", "async records (async_job_spawn/sync wrappers)"), ("cl", "plain Chase–Lev, frames on the stack (peers_cl.c)"),
-                       ("omp", "OpenMP tasks"), ("tbb", "oneTBB task_group")):
+    for key, label in (("fork", "async inline API (`async_spawn`/`async_sync`, split deque): BM_fib_fork"),
+                       ("async", "async record wrappers (`async_job_spawn`/`sync`): BM_fib_async"),
+                       ("cl", "plain Chase–Lev, frames on the stack: BM_fib_cl"),
+                       ("omp", "OpenMP tasks: BM_fib_omp"), ("tbb", "oneTBB task_group: BM_fib_tbb")):
+        if "BM_fib_%s/1" % key not in c:
+            continue
         t1, t2 = ms(c["BM_fib_%s/1" % key]), ms(c["BM_fib_%s/2" % key])
         ov = (t1 - serial) * 1e6 / tasks
         rows[key] = (ov, t1 / t2)
-        w("| %s | %.1f ms | %.1f ms | %.1f ns | %.2f× |" % (label, t1, t2, ov, t1 / t2))
-    dq = ms(c["BM_fib_deque"])
-    w("| plain Chase–Lev deque on ck_pr, 1 thread | %.1f ms | | %.1f ns | |" % (dq, (dq - serial) * 1e6 / tasks))
+        w("| %s | %.1f ms | %.1f ms | %.2f ns | %.2f× |" % (label, t1, t2, ov, t1 / t2))
+    if "BM_fib_deque" in c:
+        dq = ms(c["BM_fib_deque"])
+        w("| the Chase–Lev deque (`core/src/deque.c`) alone, one thread, no pool, no thieves: BM_fib_deque | %.1f ms | | %.2f ns | |" % (dq, (dq - serial) * 1e6 / tasks))
     ours_ov, ours_sp = rows["fork"]
     w("")
-    w("Target (issue 14, inline API): at most 2 ns per task — %s (%.1f ns); 2-worker speedup at least 1.9× — %s (%.2f×)."
-      % (verdict(ours_ov <= 2), ours_ov, verdict(ours_sp >= 1.9), ours_sp))
-    chart.append(("fib task cost: OpenMP / ours", rows["omp"][0] / ours_ov))
-    chart.append(("fib task cost: oneTBB / ours", rows["tbb"][0] / ours_ov))
+    w("| target (issue 14) | this run | |")
+    w("| --- | --- | --- |")
+    w("| ≤ 2 ns per pair at 1 worker, inline API | %.2f ns (%.2f× the plain Chase–Lev's %.2f ns) | %s |"
+      % (ours_ov, ours_ov / rows["cl"][0], rows["cl"][0], verdict(ours_ov <= 2)))
+    w("| 2-worker speedup ≥ 1.9×, inline API | %.2f× | %s |" % (ours_sp, verdict(ours_sp >= 1.9)))
     w("")
+    pointer(w, not (ours_ov <= 2 and ours_sp >= 1.9), "Split deque (issue 14): fib(30) on the inline spawn/sync")
+    chart.append(("fib pair cost: plain Chase-Lev / ours", rows["cl"][0] / ours_ov))
+    chart.append(("fib pair cost: OpenMP / ours", rows["omp"][0] / ours_ov))
+    chart.append(("fib pair cost: oneTBB / ours", rows["tbb"][0] / ours_ov))
 
     # ---- submit ----
     w("## 1,000,000 empty jobs from one non-worker thread to 2 workers")
     w("")
-    w("| | jobs/s |")
-    w("| --- | --- |")
+    w("| | jobs/s | target ≥ 30 M/s (issue 14) |")
+    w("| --- | --- | --- |")
     sub = {}
-    for key, label in (("BM_submit_async/0", "async, one submit per job"), ("BM_submit_async/1", "async, submit_array (1,024 per batch)"),
+    for key, label in (("BM_submit_async/0", "async, one `async_pool_submit` per job"),
+                       ("BM_submit_async/1", "async, `async_pool_submit_array` (1,024 per batch)"),
                        ("BM_submit_omp", "OpenMP tasks (one thread creates them)"), ("BM_submit_tbb", "oneTBB task_arena::enqueue from outside"),
                        ("BM_submit_ckring", "plain ck_ring SPMC, consumers spinning")):
         rate = c[key]["items_per_second"]
         sub[key] = rate
-        w("| %s | %.2f M |" % (label, rate / 1e6))
-    best = max(sub["BM_submit_async/0"], sub["BM_submit_async/1"])
+        target = verdict(rate >= 30e6) if key.startswith("BM_submit_async") else ""
+        w("| %s | %.2f M | %s |" % (label, rate / 1e6, target))
     w("")
-    w("Target: at least 20 M jobs/s — %s (%.1f M/s)." % (verdict(best >= 20e6), best / 1e6))
+    pointer(w, min(sub["BM_submit_async/0"], sub["BM_submit_async/1"]) < 30e6, "Where the time goes, and why targets are missed")
     chart.append(("submit rate: ours / OpenMP", sub["BM_submit_async/0"] / sub["BM_submit_omp"]))
     chart.append(("submit rate: ours / oneTBB", sub["BM_submit_async/0"] / sub["BM_submit_tbb"]))
     chart.append(("submit rate: ours / ck_ring", sub["BM_submit_async/0"] / sub["BM_submit_ckring"]))
-    w("")
 
     # ---- pfor ----
     w("## Parallel-for over 10,000,000 floats (24 multiply-adds each)")
     w("")
     ps = ms(c["BM_pfor_serial"])
-    w("| | 1 worker | 2 workers | speedup over serial (%.1f ms) |" % ps)
-    w("| --- | --- | --- | --- |")
+    w("| | 1 worker | 2 workers | speedup over serial (%.1f ms) | target ≥ 1.9× |" % ps)
+    w("| --- | --- | --- | --- | --- |")
     sp = {}
-    for key, label in (("fork", "async inline spawn/sync (async/fork.h, split deque)"),
-                       ("async", "async records (async_job_spawn/sync wrappers)"), ("omp", "OpenMP parallel for"), ("tbb", "oneTBB parallel_for")):
+    for key, label in (("fork", "async inline spawn/sync (split deque)"),
+                       ("async", "async record wrappers"), ("omp", "OpenMP parallel for"), ("tbb", "oneTBB parallel_for")):
+        if "BM_pfor_%s/1" % key not in c:
+            continue
         t1, t2 = ms(c["BM_pfor_%s/1" % key]), ms(c["BM_pfor_%s/2" % key])
         sp[key] = ps / t2
-        w("| %s | %.1f ms | %.1f ms | %.2f× |" % (label, t1, t2, ps / t2))
+        target = verdict(sp[key] >= 1.9) if key in ("fork", "async") else ""
+        w("| %s | %.1f ms | %.1f ms | %.2f× | %s |" % (label, t1, t2, ps / t2, target))
     w("")
-    w("Target: at least 1.9× — %s (%.2f×)." % (verdict(sp["async"] >= 1.9), sp["async"]))
+    pointer(w, sp["async"] < 1.9, "Where the time goes, and why targets are missed")
     chart.append(("parallel-for speedup: ours", sp["async"]))
     chart.append(("parallel-for speedup: OpenMP", sp["omp"]))
     chart.append(("parallel-for speedup: oneTBB", sp["tbb"]))
-    w("")
 
     # ---- idle ----
     idle = c["BM_idle"]
-    w("## Idle")
+    w("## Idle pool")
     w("")
-    w("| idle pool of 2 workers, CPU per second | wake-up latency, median | p99 |")
-    w("| --- | --- | --- |")
-    w("| %.3f %% of a core | %.1f µs | %.1f µs |" % (idle["idle_cpu_pct"], idle["wake_median_us"], idle["wake_p99_us"]))
+    w("| idle pool of 2 workers, CPU per second | target ~0 (read as ≤ 0.1 % of a core) | wake-up latency, median | p99 |")
+    w("| --- | --- | --- | --- |")
+    w("| %.3f %% of a core | %s | %.1f µs | %.1f µs |" % (idle["idle_cpu_pct"], verdict(idle["idle_cpu_pct"] <= 0.1),
+                                                    idle["wake_median_us"], idle["wake_p99_us"]))
     w("")
     w("Wake-up latency is from a submit to a pool whose workers are asleep (2 ms after the last job) to the job")
     w("running: a futex wake and a context switch.")
     w("")
 
-    # ---- Lua ----
-    def L(name):
-        return lua.get(name)
-
-    w("## Lua: round trip, main-thread cost, latency (LÖVE 11.4, 2 workers)")
-    w("")
-    w("| | async (ours) | Async 1.1 design | luv `uv.new_work` | target |")
-    w("| --- | --- | --- | --- | --- |")
-    rt = [L("roundtrip_us_per_call/ours"), L("roundtrip_us_per_call/async1.1-design"), L("roundtrip_us_per_call/luv")]
-    mt = [L("mainthread_us_per_1000_calls/ours"), L("mainthread_us_per_1000_calls/async1.1-design"), L("mainthread_us_per_1000_calls/luv")]
-    lt = [L("latency_us/ours"), L("latency_us/async1.1-design"), L("latency_us/luv")]
-    fmt = lambda v: "%.2f" % v if v is not None else "—"
-    w("| round trip of `a + b`, 100,000 calls, 1,000 per update, µs/call | %s | %s | %s | ≤ 0.35 — %s |"
-      % (fmt(rt[0]), fmt(rt[1]), fmt(rt[2]), verdict(rt[0] <= 0.35)))
-    w("| main thread's CPU inside call + update, µs per 1,000 calls | %s | %s | %s | ≤ 300 — %s |"
-      % (fmt(mt[0]), fmt(mt[1]), fmt(mt[2]), verdict(mt[0] <= 300)))
-    w("| one call at a time, idle pool, call to callback, µs (median) | %s | %s | %s | ≤ 10 — %s |"
-      % (fmt(lt[0]), fmt(lt[1]), fmt(lt[2]), verdict(lt[0] <= 10)))
-    s64 = [L("string64k_us_per_call/ours"), L("string64k_us_per_call/async1.1-design")]
-    w("| a 64 KiB string argument, µs/call | %s | %s | — | ≤ 5 — %s |" % (fmt(s64[0]), fmt(s64[1]), verdict(s64[0] <= 5)))
-    w("")
-    chart.append(("round trip: Async1.1 design / ours", rt[1] / rt[0]))
-    if rt[2]:
-        chart.append(("round trip: luv / ours", rt[2] / rt[0]))
-    chart.append(("main-thread cost: Async1.1 design / ours", mt[1] / mt[0]))
-    chart.append(("latency: Async1.1 design / ours", lt[1] / lt[0]))
-
-    w("## Lua: A* on a 256×256 grid with 30 % walls, 2,000 path requests")
-    w("")
-    w("| | wall time | speedup over serial | main thread's CPU |")
-    w("| --- | --- | --- | --- |")
-    w("| serial, on the main thread | %.2f s | 1.00× | %.2f s |" % (L("astar_s/serial"), L("astar_mainthread_cpu_s/serial")))
-    for key, label in (("async1.1-design", "Async 1.1 design, map sent with every request"),
-                       ("ours-sent", "async, map sent with every request"),
-                       ("ours-shared", "async, map shared once (`async.share`)")):
-        w("| %s | %.2f s | %.2f× | %.3f s |" % (label, L("astar_s/" + key), L("astar_speedup/" + key), L("astar_mainthread_cpu_s/" + key)))
-        chart.append(("A* speedup: " + key, L("astar_speedup/" + key)))
-    best_astar = L("astar_speedup/ours-shared")
-    w("")
-    w("Target: at least 1.9× with less main-thread CPU than the Async 1.1 design — %s (%.2f×). Every run's"
-      % (verdict(best_astar >= 1.9 and L("astar_mainthread_cpu_s/ours-shared") < L("astar_mainthread_cpu_s/async1.1-design")), best_astar))
-    w("path costs are checked equal to the serial run's. The shared-vs-sent rows are the issue 8 benchmark.")
-    w("")
+    lua_section(lua, w, chart)
 
     if gallery_tsv:
         gallery_section(gallery_tsv, w, chart)
 
-    w("## Lua: the codec alone")
-    w("")
-    co, sb = L("codec_ns_per_roundtrip/ours"), L("codec_ns_per_roundtrip/string.buffer")
-    w("Encode + decode of `17, 2.5, \"unit-42\", {x = 10, y = 20, tags = {\"a\", \"b\"}, alive = true}`:")
-    w("")
-    w("| async codec | LuaJIT `string.buffer` | target |")
-    w("| --- | --- | --- |")
-    w("| %.0f ns | %.0f ns | at least as fast — %s |" % (co, sb, verdict(co <= sb)))
-    chart.append(("codec: string.buffer / ours", sb / co))
-    w("")
-
-    w("## Lua: issue 8's features against plain calls (2 workers)")
+    w("## Lua: issue 8's features against plain calls (2 workers, FFI path)")
     w("")
     w("| feature | with it | the same through plain calls |")
     w("| --- | --- | --- |")
-    w("| 1 MiB of floats to a job that sums them, one call at a time | buffer: %.0f µs | string argument: %.0f µs |"
-      % (L("feature_us/1MiB-as-buffer"), L("feature_us/1MiB-as-string-one-at-a-time")))
-    w("| 2,000 items squared, one callback at the end | `async.map`: %.2f ms | 2,000 calls counted by hand: %.2f ms |"
-      % (L("feature_ms/map"), L("feature_ms/plain-calls")))
-    w("| 500 results that each need two sub-results | `awaitAll` inside one job: %.1f ms | main thread issues two calls, then a third: %.1f ms |"
-      % (L("feature_ms/awaitAll-in-a-job"), L("feature_ms/main-thread-orchestrated")))
-    w("| a 100,000-entry lookup table a job needs | built once per worker (`setWorkerInit`, `async.state`): %.0f µs/call | built in every call: %.0f µs/call |"
-      % (L("feature_us/useState"), L("feature_us/buildEach")))
-    w("| the A* map (above) | shared once: %.2f s | sent with every request: %.2f s |" % (L("astar_s/ours-shared"), L("astar_s/ours-sent")))
+    w("| 1 MiB of floats to a job that sums them, one call at a time | buffer: %s µs | string argument: %s µs |"
+      % (L(lua, "feature_us/1MiB-as-buffer", "%.0f"), L(lua, "feature_us/1MiB-as-string-one-at-a-time", "%.0f")))
+    w("| 2,000 items squared, one callback at the end | `async.map`: %s ms | 2,000 calls counted by hand: %s ms |"
+      % (L(lua, "feature_ms/map"), L(lua, "feature_ms/plain-calls")))
+    w("| 500 results that each need two sub-results | `awaitAll` inside one job: %s ms | main thread issues two calls, then a third: %s ms |"
+      % (L(lua, "feature_ms/awaitAll-in-a-job", "%.1f"), L(lua, "feature_ms/main-thread-orchestrated", "%.1f")))
+    w("| a 100,000-entry lookup table a job needs | built once per worker (`setWorkerInit`, `async.state`): %s µs/call | built in every call: %s µs/call |"
+      % (L(lua, "feature_us/useState", "%.0f"), L(lua, "feature_us/buildEach", "%.0f")))
+    w("| the A* map (above) | shared once: %s s | sent with every request: %s s |" % (L(lua, "astar_s/ours-shared"), L(lua, "astar_s/ours-sent")))
     w("")
-    w("Buffers save the two copies of the megabyte (the sum in Lua dominates both). `async.map` and `awaitAll`")
-    w("buy a simpler program more than speed: `map` was slower than the hand-written calls in one run and")
-    w("faster in another; a job in `awaitAll` runs the parts itself or waits while its worker could run")
-    w("another call, and was slower than main-thread orchestration in every run on 2 workers. Worker state")
-    w("is where the time is (built once instead of per call).")
+    w("These compare ways of writing the same program; they have no targets. `async.map` and `awaitAll` buy a")
+    w("simpler program more than speed; worker state and shared data save work a call would otherwise repeat.")
     w("")
     w("## Chart")
     w("")
@@ -346,9 +454,9 @@ def main():
     w("Bars above 1 favour ours. Speedup bars are absolute (over serial).")
     w("")
 
-    extra = os.path.join(os.path.dirname(out_md), "ANALYSIS.md")
-    if os.path.exists(extra):
-        w(open(extra).read())
+    w("The profiles and explanations behind the misses are in `%s`; it is not copied here, so that" % ANALYSIS)
+    w("this file holds only what the run measured.")
+    w("")
 
     with open(out_md, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -1,11 +1,15 @@
 -- main.lua: the Lua benchmarks, run headless in LÖVE 11.4 against ours, the
 -- Async-1.1-design baseline (baseline.lua) and luv's uv.new_work pool, in
 -- one process so the ratios are measured, not remembered.
---   love bench/love <folder with async.lua and async_native.so> [--quick] [--out FILE]
+--   love bench/love <folder with async.lua and async_native.so> [--part micro|rest] [--quick] [--out FILE]
 --   love bench/love <folder> --gallery [--reps N] [--only WORKLOAD] [--systems ours1,baseline2,...]
 --                                     [--pin] [--quick] [--out FILE]
 -- Prints (and writes to FILE) one "name<TAB>value<TAB>unit" line per figure.
--- --gallery runs the workload gallery (gallery.lua) instead.
+-- --gallery runs the workload gallery (gallery.lua) instead. --part micro
+-- runs only the per-call figures (round trip, latencies, issue costs, the
+-- codec), --part rest the others. Ours is named by its path: "ours" on the
+-- FFI path, "ours-capi" under ASYNC_PATH=capi; that run measures ours alone
+-- (the peers are measured in the FFI run beside it: run.sh).
 -- Headless: an error must end the process with its traceback (LÖVE's
 -- error screen would wait forever for a window that does not exist).
 io.stdout:setvbuf("line")
@@ -14,7 +18,7 @@ function love.errorhandler(msg)
   os.exit(1)
 end
 
-local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems
+local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems, part
 local out = {}
 
 local function emit(name, value, unit)
@@ -94,19 +98,79 @@ local function roundtrip(sys, N)
   emit("mainthread_us_per_1000_calls/" .. sys.name, (cpu() - c0) / (N / 1000) * 1e6, "us")
 end
 
--- One call at a time on an idle pool: call to callback.
+local function percentile(t, p)
+  table.sort(t)
+  return t[math.max(1, math.ceil(p * #t))]
+end
+
+-- One call at a time on an idle pool: call to callback, median and p99
+-- (issue 13 item 5). The 3 ms pause lets the workers go to sleep, so each
+-- sample includes waking one.
 local function latency(sys, samples)
   sys.define("id", function(x) return x end)
   local lat = {}
   for i = 1, samples do
-    love.timer.sleep(0.003) -- let the workers go to sleep
+    love.timer.sleep(0.003)
     local done = false
     local t0 = now()
     sys.call(function() done = true end, "id", i)
     while not done do sys.update() end
     lat[#lat + 1] = now() - t0
   end
-  emit("latency_us/" .. sys.name, median(lat) * 1e6, "us")
+  emit("latency_us/" .. sys.name, percentile(lat, 0.5) * 1e6, "us")
+  emit("latency_p99_us/" .. sys.name, percentile(lat, 0.99) * 1e6, "us")
+end
+
+-- Call to callback under a steady load (issue 13 item 3): frames of 16 ms,
+-- each issuing 1,000 calls, then update() every 0.5 ms until the frame
+-- ends (a game updating once a frame would quantise every latency to the
+-- frame). A system that cannot keep up shows a growing backlog in its p99.
+local FRAME = 0.016
+local function steadyLatency(sys, frames)
+  sys.define("echo", function(i) return i end)
+  local t0, lat, n = {}, {}, 0
+  local cb = function(i) lat[#lat + 1] = now() - t0[i] end
+  local function pollUntil(t)
+    repeat
+      sys.update()
+      love.timer.sleep(0.0005)
+    until now() >= t
+  end
+  for _ = 1, frames do
+    local f0 = now()
+    for _ = 1, 1000 do
+      n = n + 1
+      t0[n] = now()
+      sys.call(cb, "echo", n)
+    end
+    pollUntil(f0 + FRAME)
+  end
+  local w0 = now()
+  while #lat < n do
+    pollUntil(now())
+    if now() - w0 > 120 then error(sys.name .. ": steady-load calls did not finish") end
+  end
+  emit("steady_p50_us/" .. sys.name, percentile(lat, 0.5) * 1e6, "us")
+  emit("steady_p99_us/" .. sys.name, percentile(lat, 0.99) * 1e6, "us")
+end
+
+-- Issuing a flat {1..100} argument (issue 15): the main thread's CPU time
+-- inside call() alone (as bench/lua/paths.lua measures it; preemption on a
+-- busy machine does not count), 100 calls at a time, the deliveries outside.
+local function issueTable(sys, N)
+  sys.define("count", function(t) return #t end)
+  local arg = {}
+  for i = 1, 100 do arg[i] = i end
+  local got = 0
+  local cb = function(c) assert(c == 100); got = got + 1 end
+  local inside = 0
+  for round = 0, N / 100 do -- round 0 warms up (JIT, records)
+    local c0 = cpu()
+    for _ = 1, 100 do sys.call(cb, "count", arg) end
+    if round > 0 then inside = inside + (cpu() - c0) end
+    while got < (round + 1) * 100 do sys.update() end
+  end
+  emit("table100_issue_us/" .. sys.name, inside / N * 1e6, "us")
 end
 
 -- A 64 KiB string argument, echoed back as its length.
@@ -160,25 +224,35 @@ local function astar(sys, map, reqs, shared, async)
   return now() - t0, cpu() - c0, total
 end
 
--- The codec alone against LuaJIT's string.buffer, on typical arguments.
+-- The codec alone against LuaJIT's string.buffer: encode + decode of
+-- typical arguments ("mixed") and of a flat {1..100} ("array").
 local function codec(native, N)
   local buffer = require "string.buffer"
-  local args = { 17, 2.5, "unit-42", { x = 10, y = 20, tags = { "a", "b" }, alive = true } }
+  local arr = {}
+  for i = 1, 100 do arr[i] = i end
+  local cases = {
+    mixed = { 17, 2.5, "unit-42", { x = 10, y = 20, tags = { "a", "b" }, alive = true } },
+    array = { arr },
+  }
   local enc, dec = native.encode, native.decode
-  local t0 = now()
-  for _ = 1, N do
-    local s = enc(args[1], args[2], args[3], args[4])
-    local a, b, c, d = dec(s)
+  for _, case in ipairs({ "mixed", "array" }) do
+    local args = cases[case]
+    local n = case == "array" and math.floor(N / 10) or N
+    local t0 = now()
+    for _ = 1, n do
+      local s = enc(unpack(args))
+      local a, b, c, d = dec(s)
+    end
+    local ours = (now() - t0) / n
+    t0 = now()
+    for _ = 1, n do
+      local s = buffer.encode(args)
+      local t = buffer.decode(s)
+    end
+    local sb = (now() - t0) / n
+    emit("codec_ns_per_roundtrip/" .. case .. "/ours", ours * 1e9, "ns")
+    emit("codec_ns_per_roundtrip/" .. case .. "/string.buffer", sb * 1e9, "ns")
   end
-  local ours = (now() - t0) / N
-  t0 = now()
-  for _ = 1, N do
-    local s = buffer.encode(args)
-    local t = buffer.decode(s)
-  end
-  local sb = (now() - t0) / N
-  emit("codec_ns_per_roundtrip/ours", ours * 1e9, "ns")
-  emit("codec_ns_per_roundtrip/string.buffer", sb * 1e9, "ns")
 end
 
 -- Issue 8: each feature against doing the same through plain calls.
@@ -304,10 +378,11 @@ function love.load(args)
     elseif args[i] == "--demo" then demodir = args[i + 1]
     elseif args[i] == "--gallery" then gallery = true
     elseif args[i] == "--pin" then pin = true
+    elseif args[i] == "--part" then part = args[i + 1]
     elseif args[i] == "--reps" then reps = tonumber(args[i + 1])
     elseif args[i] == "--only" then only = args[i + 1]
     elseif args[i] == "--systems" then onlySystems = args[i + 1]
-    elseif not ({ ["--out"] = 1, ["--demo"] = 1, ["--reps"] = 1, ["--only"] = 1, ["--systems"] = 1 })[args[i - 1]] then
+    elseif not ({ ["--out"] = 1, ["--demo"] = 1, ["--reps"] = 1, ["--only"] = 1, ["--systems"] = 1, ["--part"] = 1 })[args[i - 1]] then
       libdir = libdir or args[i]
     end
   end
@@ -328,6 +403,8 @@ function love.load(args)
   async.load(2)
   baseline.load(2)
   local ours = oursSystem(async)
+  if async.getPath() == "capi" then ours.name = "ours-capi" end
+  local onlyOurs = ours.name == "ours-capi"
   local base = {
     name = "async1.1-design", define = baseline.define, call = baseline.call,
     update = baseline.update, inflight = baseline.inflight,
@@ -365,10 +442,23 @@ function love.load(args)
     }
   end
 
-  local N = math.floor(100000 * scale)
-  for _, sys in ipairs({ ours, base, luvSys }) do roundtrip(sys, N) end
-  for _, sys in ipairs({ ours, base, luvSys }) do latency(sys, math.floor(200 * scale) + 20) end
-  for _, sys in ipairs({ ours, base }) do bigstring(sys, math.floor(2000 * scale) + 50) end
+  local micro, rest = part ~= "rest", part ~= "micro"
+  local peers = onlyOurs and { ours } or { ours, base, luvSys }
+  if micro then
+    local N = math.floor(100000 * scale)
+    for _, sys in ipairs(peers) do roundtrip(sys, N) end
+    for _, sys in ipairs(peers) do steadyLatency(sys, math.floor(60 * scale) + 6) end
+    for _, sys in ipairs(peers) do latency(sys, math.floor(300 * scale) + 30) end
+    -- luv's queue_work carries no tables: {1..100} goes to ours and the baseline
+    for _, sys in ipairs(peers) do if sys ~= luvSys then issueTable(sys, math.floor(20000 * scale) + 200) end end
+    for _, sys in ipairs(peers) do if sys ~= luvSys then bigstring(sys, math.floor(2000 * scale) + 50) end end
+    if not onlyOurs then codec(native, math.floor(200000 * scale)) end
+  end
+  if not rest or onlyOurs then
+    async.shutdown()
+    baseline.shutdown()
+    return finish()
+  end
 
   local astarMod = require "astar"
   local map = astarMod.makeMap(SIZE, 0.3, 11)
@@ -390,7 +480,6 @@ function love.load(args)
   runAstar(ours, "ours-sent", false)
   runAstar(ours, "ours-shared", true)
 
-  codec(native, math.floor(200000 * scale))
   features(async, scale)
 
   async.shutdown()
