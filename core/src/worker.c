@@ -122,6 +122,9 @@ static async_job *idle(struct worker *w)
 		if (ck_pr_load_32(&w->stop))
 			break; /* worker_main's exit re-checks the queue */
 		uint32_t key = async_ec_prepare(&p->work_ec);
+		/* This last look also sets movesplit on every split deque with
+		 * nothing shared: the request an owner's next spawn serves by
+		 * publishing and waking us (fork.c F4). */
 		contended = 0;
 		j = async__find_work(w, &contended);
 		if (j != NULL || contended || ck_pr_load_32(&w->stop) ||
