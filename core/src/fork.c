@@ -244,7 +244,7 @@ void async__spawn_slow(async_worker *w)
 		grow_shared(w, w->split + (w->head - w->split + 1) / 2);
 		ck_pr_store_32(&w->movesplit, 0);
 	} else {
-		return; /* movesplit was cleared meanwhile: nothing to do */
+		return; /* not reached: only the owner clears movesplit */
 	}
 	wake_sleepers(w, w->head);
 }
