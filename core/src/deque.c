@@ -147,6 +147,13 @@ int async_deque_push(struct async_deque *d, void *item)
 
 void *async_deque_pop(struct async_deque *d)
 {
+	/* Empty for sure, without the store and the full fence below: only
+	 * the owner moves bottom and top only grows, so a top (even a stale
+	 * one) at or past bottom stays there until the owner pushes. The
+	 * workers look here first for every job they take (issue 14: the fence
+	 * of an empty pop was a third of a worker's time on external jobs). */
+	if ((int64_t)(ck_pr_load_64(&d->bottom) - ck_pr_load_64(&d->top)) <= 0)
+		return NULL;
 	uint64_t b = ck_pr_load_64(&d->bottom) - 1;
 	struct async_deque_array *a = d->array;
 	ck_pr_store_64(&d->bottom, b);

@@ -50,7 +50,8 @@
  *      so a plain store suffices.
  *   I5 A thief announces itself in the frame (thief = its worker) right
  *      after its CAS and sets thief = DONE after the call; the owner does not
- *      reuse a stolen slot before it read DONE: while waiting it keeps
+ *      reuse a stolen slot before it read DONE, and then sets thief back to
+ *      0 (so a spawn need not write it): while waiting it keeps
  *      head above the slot and runs work stolen back from that thief
  *      (leapfrogging, Wool), which can only be work the stolen call itself
  *      spawned, so the wait cannot depend on the waiter ([Lace] 4.2).
@@ -74,15 +75,27 @@
  *      on the one word the thieves CAS, and the coherence order of that word
  *      decides the race (I2). That CAS is the only locked instruction the
  *      owner pays, and only when it takes shared work back.
- *   F4 Sleepers (the eventcount): an owner that sees sleeping workers
- *      publishes its private frames with a CAS and then calls
- *      async_ec_notify_one, whose full fence orders that CAS before its
- *      load of the waiter count (pairs with the StoreLoad fence in
- *      async_ec_prepare; the sleeper re-checks every deque after it). The
- *      spawn's look at the sleeper count is a relaxed load: a missed sleeper
- *      costs parallelism until the next spawn, never a frame (the owner runs
- *      its private frames itself; an owner that waits has no private frame,
- *      I5).
+ *   F4 Sleepers (the eventcount). The spawn's fast path does not look at
+ *      the sleeper count (issue 14: that load was a third of its exit
+ *      test); movesplit carries the request instead. A worker about to
+ *      sleep announces itself (async_ec_prepare, StoreLoad fence) and then
+ *      looks at every deque once more (worker.c, idle): it takes a shared
+ *      frame if there is one, and on a deque with none it sets movesplit
+ *      (async__fork_steal). A deque it skips as allstolen has its owner's
+ *      limit at base, so that owner's next spawn leaves the fast path too.
+ *      The owner's next spawn (or a sync with frames to share) sees the
+ *      request, publishes, clears movesplit, and then, after a full fence,
+ *      loads the sleeper count and wakes one (wake_sleepers). Dekker pairs
+ *      on the way: the sleeper's announcement then its look at ts,
+ *      pub_allstolen and movesplit, against the owner's publication and
+ *      clear then its load of the count: either the sleeper sees the work
+ *      (or the cleared flag, which it sets again), or the owner sees the
+ *      sleeper and wakes it. A request is cleared only right after
+ *      frames were shared, so one left set is always served by the next
+ *      spawn. The owner's load of movesplit is relaxed: a request seen
+ *      late costs parallelism until the next spawn, never a frame (the
+ *      owner runs its private frames itself; an owner that waits has no
+ *      private frame, I5).
  */
 #define _GNU_SOURCE
 #include "pool_impl.h"
@@ -111,14 +124,16 @@ async_worker *async_worker_self(void)
 
 int async__fork_init(async_worker *w, const uint32_t *sleepers)
 {
-	size_t bytes = sizeof(async_frame) * ASYNC_FRAMES;
+	size_t bytes = sizeof(async_frame) * (ASYNC_FRAMES + 1);
 	/* Reserved, not committed: pages are touched only as deep as the
 	 * worker's fork-join recursion goes. */
 	void *m = async_os_pages_alloc(bytes);
 	if (m == NULL)
 		return ASYNC_ENOMEM;
+	/* One frame past end: async_spawn writes a frame before its bounds
+	 * check. Fresh pages are zero: every thief field starts at 0 (I5). */
 	w->base = w->head = w->split = w->floor = m;
-	w->end = w->base + ASYNC_FRAMES;
+	w->end = w->limit = w->base + ASYNC_FRAMES;
 	w->sleepers = sleepers;
 	w->allstolen = 0;
 	w->ts = TS(0, 0);
@@ -130,7 +145,7 @@ int async__fork_init(async_worker *w, const uint32_t *sleepers)
 void async__fork_free(async_worker *w)
 {
 	if (w->base != NULL)
-		async_os_pages_free(w->base, sizeof(async_frame) * ASYNC_FRAMES);
+		async_os_pages_free(w->base, sizeof(async_frame) * (ASYNC_FRAMES + 1));
 	w->base = NULL;
 }
 
@@ -164,6 +179,7 @@ static int shrink_shared(async_worker *w)
 		if (tail >= split) {
 			ck_pr_store_32(&w->pub_allstolen, 1);
 			w->allstolen = 1;
+			w->limit = w->base; /* the next spawn starts a shared part */
 			return 1;
 		}
 		/* (tail + split) / 2 <= split - 1: the top frame comes back. The
@@ -176,13 +192,21 @@ static int shrink_shared(async_worker *w)
 	}
 }
 
-/* Owner, with sleeping workers: share every private frame and wake one. */
-static void share_and_wake(async_worker *w)
+/* Owner, right after it shared frames and cleared movesplit: if workers
+ * sleep, share every private frame below top and wake one (F4). */
+static void wake_sleepers(async_worker *w, async_frame *top)
 {
-	if (!w->allstolen && w->split < w->head)
-		grow_shared(w, w->head);
+	/* StoreLoad: the clear of movesplit (and the publication before it)
+	 * before the load of the sleeper count. Pairs with the StoreLoad
+	 * fence in async_ec_prepare, which a sleeper issues before its last
+	 * look at this deque (where it sets movesplit again). */
+	ck_pr_fence_memory();
+	if (ck_pr_load_32(w->sleepers) == 0)
+		return;
+	if (!w->allstolen && w->split < top)
+		grow_shared(w, top);
 	/* notify_one's full fence orders the CAS above before its load of the
-	 * waiter count (F4). */
+	 * waiter count. */
 	async_ec_notify_one(&worker_of(w)->pool->work_ec);
 }
 
@@ -192,9 +216,11 @@ void async__fork_share_all(async_worker *w)
 		grow_shared(w, w->head);
 }
 
+/* Owner, the frame just pushed (head - 1), with allstolen set or movesplit
+ * seen: publish (at least that frame), then wake a sleeper if any. */
 void async__spawn_slow(async_worker *w)
 {
-	async_frame *t = w->head - 1; /* the frame just pushed */
+	async_frame *t = w->head - 1;
 	if (w->allstolen) {
 		/* I4: a new shared part holding just this frame. Release (F1):
 		 * the frame before ts; pairs with the acquire fence after a
@@ -209,6 +235,7 @@ void async__spawn_slow(async_worker *w)
 		ck_pr_store_32(&w->pub_allstolen, 0);
 		w->split = t + 1;
 		w->allstolen = 0;
+		w->limit = w->end;
 		if (ck_pr_load_32(&w->movesplit))
 			ck_pr_store_32(&w->movesplit, 0);
 	} else if (ck_pr_load_32(&w->movesplit)) {
@@ -216,9 +243,22 @@ void async__spawn_slow(async_worker *w)
 		 * least one ([Lace]'s split growth). */
 		grow_shared(w, w->split + (w->head - w->split + 1) / 2);
 		ck_pr_store_32(&w->movesplit, 0);
+	} else {
+		return; /* not reached: only the owner clears movesplit */
 	}
-	if (ck_pr_load_32(w->sleepers) != 0)
-		share_and_wake(w);
+	wake_sleepers(w, w->head);
+}
+
+/* Owner: the spawn's one compare failed: the frame array is full, or
+ * every shared frame was stolen (limit == base, I4). */
+int async__spawn_limit(async_worker *w)
+{
+	async_frame *t = w->head; /* fn and arg are written already */
+	if (t == w->end)
+		return ASYNC_ENOMEM;
+	w->head = t + 1;
+	async__spawn_slow(w);
+	return 0;
 }
 
 /* ---- stealing ------------------------------------------------------------- */
@@ -312,10 +352,15 @@ static void leapfrog(async_worker *fk, async_frame *t)
 	/* Acquire (F2): pairs with the release fence before the thief's store
 	 * of DONE. */
 	ck_pr_fence_acquire();
+	/* I5: the slot is free again, its thief field back to 0 for its next
+	 * spawn (which writes no thief field). No thief touches it before the
+	 * owner publishes it anew, after a release fence (F1). */
+	ck_pr_store_ptr(&t->thief, NULL);
 	/* I5: tail = split = t + 1 and everything below t is stolen. */
 	if (!fk->allstolen) {
 		ck_pr_store_32(&fk->pub_allstolen, 1);
 		fk->allstolen = 1;
+		fk->limit = fk->base;
 	}
 	fk->head = t;
 }
@@ -328,12 +373,16 @@ void async__sync_slow(async_worker *w)
 		return;
 	}
 	/* t is private. A thief asked for work: share half of the private
-	 * frames below t (t itself stays private). */
+	 * frames below t (t itself stays private). With none to share the
+	 * request stays set, for the next spawn to serve (a sleeper may be
+	 * waiting on it, F4). */
 	if (ck_pr_load_32(&w->movesplit)) {
 		async_frame *to = w->split + (t - w->split + 1) / 2;
-		if (to > w->split)
+		if (to > w->split) {
 			grow_shared(w, to);
-		ck_pr_store_32(&w->movesplit, 0);
+			ck_pr_store_32(&w->movesplit, 0);
+			wake_sleepers(w, t);
+		}
 	}
 	async_task_fn fn = t->fn;
 	void *arg = t->arg;

@@ -14,9 +14,9 @@
  *   whatever is still queued (jobs re-injected by a late stop, or queued
  *   with no worker left) on the calling thread, as a pseudo-worker.
  *   Another thread's submission during shutdown is either refused or
- *   drained: submitters count themselves in (entering) before they read
+ *   drained: submitters announce their jobs (submitted) before they read
  *   the shutdown flag, and the drain ends only on an empty look that began
- *   with entering == 0 (a Dekker pair, fenced on both sides).
+ *   with every announced job taken (a Dekker pair, fenced on both sides).
  *
  * Why no wake-up is lost
  *   External submitters publish, then notify unless a worker is spinning.
@@ -293,12 +293,11 @@ static void run_leftovers(async_pool *p)
 	async__self = me;
 	unsigned backoff = 0;
 	for (;;) {
-		/* Read before the look at the queues: zero here means every
-		 * submitter that got past the shutdown check has pushed, so an
-		 * empty look below is final. Acquire: pairs with the release
-		 * fence before the submitter's leaving RMW (submit_chain). */
-		int quiet = ck_pr_load_32(&p->entering) == 0;
-		ck_pr_fence_acquire();
+		/* Read before the look at the queues: true here means every
+		 * job of every submitter that got past the shutdown check was
+		 * taken from the injection queue, so an empty look below is
+		 * final. */
+		int quiet = async__injection_drained(p);
 		int contended = 0;
 		async_job *j = async_deque_pop(&me->dq);
 		if (j == NULL)
@@ -345,9 +344,9 @@ int async_pool_shutdown(async_pool *p)
 	 * (refused) or stop_workers (which never blocks) meanwhile. */
 	pthread_mutex_lock(&p->ctl);
 	ck_pr_store_32(&p->shutdown, 1);
-	/* StoreLoad: the flag is visible before run_leftovers reads entering.
-	 * Pairs with the fence between the entering RMW and the load of the
-	 * flag in submit_chain. */
+	/* StoreLoad: the flag is visible before run_leftovers reads the
+	 * announced count. Pairs with the fence between the submitted RMW and
+	 * the load of the flag in submit_chain. */
 	ck_pr_fence_memory();
 	pthread_mutex_unlock(&p->ctl);
 	async_ec_notify_all(&p->work_ec);

@@ -52,16 +52,18 @@ struct worker {
 	ck_epoch_record_t rec;
 	/* Counters: written by the worker alone (atomic stores), read racily. */
 	uint64_t jobs, steals, pushed, busy_ns, idle_ns, mark_ns;
+	uint64_t taken; /* jobs it took from the injection queue */
 } __attribute__((aligned(64)));
 
 struct async_pool {
 	struct async_inject inj;
+	/* Jobs announced into the injection queue (submit.c): an external
+	 * submitter adds its count before it reads the shutdown flag (and takes
+	 * it back if refused), a worker before it re-injects. Consumers count
+	 * what they take (struct worker, taken); shutdown's final drain ends
+	 * only once the two agree, so a submission that passed the check is
+	 * always drained. The one locked counter per submit (per array). */
 	uint64_t submitted __attribute__((aligned(64)));
-	/* External submitters between their shutdown check and the end of
-	 * their push (submit.c); shutdown's final drain waits for it to reach
-	 * zero, so a submission that passed the check is always drained. On
-	 * the line the submitter already writes (submitted). */
-	uint32_t entering;
 	struct async_ec work_ec __attribute__((aligned(64)));
 	uint32_t spinning __attribute__((aligned(64)));
 	struct async_ec done_ec __attribute__((aligned(64)));
@@ -190,7 +192,8 @@ static inline void async__run_found(struct worker *w, async_job *j)
 }
 
 /* submit.c */
-void async__inject_push(async_pool *p, async_job *first, async_job *last);
+void async__inject_push(async_pool *p, async_job *first, async_job *last, uint64_t n);
+int async__injection_drained(async_pool *p);
 async_job *async__take_injected(struct worker *w, int *contended);
 async_job *async__take_batches(struct worker *w, int *contended);
 int async__injected_work_visible(async_pool *p);

@@ -9,9 +9,29 @@
 
 /* ---- the injection queue and the batches (inject.h) ------------------ */
 
-void async__inject_push(async_pool *p, async_job *first, async_job *last)
+/* A worker (or shutdown's runner) re-injects n jobs: announced like an
+ * external submission, so the final drain waits for them too. */
+void async__inject_push(async_pool *p, async_job *first, async_job *last, uint64_t n)
 {
+	ck_pr_faa_64(&p->submitted, n);
 	async_inject_push(&p->inj, first, last);
+}
+
+/* Shutdown's runner: every job announced into the injection queue has been
+ * taken out of it (and no refused submitter still holds its count). Read
+ * the announcements first: taken only grows, and only announced jobs are
+ * taken, so equality means none is still on its way in. Acquire: pairs
+ * with the release fence before a submitter's exchange (async_inject_push),
+ * through the queue the consumers took from. */
+int async__injection_drained(async_pool *p)
+{
+	uint64_t announced = ck_pr_load_64(&p->submitted);
+	ck_pr_fence_load();
+	uint64_t taken = 0;
+	for (unsigned s = 0; s <= p->max_workers; s++)
+		taken += ck_pr_load_64(&p->w[s].taken);
+	ck_pr_fence_acquire();
+	return taken == announced;
 }
 
 /* Moves the oldest jobs of the injection queue into this worker's batch
@@ -45,6 +65,8 @@ async_job *async__take_injected(struct worker *w, int *contended)
 			async_batch_push(&w->batch, j);
 	}
 	async_inject_unlock(&p->inj);
+	if (n > 0)
+		stat_add(&w->taken, n); /* the drain's count (async__injection_drained) */
 	if (n == 0) {
 		*contended |= busy;
 		return NULL;
@@ -126,10 +148,10 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 	if (w != NULL) {
 		/* A worker queues on its own deque: no shared write at all. The
 		 * chain runs first..last, oldest first. */
-		for (async_job *j = first;;) {
+		for (async_job *j = first;; n--) {
 			async_job *next = j->next;
 			if (async_deque_push(&w->dq, j) != 0) {
-				async__inject_push(p, j, last);
+				async__inject_push(p, j, last, n); /* the n not pushed */
 				break;
 			}
 			stat_add(&w->pushed, 1);
@@ -143,25 +165,22 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 			async_ec_hint(&p->work_ec);
 		return 0;
 	}
-	/* Enter, then check the flag; shutdown sets the flag, then (in its
-	 * final drain) waits for entering == 0 before its last look at the
-	 * queue. A Dekker pair: either this thread sees the flag and refuses,
-	 * or shutdown sees it entered and drains what it pushes. The fence
-	 * orders the RMW before the load of the flag; it pairs with the
-	 * StoreLoad fence after the store of the flag in async_pool_shutdown. */
-	ck_pr_faa_32(&p->entering, 1);
+	/* Announce the jobs, then check the flag; shutdown sets the flag,
+	 * then its final drain runs until every announced job was taken
+	 * (async__injection_drained). A Dekker pair: either this thread sees
+	 * the flag and refuses (taking its count back), or shutdown sees the
+	 * count and drains what this pushes. The fence orders the RMW before
+	 * the load of the flag; it pairs with the StoreLoad fence after the
+	 * store of the flag in async_pool_shutdown. One locked counter per
+	 * call (per array for submit_array), none on the way out. */
+	ck_pr_faa_64(&p->submitted, n);
 	ck_pr_fence_atomic_load();
 	if (ck_pr_load_32(&p->shutdown)) {
-		ck_pr_faa_32(&p->entering, (uint32_t)-1);
+		ck_pr_faa_64(&p->submitted, (uint64_t)0 - n);
 		return ASYNC_ESHUTDOWN;
 	}
 	TEST_POINT("submit: past the shutdown check");
-	ck_pr_faa_64(&p->submitted, n);
-	async__inject_push(p, first, last);
-	/* Release: the push is visible before the leaving is. Pairs with the
-	 * acquire fence after the load of entering in run_leftovers. */
-	ck_pr_fence_release();
-	ck_pr_faa_32(&p->entering, (uint32_t)-1);
+	async_inject_push(&p->inj, first, last);
 	/* AtomicLoad: the exchange that published the job is ordered before the
 	 * load of spinning. Pairs with the fences after the RMW on spinning in
 	 * idle() (the stop and found-work exits, and async_ec_prepare). */

@@ -122,6 +122,9 @@ static async_job *idle(struct worker *w)
 		if (ck_pr_load_32(&w->stop))
 			break; /* worker_main's exit re-checks the queue */
 		uint32_t key = async_ec_prepare(&p->work_ec);
+		/* This last look also sets movesplit on every split deque with
+		 * nothing shared: the request an owner's next spawn serves by
+		 * publishing and waking us (fork.c F4). */
 		contended = 0;
 		j = async__find_work(w, &contended);
 		if (j != NULL || contended || ck_pr_load_32(&w->stop) ||
@@ -195,8 +198,12 @@ void *async__worker_main(void *arg)
 	 * the others (a stop; at shutdown the deque is empty). Its batch stays
 	 * where it is: other workers take from it. */
 	async_job *j;
-	while ((j = async_deque_pop(&w->dq)) != NULL)
-		async__inject_push(p, j, j);
+	while ((j = async_deque_pop(&w->dq)) != NULL) {
+		async__inject_push(p, j, j, 1);
+		/* Counted as submitted now: not as this worker's any more
+		 * (async_pool_queued adds both). */
+		stat_add(&w->pushed, (uint64_t)-1);
+	}
 	/* Leaving for good, the worker looks at the queues once more (the
 	 * rule in eventcount.h): a submitter may have seen it spinning, or a
 	 * wake in flight, and sent no wake-up, while another worker sleeps.

@@ -457,3 +457,57 @@ Test(fork, records_spawned_by_a_job_run_on_an_idle_worker_meanwhile, .timeout = 
 		async_pool_destroy(p);
 	}
 }
+
+/* ---- a sleeping worker is woken for a spawned frame ---------------------- */
+
+/* The spawn's fast path does not look at the sleeper count: a worker about
+ * to sleep leaves a request (movesplit) on every deque, and the owner's
+ * next spawn publishes the frame and wakes it (fork.c F4). Here the other
+ * worker is surely asleep when the frame is spawned, and the spawner then
+ * waits for that frame without another spawn or sync: it finishes only if
+ * the sleeper was woken and stole it. */
+struct wake_cell {
+	int ran;
+	int met;
+};
+
+static void wake_mark(async_worker *w, void *arg)
+{
+	(void)w;
+	__atomic_store_n(&((struct wake_cell *)arg)->ran, 1, __ATOMIC_SEQ_CST);
+}
+
+static void wake_spawner(void *arg)
+{
+	struct wake_cell *c = arg;
+	async_worker *w = async_worker_self();
+	cr_assert_not_null(w);
+	usleep(20000); /* far past the spin: the other worker sleeps */
+	cr_assert_eq(async_spawn(w, wake_mark, c), 0);
+	time_t deadline = time(NULL) + 10;
+	for (unsigned long spins = 0;; spins++) {
+		if (__atomic_load_n(&c->ran, __ATOMIC_SEQ_CST)) {
+			c->met = 1;
+			break;
+		}
+		if ((spins & 1023) == 0) {
+			struct timespec ts = { 0, 1000 };
+			nanosleep(&ts, NULL);
+			if (time(NULL) > deadline)
+				break;
+		}
+	}
+	async_sync(w); /* runs the frame here if nobody took it */
+}
+
+Test(fork, a_sleeping_worker_is_woken_for_a_spawned_frame, .timeout = 300)
+{
+	async_pool *p = make_pool(2);
+	for (int round = 0; round < 6; round++) {
+		struct wake_cell c = { 0, 0 };
+		run_on_pool(p, wake_spawner, &c, 60, "a sleeper woken for a spawned frame");
+		cr_assert(c.ran, "round %d: the frame never ran", round);
+		cr_assert(c.met, "round %d: the sleeping worker was not woken for the frame", round);
+	}
+	async_pool_destroy(p);
+}

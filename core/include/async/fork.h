@@ -54,6 +54,8 @@ typedef struct async_frame {
 struct async_worker {
 	/* Owner only (plain accesses). */
 	async_frame *head;     /* the next free frame */
+	async_frame *limit;    /* spawn leaves the fast path at head >= limit:
+	                        * end, or base while allstolen is set */
 	async_frame *split;    /* the owner's copy of the split */
 	async_frame *floor;    /* the wrappers never sync below this */
 	async_frame *base, *end;
@@ -63,7 +65,8 @@ struct async_worker {
 	/* Shared with thieves, on its own cache line. */
 	uint64_t ts __attribute__((aligned(64))); /* thieves' tail (low half), split (high) */
 	uint32_t pub_allstolen; /* thieves skip this deque while set */
-	uint32_t movesplit;     /* a thief asks the owner to share more */
+	uint32_t movesplit;     /* a thief, or a worker about to sleep, asks
+	                         * the owner to share more */
 	char pad1_ __attribute__((aligned(64)));
 };
 
@@ -73,6 +76,7 @@ async_worker *async_worker_self(void);
 
 /* Slow paths of the inline calls below; not to be called directly. */
 void async__spawn_slow(async_worker *w);
+int async__spawn_limit(async_worker *w);
 void async__sync_slow(async_worker *w);
 
 /* The calling worker w only; never blocks. Queues fn(.., arg) to run later here
@@ -81,17 +85,17 @@ void async__sync_slow(async_worker *w);
 static inline int async_spawn(async_worker *w, async_task_fn fn, void *arg)
 {
 	async_frame *t = w->head;
-	if (__builtin_expect(t == w->end, 0))
-		return ASYNC_ENOMEM;
-	t->fn = fn;
+	t->fn = fn; /* end has a spare slot, so these stores are always safe */
 	t->arg = arg;
-	__atomic_store_n(&t->thief, (void *)0, __ATOMIC_RELAXED);
+	/* One compare covers both a full array and "every shared frame was
+	 * stolen" (then limit == base): the out-of-line path tells them apart. */
+	if (__builtin_expect(t >= w->limit, 0))
+		return async__spawn_limit(w);
 	w->head = t + 1;
-	/* Private: no fence, no shared write. Leave the fast path when every
-	 * shared frame was stolen (publish this one), when a thief asked for
-	 * work, or when workers sleep (publish and wake one). */
-	if (__builtin_expect(w->allstolen | __atomic_load_n(&w->movesplit, __ATOMIC_RELAXED) |
-	                     __atomic_load_n(w->sleepers, __ATOMIC_RELAXED), 0))
+	/* Private: no fence, no shared write (a free frame's thief field is
+	 * already 0, fork.c I5). Leave the fast path when a thief or a worker
+	 * about to sleep asked for work: publish, and wake a sleeper. */
+	if (__builtin_expect(__atomic_load_n(&w->movesplit, __ATOMIC_RELAXED), 0))
 		async__spawn_slow(w);
 	return 0;
 }
