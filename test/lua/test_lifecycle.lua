@@ -374,6 +374,11 @@ test("idiom: fractional worker counts are floored; load above the maximum clamps
   async.load(100000)
   local n = async.getWorkerCount()
   ok(n >= 1 and n < 100000, "clamped to the pool's maximum: " .. n)
+  -- ensure.atLeast above the maximum starts the maximum and warns (it
+  -- raised on the thread backend, which refused the whole request).
+  async.ensure.exactly(1)
+  async.ensure.atLeast(100000)
+  eq(async.getWorkerCount(), n, "ensure.atLeast(100000) starts the maximum")
   async.shutdown()
 end)
 
