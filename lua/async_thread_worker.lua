@@ -38,7 +38,25 @@ local initId               -- the init function last run here
 local cur                  -- the running job: { snap, owner = its game call's record }
 local chunks = {}          -- chunk index -> { data, ptr }
 
-local function handler(e) return { e, debug.traceback("", 2):sub(2) } end
+-- The error and its traceback, which shows the job's frames only, as a
+-- native worker's does: the frames below the job (xpcall, runJob,
+-- handleCall, this file's main chunk) and those of an await that raises
+-- are the backend's, and put six lines of it into every failure a game
+-- prints.
+local function handler(e)
+  local tb = debug.traceback("", 2):sub(2)
+  local cut = tb:find("\n\t[C]: in function 'xpcall'\n\tasync_thread_worker.lua:", 1, true)
+  if cut then tb = tb:sub(1, cut - 1) end
+  local lines, keep = {}, {}
+  for line in tb:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  for i, line in ipairs(lines) do
+    local ours = line:find("^\tasync_thread_worker%.lua:")
+    -- error() called by this file's code (raiseAwaited) is the backend's too
+    local raisedHere = line == "\t[C]: in function 'error'" and lines[i + 1] and lines[i + 1]:find("^\tasync_thread_worker%.lua:")
+    if not ours and not raisedHere then keep[#keep + 1] = line end
+  end
+  return { e, table.concat(keep, "\n") }
+end
 
 -- A hook a job sets must not outlive it, and must not fire in this file's
 -- code after the job returns (LuaJIT's hooks are global to the state, and

@@ -267,3 +267,22 @@ test("LÖVE objects are refused by share, define's upvalues and a job's await", 
   ok(back ~= nil and back:getWidth() == 2, "an ImageData as an argument and a result")
   async.shutdown()
 end)
+
+-- On both backends: the traceback a failed job hands to `error` ends at the
+-- job. The thread backend's went on with six frames of its own worker code.
+test("a failed job's traceback ends at the job, on its worker", function()
+  local async = require "async"
+  async.load(1)
+  async.define("boom", function() error("tb-boom") end)
+  async.define("outer", function() return async.await("boom") end)
+  local tbs = {}
+  async.call({ error = function(_, tb) tbs.boom = tb end }, "boom")
+  async.call({ error = function(_, tb) tbs.outer = tb end }, "outer")
+  drain(async)
+  ok(tostring(tbs.boom):find("test_thread_backend.lua", 1, true), "the job's line: " .. tostring(tbs.boom))
+  for name, tb in pairs(tbs) do
+    ok(not tb:find("async_thread_worker", 1, true), name .. ": no frame of the backend's: " .. tb)
+  end
+  eq(tbs.boom ~= nil and tbs.outer ~= nil, true, "both failed")
+  async.shutdown()
+end)
