@@ -158,6 +158,12 @@ test("H9: misspelt or non-callable callback fields are refused, callable tables 
   raises("unknown field 'sucess'", async.call, { sucess = function() end }, "id", 1)
   raises("the callback's success must be a function, not a string", async.call, { success = "oops" }, "id", 1)
   raises("the callback's error must be a function, not a number", async.call, { error = 42 }, "fail")
+  -- The fan-out helpers' one callback is checked the same way (it was not:
+  -- {sucess = f} to async.map ran the parts and never called back).
+  raises("async.map: the callback table has an unknown field 'sucess'", async.map, { sucess = function() end }, "id", { 1 })
+  raises("async.parallelFor: the callback's error must be a function, not a number",
+         async.parallelFor, { error = 1 }, "id", 1, 10, 5)
+  raises("unknown field 'onDone'", async.parallelFor2D, { onDone = function() end }, "id", 0, 0, 3, 3, 2, 2)
   eq(async.stats().inflight, 0, "refused calls in flight")
   local got, failed, cancelled
   local function callable(f) return setmetatable({}, { __call = function(_, ...) f(...) end }) end
