@@ -64,8 +64,11 @@ local function extract(data, name, rel, tried)
     local have = fs.read("data", dest)
     if have and sha1(have) == hash then return base .. dest end
   end
+  if info then os.remove(base .. dest) end -- a damaged copy: rename would not replace it on Windows
   fs.createDirectory(dir)
-  local tmp = ("%s/%s.%s.tmp"):format(dir, name, tostring({}):match("%x+$") or "0")
+  -- A name no other start uses at once: a table's address, and the clocks.
+  local clock = love.timer and love.timer.getTime() or os.time()
+  local tmp = ("%s/%s.%s-%.0f-%.0f.tmp"):format(dir, name, tostring({}):match("%x+$") or "0", clock * 1e6 % 1e9, os.clock() * 1e6)
   local ok, err = fs.write(tmp, data)
   if not ok then
     tried[#tried + 1] = "could not copy " .. rel .. " to the save directory: " .. tostring(err)
