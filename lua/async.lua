@@ -274,6 +274,8 @@ function async.stats(into) return context():stats(into) end
 --- the version they were made against. nil removes it.
 function async.share(name, value)
   if type(name) ~= "string" then error("async.share: the name must be a string, got " .. type(name), 2) end
+  -- As define's: the native side would cut "a\0b" to "a" and replace it.
+  if name:find("\0", 1, true) then error(("async.share: the name %q contains a NUL byte"):format(name), 2) end
   return context():share(name, value) -- a tail call: errors point at the caller
 end
 

@@ -6,9 +6,36 @@ return function(async, private)
 local defer, names = private.defer, private.names
 
 -- Fan-out helpers: many calls, one callback when all are done.
+
+-- A callback table is checked as async.call checks its own (call.c's
+-- check_callbacks): success, error and cancelled callable or nil, and no
+-- function under another name ({sucess = f} would never be called).
+local function callable(v)
+  if type(v) == "function" then return true end
+  local mt = debug.getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__call") ~= nil
+end
+local FIELDS = { success = true, error = true, cancelled = true, key = true }
+local function checkTable(cb, fname)
+  for _, f in ipairs({ "success", "error", "cancelled" }) do
+    local v = cb[f]
+    if v ~= nil and not callable(v) then
+      error(("%s: the callback's %s must be a function, not a %s"):format(fname, f, type(v)), 4)
+    end
+  end
+  for k, v in next, cb do
+    if type(k) == "string" and not FIELDS[k] and callable(v) then
+      error(("%s: the callback table has an unknown field '%s' (expected success, error, cancelled)"):format(fname, k), 4)
+    end
+  end
+end
+
 local function split(callback, fname)
   if type(callback) == "function" then return callback, nil, nil end
-  if type(callback) == "table" then return callback.success, callback.error, callback.cancelled end
+  if type(callback) == "table" then
+    checkTable(callback, fname)
+    return callback.success, callback.error, callback.cancelled
+  end
   if callback == nil then return nil, nil, nil end
   error(fname .. ": the callback must be a function, a table {success, error} or nil", 3)
 end

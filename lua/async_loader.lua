@@ -42,6 +42,42 @@ local function loadFile(path, tried)
   return mod
 end
 
+local function sha1(data) return love.data.encode("string", "hex", love.data.hash("sha1", data)) end
+
+-- Copies the binary `data` (from `rel` in the game) to the save directory,
+-- under a folder named by its content, so an updated game never loads a
+-- stale copy; returns the copy's full path, or nil. A copy already there is
+-- used only when it is whole: one cut short (a first start killed while
+-- copying, a full disk, two starts at once) would crash the game when
+-- loaded, at every start. The copy is written under a name of its own and
+-- renamed into place, so a game loading the copy never sees it half
+-- written; where the rename fails (Windows, a copy in use), that name is
+-- loaded instead.
+local function extract(data, name, rel, tried)
+  local fs = love.filesystem
+  local hash = sha1(data)
+  local dir = "async_native/" .. hash:sub(1, 16)
+  local dest = dir .. "/" .. name
+  local base = fs.getSaveDirectory() .. "/"
+  local info = fs.getInfo(dest)
+  if info and info.size == data:getSize() then
+    local have = fs.read("data", dest)
+    if have and sha1(have) == hash then return base .. dest end
+  end
+  if info then os.remove(base .. dest) end -- a damaged copy: rename would not replace it on Windows
+  fs.createDirectory(dir)
+  -- A name no other start uses at once: a table's address, and the clocks.
+  local clock = love.timer and love.timer.getTime() or os.time()
+  local tmp = ("%s/%s.%s-%.0f-%.0f.tmp"):format(dir, name, tostring({}):match("%x+$") or "0", clock * 1e6 % 1e9, os.clock() * 1e6)
+  local ok, err = fs.write(tmp, data)
+  if not ok then
+    tried[#tried + 1] = "could not copy " .. rel .. " to the save directory: " .. tostring(err)
+    return nil
+  end
+  if os.rename(base .. tmp, base .. dest) then return base .. dest end
+  return base .. tmp
+end
+
 -- Candidates for a LÖVE game: next to main.lua (a folder game), next to the
 -- executable or the .love, and inside the game (a .love or fused archive),
 -- copied to the save directory first since nothing loads from inside a zip.
@@ -69,14 +105,8 @@ local function fromLove(names, dirs, tried)
       -- by the content, so an updated game never loads a stale copy.
       local data = fs.read("data", rel)
       if data and love.data then
-        local hash = love.data.encode("string", "hex", love.data.hash("sha1", data)):sub(1, 16)
-        local dest = "async_native/" .. hash .. "/" .. names[1]
-        if not fs.getInfo(dest) then
-          fs.createDirectory("async_native/" .. hash)
-          local ok, err = fs.write(dest, data)
-          if not ok then tried[#tried + 1] = "could not copy " .. rel .. " to the save directory: " .. tostring(err) end
-        end
-        mod = loadFile(fs.getSaveDirectory() .. "/" .. dest, tried)
+        local dest = extract(data, names[1], rel, tried)
+        mod = dest and loadFile(dest, tried)
         if mod then return mod end
       end
     end

@@ -206,7 +206,9 @@ end
 local function callErrorHandler(ctx, f, e, tb)
   if rawequal(f, ctx.errorFn) then
     if type(e) == "string" and type(tb) == "string" then e = e .. "\n[worker] " .. tb end
-    return f(e)
+    -- Level 0: the message as it is. At level 1, error() would put this
+    -- file's line in front of it, where the native module (a C caller) puts none.
+    return f(e, 0)
   end
   return f(e, tb)
 end

@@ -15,6 +15,10 @@ local C = {
   SLOT = 8,            -- doubles per worker slot: see the indexes below
   S_JOBS = 0, S_TAKEN = 1, S_BUSY = 2, S_IDLE = 3, S_MEMORY = 4, S_RUNNING = 5,
   NAME = "the thread backend (love.thread)",
+  -- Where LÖVE objects may not go (the native codec's words): share, a
+  -- definition's upvalues, and a worker's await (arguments and results).
+  LOVE_CALL_ONLY = "is a userdata: LÖVE objects and buffers go only as call arguments",
+  LOVE_NOT_AWAIT = "is a LÖVE object: a LÖVE object goes only as an async.call argument or result, not to await",
 }
 
 local function isLoveObject(v)
@@ -33,8 +37,9 @@ local function where(path, depth)
   return table.concat(parts)
 end
 
--- Returns what is wrong with v (the codec's words), or nil.
-local function walk(v, depth, seen, path)
+-- Returns what is wrong with v (the codec's words), or nil. `noLove`: why
+-- a LÖVE object is refused here, or nil where one may go.
+local function walk(v, depth, seen, path, noLove)
   local t = type(v)
   if t == "nil" or t == "boolean" or t == "number" or t == "string" then return nil end
   if t == "table" then
@@ -45,14 +50,14 @@ local function walk(v, depth, seen, path)
     seen[v] = true
     for k, x in next, v do
       path[depth + 1] = k
-      local w = walk(k, depth + 1, seen, path) or walk(x, depth + 1, seen, path)
+      local w = walk(k, depth + 1, seen, path, noLove) or walk(x, depth + 1, seen, path, noLove)
       if w then return w end
     end
     path[depth + 1] = nil
     return nil
   end
   if t == "userdata" then
-    if isLoveObject(v) then return nil end
+    if isLoveObject(v) then return noLove end
     return "is a userdata that is neither a LÖVE object nor an async buffer"
   end
   return "is a " .. t
@@ -60,10 +65,11 @@ end
 
 -- Checks t[first..last] as the values of one message; returns
 -- "label i (at .path) what" for the first that cannot travel, or nil.
-function C.check(t, first, last, label)
+-- `noLove` (C.LOVE_*): LÖVE objects are refused, saying that.
+function C.check(t, first, last, label, noLove)
   local seen, path = {}, {}
   for i = first, last do
-    local w = walk(t[i], 0, seen, path)
+    local w = walk(t[i], 0, seen, path, noLove)
     if w then
       local depth = #path
       -- path holds the steps down to the failure; deeper ones were cleared

@@ -38,7 +38,25 @@ local initId               -- the init function last run here
 local cur                  -- the running job: { snap, owner = its game call's record }
 local chunks = {}          -- chunk index -> { data, ptr }
 
-local function handler(e) return { e, debug.traceback("", 2):sub(2) } end
+-- The error and its traceback, which shows the job's frames only, as a
+-- native worker's does: the frames below the job (xpcall, runJob,
+-- handleCall, this file's main chunk) and those of an await that raises
+-- are the backend's, and put six lines of it into every failure a game
+-- prints.
+local function handler(e)
+  local tb = debug.traceback("", 2):sub(2)
+  local cut = tb:find("\n\t[C]: in function 'xpcall'\n\tasync_thread_worker.lua:", 1, true)
+  if cut then tb = tb:sub(1, cut - 1) end
+  local lines, keep = {}, {}
+  for line in tb:gmatch("[^\n]+") do lines[#lines + 1] = line end
+  for i, line in ipairs(lines) do
+    local ours = line:find("^\tasync_thread_worker%.lua:")
+    -- error() called by this file's code (raiseAwaited) is the backend's too
+    local raisedHere = line == "\t[C]: in function 'error'" and lines[i + 1] and lines[i + 1]:find("^\tasync_thread_worker%.lua:")
+    if not ours and not raisedHere then keep[#keep + 1] = line end
+  end
+  return { e, table.concat(keep, "\n") }
+end
 
 -- A hook a job sets must not outlive it, and must not fire in this file's
 -- code after the job returns (LuaJIT's hooks are global to the state, and
@@ -130,8 +148,9 @@ end
 
 -- Runs definition d (named `name`) of snapshot sn for the game's call whose
 -- record is `owner`, with args[first .. first + nargs - 1]. Returns OK, n,
--- results or FAILED, 2, { error value, traceback }, checked for the trip back.
-local function runJob(name, d, sn, owner, args, first, nargs)
+-- results or FAILED, 2, { error value, traceback }, checked for the trip back
+-- (`awaited`: to a job, where LÖVE objects may not go, as in async_native).
+local function runJob(name, d, sn, owner, args, first, nargs, awaited)
   if initError then return C.FAILED, 2, { initError, "" } end
   if sn.id ~= applied then
     local err = applySnapshot(sn)
@@ -153,7 +172,7 @@ local function runJob(name, d, sn, owner, args, first, nargs)
   -- A collector the job stopped would stay stopped for every later job.
   if not collectgarbage("isrunning") then collectgarbage("restart") end
   if ok then
-    local bad = C.check(r, 1, n, "result")
+    local bad = C.check(r, 1, n, "result", awaited and C.LOVE_NOT_AWAIT or nil)
     if bad then return C.FAILED, 2, { ("%s: %s, which cannot be sent back"):format(name, bad), "" } end
     return C.OK, n, r
   end
@@ -194,9 +213,9 @@ function api.await(name, ...)
   local d = cur.snap.defs[name]
   if d == nil then error(("async.await: no function named '%s' is defined"):format(name), 0) end
   local n, args = select("#", ...), { ... }
-  local bad = C.check(args, 1, n, "argument")
+  local bad = C.check(args, 1, n, "argument", C.LOVE_NOT_AWAIT)
   if bad then error(("async.await('%s'): %s, which cannot be sent to a worker"):format(name, bad), 0) end
-  local st, rn, r = runJob(name, d, cur.snap, cur.owner, C.copy(args), 1, n)
+  local st, rn, r = runJob(name, d, cur.snap, cur.owner, C.copy(args), 1, n, true)
   if st ~= C.OK then raiseAwaited(C.copy(r[1]), r[2], "'" .. name .. "'") end
   return unpack(C.copy(r), 1, rn)
 end
@@ -208,7 +227,7 @@ end
 -- so it never waits for work that nobody does, even with one worker.
 local function runPart(item, sn, owner)
   local name = item[2]
-  return runJob(name, sn.defs[name], sn, owner, item, 4, item[3])
+  return runJob(name, sn.defs[name], sn, owner, item, 4, item[3], true)
 end
 
 function api.awaitAll(list)
@@ -221,7 +240,7 @@ function api.awaitAll(list)
       error(("async.awaitAll: entry %d must be a table {name, args...}"):format(k), 0)
     end
     if cur.snap.defs[e[1]] == nil then error(("async.awaitAll: no function named '%s' is defined"):format(e[1]), 0) end
-    local bad = C.check(e, 2, #e, "argument")
+    local bad = C.check(e, 2, #e, "argument", C.LOVE_NOT_AWAIT)
     if bad then error(("async.awaitAll: entry %d: %s, which cannot be sent to a worker"):format(k, bad), 0) end
   end
   local sn, owner = cur.snap, cur.owner

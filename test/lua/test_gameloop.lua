@@ -146,7 +146,10 @@ end)
 test("stats: every counter, refilled in place", function()
   local async = fresh(2)
   local s = async.stats()
-  for _, k in ipairs({ "queued", "running", "ready", "inflight", "completed", "failed", "cancelled", "steals", "workerCount" }) do
+  -- Every counter the README lists, on both backends: a HUD that formats
+  -- them with %d must not meet a nil.
+  for _, k in ipairs({ "queued", "running", "ready", "inflight", "completed", "failed", "cancelled", "steals", "workerCount",
+                       "memory", "statesReplaced", "recordBytes", "channels" }) do
     eq(type(s[k]), "number", k)
   end
   eq(s.workerCount, 2)

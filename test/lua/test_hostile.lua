@@ -136,7 +136,7 @@ test("H7, H12: async.call(nil) and a refused map element are named, at the calle
 end)
 
 -- H8. A name with a NUL byte would be cut at it by the native side.
-test("H8: define refuses a name containing NUL", function()
+test("H8: define and share refuse a name containing NUL", function()
   local async = require "async"
   async.load(1)
   async.define("a", function() return "a" end)
@@ -145,6 +145,14 @@ test("H8: define refuses a name containing NUL", function()
   async.call(function(v) r = v end, "a")
   drain(async)
   eq(r, "a", "the definition of 'a'")
+  -- share's name too: the native side published "a\0b" as "a", silently
+  -- replacing what the game shared under "a".
+  async.share("a", "the value of 'a'")
+  raises("async.share: the name \"a\\0b\" contains a NUL byte", async.share, "a\0b", 1)
+  async.define("readA", function() return async.shared.a end)
+  async.call(function(v) r = v end, "readA")
+  drain(async)
+  eq(r, "the value of 'a'", "the value shared under 'a'")
   async.shutdown()
 end)
 
@@ -158,6 +166,12 @@ test("H9: misspelt or non-callable callback fields are refused, callable tables 
   raises("unknown field 'sucess'", async.call, { sucess = function() end }, "id", 1)
   raises("the callback's success must be a function, not a string", async.call, { success = "oops" }, "id", 1)
   raises("the callback's error must be a function, not a number", async.call, { error = 42 }, "fail")
+  -- The fan-out helpers' one callback is checked the same way (it was not:
+  -- {sucess = f} to async.map ran the parts and never called back).
+  raises("async.map: the callback table has an unknown field 'sucess'", async.map, { sucess = function() end }, "id", { 1 })
+  raises("async.parallelFor: the callback's error must be a function, not a number",
+         async.parallelFor, { error = 1 }, "id", 1, 10, 5)
+  raises("unknown field 'onDone'", async.parallelFor2D, { onDone = function() end }, "id", 0, 0, 3, 3, 2, 2)
   eq(async.stats().inflight, 0, "refused calls in flight")
   local got, failed, cancelled
   local function callable(f) return setmetatable({}, { __call = function(_, ...) f(...) end }) end

@@ -374,6 +374,11 @@ test("idiom: fractional worker counts are floored; load above the maximum clamps
   async.load(100000)
   local n = async.getWorkerCount()
   ok(n >= 1 and n < 100000, "clamped to the pool's maximum: " .. n)
+  -- ensure.atLeast above the maximum starts the maximum and warns (it
+  -- raised on the thread backend, which refused the whole request).
+  async.ensure.exactly(1)
+  async.ensure.atLeast(100000)
+  eq(async.getWorkerCount(), n, "ensure.atLeast(100000) starts the maximum")
   async.shutdown()
 end)
 
@@ -388,6 +393,10 @@ test("idiom: {error = error} raises the job's message with its traceback", funct
   eq(okk, false)
   ok(tostring(err):find("kaboom-e", 1, true), tostring(err))
   ok(tostring(err):find("stack traceback", 1, true), "traceback appended: " .. tostring(err))
+  -- The message as the job raised it: no position of the library's own in
+  -- front (the thread backend's error(e) added "async_thread_calls.lua:N: ").
+  ok(tostring(err):find("^[^\n]*test_lifecycle%.lua:%d+: kaboom%-e"), "the job's message first: " .. tostring(err))
+  ok(not tostring(err):find("async_", 1, true), "no library file named: " .. tostring(err))
   local printed
   async.call({ error = function(...) printed = select("#", ...) end }, "boom")
   drain(async)

@@ -3,7 +3,8 @@
 # and checks that `require "async"` finds the native module each time, or
 # falls back to the love.thread backend with one line saying why:
 #   1. a .love with the module inside under its platform name: extracted to
-#      the save directory and loaded (twice: the second run reuses the copy);
+#      the save directory and loaded (twice: the second run reuses the copy;
+#      1c: a copy cut short is written again);
 #   2. a .love without it: the thread backend, and the line; with a broken
 #      binary: the same, the line naming it; ASYNC_BACKEND=native: an error;
 #   3. a fused executable (love + .love) with the module beside it;
@@ -53,6 +54,14 @@ echo "extracted to: $(ls "$save"/async_native/*/"$plat")"
 play "1b. the same .love again (the copy is reused)" -- love "$tmp/with.love"
 grep -q "^backend: native$" <<<"$out" || fail "1b: not the native backend"
 [ "$(ls -d "$save"/async_native/* | wc -l)" = 1 ] || fail "1b: extracted twice"
+# 1c. a copy cut short (a first start killed while copying, a full disk) is
+# replaced, not loaded: loading it crashed the game at every start (SIGBUS).
+for size in 100000 0; do
+  truncate -s $size "$save"/async_native/*/"$plat"
+  play "1c. the copy cut to $size bytes" -- love "$tmp/with.love"
+  grep -q "^backend: native$" <<<"$out" || fail "1c: a copy cut to $size bytes was not replaced"
+  cmp -s "$save"/async_native/*/"$plat" "$lua/async_native.so" || fail "1c: the copy was not rewritten"
+done
 rm -rf "$save"
 
 # 2. a .love without it: the fallback, with one line saying why

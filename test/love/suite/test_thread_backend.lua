@@ -230,3 +230,59 @@ test("thread backend: every terminal path ends the call and leaves nothing in fl
   eq(ended.delivered, "success"); eq(ended.failed, "error"); eq(ended["by handle"], "cancelled")
   eq(ended.superseded, "cancelled"); eq(ended["init failed"], "error"); eq(ended["during shutdown"], "cancelled")
 end)
+
+-- On both backends (README, "LÖVE objects go only as async.call arguments and
+-- results"): the thread backend let them through share, a definition's
+-- upvalues and a worker's await/awaitAll, where the native module refuses.
+test("LÖVE objects are refused by share, define's upvalues and a job's await", function()
+  local async = require "async"
+  require "love.image"
+  async.load(2)
+  local img = love.image.newImageData(2, 2)
+  raises("async.share('img'): the value is a userdata: LÖVE objects and buffers go only as call arguments",
+         async.share, "img", img)
+  raises("(at .pic) is a userdata: LÖVE objects", async.share, "m", { pic = img })
+  raises("upvalue 'img' is a userdata: LÖVE objects and buffers go only as call arguments",
+         async.define, "uv", function() return img:getWidth() end)
+  async.define("mk", function() return love.image.newImageData(1, 1) end)
+  async.define("id", function(x) return x end)
+  async.define("awaitArg", function(im) return async.await("id", im) end)
+  async.define("awaitRes", function() return async.await("mk") end)
+  async.define("allArg", function(im) return async.awaitAll({ { "id", 1 }, { "id", im } }) end)
+  async.define("allRes", function() return async.awaitAll({ { "mk" }, { "mk" } }) end)
+  local errs = {}
+  for _, name in ipairs({ "awaitArg", "awaitRes", "allArg", "allRes" }) do
+    async.call({ success = function() errs[name] = "succeeded" end, error = function(m) errs[name] = m end }, name, img)
+  end
+  drain(async)
+  -- (The native module words some of these "a userdata that is neither a
+  -- LÖVE object nor an async buffer"; each names a LÖVE object.)
+  for _, name in ipairs({ "awaitArg", "awaitRes", "allArg", "allRes" }) do
+    ok(tostring(errs[name]):find("LÖVE object", 1, true), name .. ": " .. tostring(errs[name]))
+  end
+  -- As call arguments and results they still go.
+  local back
+  async.call(function(x) back = x end, "id", img)
+  drain(async)
+  ok(back ~= nil and back:getWidth() == 2, "an ImageData as an argument and a result")
+  async.shutdown()
+end)
+
+-- On both backends: the traceback a failed job hands to `error` ends at the
+-- job. The thread backend's went on with six frames of its own worker code.
+test("a failed job's traceback ends at the job, on its worker", function()
+  local async = require "async"
+  async.load(1)
+  async.define("boom", function() error("tb-boom") end)
+  async.define("outer", function() return async.await("boom") end)
+  local tbs = {}
+  async.call({ error = function(_, tb) tbs.boom = tb end }, "boom")
+  async.call({ error = function(_, tb) tbs.outer = tb end }, "outer")
+  drain(async)
+  ok(tostring(tbs.boom):find("test_thread_backend.lua", 1, true), "the job's line: " .. tostring(tbs.boom))
+  for name, tb in pairs(tbs) do
+    ok(not tb:find("async_thread_worker", 1, true), name .. ": no frame of the backend's: " .. tb)
+  end
+  eq(tbs.boom ~= nil and tbs.outer ~= nil, true, "both failed")
+  async.shutdown()
+end)
