@@ -1,8 +1,8 @@
 -- async_fast.lua: the FFI path of async.call and async.update, for LuaJIT
 -- with the JIT and the FFI on. Calls whose arguments are numbers, booleans,
--- nil, strings up to 4 KiB and tables of those (shared and cyclic ones
--- too), with a callback that is a function or nil (a callback table takes
--- the C API path, which checks it), are encoded here into the codec's
+-- nil, strings and tables of those (shared and cyclic ones too), with a
+-- callback that is a function, nil or a table without a key (checked here
+-- as call.c checks it), are encoded here into the codec's
 -- format (codec.c) and made through fastpath.c's C functions, which the JIT calls from its traces; their
 -- callbacks wait in a Lua table indexed by record; finished calls whose
 -- results are plain are decoded here from the record's memory and handed to
@@ -28,6 +28,7 @@ struct async_fast_api {
   double (*now)(void);
   double (*epoch)(void *);
   void *(*lookup)(void *, const char *);
+  void (*flush)(void *);
 };
 struct async_fast_handle { double ctxid; int32_t index; uint32_t gen; };
 ]]
@@ -237,12 +238,37 @@ function M.wrap(c, ccall, cupdate, facade)
 
   -- Definitions by name, valid while the registry's epoch is unchanged (the
   -- snapshot of that epoch holds them): no name lookup per call.
+  -- Whether a value can be called, as call.c's is_callable: a function,
+  -- or a value whose metatable (raw, past __metatable) has __call.
+  local getmt = debug and debug.getmetatable or getmetatable
+  local function callable(v)
+    if type(v) == "function" then return true end
+    local mt = getmt(v)
+    return type(mt) == "table" and rawget(mt, "__call") ~= nil
+  end
+  local cbFields = { success = true, error = true, cancelled = true, key = true }
+
+  -- A callback table call.c's check_callbacks accepts, without a key.
+  local function okTable(t)
+    local s, e, c = t.success, t.error, t.cancelled
+    if s ~= nil and not callable(s) or e ~= nil and not callable(e) or c ~= nil and not callable(c) then
+      return false
+    end
+    local k, v = next(t)
+    while k ~= nil do
+      if type(k) == "string" and not cbFields[k] and callable(v) then return false end
+      k, v = next(t, k)
+    end
+    return t.key == nil
+  end
+
   local defs, defsEpoch = {}, -1
 
   local function call(cb, name, ...)
-    -- Callback tables take the C API path, which checks them (misspelt
-    -- fields, callable tables) and takes their key: one check, one message.
-    if cb ~= nil and type(cb) ~= "function" then
+    -- A callback table this path takes only when call.c's check passes it
+    -- (okTable); a key ("latest wins" lives in the registry) or a mistake
+    -- takes the C API path, which raises with the one message.
+    if cb ~= nil and type(cb) ~= "function" and not (type(cb) == "table" and okTable(cb)) then
       return ccall(cb, name, ...) -- a tail call: errors point at the caller
     end
     if type(name) ~= "string" then return ccall(cb, name, ...) end
@@ -283,15 +309,24 @@ function M.wrap(c, ccall, cupdate, facade)
     return f(a, b, ...)
   end
 
-  -- Dispatches as deliver.c does, for the callbacks this path takes (a
-  -- function or nil; tables take the C API path): status 0 success,
-  -- 1 failure, 2 cancelled (which only a table's `cancelled` hears of).
+  -- Dispatches as deliver.c does: status 0 success, 1 failure, 2
+  -- cancelled (which only a table's `cancelled` hears of).
   local function dispatch(cb, status, n, ...)
+    local tab = type(cb) == "table"
     if status == 0 then
+      if tab then cb = cb.success end
       if cb ~= nil then cb(...) end
       return
     elseif status == 2 then
+      if tab then
+        local f = cb.cancelled
+        if f ~= nil then f() end
+      end
       return
+    end
+    if tab then
+      local f = cb.error
+      if f ~= nil then return errorHandler(f, n, ...) end
     end
     local f = facade.onerror
     if type(f) == "function" then return errorHandler(f, n, ...) end
@@ -380,6 +415,7 @@ function M.wrap(c, ccall, cupdate, facade)
     if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
       return cupdate(budget) -- raises as the C side does
     end
+    api.flush(ctxp) -- the calls made this frame and still held back
     local t0 = budget and api.now()
     local n = 0
     while api.peek(ctxp, head) == 0 do

@@ -265,8 +265,10 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		__atomic_store_n(&c->state, CALL_CANCELLED, __ATOMIC_RELAXED);
 		pending_push(ctx, c);
 	} else {
+		batch_flush(ctx); /* the FFI path's calls made before this one go first */
 		async_job_init(&c->job, call_run, c);
 		rc = async_pool_submit(ctx->pool, &c->job);
+		ctx->submitted += rc == 0;
 		if (rc != 0) {
 			call_release(L, ctx, c);
 			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));

@@ -31,8 +31,9 @@ static struct def *fast_lookup(struct ctx *ctx, const char *name)
 /* Makes a call of d (from fast_lookup, at the current epoch) with the
  * encoded arguments: the index of its record (its generation in *gen), or
  * -1 when the C API path must make it instead (shutting down or closed, out
- * of memory, a refused submission), which then raises or ends it exactly
- * as it always does. */
+ * of memory), which then raises or ends it exactly as it always does. The
+ * call joins the batch (batch_flush); a submission the pool refuses there
+ * ends the call failed. */
 static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *args, size_t n, uint32_t *gen)
 {
 	if (ctx->closed || ctx->shutting)
@@ -60,14 +61,76 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *ar
 	c->fast = 1;
 	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
-	async_job_init(&c->job, call_run, c);
-	if (async_pool_submit(ctx->pool, &c->job) != 0) {
-		call_release(NULL, ctx, c); /* no refs, objects or buffers yet */
-		return -1;
-	}
+	ctx->batch[ctx->nbatch++] = c;
 	ctx->inflight++;
 	*gen = c->gen;
+	/* Held back only while the pool has more queued than the batch holds:
+	 * then no worker waits for these. Otherwise (a worker idle or about to
+	 * be) it goes now, as does a full batch. */
+	uint64_t queued = ctx->submitted - __atomic_load_n(&ctx->started, __ATOMIC_RELAXED);
+	if (queued <= (uint64_t)ctx->nbatch || ctx->nbatch == BATCH_MAX)
+		batch_flush(ctx);
 	return (int32_t)c->index;
+}
+
+/* The jobs of one submitted batch, contiguous as async_pool_submit_array
+ * wants them. The pool does not touch a detached job once it has started,
+ * so the last of them to start frees the block. */
+struct jobblock {
+	uint32_t left;
+	async_job jobs[];
+};
+
+static void batch_run(void *arg)
+{
+	struct call *c = arg;
+	struct jobblock *b = c->block;
+	if (__atomic_sub_fetch(&b->left, 1, __ATOMIC_ACQ_REL) == 0)
+		free(b);
+	call_run(c);
+}
+
+/* A call the pool refused: it ends failed, delivered as any failure is,
+ * never dropped. */
+static void batch_refused(struct call *c, int rc)
+{
+	fail_res(&c->res, &c->failed, NULL, async_strerror(rc), "");
+	__atomic_store_n(&c->state, CALL_RUNNING, __ATOMIC_RELAXED);
+	call_done(c);
+}
+
+/* Submits the calls the FFI path holds, oldest first. One job is the
+ * record's own; more go as one block through async_pool_submit_array (one
+ * publication, at most one wake-up); where that fails, one by one. */
+void batch_flush(struct ctx *ctx)
+{
+	int n = ctx->nbatch;
+	if (n == 0)
+		return;
+	ctx->nbatch = 0;
+	struct jobblock *b = n > 1 ? malloc(sizeof *b + (size_t)n * sizeof b->jobs[0]) : NULL;
+	if (b != NULL) {
+		b->left = (uint32_t)n;
+		for (int i = 0; i < n; i++) {
+			struct call *c = ctx->batch[i];
+			c->block = b;
+			async_job_init(&b->jobs[i], batch_run, c);
+		}
+		if (async_pool_submit_array(ctx->pool, b->jobs, (size_t)n) == 0) {
+			ctx->submitted += (uint64_t)n;
+			return;
+		}
+		free(b);
+	}
+	for (int i = 0; i < n; i++) {
+		struct call *c = ctx->batch[i];
+		async_job_init(&c->job, call_run, c);
+		int rc = async_pool_submit(ctx->pool, &c->job);
+		if (rc == 0)
+			ctx->submitted++;
+		else
+			batch_refused(c, rc);
+	}
 }
 
 /* Fills *h with the oldest finished call; 0, or -1 when there is none. */
@@ -142,10 +205,11 @@ struct async_fast_api {
 	double (*now)(void);
 	double (*epoch)(struct ctx *);
 	struct def *(*lookup)(struct ctx *, const char *);
+	void (*flush)(struct ctx *);
 };
 
 static const struct async_fast_api fast_api = {
-	fast_call, fast_peek, fast_pop, fast_cancel, fast_status, fast_now, fast_epoch, fast_lookup,
+	fast_call, fast_peek, fast_pop, fast_cancel, fast_status, fast_now, fast_epoch, fast_lookup, batch_flush,
 };
 
 /* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the

@@ -115,6 +115,7 @@ struct call {
 	                      * the job says so (atomic) */
 	struct async_buf args, res;
 	struct call *next;
+	struct jobblock *block; /* the batch job that runs it (fastpath.c), if any */
 };
 
 struct preload {
@@ -178,6 +179,10 @@ struct wstate {
 	char *init_error;
 };
 
+/* FFI-path calls made and not yet submitted (fastpath.c): submitted as one
+ * async_pool_submit_array at update(), before any other submission, or at
+ * once when the pool's queue is no longer than the batch. */
+#define BATCH_MAX 64
 struct ctx {
 	async_pool *pool;
 	uint64_t epoch; /* moved by define/undefine (atomic); read by workers */
@@ -213,6 +218,10 @@ struct ctx {
 	int fast_hook;       /* registry ref: async_fast.lua's delivery of FFI-path
 	                      * records that the C side delivers (shutdown,
 	                      * results the Lua decoder leaves to C) */
+	struct call *batch[BATCH_MAX]; /* made by the FFI path, not yet submitted */
+	int nbatch;
+	uint64_t submitted; /* calls handed to the pool (main thread) */
+	uint64_t started;   /* of those, started by a worker (atomic) */
 };
 
 #define ASYNC_MAX_SLOTS 4096
@@ -321,6 +330,7 @@ void take_done(struct ctx *ctx);
 /* fastpath.c */
 int l_fast_api(lua_State *L);
 int l_fast_hook(lua_State *L);
+void batch_flush(struct ctx *ctx);
 
 /* async_native.c */
 struct ctx *check_ctx(lua_State *L, int idx);
