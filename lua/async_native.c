@@ -83,7 +83,7 @@ static int l_stats(lua_State *L)
 	if (n > 256)
 		n = 256;
 	take_done(ctx); /* so that finished-but-undelivered calls are counted */
-	int64_t queued = async_pool_queued(ctx->pool) + ctx->nbatch; /* held back by the FFI path: queued too */
+	int64_t queued = async_pool_queued(ctx->pool) + __atomic_load_n(&ctx->nbatch, __ATOMIC_RELAXED); /* held back by the FFI path: queued too */
 	int64_t running = (int64_t)ctx->inflight - queued - (int64_t)ctx->npending;
 	set_num(L, t, "queued", (lua_Number)queued);
 	set_num(L, t, "running", (lua_Number)(running < 0 ? 0 : running));

@@ -267,8 +267,10 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	} else {
 		batch_flush(ctx); /* the FFI path's calls made before this one go first */
 		async_job_init(&c->job, call_run, c);
+		__atomic_fetch_add(&ctx->submitted, 1, __ATOMIC_RELAXED); /* before a worker counts its start */
 		rc = async_pool_submit(ctx->pool, &c->job);
-		ctx->submitted += rc == 0;
+		if (rc != 0)
+			__atomic_fetch_sub(&ctx->submitted, 1, __ATOMIC_RELAXED);
 		if (rc != 0) {
 			call_release(L, ctx, c);
 			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));

@@ -180,8 +180,9 @@ struct wstate {
 };
 
 /* FFI-path calls made and not yet submitted (fastpath.c): submitted as one
- * async_pool_submit_array at update(), before any other submission, or at
- * once when the pool's queue is no longer than the batch. */
+ * async_pool_submit_array at update(), before any other submission, at
+ * once when the pool's queue is no longer than the batch, or by the worker
+ * that starts the last queued job. */
 #define BATCH_MAX 64
 struct ctx {
 	async_pool *pool;
@@ -219,9 +220,10 @@ struct ctx {
 	                      * records that the C side delivers (shutdown,
 	                      * results the Lua decoder leaves to C) */
 	struct call *batch[BATCH_MAX]; /* made by the FFI path, not yet submitted */
-	int nbatch;
-	uint64_t submitted; /* calls handed to the pool (main thread) */
-	uint64_t started;   /* of those, started by a worker (atomic) */
+	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
+	uint32_t batch_lock;
+	uint64_t submitted;  /* calls handed to the pool (atomic) */
+	uint64_t started;    /* of those, started by a worker (atomic) */
 };
 
 #define ASYNC_MAX_SLOTS 4096
@@ -331,6 +333,7 @@ void take_done(struct ctx *ctx);
 int l_fast_api(lua_State *L);
 int l_fast_hook(lua_State *L);
 void batch_flush(struct ctx *ctx);
+void batch_worker_check(struct ctx *ctx);
 
 /* async_native.c */
 struct ctx *check_ctx(lua_State *L, int idx);

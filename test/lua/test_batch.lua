@@ -39,6 +39,15 @@ test("a call on an idle pool runs before the next update", function()
   async.shutdown()
 end)
 
+test("calls held behind a busy worker run once it is free, without update", function()
+  local async = fresh(1)
+  async.call(nil, "spin", 0.05)
+  for i = 1, 300 do async.call(nil, "id", i) end
+  waitReady(async, 301, "held calls waited for update() while the worker was idle")
+  eq(async.update(), 301)
+  async.shutdown()
+end)
+
 test("calls made behind a busy worker all run at shutdown", function()
   local async = fresh(1)
   local n, sum = 0, 0
