@@ -2,13 +2,15 @@
 -- with the JIT and the FFI on. Calls whose arguments are numbers, booleans,
 -- nil, strings and tables of those (shared and cyclic ones too), with a
 -- callback that is a function, nil or a table without a key (checked here
--- as call.c checks it), are encoded here into the codec's
--- format (codec.c) and made through fastpath.c's C functions, which the JIT calls from its traces; their
--- callbacks wait in a Lua table indexed by record; finished calls whose
--- results are plain are decoded here from the record's memory and handed to
--- their callbacks Lua to Lua. Anything else takes the C API path (call.c,
--- deliver.c) for that one call or delivery, which raises and behaves as it
--- always does. Both paths share the records, the queue and the order.
+-- as call.c checks it), are encoded here into the codec's format (codec.c);
+-- strings over 4 KiB (up to 4 a call) go by reference, read in place by
+-- the worker. fastpath.c's C functions, which the JIT calls from its
+-- traces, make and batch the calls; their callbacks wait in a Lua table
+-- indexed by record; finished calls whose results are plain are decoded
+-- here from the record's memory and handed to their callbacks Lua to Lua.
+-- Anything else takes the C API path (call.c, deliver.c) for that one call
+-- or delivery, which raises and behaves as it always does. Both paths
+-- share the records, the queue and the order.
 local ffi = require "ffi"
 
 ffi.cdef [[
@@ -19,8 +21,9 @@ struct async_fast_head {
   int32_t fast;
   int32_t status;
 };
+struct async_fast_xstr { const char *p; size_t n; };
 struct async_fast_api {
-  int32_t (*call)(void *, void *, const uint8_t *, size_t, uint32_t *);
+  int32_t (*call)(void *, void *, const uint8_t *, size_t, uint32_t *, const struct async_fast_xstr *, int);
   int (*peek)(void *, struct async_fast_head *);
   void (*pop)(void *);
   int (*cancel)(void *, int32_t, uint32_t);
@@ -39,7 +42,10 @@ local dblp = ffi.typeof("double *")
 local ffi_string, ffi_copy, ffi_cast = ffi.string, ffi.copy, ffi.cast
 
 -- Tags of the codec's format (codec.c).
-local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF = 0, 1, 2, 3, 4, 5, 6, 7
+local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_OBJ = 0, 1, 2, 3, 4, 5, 6, 7, 8
+local u64p = ffi.typeof("uint64_t *")
+local OBJ_STR = 0x2000000000000000ULL -- internal.h: | the string's index in the call
+local XSTR_MAX, XSTR_MIN = 4, 4097 -- longer strings go by reference, up to 4 a call
 
 local M = {}
 
@@ -98,6 +104,15 @@ function M.wrap(c, ccall, cupdate, facade)
 
   -- Callbacks by record index + 1.
   local cbs = {}
+  -- Strings a call passes by reference, by record index + 1 (one string,
+  -- or a table of them), held until its delivery: the worker reads their
+  -- bytes in place. The context's environment, so that they outlive the
+  -- call's records even when the context is collected (its __gc waits
+  -- for the workers).
+  local held = {}
+  if debug and debug.setfenv then debug.setfenv(c, held) end
+  local xs = ffi.new("struct async_fast_xstr[?]", XSTR_MAX)
+  local nxs, xs1, xsMore = 0, nil, nil
 
   -- The scratch buffer arguments are encoded into.
   local cap = 256
@@ -210,7 +225,16 @@ function M.wrap(c, ccall, cupdate, facade)
       return pos + 9
     elseif t == "string" then
       local len = #v
-      if len > 4096 then return nil end -- one copy, not two: the C side
+      if len >= XSTR_MIN then
+        if nxs == XSTR_MAX then return nil end
+        if pos + 9 > cap then grow(pos + 9) end
+        xs[nxs].p, xs[nxs].n = v, len
+        if nxs == 0 then xs1 = v else xsMore = xsMore or { xs1 }; xsMore[nxs + 1] = v end
+        buf[pos] = T_OBJ
+        ffi_cast(u64p, buf + pos + 1)[0] = OBJ_STR + nxs
+        nxs = nxs + 1
+        return pos + 9
+      end
       if pos + 6 + len > cap then grow(pos + 6 + len) end
       buf[pos] = T_STR
       pos = putVarint(pos + 1, len)
@@ -233,6 +257,7 @@ function M.wrap(c, ccall, cupdate, facade)
   -- A scratch buffer grown by a big call goes back to its first size.
   local function settle()
     if nseen > 0 then seen, nseen = {}, 0 end
+    nxs, xs1, xsMore = 0, nil, nil
     if cap > 65536 then cap = 256; buf = ffi.new("uint8_t[?]", cap) end
   end
 
@@ -275,6 +300,7 @@ function M.wrap(c, ccall, cupdate, facade)
     local n = select("#", ...)
     if n >= 128 then return ccall(cb, name, ...) end
     if nseen > 0 then seen, nseen = {}, 0 end -- an encode that raised midway
+    nxs, xs1, xsMore = 0, nil, nil
     buf[0] = 0 -- flags
     buf[1] = n
     local pos = 2
@@ -290,7 +316,8 @@ function M.wrap(c, ccall, cupdate, facade)
       if d == nil then settle(); return ccall(cb, name, ...) end -- raises: not defined
       defs[name] = d
     end
-    local index = api.call(ctxp, d, buf, pos, genbox)
+    local index = api.call(ctxp, d, buf, pos, genbox, xs, nxs)
+    if index >= 0 and nxs > 0 then held[index + 1] = xsMore or xs1 end
     settle()
     if index < 0 then return ccall(cb, name, ...) end
     cbs[index + 1] = cb
@@ -341,7 +368,7 @@ function M.wrap(c, ccall, cupdate, facade)
   -- The records the C side delivers (shutdown, results left to it).
   c:setFastHook(function(index, status, ...)
     local cb = cbs[index + 1]
-    cbs[index + 1] = nil
+    cbs[index + 1], held[index + 1] = nil, nil
     return dispatch(cb, status, select("#", ...), ...)
   end)
 
@@ -403,7 +430,7 @@ function M.wrap(c, ccall, cupdate, facade)
     end
     api.pop(ctxp) -- counted and released before the callback, as in deliver.c
     local cb = cbs[index + 1]
-    cbs[index + 1] = nil
+    cbs[index + 1], held[index + 1] = nil, nil
     if k == 0 then dispatch(cb, status, 0)
     elseif k == 1 then dispatch(cb, status, 1, v1)
     elseif k == 2 then dispatch(cb, status, 2, v1, v2)

@@ -142,6 +142,7 @@ void call_release(lua_State *L, struct ctx *ctx, struct call *c)
 	buf_shrink(&c->args);
 	buf_shrink(&c->res);
 	c->superseded = c->failed = c->cancelled = c->fast = 0;
+	c->nxs = 0;
 	c->next = ctx->free;
 	ctx->free = c;
 }

@@ -46,14 +46,16 @@ static void batch_unlock(struct ctx *ctx)
 static void flush_locked(struct ctx *ctx, int worker);
 
 /* Makes a call of d (from fast_lookup, at the current epoch) with the
- * encoded arguments: the index of its record (its generation in *gen), or
+ * encoded arguments and the nxs strings they pass by reference (OBJ_STR):
+ * the index of its record (its generation in *gen), or
  * -1 when the C API path must make it instead (shutting down or closed, out
  * of memory), which then raises or ends it exactly as it always does. The
  * call joins the batch (batch_flush); a submission the pool refuses there
  * ends the call failed. */
-static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *args, size_t n, uint32_t *gen)
+static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *args, size_t n, uint32_t *gen,
+                         const struct xstr *xs, int nxs)
 {
-	if (ctx->closed || ctx->shutting)
+	if (ctx->closed || ctx->shutting || nxs < 0 || nxs > XSTR_MAX)
 		return -1;
 	struct call *c = record_take(ctx);
 	if (c == NULL)
@@ -70,6 +72,8 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *ar
 	}
 	memcpy(c->args.p, args, n);
 	c->args.n = n;
+	memcpy(c->xs, xs, (size_t)nxs * sizeof *xs);
+	c->nxs = nxs;
 	c->def = d;
 	d->refs++;
 	c->snap = ctx->snap;
@@ -253,7 +257,7 @@ static double fast_now(void)
 
 /* The layout async_fast.lua declares with ffi.cdef: keep the two in step. */
 struct async_fast_api {
-	int32_t (*call)(struct ctx *, struct def *, const unsigned char *, size_t, uint32_t *);
+	int32_t (*call)(struct ctx *, struct def *, const unsigned char *, size_t, uint32_t *, const struct xstr *, int);
 	int (*peek)(struct ctx *, struct async_fast_head *);
 	void (*pop)(struct ctx *);
 	int (*cancel)(struct ctx *, int32_t, uint32_t);

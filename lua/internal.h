@@ -86,6 +86,7 @@ struct lentlist {
 	int n, cap;
 };
 
+#define XSTR_MAX 4
 enum { CALL_QUEUED = 0, CALL_RUNNING = 1, CALL_CANCELLED = 2 };
 
 struct call {
@@ -116,6 +117,11 @@ struct call {
 	struct async_buf args, res;
 	struct call *next;
 	struct jobblock *block; /* the batch job that runs it (fastpath.c), if any */
+	/* Long strings the FFI path passes by reference: the game's own bytes
+	 * (LuaJIT never moves a string), kept alive by async_fast.lua until
+	 * the call is delivered; the arguments name them as OBJ_STR | index. */
+	struct xstr { const char *p; size_t n; } xs[XSTR_MAX];
+	int nxs;
 };
 
 struct preload {
@@ -246,6 +252,7 @@ struct objctx {
  * address: a buffer is 1 + its index in the call's lent list; a LÖVE object
  * is OBJ_LOVE | its ordinal on the call's channel, checked when popped. */
 #define OBJ_LOVE ((uint64_t)1 << 62)
+#define OBJ_STR ((uint64_t)1 << 61) /* | index in c->xs (FFI path, arguments only) */
 
 #define LENT_MSG "an async buffer among them is lent to a call still in flight (wait for its callback)"
 

@@ -105,3 +105,40 @@ test("callback tables without a key take the FFI path and hear success, error, c
   raises("success must be a function", function() async.call({ success = 1 }, "id") end)
   async.shutdown()
 end)
+
+test("long strings passed by reference arrive whole, even when only the call holds them", function()
+  local async = fresh(2)
+  async.define("sum", function(...)
+    local out = {}
+    for i = 1, select("#", ...) do
+      local s = select(i, ...)
+      local h = 0
+      for k = 1, #s, 97 do h = (h * 31 + s:byte(k)) % 1000003 end
+      out[i] = #s .. ":" .. h .. ":" .. s:sub(-3)
+    end
+    return table.concat(out, " ")
+  end)
+  local function want(...)
+    local out = {}
+    for i = 1, select("#", ...) do
+      local s = select(i, ...)
+      local h = 0
+      for k = 1, #s, 97 do h = (h * 31 + s:byte(k)) % 1000003 end
+      out[i] = #s .. ":" .. h .. ":" .. s:sub(-3)
+    end
+    return table.concat(out, " ")
+  end
+  local got, expect = {}, {}
+  for i = 1, 40 do
+    -- Fresh strings nobody else holds; 1 to 6 of them (past 4, the C API path).
+    local args = {}
+    for k = 1, i % 6 + 1 do args[k] = ("%d-%d|"):format(i, k):rep(8000 + i) .. "end" end
+    expect[i] = want(unpack(args))
+    async.call(function(r) got[i] = r end, "sum", unpack(args))
+    args = nil
+    collectgarbage("collect")
+  end
+  drain(async)
+  for i = 1, 40 do eq(got[i], expect[i], "call " .. i) end
+  async.shutdown()
+end)
