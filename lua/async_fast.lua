@@ -368,7 +368,8 @@ function M.wrap(c, ccall, cupdate, facade)
   -- The records the C side delivers (shutdown, results left to it).
   c:setFastHook(function(index, status, ...)
     local cb = cbs[index + 1]
-    cbs[index + 1], held[index + 1] = nil, nil
+    cbs[index + 1] = nil
+    if held[index + 1] ~= nil then held[index + 1] = nil end -- a store of nil to a missing key is not free
     return dispatch(cb, status, select("#", ...), ...)
   end)
 
@@ -430,7 +431,8 @@ function M.wrap(c, ccall, cupdate, facade)
     end
     api.pop(ctxp) -- counted and released before the callback, as in deliver.c
     local cb = cbs[index + 1]
-    cbs[index + 1], held[index + 1] = nil, nil
+    cbs[index + 1] = nil
+    if held[index + 1] ~= nil then held[index + 1] = nil end
     if k == 0 then dispatch(cb, status, 0)
     elseif k == 1 then dispatch(cb, status, 1, v1)
     elseif k == 2 then dispatch(cb, status, 2, v1, v2)
