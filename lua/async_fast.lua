@@ -1,14 +1,16 @@
 -- async_fast.lua: the FFI path of async.call and async.update, for LuaJIT
 -- with the JIT and the FFI on. Calls whose arguments are numbers, booleans,
--- nil, strings up to 4 KiB and tables of those (shared and cyclic ones
--- too), with a callback that is a function or nil (a callback table takes
--- the C API path, which checks it), are encoded here into the codec's
--- format (codec.c) and made through fastpath.c's C functions, which the JIT calls from its traces; their
--- callbacks wait in a Lua table indexed by record; finished calls whose
--- results are plain are decoded here from the record's memory and handed to
--- their callbacks Lua to Lua. Anything else takes the C API path (call.c,
--- deliver.c) for that one call or delivery, which raises and behaves as it
--- always does. Both paths share the records, the queue and the order.
+-- nil, strings and tables of those (shared and cyclic ones too), with a
+-- callback that is a function, nil or a table without a key (checked here
+-- as call.c checks it), are encoded here into the codec's format (codec.c);
+-- strings over 4 KiB (up to 4 a call) go by reference, read in place by
+-- the worker. fastpath.c's C functions, which the JIT calls from its
+-- traces, make and batch the calls; their callbacks wait in a Lua table
+-- indexed by record; finished calls whose results are plain are decoded
+-- here from the record's memory and handed to their callbacks Lua to Lua.
+-- Anything else takes the C API path (call.c, deliver.c) for that one call
+-- or delivery, which raises and behaves as it always does. Both paths
+-- share the records, the queue and the order.
 local ffi = require "ffi"
 
 ffi.cdef [[
@@ -19,8 +21,9 @@ struct async_fast_head {
   int32_t fast;
   int32_t status;
 };
+struct async_fast_xstr { const char *p; size_t n; };
 struct async_fast_api {
-  int32_t (*call)(void *, void *, const uint8_t *, size_t, uint32_t *);
+  int32_t (*call)(void *, void *, const uint8_t *, size_t, uint32_t *, const struct async_fast_xstr *, int);
   int (*peek)(void *, struct async_fast_head *);
   void (*pop)(void *);
   int (*cancel)(void *, int32_t, uint32_t);
@@ -28,6 +31,7 @@ struct async_fast_api {
   double (*now)(void);
   double (*epoch)(void *);
   void *(*lookup)(void *, const char *);
+  void (*flush)(void *);
 };
 struct async_fast_handle { double ctxid; int32_t index; uint32_t gen; };
 ]]
@@ -38,7 +42,10 @@ local dblp = ffi.typeof("double *")
 local ffi_string, ffi_copy, ffi_cast = ffi.string, ffi.copy, ffi.cast
 
 -- Tags of the codec's format (codec.c).
-local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF = 0, 1, 2, 3, 4, 5, 6, 7
+local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_OBJ = 0, 1, 2, 3, 4, 5, 6, 7, 8
+local u64p = ffi.typeof("uint64_t *")
+local OBJ_STR = 0x2000000000000000ULL -- internal.h: | the string's index in the call
+local XSTR_MAX, XSTR_MIN = 4, 4097 -- longer strings go by reference, up to 4 a call
 
 local M = {}
 
@@ -97,6 +104,15 @@ function M.wrap(c, ccall, cupdate, facade)
 
   -- Callbacks by record index + 1.
   local cbs = {}
+  -- Strings a call passes by reference, by record index + 1 (one string,
+  -- or a table of them), held until its delivery: the worker reads their
+  -- bytes in place. The context's environment, so that they outlive the
+  -- call's records even when the context is collected (its __gc waits
+  -- for the workers).
+  local held = {}
+  if debug and debug.setfenv then debug.setfenv(c, held) end
+  local xs = ffi.new("struct async_fast_xstr[?]", XSTR_MAX)
+  local nxs, xs1, xsMore = 0, nil, nil
 
   -- The scratch buffer arguments are encoded into.
   local cap = 256
@@ -209,7 +225,16 @@ function M.wrap(c, ccall, cupdate, facade)
       return pos + 9
     elseif t == "string" then
       local len = #v
-      if len > 4096 then return nil end -- one copy, not two: the C side
+      if len >= XSTR_MIN then
+        if nxs == XSTR_MAX then return nil end
+        if pos + 9 > cap then grow(pos + 9) end
+        xs[nxs].p, xs[nxs].n = v, len
+        if nxs == 0 then xs1 = v else xsMore = xsMore or { xs1 }; xsMore[nxs + 1] = v end
+        buf[pos] = T_OBJ
+        ffi_cast(u64p, buf + pos + 1)[0] = OBJ_STR + nxs
+        nxs = nxs + 1
+        return pos + 9
+      end
       if pos + 6 + len > cap then grow(pos + 6 + len) end
       buf[pos] = T_STR
       pos = putVarint(pos + 1, len)
@@ -232,23 +257,50 @@ function M.wrap(c, ccall, cupdate, facade)
   -- A scratch buffer grown by a big call goes back to its first size.
   local function settle()
     if nseen > 0 then seen, nseen = {}, 0 end
+    nxs, xs1, xsMore = 0, nil, nil
     if cap > 65536 then cap = 256; buf = ffi.new("uint8_t[?]", cap) end
   end
 
   -- Definitions by name, valid while the registry's epoch is unchanged (the
   -- snapshot of that epoch holds them): no name lookup per call.
+  -- Whether a value can be called, as call.c's is_callable: a function,
+  -- or a value whose metatable (raw, past __metatable) has __call.
+  local getmt = debug and debug.getmetatable or getmetatable
+  local function callable(v)
+    if type(v) == "function" then return true end
+    local mt = getmt(v)
+    return type(mt) == "table" and rawget(mt, "__call") ~= nil
+  end
+  local cbFields = { success = true, error = true, cancelled = true, key = true }
+
+  -- A callback table call.c's check_callbacks accepts, without a key.
+  local function okTable(t)
+    local s, e, c = t.success, t.error, t.cancelled
+    if s ~= nil and not callable(s) or e ~= nil and not callable(e) or c ~= nil and not callable(c) then
+      return false
+    end
+    local k, v = next(t)
+    while k ~= nil do
+      if type(k) == "string" and not cbFields[k] and callable(v) then return false end
+      k, v = next(t, k)
+    end
+    return t.key == nil
+  end
+
   local defs, defsEpoch = {}, -1
 
   local function call(cb, name, ...)
-    -- Callback tables take the C API path, which checks them (misspelt
-    -- fields, callable tables) and takes their key: one check, one message.
-    if cb ~= nil and type(cb) ~= "function" then
+    -- A callback table this path takes only when call.c's check passes it
+    -- (okTable); a key ("latest wins" lives in the registry) or a mistake
+    -- takes the C API path, which raises with the one message.
+    if cb ~= nil and type(cb) ~= "function" and not (type(cb) == "table" and okTable(cb)) then
       return ccall(cb, name, ...) -- a tail call: errors point at the caller
     end
     if type(name) ~= "string" then return ccall(cb, name, ...) end
     local n = select("#", ...)
     if n >= 128 then return ccall(cb, name, ...) end
     if nseen > 0 then seen, nseen = {}, 0 end -- an encode that raised midway
+    nxs, xs1, xsMore = 0, nil, nil
     buf[0] = 0 -- flags
     buf[1] = n
     local pos = 2
@@ -264,7 +316,8 @@ function M.wrap(c, ccall, cupdate, facade)
       if d == nil then settle(); return ccall(cb, name, ...) end -- raises: not defined
       defs[name] = d
     end
-    local index = api.call(ctxp, d, buf, pos, genbox)
+    local index = api.call(ctxp, d, buf, pos, genbox, xs, nxs)
+    if index >= 0 and nxs > 0 then held[index + 1] = xsMore or xs1 end
     settle()
     if index < 0 then return ccall(cb, name, ...) end
     cbs[index + 1] = cb
@@ -283,15 +336,24 @@ function M.wrap(c, ccall, cupdate, facade)
     return f(a, b, ...)
   end
 
-  -- Dispatches as deliver.c does, for the callbacks this path takes (a
-  -- function or nil; tables take the C API path): status 0 success,
-  -- 1 failure, 2 cancelled (which only a table's `cancelled` hears of).
+  -- Dispatches as deliver.c does: status 0 success, 1 failure, 2
+  -- cancelled (which only a table's `cancelled` hears of).
   local function dispatch(cb, status, n, ...)
+    local tab = type(cb) == "table"
     if status == 0 then
+      if tab then cb = cb.success end
       if cb ~= nil then cb(...) end
       return
     elseif status == 2 then
+      if tab then
+        local f = cb.cancelled
+        if f ~= nil then f() end
+      end
       return
+    end
+    if tab then
+      local f = cb.error
+      if f ~= nil then return errorHandler(f, n, ...) end
     end
     local f = facade.onerror
     if type(f) == "function" then return errorHandler(f, n, ...) end
@@ -307,6 +369,7 @@ function M.wrap(c, ccall, cupdate, facade)
   c:setFastHook(function(index, status, ...)
     local cb = cbs[index + 1]
     cbs[index + 1] = nil
+    if held[index + 1] ~= nil then held[index + 1] = nil end -- a store of nil to a missing key is not free
     return dispatch(cb, status, select("#", ...), ...)
   end)
 
@@ -369,6 +432,7 @@ function M.wrap(c, ccall, cupdate, facade)
     api.pop(ctxp) -- counted and released before the callback, as in deliver.c
     local cb = cbs[index + 1]
     cbs[index + 1] = nil
+    if held[index + 1] ~= nil then held[index + 1] = nil end
     if k == 0 then dispatch(cb, status, 0)
     elseif k == 1 then dispatch(cb, status, 1, v1)
     elseif k == 2 then dispatch(cb, status, 2, v1, v2)
@@ -380,6 +444,7 @@ function M.wrap(c, ccall, cupdate, facade)
     if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
       return cupdate(budget) -- raises as the C side does
     end
+    api.flush(ctxp) -- the calls made this frame and still held back
     local t0 = budget and api.now()
     local n = 0
     while api.peek(ctxp, head) == 0 do

@@ -83,7 +83,7 @@ static int l_stats(lua_State *L)
 	if (n > 256)
 		n = 256;
 	take_done(ctx); /* so that finished-but-undelivered calls are counted */
-	int64_t queued = async_pool_queued(ctx->pool);
+	int64_t queued = async_pool_queued(ctx->pool) + __atomic_load_n(&ctx->nbatch, __ATOMIC_RELAXED); /* held back by the FFI path: queued too */
 	int64_t running = (int64_t)ctx->inflight - queued - (int64_t)ctx->npending;
 	set_num(L, t, "queued", (lua_Number)queued);
 	set_num(L, t, "running", (lua_Number)(running < 0 ? 0 : running));
@@ -147,6 +147,7 @@ static int l_stats(lua_State *L)
 void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 {
 	if (ctx->pool != NULL) {
+		batch_flush(ctx); /* the pool runs (or skips, if cancelled) what it was given */
 		async_pool_destroy(ctx->pool);
 		ctx->pool = NULL;
 	}

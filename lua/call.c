@@ -142,6 +142,7 @@ void call_release(lua_State *L, struct ctx *ctx, struct call *c)
 	buf_shrink(&c->args);
 	buf_shrink(&c->res);
 	c->superseded = c->failed = c->cancelled = c->fast = 0;
+	c->nxs = 0;
 	c->next = ctx->free;
 	ctx->free = c;
 }
@@ -265,8 +266,12 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		__atomic_store_n(&c->state, CALL_CANCELLED, __ATOMIC_RELAXED);
 		pending_push(ctx, c);
 	} else {
+		batch_flush(ctx); /* the FFI path's calls made before this one go first */
 		async_job_init(&c->job, call_run, c);
+		__atomic_fetch_add(&ctx->submitted, 1, __ATOMIC_RELAXED); /* before a worker counts its start */
 		rc = async_pool_submit(ctx->pool, &c->job);
+		if (rc != 0)
+			__atomic_fetch_sub(&ctx->submitted, 1, __ATOMIC_RELAXED);
 		if (rc != 0) {
 			call_release(L, ctx, c);
 			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));

@@ -202,6 +202,7 @@ int l_update(lua_State *L)
 		if (!(budget >= 0))
 			return luaL_error(L, "async.update: the budget must be a number of seconds >= 0, not %f", budget);
 	}
+	batch_flush(ctx);
 	take_done(ctx);
 	double t0 = budget >= 0 ? now_s() : 0;
 	int n = 0;
@@ -245,6 +246,7 @@ int l_shutdown(lua_State *L)
 		return 0;
 	int flush = lua_isfunction(L, 2) ? 2 : 0;
 	if (!ctx->shutting) {
+		batch_flush(ctx); /* every call made runs (or is cancelled) before the pool goes */
 		/* Jobs need a worker's Lua state: keep one worker if calls remain. */
 		if (ctx->inflight > 0 && async_pool_worker_count(ctx->pool) == 0)
 			async_pool_add_workers(ctx->pool, 1);

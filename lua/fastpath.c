@@ -28,14 +28,34 @@ static struct def *fast_lookup(struct ctx *ctx, const char *name)
 	return ctx->closed ? NULL : snap_find_def(ctx->snap, name);
 }
 
-/* Makes a call of d (from fast_lookup, at the current epoch) with the
- * encoded arguments: the index of its record (its generation in *gen), or
- * -1 when the C API path must make it instead (shutting down or closed, out
- * of memory, a refused submission), which then raises or ends it exactly
- * as it always does. */
-static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *args, size_t n, uint32_t *gen)
+/* The batch is the main thread's and, when the queue runs dry, a
+ * worker's (batch_worker_check): a spin lock held for a few stores or one
+ * submission. */
+static void batch_lock(struct ctx *ctx)
 {
-	if (ctx->closed || ctx->shutting)
+	while (__atomic_exchange_n(&ctx->batch_lock, 1, __ATOMIC_ACQUIRE) != 0)
+		while (__atomic_load_n(&ctx->batch_lock, __ATOMIC_RELAXED) != 0)
+			;
+}
+
+static void batch_unlock(struct ctx *ctx)
+{
+	__atomic_store_n(&ctx->batch_lock, 0, __ATOMIC_RELEASE);
+}
+
+static void flush_locked(struct ctx *ctx, int worker);
+
+/* Makes a call of d (from fast_lookup, at the current epoch) with the
+ * encoded arguments and the nxs strings they pass by reference (OBJ_STR):
+ * the index of its record (its generation in *gen), or
+ * -1 when the C API path must make it instead (shutting down or closed, out
+ * of memory), which then raises or ends it exactly as it always does. The
+ * call joins the batch (batch_flush); a submission the pool refuses there
+ * ends the call failed. */
+static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *args, size_t n, uint32_t *gen,
+                         const struct xstr *xs, int nxs)
+{
+	if (ctx->closed || ctx->shutting || nxs < 0 || nxs > XSTR_MAX)
 		return -1;
 	struct call *c = record_take(ctx);
 	if (c == NULL)
@@ -52,6 +72,8 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *ar
 	}
 	memcpy(c->args.p, args, n);
 	c->args.n = n;
+	memcpy(c->xs, xs, (size_t)nxs * sizeof *xs);
+	c->nxs = nxs;
 	c->def = d;
 	d->refs++;
 	c->snap = ctx->snap;
@@ -60,14 +82,115 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *ar
 	c->fast = 1;
 	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
-	async_job_init(&c->job, call_run, c);
-	if (async_pool_submit(ctx->pool, &c->job) != 0) {
-		call_release(NULL, ctx, c); /* no refs, objects or buffers yet */
-		return -1;
-	}
 	ctx->inflight++;
 	*gen = c->gen;
+	batch_lock(ctx);
+	int k = ctx->nbatch;
+	ctx->batch[k++] = c;
+	/* Held back only while the pool has more queued than the batch holds;
+	 * otherwise (a worker idle or about to be) it goes now, as does a full
+	 * batch. Sequentially consistent, as the worker's count of starts and
+	 * its load of nbatch (batch_worker_check): either a worker starting a
+	 * job sees this call held, or the load below sees that start, so the
+	 * last job to start before the queue runs dry flushes. */
+	__atomic_exchange_n(&ctx->nbatch, k, __ATOMIC_SEQ_CST);
+	uint64_t queued = __atomic_load_n(&ctx->submitted, __ATOMIC_RELAXED) -
+	                  __atomic_load_n(&ctx->started, __ATOMIC_SEQ_CST);
+	if (queued <= (uint64_t)k || k == BATCH_MAX)
+		flush_locked(ctx, 0);
+	batch_unlock(ctx);
 	return (int32_t)c->index;
+}
+
+/* The jobs of one submitted batch, contiguous as async_pool_submit_array
+ * wants them. The pool does not touch a detached job once it has started,
+ * so the last of them to start frees the block. */
+struct jobblock {
+	uint32_t left;
+	async_job jobs[];
+};
+
+static void batch_run(void *arg)
+{
+	struct call *c = arg;
+	struct jobblock *b = c->block;
+	if (__atomic_sub_fetch(&b->left, 1, __ATOMIC_ACQ_REL) == 0)
+		free(b);
+	call_run(c);
+}
+
+/* A call the pool refused: it ends failed, delivered as any failure is,
+ * never dropped. */
+static void batch_refused(struct call *c, int rc)
+{
+	fail_res(&c->res, &c->failed, NULL, async_strerror(rc), "");
+	__atomic_store_n(&c->state, CALL_RUNNING, __ATOMIC_RELAXED);
+	call_done(c);
+}
+
+/* Submits the calls the FFI path holds, oldest first, under the batch
+ * lock. One job is the record's own; more go as one block through
+ * async_pool_submit_array (one publication, at most one wake-up); where
+ * that fails, one by one. A worker's submission goes to its own deque,
+ * which it pops newest first: so from a worker (`worker`) the block is
+ * laid out newest first, and the calls still start oldest first. */
+static void flush_locked(struct ctx *ctx, int worker)
+{
+	int n = ctx->nbatch;
+	if (n == 0)
+		return;
+	__atomic_store_n(&ctx->nbatch, 0, __ATOMIC_RELAXED);
+	struct jobblock *b = n > 1 ? malloc(sizeof *b + (size_t)n * sizeof b->jobs[0]) : NULL;
+	if (b != NULL) {
+		b->left = (uint32_t)n;
+		for (int i = 0; i < n; i++) {
+			struct call *c = ctx->batch[worker ? n - 1 - i : i];
+			c->block = b;
+			async_job_init(&b->jobs[i], batch_run, c);
+		}
+		/* Counted first: a worker may start one before the call returns. */
+		__atomic_fetch_add(&ctx->submitted, (uint64_t)n, __ATOMIC_RELAXED);
+		if (async_pool_submit_array(ctx->pool, b->jobs, (size_t)n) == 0)
+			return;
+		__atomic_fetch_sub(&ctx->submitted, (uint64_t)n, __ATOMIC_RELAXED);
+		free(b);
+	}
+	for (int i = 0; i < n; i++) {
+		struct call *c = ctx->batch[worker ? n - 1 - i : i];
+		async_job_init(&c->job, call_run, c);
+		__atomic_fetch_add(&ctx->submitted, 1, __ATOMIC_RELAXED);
+		int rc = async_pool_submit(ctx->pool, &c->job);
+		if (rc != 0) {
+			__atomic_fetch_sub(&ctx->submitted, 1, __ATOMIC_RELAXED);
+			batch_refused(c, rc);
+		}
+	}
+}
+
+/* Main thread: submits what the FFI path holds (update, shutdown, before
+ * any other submission). */
+void batch_flush(struct ctx *ctx)
+{
+	if (__atomic_load_n(&ctx->nbatch, __ATOMIC_RELAXED) == 0)
+		return;
+	batch_lock(ctx);
+	flush_locked(ctx, 0);
+	batch_unlock(ctx);
+}
+
+/* A worker that has just started a call (and counted it in ctx->started,
+ * a full barrier): when that emptied the queue while calls are held back,
+ * it submits them itself, so that no worker idles while the game holds
+ * calls until its next update(). */
+void batch_worker_check(struct ctx *ctx)
+{
+	if (__atomic_load_n(&ctx->nbatch, __ATOMIC_SEQ_CST) == 0)
+		return;
+	if (__atomic_load_n(&ctx->submitted, __ATOMIC_RELAXED) != __atomic_load_n(&ctx->started, __ATOMIC_RELAXED))
+		return; /* jobs are still queued: the worker that starts the last one checks again */
+	batch_lock(ctx);
+	flush_locked(ctx, 1);
+	batch_unlock(ctx);
 }
 
 /* Fills *h with the oldest finished call; 0, or -1 when there is none. */
@@ -134,7 +257,7 @@ static double fast_now(void)
 
 /* The layout async_fast.lua declares with ffi.cdef: keep the two in step. */
 struct async_fast_api {
-	int32_t (*call)(struct ctx *, struct def *, const unsigned char *, size_t, uint32_t *);
+	int32_t (*call)(struct ctx *, struct def *, const unsigned char *, size_t, uint32_t *, const struct xstr *, int);
 	int (*peek)(struct ctx *, struct async_fast_head *);
 	void (*pop)(struct ctx *);
 	int (*cancel)(struct ctx *, int32_t, uint32_t);
@@ -142,10 +265,11 @@ struct async_fast_api {
 	double (*now)(void);
 	double (*epoch)(struct ctx *);
 	struct def *(*lookup)(struct ctx *, const char *);
+	void (*flush)(struct ctx *);
 };
 
 static const struct async_fast_api fast_api = {
-	fast_call, fast_peek, fast_pop, fast_cancel, fast_status, fast_now, fast_epoch, fast_lookup,
+	fast_call, fast_peek, fast_pop, fast_cancel, fast_status, fast_now, fast_epoch, fast_lookup, batch_flush,
 };
 
 /* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the

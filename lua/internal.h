@@ -86,6 +86,7 @@ struct lentlist {
 	int n, cap;
 };
 
+#define XSTR_MAX 4
 enum { CALL_QUEUED = 0, CALL_RUNNING = 1, CALL_CANCELLED = 2 };
 
 struct call {
@@ -115,6 +116,12 @@ struct call {
 	                      * the job says so (atomic) */
 	struct async_buf args, res;
 	struct call *next;
+	struct jobblock *block; /* the batch job that runs it (fastpath.c), if any */
+	/* Long strings the FFI path passes by reference: the game's own bytes
+	 * (LuaJIT never moves a string), kept alive by async_fast.lua until
+	 * the call is delivered; the arguments name them as OBJ_STR | index. */
+	struct xstr { const char *p; size_t n; } xs[XSTR_MAX];
+	int nxs;
 };
 
 struct preload {
@@ -178,6 +185,11 @@ struct wstate {
 	char *init_error;
 };
 
+/* FFI-path calls made and not yet submitted (fastpath.c): submitted as one
+ * async_pool_submit_array at update(), before any other submission, at
+ * once when the pool's queue is no longer than the batch, or by the worker
+ * that starts the last queued job. */
+#define BATCH_MAX 64
 struct ctx {
 	async_pool *pool;
 	uint64_t epoch; /* moved by define/undefine (atomic); read by workers */
@@ -213,6 +225,11 @@ struct ctx {
 	int fast_hook;       /* registry ref: async_fast.lua's delivery of FFI-path
 	                      * records that the C side delivers (shutdown,
 	                      * results the Lua decoder leaves to C) */
+	struct call *batch[BATCH_MAX]; /* made by the FFI path, not yet submitted */
+	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
+	uint32_t batch_lock;
+	uint64_t submitted;  /* calls handed to the pool (atomic) */
+	uint64_t started;    /* of those, started by a worker (atomic) */
 };
 
 #define ASYNC_MAX_SLOTS 4096
@@ -235,6 +252,7 @@ struct objctx {
  * address: a buffer is 1 + its index in the call's lent list; a LÖVE object
  * is OBJ_LOVE | its ordinal on the call's channel, checked when popped. */
 #define OBJ_LOVE ((uint64_t)1 << 62)
+#define OBJ_STR ((uint64_t)1 << 61) /* | index in c->xs (FFI path, arguments only) */
 
 #define LENT_MSG "an async buffer among them is lent to a call still in flight (wait for its callback)"
 
@@ -321,6 +339,8 @@ void take_done(struct ctx *ctx);
 /* fastpath.c */
 int l_fast_api(lua_State *L);
 int l_fast_hook(lua_State *L);
+void batch_flush(struct ctx *ctx);
+void batch_worker_check(struct ctx *ctx);
 
 /* async_native.c */
 struct ctx *check_ctx(lua_State *L, int idx);

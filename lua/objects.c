@@ -159,6 +159,14 @@ static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 static int obj_get(void *ud, lua_State *L, uint64_t payload)
 {
 	struct objctx *oc = ud;
+	if (payload & OBJ_STR) {
+		/* Only a worker reads a call's arguments, and only its own list. */
+		uint64_t i = payload & ~OBJ_STR;
+		if (oc->main || oc->c == NULL || i >= (uint64_t)oc->c->nxs)
+			return -1;
+		lua_pushlstring(L, oc->c->xs[i].p, oc->c->xs[i].n);
+		return 0;
+	}
 	if ((payload & OBJ_LOVE) == 0) {
 		if (payload == 0 || payload > (uint64_t)oc->bufs->n)
 			return -1;

@@ -347,6 +347,9 @@ void call_run(void *arg)
 {
 	struct call *c = arg;
 	struct ctx *ctx = c->ctx;
+	/* Lets the FFI path see whether the pool's queue is running dry. */
+	__atomic_fetch_add(&ctx->started, 1, __ATOMIC_SEQ_CST);
+	batch_worker_check(ctx);
 	uint32_t queued = CALL_QUEUED;
 	if (!__atomic_compare_exchange_n(&c->state, &queued, CALL_RUNNING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		/* Cancelled before it started: hand the record back unrun. */

@@ -3,7 +3,8 @@
 -- delivered by update(). Run with n = 0 and n = N and subtract to get the
 -- main thread's instructions per call + delivery on the path ASYNC_PATH
 -- selects (see bench/ANALYSIS.md, "The FFI path"). A third argument "table"
--- sends {1..100} instead of two numbers (the job returns its first item).
+-- sends {1..100} instead of two numbers (the job returns its first item);
+-- "string" sends a 64 KiB string (the job returns its length).
 --   valgrind --tool=callgrind --separate-threads=yes luajit bench/lua/instr.lua <build>/lua N
 local dir, n, what = assert(arg[1]), tonumber(arg[2]) or 20000, arg[3]
 package.path = dir .. "/?.lua;" .. package.path
@@ -14,6 +15,8 @@ local async = require "async"
 async.load(1)
 async.define("add", function(a, b) return a + b end)
 async.define("first", function(t) return t[1] end)
+async.define("len", function(s) return #s end)
+local s64 = ("0123456789abcdef"):rep(4096)
 local big = {}
 for i = 1, 100 do big[i] = i end
 local sum = 0
@@ -23,6 +26,8 @@ while done < n do
   local k = math.min(1000, n - done)
   if what == "table" then
     for _ = 1, k do async.call(cb, "first", big) end
+  elseif what == "string" then
+    for _ = 1, k do async.call(cb, "len", s64) end
   else
     for i = 1, k do async.call(cb, "add", i, 1) end
   end

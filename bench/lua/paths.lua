@@ -4,7 +4,8 @@
 -- Prints one tab-separated line per measure: the main thread's CPU time
 -- (CLOCK_THREAD_CPUTIME_ID, so the workers and other processes do not
 -- count) inside call and inside update, per 1,000 calls, median over frames;
--- the wall-clock round trip; and the cost to issue a {1..100} argument.
+-- the wall-clock round trip; the cost to issue a {1..100} argument; and
+-- the main thread's CPU per call (call + update) with a 64 KiB string.
 -- bench/lua/compare.sh runs it for both paths, interleaved.
 local dir = assert(arg[1], "usage: paths.lua <lua build folder> [frames]")
 package.path = dir .. "/?.lua;" .. package.path
@@ -28,6 +29,7 @@ local async = require "async"
 async.load(2)
 local add = async.define("add", function(a, b) return a + b end)
 async.define("first", function(t) return t[1] end)
+async.define("len", function(s) return #s end)
 
 local N = 1000
 local sum = 0
@@ -40,7 +42,8 @@ end
 
 -- CPU inside call and inside update per 1,000 calls: the workers finish
 -- while the main thread sleeps (not counted), as between a game's frames.
-local callT, updT, rtT, bigT = {}, {}, {}, {}
+local callT, updT, rtT, bigT, strT = {}, {}, {}, {}, {}
+local s64 = ("0123456789abcdef"):rep(4096) -- 64 KiB
 local big = {}
 for i = 1, 100 do big[i] = i end
 for f = 1, frames do
@@ -67,8 +70,21 @@ for f = 1, frames do
   bigT[f] = (cpu() - b0) / 100
   got = 0
   while got < 100 do got = got + async.update() end
+  -- A 64 KiB string argument: main-thread CPU per call, call + update.
+  local s0 = cpu()
+  for _ = 1, 100 do async.call(cb, "len", s64) end
+  local s1 = cpu()
+  got = 0
+  local supd = 0
+  while got < 100 do
+    ffi.C.usleep(200)
+    local u0 = cpu()
+    got = got + async.update()
+    supd = supd + cpu() - u0
+  end
+  strT[f] = (s1 - s0 + supd) / 100
 end
 async.shutdown()
 local c, u = median(callT), median(updT)
-print(("%s\tcall %.1f\tupdate %.1f\tcall+update %.1f us/1000\tround trip %.3f us/call\t{1..100} %.2f us"):format(
-  async.getPath and async.getPath() or "?", c, u, c + u, median(rtT), median(bigT)))
+print(("%s\tcall %.1f\tupdate %.1f\tcall+update %.1f us/1000\tround trip %.3f us/call\t{1..100} %.2f us\t64 KiB string %.2f us"):format(
+  async.getPath and async.getPath() or "?", c, u, c + u, median(rtT), median(bigT), median(strT)))
