@@ -325,13 +325,15 @@ function M.wrap(c, ccall, cupdate, facade)
   end
 
   -- A failure's handler, as deliver.c's call_error_handler: the game's
-  -- `error` gets one value, the message with the traceback appended.
+  -- `error` gets one value, the message with the traceback appended, at
+  -- level 0: at level 1 error() would put this file's line in front of
+  -- it, where deliver.c (a C caller) puts none.
   local function errorHandler(f, n, a, b, ...)
     if f == builtinError and n >= 2 then
       if type(a) == "string" and type(b) == "string" then
-        return f(a .. "\n[worker] " .. b)
+        return f(a .. "\n[worker] " .. b, 0)
       end
-      return f(a)
+      return f(a, 0)
     end
     return f(a, b, ...)
   end
