@@ -30,6 +30,23 @@ local now = love.timer and love.timer.getTime or os.clock
 local api = { shared = {}, state = {}, workerIndex = slot, isWorker = true }
 rawset(_G, "async", api)
 
+-- The globals as a job first sees them, put back after each job as a
+-- native worker does (wstate.c): the thread's global table (setfenv(0, t)),
+-- no metatable on it, and every global it started with that a job removed
+-- or replaced (rawset(_G, "math", nil)). Globals a job added stay.
+local G, gkeys, gvals, gn = _G, {}, {}, 0
+for k, v in pairs(_G) do gn = gn + 1; gkeys[gn], gvals[gn] = k, v end
+local rawget, rawset, rawequal, getfenv, setfenv = rawget, rawset, rawequal, getfenv, setfenv
+local getmt, setmt = debug.getmetatable, debug.setmetatable
+local function restoreGlobals()
+  if not rawequal(getfenv(0), G) then setfenv(0, G) end
+  if getmt(G) ~= nil then setmt(G, nil) end
+  for i = 1, gn do
+    local k, v = gkeys[i], gvals[i]
+    if not rawequal(rawget(G, k), v) then rawset(G, k, v) end
+  end
+end
+
 local snapId, snap         -- the last snapshot read
 local cache = {}           -- definition id -> compiled function
 local applied              -- the snapshot whose shared values are decoded
@@ -169,6 +186,7 @@ local function runJob(name, d, sn, owner, args, first, nargs, awaited)
   local ok, n, r = collect(xpcall(fn, handler, unpack(args, first, first + nargs - 1)))
   cur = outer
   setfenv(fn, oldenv)
+  if outer == nil then restoreGlobals() end
   -- A collector the job stopped would stay stopped for every later job.
   if not collectgarbage("isrunning") then collectgarbage("restart") end
   if ok then

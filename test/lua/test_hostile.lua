@@ -28,9 +28,11 @@ test("H2: setfenv(0, {}) or removing a global in one job leaves the worker sane"
   async.define("setfenv0", function() setfenv(0, {}) end)
   async.define("noasync", function() rawset(_G, "async", nil) end)
   async.define("strict", function() setmetatable(_G, { __index = function() error("strict") end }) end)
+  async.define("nomath", function() rawset(_G, "math", nil) end)
+  async.define("retype", function() _G.type = function() return "x" end end)
   async.define("addglobal", function() rawset(_G, "kept", 42) end)
   async.define("readglobal", function() return kept end)
-  for _, name in ipairs({ "setfenv0", "noasync", "strict" }) do
+  for _, name in ipairs({ "setfenv0", "noasync", "strict", "nomath", "retype" }) do
     async.call(nil, name)
     local r, e
     async.call({ success = function(x) r = x end, error = function(m) e = m end }, "probe")
