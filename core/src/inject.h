@@ -3,8 +3,9 @@
  * at a time) and each worker's batch (a small FIFO ring its owner fills
  * from the queue and that any worker may take from).
  *
- * The queue is Vyukov's intrusive MPSC queue: a push is one exchange on the
- * head plus a store linking the previous node, whatever the chain's length;
+ * The queue is Vyukov's intrusive MPSC queue: a push is one CAS on the
+ * head (his exchange, made a CAS so shutdown can close the queue: see
+ * async_inject_push) plus a store linking the previous node, whatever the chain's length;
  * the records' own next fields are the links, so nothing is allocated. One
  * worker at a time consumes (a try-lock, taken only when the queue looks
  * non-empty) and moves up to a batch's worth into its batch, oldest first.
@@ -32,7 +33,7 @@
 #define ASYNC_BATCH 32 /* power of two */
 
 struct async_inject {
-	async_job *head __attribute__((aligned(64))); /* producers: exchange */
+	async_job *head __attribute__((aligned(64))); /* producers: CAS; bit 0: closed */
 	async_job *tail __attribute__((aligned(64))); /* the consumer's */
 	uint32_t taking;                               /* consumer try-lock */
 	async_job stub;
@@ -52,27 +53,72 @@ static inline void async_inject_init(struct async_inject *q)
 	q->taking = 0;
 }
 
-/* Any thread; never blocks. Appends the chain first..last, linked oldest to
- * newest through next. */
-static inline void async_inject_push(struct async_inject *q, async_job *first, async_job *last)
+/* The queue is closed (shutdown) when bit 0 of head is set: external pushes
+ * are refused from then on, internal ones (a worker's re-injection, the
+ * shutdown runner's, the consumer's stub) still go in. Records are at least
+ * pointer-aligned, so the bit is free. */
+#define ASYNC_INJECT_CLOSED ((uintptr_t)1)
+
+static inline async_job *async_inject_node(async_job *h)
+{
+	return (async_job *)((uintptr_t)h & ~ASYNC_INJECT_CLOSED);
+}
+
+/* Any thread; never blocks (lock-free: a failed CAS means another push
+ * went in). Appends the chain first..last, linked oldest to newest through
+ * next. external: refuse (return -1, nothing pushed) once the queue is
+ * closed. A CAS rather than an exchange so that the closed bit is read and
+ * kept in the same step: a push either lands before the close, in the
+ * chain shutdown drains, or sees the bit; there is no window between a
+ * check and a push for shutdown to wait out, hence no counter. */
+static inline int async_inject_push(struct async_inject *q, async_job *first, async_job *last, int external)
 {
 	ck_pr_store_ptr(&last->next, NULL);
 	/* Release (StoreAtomic; ck models RMWs as stores): the jobs' fields,
-	 * links and a group's count increment are visible before the exchange
-	 * publishes them. Pairs with the load fence after the consumer's loads
-	 * of next in async_inject_pop. Free on x86-64. */
+	 * links, a group's count increment and the producer's count (submit.c)
+	 * are visible before the CAS publishes them. Pairs with the load fence
+	 * after the consumer's loads of next in async_inject_pop. Free on
+	 * x86-64. */
 	ck_pr_fence_store_atomic();
-	async_job *prev = ck_pr_fas_ptr(&q->head, last);
-	/* Between the exchange and this store the consumer sees the queue
-	 * non-empty but cannot pass prev: it reports contention, not empty. */
-	ck_pr_store_ptr(&prev->next, first);
+	async_job *h;
+	for (;;) {
+		h = ck_pr_load_ptr(&q->head);
+		uintptr_t closed = (uintptr_t)h & ASYNC_INJECT_CLOSED;
+		if (closed && external)
+			return -1;
+		if (external)
+			TEST_POINT("inject: head read, not yet swapped");
+		/* Coherence on head alone decides refuse-or-drain: this CAS
+		 * fails if the close came in between. No fence needed. */
+		if (ck_pr_cas_ptr(&q->head, h, (void *)((uintptr_t)last | closed)))
+			break;
+	}
+	if (external)
+		TEST_POINT("inject: swapped, not yet linked");
+	/* Between the CAS and this store the consumer sees the queue
+	 * non-empty but cannot pass h: it reports contention, not empty. */
+	ck_pr_store_ptr(&async_inject_node(h)->next, first);
+	return 0;
 }
 
-/* Any thread; a hint, exact at rest. The exchange in push makes a job
- * visible here at once (head moves off the stub), before it is linked. */
+/* Shutdown, once: from now on external pushes are refused. Every external
+ * push that succeeded is in the chain (linked or about to be), so the
+ * consumer's empty look (no node, none half-pushed) is final for them. */
+static inline void async_inject_close(struct async_inject *q)
+{
+	for (;;) {
+		async_job *h = ck_pr_load_ptr(&q->head);
+		if (ck_pr_cas_ptr(&q->head, h, (void *)((uintptr_t)h | ASYNC_INJECT_CLOSED)))
+			return;
+	}
+}
+
+/* Any thread; a hint, exact at rest. The CAS in push makes a job visible
+ * here at once (head moves off the stub), before it is linked. */
 static inline int async_inject_nonempty(struct async_inject *q)
 {
-	return ck_pr_load_ptr(&q->head) != &q->stub || ck_pr_load_ptr(&q->tail) != &q->stub;
+	return async_inject_node(ck_pr_load_ptr(&q->head)) != &q->stub ||
+	       ck_pr_load_ptr(&q->tail) != &q->stub;
 }
 
 static inline int async_inject_trylock(struct async_inject *q)
@@ -98,7 +144,7 @@ static inline async_job *async_inject_pop(struct async_inject *q, int *busy)
 	async_job *next = ck_pr_load_ptr(&tail->next);
 	if (tail == &q->stub) {
 		if (next == NULL) {
-			*busy = ck_pr_load_ptr(&q->head) != &q->stub;
+			*busy = async_inject_node(ck_pr_load_ptr(&q->head)) != &q->stub;
 			return NULL;
 		}
 		ck_pr_store_ptr(&q->tail, next);
@@ -107,17 +153,17 @@ static inline async_job *async_inject_pop(struct async_inject *q, int *busy)
 	}
 	if (next != NULL) {
 		/* Acquire: the job's fields are read after its link. Pairs with
-		 * the fence before the exchange in push. */
+		 * the fence before the CAS in push. */
 		ck_pr_fence_load();
 		ck_pr_store_ptr(&q->tail, next);
 		return tail;
 	}
-	if (tail != ck_pr_load_ptr(&q->head)) {
-		*busy = 1; /* a producer exchanged head but has not linked yet */
+	if (tail != async_inject_node(ck_pr_load_ptr(&q->head))) {
+		*busy = 1; /* a producer swapped head but has not linked yet */
 		return NULL;
 	}
 	/* tail is the last node: put the stub behind it so tail can move on. */
-	async_inject_push(q, &q->stub, &q->stub);
+	(void)async_inject_push(q, &q->stub, &q->stub, 0);
 	next = ck_pr_load_ptr(&tail->next);
 	if (next != NULL) {
 		ck_pr_fence_load();

@@ -14,9 +14,10 @@
  *   whatever is still queued (jobs re-injected by a late stop, or queued
  *   with no worker left) on the calling thread, as a pseudo-worker.
  *   Another thread's submission during shutdown is either refused or
- *   drained: submitters announce their jobs (submitted) before they read
- *   the shutdown flag, and the drain ends only on an empty look that began
- *   with every announced job taken (a Dekker pair, fenced on both sides).
+ *   drained: shutdown closes the injection queue (a bit in its head that
+ *   an external push's CAS must find clear), so every accepted push is in
+ *   the chain before the close, and the drain's empty look, which waits
+ *   for half-done pushes, is final.
  *
  * Why no wake-up is lost
  *   External submitters publish, then notify unless a worker is spinning.
@@ -143,6 +144,7 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	pthread_mutex_init(&p->ctl, NULL);
 	pthread_mutex_init(&p->shut, NULL);
 	async_inject_init(&p->inj);
+	p->serial = async__pool_serial();
 	async_ec_init(&p->work_ec);
 	async_ec_init(&p->done_ec);
 	ck_epoch_init(&p->epoch);
@@ -293,11 +295,6 @@ static void run_leftovers(async_pool *p)
 	async__self = me;
 	unsigned backoff = 0;
 	for (;;) {
-		/* Read before the look at the queues: true here means every
-		 * job of every submitter that got past the shutdown check was
-		 * taken from the injection queue, so an empty look below is
-		 * final. */
-		int quiet = async__injection_drained(p);
 		int contended = 0;
 		async_job *j = async_deque_pop(&me->dq);
 		if (j == NULL)
@@ -307,7 +304,8 @@ static void run_leftovers(async_pool *p)
 		if (j == NULL)
 			j = async__take_injected(me, &contended);
 		if (j == NULL && contended) {
-			/* Only a push from a leftover job still linking: let it. */
+			/* A push still linking (from before the close, or a
+			 * leftover job's): let it finish. */
 			async_backoff(&backoff);
 			continue;
 		}
@@ -316,12 +314,11 @@ static void run_leftovers(async_pool *p)
 			 * but cheap to make sure. */
 			j = async_deque_pop(&p->w[s].dq);
 		}
-		if (j == NULL && quiet)
+		/* Final: the queue is closed, so no other thread can push
+		 * into it any more, and what was pushed before the close is
+		 * in the chain, or half-pushed and reported as contended. */
+		if (j == NULL)
 			break;
-		if (j == NULL) {
-			sched_yield(); /* a submitter is between its check and push */
-			continue;
-		}
 		run_job(me, j);
 	}
 	async__self = saved;
@@ -344,10 +341,10 @@ int async_pool_shutdown(async_pool *p)
 	 * (refused) or stop_workers (which never blocks) meanwhile. */
 	pthread_mutex_lock(&p->ctl);
 	ck_pr_store_32(&p->shutdown, 1);
-	/* StoreLoad: the flag is visible before run_leftovers reads the
-	 * announced count. Pairs with the fence between the submitted RMW and
-	 * the load of the flag in submit_chain. */
-	ck_pr_fence_memory();
+	/* Other threads' submissions are refused from here on; the ones that
+	 * got in before are in the queue, for the workers or run_leftovers.
+	 * One RMW on the queue's head decides (inject.h): no fence pairs. */
+	async_inject_close(&p->inj);
 	pthread_mutex_unlock(&p->ctl);
 	async_ec_notify_all(&p->work_ec);
 	for (unsigned s = 0; s < p->max_workers; s++) {

@@ -52,18 +52,27 @@ struct worker {
 	ck_epoch_record_t rec;
 	/* Counters: written by the worker alone (atomic stores), read racily. */
 	uint64_t jobs, steals, pushed, busy_ns, idle_ns, mark_ns;
-	uint64_t taken; /* jobs it took from the injection queue */
+} __attribute__((aligned(64)));
+
+/* External submitters count their jobs for async_pool_queued in a slot of
+ * their own: one writer each, so a plain load and atomic store, no locked
+ * instruction per submit. A thread claims a slot once per pool (CAS on
+ * owner, a token unique to the thread for the process's life); a slot is
+ * never given back, so past ASYNC_PRODUCERS threads the rest share a
+ * locked counter (async_pool.submitted). */
+#define ASYNC_PRODUCERS 16
+struct async_producer {
+	uint64_t owner; /* the thread's token, 0 while free */
+	uint64_t count; /* jobs it submitted, written by the owner only */
 } __attribute__((aligned(64)));
 
 struct async_pool {
 	struct async_inject inj;
-	/* Jobs announced into the injection queue (submit.c): an external
-	 * submitter adds its count before it reads the shutdown flag (and takes
-	 * it back if refused), a worker before it re-injects. Consumers count
-	 * what they take (struct worker, taken); shutdown's final drain ends
-	 * only once the two agree, so a submission that passed the check is
-	 * always drained. The one locked counter per submit (per array). */
+	/* Jobs submitted from outside by threads without a producer slot
+	 * (locked adds; see struct async_producer). Statistics only. */
 	uint64_t submitted __attribute__((aligned(64)));
+	uint64_t serial; /* unique per pool created: keys the producer cache */
+	struct async_producer prod[ASYNC_PRODUCERS];
 	struct async_ec work_ec __attribute__((aligned(64)));
 	uint32_t spinning __attribute__((aligned(64)));
 	struct async_ec done_ec __attribute__((aligned(64)));
@@ -107,7 +116,7 @@ static inline uint64_t now_ns(void)
 }
 
 /* A bounded backoff for a thread that found a queue contended (a
- * producer between its exchange and its link store, say): a few pauses,
+ * producer between its CAS and its link store, say): a few pauses,
  * then yield the CPU, which the producer may need. *n counts the calls. */
 static inline void async_backoff(unsigned *n)
 {
@@ -192,13 +201,13 @@ static inline void async__run_found(struct worker *w, async_job *j)
 }
 
 /* submit.c */
-void async__inject_push(async_pool *p, async_job *first, async_job *last, uint64_t n);
-int async__injection_drained(async_pool *p);
+void async__inject_push(async_pool *p, async_job *first, async_job *last);
 async_job *async__take_injected(struct worker *w, int *contended);
 async_job *async__take_batches(struct worker *w, int *contended);
 int async__injected_work_visible(async_pool *p);
 int async__claim_job(async_job *job);
 int async__submit_one(async_pool *p, async_group *g, async_job *job);
+uint64_t async__pool_serial(void);
 /* worker.c */
 async_job *async__find_work(struct worker *w, int *contended);
 void *async__worker_main(void *arg);

@@ -54,7 +54,13 @@ int64_t async_pool_queued(const async_pool *p)
 {
 	if (p == NULL)
 		return ASYNC_EINVAL;
+	/* Submitted (external slots, the shared counter, the workers' own
+	 * pushes) minus started. A producer counts before it publishes, so at
+	 * rest this is exact; while jobs flow the terms are read at different
+	 * moments. */
 	int64_t n = (int64_t)ck_pr_load_64((uint64_t *)&p->submitted);
+	for (unsigned i = 0; i < ASYNC_PRODUCERS; i++)
+		n += (int64_t)ck_pr_load_64((uint64_t *)&p->prod[i].count);
 	unsigned hw = ck_pr_load_32((uint32_t *)&p->high_water);
 	for (unsigned s = 0; s <= hw; s++) {
 		/* s == hw: the shutdown runner's counters, then the rest. */

@@ -9,29 +9,12 @@
 
 /* ---- the injection queue and the batches (inject.h) ------------------ */
 
-/* A worker (or shutdown's runner) re-injects n jobs: announced like an
- * external submission, so the final drain waits for them too. */
-void async__inject_push(async_pool *p, async_job *first, async_job *last, uint64_t n)
+/* A worker (or shutdown's runner) re-injects jobs it holds: never refused,
+ * even once the queue is closed (shutdown drains what they push). They stay
+ * counted where they were (a worker's pushed): async_pool_queued sums all. */
+void async__inject_push(async_pool *p, async_job *first, async_job *last)
 {
-	ck_pr_faa_64(&p->submitted, n);
-	async_inject_push(&p->inj, first, last);
-}
-
-/* Shutdown's runner: every job announced into the injection queue has been
- * taken out of it (and no refused submitter still holds its count). Read
- * the announcements first: taken only grows, and only announced jobs are
- * taken, so equality means none is still on its way in. Acquire: pairs
- * with the release fence before a submitter's exchange (async_inject_push),
- * through the queue the consumers took from. */
-int async__injection_drained(async_pool *p)
-{
-	uint64_t announced = ck_pr_load_64(&p->submitted);
-	ck_pr_fence_load();
-	uint64_t taken = 0;
-	for (unsigned s = 0; s <= p->max_workers; s++)
-		taken += ck_pr_load_64(&p->w[s].taken);
-	ck_pr_fence_acquire();
-	return taken == announced;
+	(void)async_inject_push(&p->inj, first, last, 0);
 }
 
 /* Moves the oldest jobs of the injection queue into this worker's batch
@@ -65,8 +48,6 @@ async_job *async__take_injected(struct worker *w, int *contended)
 			async_batch_push(&w->batch, j);
 	}
 	async_inject_unlock(&p->inj);
-	if (n > 0)
-		stat_add(&w->taken, n); /* the drain's count (async__injection_drained) */
 	if (n == 0) {
 		*contended |= busy;
 		return NULL;
@@ -142,6 +123,49 @@ int async__claim_job(async_job *job)
 	}
 }
 
+/* The calling thread's producer slot, cached for the last pool it
+ * submitted to (serial: a pool freed and another made at its address is a
+ * miss, not a stale slot). */
+static _Thread_local struct {
+	uint64_t serial;
+	uint64_t *count; /* NULL: no slot, use the pool's locked counter */
+} producer_cache;
+static _Thread_local uint64_t producer_token; /* 0 until first needed */
+static uint64_t producer_tokens, pool_serials;
+
+uint64_t async__pool_serial(void)
+{
+	return ck_pr_faa_64(&pool_serials, 1) + 1;
+}
+
+static void __attribute__((noinline)) producer_claim(async_pool *p)
+{
+	if (producer_token == 0)
+		producer_token = ck_pr_faa_64(&producer_tokens, 1) + 1;
+	producer_cache.serial = p->serial;
+	producer_cache.count = NULL;
+	for (unsigned i = 0; i < ASYNC_PRODUCERS; i++) {
+		struct async_producer *s = &p->prod[i];
+		uint64_t o = ck_pr_load_64(&s->owner);
+		if (o == producer_token || (o == 0 && ck_pr_cas_64(&s->owner, 0, producer_token))) {
+			producer_cache.count = &s->count;
+			return;
+		}
+	}
+}
+
+/* Adds n (mod 2^64) to this thread's count of jobs submitted to p. */
+static inline void producer_count(async_pool *p, uint64_t n)
+{
+	if (producer_cache.serial != p->serial)
+		producer_claim(p);
+	uint64_t *c = producer_cache.count;
+	if (c != NULL)
+		stat_add(c, n); /* this thread is the slot's only writer */
+	else
+		ck_pr_faa_64(&p->submitted, n);
+}
+
 static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t n)
 {
 	struct worker *w = self_in(p);
@@ -151,7 +175,8 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 		for (async_job *j = first;; n--) {
 			async_job *next = j->next;
 			if (async_deque_push(&w->dq, j) != 0) {
-				async__inject_push(p, j, last, n); /* the n not pushed */
+				stat_add(&w->pushed, n); /* the n not pushed: */
+				async__inject_push(p, j, last);
 				break;
 			}
 			stat_add(&w->pushed, 1);
@@ -165,23 +190,17 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 			async_ec_hint(&p->work_ec);
 		return 0;
 	}
-	/* Announce the jobs, then check the flag; shutdown sets the flag,
-	 * then its final drain runs until every announced job was taken
-	 * (async__injection_drained). A Dekker pair: either this thread sees
-	 * the flag and refuses (taking its count back), or shutdown sees the
-	 * count and drains what this pushes. The fence orders the RMW before
-	 * the load of the flag; it pairs with the StoreLoad fence after the
-	 * store of the flag in async_pool_shutdown. One locked counter per
-	 * call (per array for submit_array), none on the way out. */
-	ck_pr_faa_64(&p->submitted, n);
-	ck_pr_fence_atomic_load();
-	if (ck_pr_load_32(&p->shutdown)) {
-		ck_pr_faa_64(&p->submitted, (uint64_t)0 - n);
+	/* Counted before the CAS that publishes (its release fence orders the
+	 * two), so a job is never seen run before it was counted. Refused once
+	 * shutdown closed the queue: then the count is taken back and nothing
+	 * was pushed; otherwise shutdown's drain runs the jobs
+	 * (async_inject_close). */
+	producer_count(p, n);
+	if (async_inject_push(&p->inj, first, last, 1) != 0) {
+		producer_count(p, (uint64_t)0 - n);
 		return ASYNC_ESHUTDOWN;
 	}
-	TEST_POINT("submit: past the shutdown check");
-	async_inject_push(&p->inj, first, last);
-	/* AtomicLoad: the exchange that published the job is ordered before the
+	/* AtomicLoad: the CAS that published the job is ordered before the
 	 * load of spinning. Pairs with the fences after the RMW on spinning in
 	 * idle() (the stop and found-work exits, and async_ec_prepare). */
 	ck_pr_fence_atomic_load();

@@ -133,7 +133,7 @@ static async_job *idle(struct worker *w)
 			if (j != NULL || ck_pr_load_32(&w->stop) || !contended)
 				break;
 			/* Contended: a producer may be preempted between its
-			 * exchange and its link store; let it run. */
+			 * CAS and its link store; let it run. */
 			async_backoff(&backoff);
 			continue;
 		}
@@ -199,10 +199,7 @@ void *async__worker_main(void *arg)
 	 * where it is: other workers take from it. */
 	async_job *j;
 	while ((j = async_deque_pop(&w->dq)) != NULL) {
-		async__inject_push(p, j, j, 1);
-		/* Counted as submitted now: not as this worker's any more
-		 * (async_pool_queued adds both). */
-		stat_add(&w->pushed, (uint64_t)-1);
+		async__inject_push(p, j, j); /* still counted in pushed */
 	}
 	/* Leaving for good, the worker looks at the queues once more (the
 	 * rule in eventcount.h): a submitter may have seen it spinning, or a

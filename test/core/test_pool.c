@@ -313,6 +313,57 @@ Test(pool, stop_finishes_current_job_and_no_stale_stop_requests)
 	check_once(hits, 64);
 }
 
+/* async_pool_queued counts external jobs in per-thread slots, and past
+ * ASYNC_PRODUCERS (16) threads in a shared counter: with no workers, the
+ * count is exact whichever way each thread counted, for two pools a thread
+ * alternates between, and a refused submit takes its count back. */
+enum { QTHREADS = 24, QJOBS = 40 };
+struct producer_arg {
+	async_pool *p[2];
+	struct counted *c; /* 2 * QJOBS records */
+};
+
+static void *produce_into_two(void *arg)
+{
+	struct producer_arg *a = arg;
+	for (int i = 0; i < 2 * QJOBS; i++)
+		cr_assert_eq(async_pool_submit(a->p[i & 1], &a->c[i].job), 0);
+	return NULL;
+}
+
+Test(pool, queued_counts_every_producer_thread)
+{
+	for (int round = 0; round < 2; round++) { /* a new pool may reuse the address */
+		async_pool *p[2] = { make_pool(0), make_pool(0) };
+		unsigned *hits = calloc(QTHREADS * 2 * QJOBS, sizeof *hits);
+		struct counted *c = calloc(QTHREADS * 2 * QJOBS, sizeof *c);
+		struct producer_arg a[QTHREADS];
+		pthread_t t[QTHREADS];
+		for (int i = 0; i < QTHREADS * 2 * QJOBS; i++) {
+			c[i].hits = hits;
+			c[i].i = (size_t)i;
+			async_job_init(&c[i].job, count_hit, &c[i]);
+		}
+		for (int k = 0; k < QTHREADS; k++) {
+			a[k] = (struct producer_arg){ { p[0], p[1] }, &c[k * 2 * QJOBS] };
+			pthread_create(&t[k], NULL, produce_into_two, &a[k]);
+		}
+		for (int k = 0; k < QTHREADS; k++)
+			pthread_join(t[k], NULL);
+		for (int k = 0; k < 2; k++) {
+			cr_assert_eq(async_pool_queued(p[k]), QTHREADS * QJOBS);
+			cr_assert_eq(async_pool_shutdown(p[k]), 0);
+			cr_assert_eq(async_pool_queued(p[k]), 0);
+			cr_assert_eq(async_pool_submit(p[k], &c[k].job), ASYNC_ESHUTDOWN);
+			cr_assert_eq(async_pool_queued(p[k]), 0, "a refused submit stays counted");
+			async_pool_destroy(p[k]);
+		}
+		check_once(hits, QTHREADS * 2 * QJOBS);
+		free(c);
+		free(hits);
+	}
+}
+
 Test(pool, shutdown_runs_all_queued_work)
 {
 	/* No workers at all: shutdown runs the queue on the calling thread. */

@@ -525,16 +525,19 @@ Test(races, one_call_on_an_idle_pool_wakes_one_worker, .timeout = 60)
 
 /* ---- a submission from another thread while shutdown drains ------------- */
 
-/* The forced interleaving: the submitter is stalled right after it passed
- * the shutdown check, while the main thread shuts down. Before the fix the
- * drain finished meanwhile and the submitter then pushed a job nobody would
- * ever run (submit returned 0). It must run, or be refused. */
+/* The forced interleavings: the submitter is stalled inside its push while
+ * the main thread shuts down: after it read the queue's head (not closed
+ * yet) and before its CAS, or after the CAS and before it linked the job.
+ * A push that ignored the close, or a drain that ended at a half-done
+ * push, would drop the job (submit returned 0, nothing ran). It must run,
+ * or be refused. */
+static const char *stall_point; /* which point stalls */
 static int stall_submitter;    /* atomic: arm the stall */
 static int submitter_in_window; /* atomic: the submitter is stalled */
 
 static void stall_submit_hook(const char *point)
 {
-	if (strcmp(point, "submit: past the shutdown check") == 0 &&
+	if (strcmp(point, stall_point) == 0 &&
 	    __atomic_exchange_n(&stall_submitter, 0, __ATOMIC_SEQ_CST)) {
 		__atomic_store_n(&submitter_in_window, 1, __ATOMIC_SEQ_CST);
 		usleep(300000); /* shutdown runs its whole drain meanwhile */
@@ -555,10 +558,12 @@ static void *submit_from_outside(void *arg)
 	return NULL;
 }
 
-Test(races, a_submission_racing_with_shutdown_runs_or_is_refused, .timeout = 60)
+static void submission_racing_with_shutdown(const char *point)
 {
-	for (int round = 0; round < 3; round++) {
-		async_pool *p = make_pool_cfg(1, 64);
+	stall_point = point;
+	/* Round 0 has no worker: shutdown's own drain must see the job. */
+	for (int round = 0; round < 4; round++) {
+		async_pool *p = make_pool_cfg(round > 0, 64);
 		struct late_submit s = { p, { 0 }, 0, -1000 };
 		async_job_init(&s.job, bump, &s.ran);
 		__atomic_store_n(&async_test_hook, stall_submit_hook, __ATOMIC_RELEASE);
@@ -581,6 +586,16 @@ Test(races, a_submission_racing_with_shutdown_runs_or_is_refused, .timeout = 60)
 			cr_assert_eq(ran_at_shutdown, 0);
 		async_pool_destroy(p);
 	}
+}
+
+Test(races, a_submission_racing_with_shutdown_runs_or_is_refused, .timeout = 60)
+{
+	submission_racing_with_shutdown("inject: head read, not yet swapped");
+}
+
+Test(races, a_submission_half_pushed_at_shutdown_runs, .timeout = 60)
+{
+	submission_racing_with_shutdown("inject: swapped, not yet linked");
 }
 
 /* The same without a forced window: several threads submit as fast as they
