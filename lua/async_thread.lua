@@ -7,8 +7,12 @@
 -- What travels: requests go to the workers on one Channel, results come back
 -- on another, and update() delivers them. Definitions, shared values and the
 -- worker-init function are published as immutable snapshots (a Channel each,
--- read with peek), and every call carries the snapshot current when it was
--- made, as the native module does. The record states that cancel() and a
+-- read with peek), and every call carries the number of the snapshot current
+-- when it was made, as the native module does. A call's message holds only
+-- plain values (a LÖVE object's push costs more than the rest of a small
+-- call): the snapshots that calls in flight name, and the shared-memory
+-- chunks of the call records, are listed in one registry table that the
+-- workers peek on a Channel of its own when they meet one they lack. The record states that cancel() and a
 -- worker's start race on, the "stop asked" flags and the per-worker counters
 -- live in love.data ByteData seen through the FFI; the races are decided
 -- under a Channel's lock (performAtomic).
@@ -31,6 +35,10 @@ local ffi = require "ffi"
 local M = { backend = "thread", max_depth = C.MAXDEPTH }
 
 local function fail(fmt, ...) error(fmt:format(...), 0) end
+-- define's and undefine's misuse carries the position of async.lua's line
+-- that called them, as the native module's luaL_error puts it: `level`
+-- counts from the function that raises (1) to that caller.
+local function failAt(level, fmt, ...) error(fmt:format(...), level + 1) end
 
 local function hasLoveThread()
   return type(love) == "table" and pcall(require, "love.thread") and pcall(require, "love.data")
@@ -92,6 +100,13 @@ local function publish(ctx)
   local ch = love.thread.newChannel()
   ch:push(sn)
   ctx.snapCh = ch
+  -- Listed while a call names it (async_thread_calls.lua counts them).
+  local snaps = ctx.registry.snaps
+  for id in pairs(snaps) do
+    if ctx.epochCalls[id] == nil then snaps[id] = nil end
+  end
+  snaps[ctx.epoch] = ch
+  calls.publishRegistry(ctx)
 end
 
 local function nextId(ctx)
@@ -102,10 +117,10 @@ end
 -- A definition from a Lua function: its bytecode and a snapshot of its
 -- upvalues, published on a Channel of its own. `what` names it in errors.
 local function makeDef(ctx, fn, name, what)
-  if type(fn) ~= "function" then fail("%s: expected a function, got a %s", what, type(fn)) end
-  if debug.getinfo(fn, "S").what == "C" then fail("%s: a C function has no bytecode to send to a worker", what) end
+  if type(fn) ~= "function" then failAt(3, "%s: expected a function, got a %s", what, type(fn)) end
+  if debug.getinfo(fn, "S").what == "C" then failAt(3, "%s: a C function has no bytecode to send to a worker", what) end
   local okd, code = pcall(string.dump, fn)
-  if not okd then fail("%s: could not dump the function", what) end
+  if not okd then failAt(3, "%s: could not dump the function", what) end
   local up, isAsync, n = {}, nil, 0
   while true do
     local uname, v = debug.getupvalue(fn, n + 1)
@@ -123,7 +138,7 @@ local function makeDef(ctx, fn, name, what)
   local bad = C.check(up, 1, n, "upvalue", C.LOVE_CALL_ONLY)
   if bad then
     local k, rest = bad:match("^upvalue (%d+)(.*)$")
-    fail("%s: upvalue '%s'%s, which cannot be sent to a worker", what, debug.getupvalue(fn, tonumber(k)), rest)
+    failAt(3, "%s: upvalue '%s'%s, which cannot be sent to a worker", what, debug.getupvalue(fn, tonumber(k)), rest)
   end
   local ch = love.thread.newChannel()
   ch:push({ code = code, n = n, up = up, isAsync = isAsync })
@@ -133,7 +148,7 @@ end
 function Ctx:define(name, fn)
   checkOpen(self)
   if type(name) ~= "string" then fail("bad argument #2 to 'define' (string expected, got %s)", type(name)) end
-  if name == "" then fail("async.define: the name must not be empty") end
+  if name == "" then failAt(2, "async.define: the name must not be empty") end
   self.defs[name] = makeDef(self, fn, name, ("async.define('%s')"):format(name))
   publish(self)
 end
@@ -141,7 +156,7 @@ end
 function Ctx:undefine(name)
   checkOpen(self)
   if type(name) ~= "string" then fail("bad argument #2 to 'undefine' (string expected, got %s)", type(name)) end
-  if self.defs[name] == nil then fail("async.undefine: no function named '%s' is defined", name) end
+  if self.defs[name] == nil then failAt(2, "async.undefine: no function named '%s' is defined", name) end
   self.defs[name] = nil
   publish(self)
 end
@@ -230,7 +245,7 @@ function Ctx:add(n)
     end
     slotPtr(self, s)[C.S_RUNNING] = 1
     self.threads[s] = t
-    t:start(self.ctlData, self.slotData, self.lock, self.requests, self.results, s, self.env)
+    t:start(self.ctlData, self.slotData, self.lock, self.requests, self.results, self.registryCh, s, self.env)
     armCloser(self) -- newer than this thread: see armCloser
   end
   self.nworkers = self.nworkers + n
@@ -366,7 +381,8 @@ function M.new(n, facade, limit)
     facade = facade, closed = false, joined = false,
     defs = {}, shares = {}, init = nil, epoch = 0, lastId = 0,
     recs = {}, free = {}, nrecs = 0, chunks = {}, keys = {},
-    pending = {}, qh = 1, qt = 0,
+    pending = {}, qh = 1, qt = 0, epochCalls = {},
+    registry = { snaps = {}, chunks = {} }, registryCh = love.thread.newChannel(),
     inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0,
     nworkers = 0, threads = {}, nslots = 0, max = maxWorkers(), shutting = false,
     errorFn = _G.error, -- {error = error}: see callErrorHandler (async_thread_calls.lua)

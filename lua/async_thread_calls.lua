@@ -20,6 +20,17 @@ end
 
 -- ---- calls ---------------------------------------------------------------------
 
+local function replaceRegistry(ch, registry)
+  ch:clear()
+  ch:push(registry)
+end
+
+-- The registry (async_thread.lua's publish) replaced whole, under its
+-- Channel's lock, so a worker's peek never finds it missing.
+local function publishRegistry(ctx)
+  ctx.registryCh:performAtomic(replaceRegistry, ctx.registry)
+end
+
 local function recordGet(ctx)
   local free = ctx.free
   local rec = free[#free]
@@ -33,6 +44,8 @@ local function recordGet(ctx)
   if ctx.chunks[ci] == nil then
     local data = love.data.newByteData(C.CHUNK * 8)
     ctx.chunks[ci] = { data, ffi.cast("int32_t *", data:getFFIPointer()) }
+    ctx.registry.chunks[ci + 1] = data -- before any call that uses it
+    publishRegistry(ctx)
   end
   local chunk = ctx.chunks[ci]
   rec = { index = i, gen = 0, chunk = chunk[1], p = chunk[2] + 2 * (i % C.CHUNK) }
@@ -122,11 +135,12 @@ local function doCall(ctx, cb, name, ...)
     if key ~= key then callFail("async.call('%s'): the callback's key is NaN, which cannot be a key", name) end
   end
   local n = select("#", ...)
-  local msg = { C.CALL, 0, false, ctx.epoch, ctx.snapCh, name, n, ... }
-  local bad = C.check(msg, 8, 7 + n, "argument")
+  -- { CALL, record, snapshot number, name, nargs, args... }
+  local msg = { C.CALL, 0, ctx.epoch, name, n, ... }
+  local bad = C.check(msg, 6, 5 + n, "argument")
   if bad then callFail("async.call('%s'): %s, which cannot be sent to a worker", name, bad) end
   local rec = recordGet(ctx)
-  msg[2], msg[3] = rec.index, rec.chunk
+  msg[2] = rec.index
   if ctx.shutting then
     -- Made by a callback that shutdown() delivers: it does not run, it ends
     -- as cancelled and shutdown delivers that too.
@@ -141,6 +155,9 @@ local function doCall(ctx, cb, name, ...)
       callFail("async.call('%s'): %s", name, tostring(err))
     end
     ctx.pushed = ctx.pushed + 1
+    local e = ctx.epoch -- its snapshot stays listed until it is delivered
+    rec.epoch = e
+    ctx.epochCalls[e] = (ctx.epochCalls[e] or 0) + 1
   end
   -- Only a call that was made supersedes the one before it.
   if key ~= nil then takeKey(ctx, rec, key) end
@@ -225,6 +242,12 @@ local function deliver(ctx)
   local cb = rec.cb
   local st = rec.superseded and C.CANCELLED or m[2]
   rec.cb = nil
+  local e = rec.epoch
+  if e ~= nil then
+    rec.epoch = nil
+    local k = ctx.epochCalls[e] - 1
+    ctx.epochCalls[e] = k > 0 and k or nil
+  end
   dropKey(ctx, rec)
   recordPut(ctx, rec)
   if st == C.CANCELLED then
@@ -271,5 +294,5 @@ local function update(ctx, budget)
   return n
 end
 
-return { call = doCall, update = update, take = take, deliver = deliver }
+return { call = doCall, update = update, take = take, deliver = deliver, publishRegistry = publishRegistry }
 end

@@ -34,7 +34,9 @@ local function where(path, depth)
     elseif type(k) == "number" then parts[i] = ("[%.14g]"):format(k)
     else parts[i] = "[" .. type(k) .. " key]" end
   end
-  return table.concat(parts)
+  -- Cut as codec.c's fail does (a char[160]), so both backends name a deep
+  -- path alike.
+  return table.concat(parts):sub(1, 159)
 end
 
 -- Returns what is wrong with v (the codec's words), or nil. `noLove`: why
@@ -67,6 +69,14 @@ end
 -- "label i (at .path) what" for the first that cannot travel, or nil.
 -- `noLove` (C.LOVE_*): LÖVE objects are refused, saying that.
 function C.check(t, first, last, label, noLove)
+  -- Numbers, strings, booleans and nils, the common case, need no walk.
+  local i = first
+  while i <= last do
+    local tv = type(t[i])
+    if tv == "table" or tv == "userdata" or tv == "function" or tv == "thread" or tv == "cdata" then break end
+    i = i + 1
+  end
+  if i > last then return nil end
   local seen, path = {}, {}
   for i = first, last do
     local w = walk(t[i], 0, seen, path, noLove)

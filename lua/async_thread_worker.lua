@@ -5,10 +5,11 @@
 -- (await, awaitAll, cancelled) that jobs see.
 --
 -- The worker: one love.thread. Arguments: the control and slot ByteData, the
--- lock, request and result Channels, its slot number and the game's
+-- lock, request and result Channels, the registry's Channel (snapshots and
+-- record chunks: see async_thread.lua), its slot number and the game's
 -- environment (package paths, LÖVE modules to require).
 return [==[
-local ctlData, slotData, lock, requests, results, slot, env = ...
+local ctlData, slotData, lock, requests, results, registryCh, slot, env = ...
 local ffi = require "ffi"
 local ctl = ffi.cast("int32_t *", ctlData:getFFIPointer())
 local sl = ffi.cast("double *", slotData:getFFIPointer()) + slot * C.SLOT
@@ -111,8 +112,11 @@ function debug.gethook()
 end
 local function collect(ok, ...) return ok, select("#", ...), { ... } end
 
+-- Snapshot `id`, from its Channel `ch` or, for a call, from the registry,
+-- which lists it while the call is in flight.
 local function getSnap(id, ch)
   if id ~= snapId then
+    ch = ch or registryCh:peek().snaps[id]
     snap, snapId = ch:peek(), id
     snap.ch = ch -- for the parts of an awaitAll run by other workers
     -- Keep the compiled functions the new snapshot still holds (share and
@@ -267,7 +271,7 @@ function api.awaitAll(list)
     local e = list[k]
     parts:push({ k, e[1], #e - 1, unpack(e, 2, #e) })
   end
-  local token = { C.SUB, parts, replies, sn.id, sn.ch, owner.rec, owner.chunk }
+  local token = { C.SUB, parts, replies, sn.id, sn.ch, owner.rec }
   for _ = 2, n do requests:push(token) end
   local got, res = 0, {}
   while true do
@@ -313,23 +317,30 @@ local function takeStop(_, c, s)
   return false
 end
 
--- The game's call record `rec` (in chunk `data`): { p = its int32 state and
--- stop flag, rec, chunk }.
-local function record(rec, data)
+-- The game's call record `rec`: { p = its int32 state and stop flag, rec },
+-- made once per record number (a record's memory never moves). Its chunk
+-- was listed in the registry before any call used it.
+local records = {}
+local function record(rec)
+  local r = records[rec]
+  if r then return r end
   local ci = math.floor(rec / C.CHUNK)
   local chunk = chunks[ci]
   if chunk == nil then
+    local data = registryCh:peek().chunks[ci + 1]
     chunk = { data, ffi.cast("int32_t *", data:getFFIPointer()) }
     chunks[ci] = chunk
   end
-  return { p = chunk[2] + 2 * (rec % C.CHUNK), rec = rec, chunk = data }
+  r = { p = chunk[2] + 2 * (rec % C.CHUNK), rec = rec }
+  records[rec] = r
+  return r
 end
 
 -- A SUB token: run one part of another worker's awaitAll, if one is left.
 local function handlePart(m)
   local item = m[2]:pop()
   if item == nil then return end
-  local ok, st, rn, r = pcall(runPart, item, getSnap(m[4], m[5]), record(m[6], m[7]))
+  local ok, st, rn, r = pcall(runPart, item, getSnap(m[4], m[5]), record(m[6]))
   if not ok then st, rn, r = C.FAILED, 2, { ("%s: %s: %s"):format(item[2], C.NAME, tostring(st)), "" } end
   if realGethook() then realSethook(); userHook = nil end
   local first -- awaitAll keeps a part's first result, or its error and traceback
@@ -340,23 +351,26 @@ local function handlePart(m)
   end
 end
 
+-- A call: { CALL, record, snapshot number, name, nargs, args... }.
+local function runCall(m, owner)
+  local name = m[4]
+  local sn = getSnap(m[3])
+  local d = sn.defs[name]
+  if d == nil then return C.FAILED, 2, { ("no function named '%s' is defined"):format(name), "" } end
+  return runJob(name, d, sn, owner, m, 6, m[5])
+end
+
 local function handleCall(m)
   local rec = m[2]
-  local owner = record(rec, m[3])
-  local p = owner.p
+  local owner = record(rec)
   sl[C.S_TAKEN] = sl[C.S_TAKEN] + 1
-  if not lock:performAtomic(start, p) then
+  if not lock:performAtomic(start, owner.p) then
     results:push({ rec, C.CANCELLED, 0 })
     return
   end
-  local name, st, n, r = m[6], nil, nil, nil
-  local ok, err = pcall(function()
-    local sn = getSnap(m[4], m[5])
-    local d = sn.defs[name]
-    if d == nil then st, n, r = C.FAILED, 2, { ("no function named '%s' is defined"):format(name), "" }; return end
-    st, n, r = runJob(name, d, sn, owner, m, 8, m[7])
-  end)
-  if not ok then st, n, r = C.FAILED, 2, { ("%s: %s: %s"):format(name, C.NAME, tostring(err)), "" } end
+  local name = m[4]
+  local ok, st, n, r = pcall(runCall, m, owner)
+  if not ok then st, n, r = C.FAILED, 2, { ("%s: %s: %s"):format(name, C.NAME, tostring(st)), "" } end
   -- A hook a job left behind would run in every later job of this worker.
   if realGethook() then realSethook(); userHook = nil end
   sl[C.S_JOBS] = sl[C.S_JOBS] + 1

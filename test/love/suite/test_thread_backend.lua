@@ -2,7 +2,8 @@
 -- (run by test/love/suite with ASYNC_BACKEND=thread): it says so, it refuses
 -- what it cannot carry with an error naming it, and it survives shutdown
 -- under load and LÖVE objects in both directions. The switch between
--- backends (async.load{backend = ...}) runs on both.
+-- backends (async.load{backend = ...}) and the comparison of their messages
+-- run on both.
 
 test("thread backend: async.backend says which backend a game got", function()
   local async = require "async"
@@ -285,4 +286,25 @@ test("a failed job's traceback ends at the job, on its worker", function()
   end
   eq(tbs.boom ~= nil and tbs.outer ~= nil, true, "both failed")
   async.shutdown()
+end)
+
+test("define's misuse and a too-deep path read the same on both backends", function()
+  local async = require "async"
+  local deep = {}
+  local cur = deep
+  for _ = 1, 200 do cur.abcdefghij = {}; cur = cur.abcdefghij end
+  local got = {}
+  for _, b in ipairs({ "native", "thread" }) do
+    async.load { workers = 1, backend = b }
+    async.define("id", function(...) return ... end)
+    local m = {}
+    m[1] = select(2, pcall(async.define, "x", print))
+    m[2] = select(2, pcall(async.undefine, "nope"))
+    m[3] = select(2, pcall(async.define, "", function() end))
+    m[4] = select(2, pcall(async.call, nil, "id", deep))
+    async.shutdown()
+    got[b] = m
+  end
+  for i = 1, 4 do eq(got.thread[i], got.native[i], "message " .. i) end
+  ok(got.thread[1]:find("^.-async%.lua:%d+: async%.define%('x'%)"), got.thread[1])
 end)

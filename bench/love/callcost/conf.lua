@@ -1,0 +1,7 @@
+-- conf.lua: the call-cost benchmark runs headless.
+function love.conf(t)
+  t.identity = "async-callcost"
+  t.window = false
+  t.modules.window, t.modules.graphics = false, false
+  t.modules.audio, t.modules.sound = false, false
+end
