@@ -288,17 +288,26 @@ function M.wrap(c, ccall, cupdate, facade)
   end
 
   local defs, defsEpoch = {}, -1
+  -- Set while a call is encoded into the shared scratch state (buf, seen,
+  -- xs) until its record is made: an allocation there may run a finalizer
+  -- (ffi.gc, __gc) that itself calls async.call, and that inner call takes
+  -- the C API path, which encodes into a record of its own; here it would
+  -- overwrite the outer call's arguments. An encode that raised midway (out
+  -- of memory) leaves it set: later calls then take the C API path, slower
+  -- and otherwise the same.
+  local encoding = false
 
   local function call(cb, name, ...)
     -- A callback table this path takes only when call.c's check passes it
     -- (okTable); a key ("latest wins" lives in the registry) or a mistake
     -- takes the C API path, which raises with the one message.
-    if cb ~= nil and type(cb) ~= "function" and not (type(cb) == "table" and okTable(cb)) then
+    if encoding or cb ~= nil and type(cb) ~= "function" and not (type(cb) == "table" and okTable(cb)) then
       return ccall(cb, name, ...) -- a tail call: errors point at the caller
     end
     if type(name) ~= "string" then return ccall(cb, name, ...) end
     local n = select("#", ...)
     if n >= 128 then return ccall(cb, name, ...) end
+    encoding = true
     if nseen > 0 then seen, nseen = {}, 0 end -- an encode that raised midway
     nxs, xs1, xsMore = 0, nil, nil
     buf[0] = 0 -- flags
@@ -306,19 +315,20 @@ function M.wrap(c, ccall, cupdate, facade)
     local pos = 2
     for i = 1, n do
       pos = put((select(i, ...)), pos, 0)
-      if pos == nil then settle(); return ccall(cb, name, ...) end
+      if pos == nil then settle(); encoding = false; return ccall(cb, name, ...) end
     end
     local epoch = api.epoch(ctxp)
     if epoch ~= defsEpoch then defs, defsEpoch = {}, epoch end
     local d = defs[name]
     if d == nil then
       d = api.lookup(ctxp, name)
-      if d == nil then settle(); return ccall(cb, name, ...) end -- raises: not defined
+      if d == nil then settle(); encoding = false; return ccall(cb, name, ...) end -- raises: not defined
       defs[name] = d
     end
     local index = api.call(ctxp, d, buf, pos, genbox, xs, nxs)
     if index >= 0 and nxs > 0 then held[index + 1] = xsMore or xs1 end
     settle()
+    encoding = false
     if index < 0 then return ccall(cb, name, ...) end
     cbs[index + 1] = cb
     return Handle(id, index, genbox[0])

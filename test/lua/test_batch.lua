@@ -148,3 +148,35 @@ test("long strings passed by reference arrive whole, even when only the call hol
   for i = 1, 40 do eq(got[i], expect[i], "call " .. i) end
   async.shutdown()
 end)
+
+test("a finalizer that calls async.call while a call is being encoded corrupts neither call", function()
+  local ffi = require "ffi"
+  local async = fresh(1)
+  async.define("sumt", function(t) local s = 0 for i = 1, #t do s = s + t[i] end return #t, s end)
+  local live, inner, n, bad = true, 0, 0, 0
+  -- A collector that runs whole cycles on small allocations: the
+  -- finalizers then run inside the encoding, not only by chance.
+  collectgarbage("setpause", 1)
+  local stepmul = collectgarbage("setstepmul", 10000)
+  for _ = 1, 40 do
+    -- Finalizers that call, as a game's resource manager might; encoding a
+    -- big argument allocates, so the collector steps and runs them there.
+    for _ = 1, 20 do
+      ffi.gc(ffi.new("char[64]"), function()
+        if live then inner = inner + 1; async.call(nil, "id", "from a finalizer", 1, 2, 3) end
+      end)
+    end
+    local flat, nested = {}, {}
+    for i = 1, 3000 do flat[i] = i end
+    for i = 1, 2000 do nested[i] = { i } end
+    async.call(function(k, s) n = n + 1; if k ~= 3000 or s ~= 3000 * 3001 / 2 then bad = bad + 1 end end, "sumt", flat, nested)
+  end
+  collectgarbage("setpause", 200)
+  collectgarbage("setstepmul", stepmul)
+  drain(async)
+  live = false
+  ok(inner > 0, "no finalizer ran during the calls")
+  eq(n, 40, "outer calls answered")
+  eq(bad, 0, "outer calls whose arguments arrived corrupted")
+  async.shutdown()
+end)
