@@ -184,10 +184,22 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 				break;
 			j = next;
 		}
-		/* A hint suffices: this worker runs the job itself if nobody
-		 * steals it. */
-		if (ck_pr_load_32(&p->spinning) == 0)
-			async_ec_hint(&p->work_ec);
+		/* One job: a hint suffices, this worker runs it itself if
+		 * nobody steals it. A chain (submit_array: the Lua layer's
+		 * worker flushing the game's held calls just before it starts a
+		 * job that may be long) gets a fenced notify, so a sleeping
+		 * worker is sure to see it rather than wait for this one. The
+		 * full fence orders the deque pushes before the load of
+		 * spinning; it pairs with the fences after the RMW on spinning in
+		 * idle() and in async_ec_prepare, as the external path's does. */
+		if (n == 1) {
+			if (ck_pr_load_32(&p->spinning) == 0)
+				async_ec_hint(&p->work_ec);
+		} else {
+			ck_pr_fence_memory();
+			if (ck_pr_load_32(&p->spinning) == 0)
+				async_ec_notify_one(&p->work_ec);
+		}
 		return 0;
 	}
 	/* Counted before the CAS that publishes (its release fence orders the
