@@ -53,6 +53,11 @@ static void help_until_zero(struct worker *w, uint64_t *counter, uint32_t *state
 		async_job *j = async__find_work(w, &contended);
 		if (j != NULL) {
 			async__run_found(w, j);
+			/* The job's own fork-join may have taken some of the
+			 * frames shared above back as private (a sync below a
+			 * split it grew halves the whole shared part): share
+			 * them again, since this waiter will not run them. */
+			async__fork_share_all(&w->fk);
 			spins = 0;
 		} else if (++spins < 256) {
 			ck_pr_stall();
