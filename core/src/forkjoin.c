@@ -131,12 +131,12 @@ int async_job_spawn(async_job *job)
 	 * can run for milliseconds without making one, while an idle worker
 	 * that asked for work (movesplit) has gone to sleep. Seen: Lua's
 	 * awaitAll ran its parts one after the other on two workers.
-	 * notify_one's full fence orders the publication (a CAS on ts) before
-	 * its load of the waiter count (F4 in fork.c; pairs with the StoreLoad
-	 * fence in async_ec_prepare); with nobody asleep it is that fence and
-	 * two loads. The inline async_spawn keeps the private fast path. */
+	 * share_all wakes a sleeper after publishing (F4 in fork.c: its full
+	 * fence orders the CAS on ts before the load of the waiter count);
+	 * with nobody asleep it is that fence and a load. If the spawn itself
+	 * shared the frame (spawn_slow), it woke one already. The inline
+	 * async_spawn keeps the private fast path. */
 	async__fork_share_all(&w->fk);
-	async_ec_notify_one(&w->pool->work_ec);
 	return 0;
 }
 
