@@ -92,7 +92,11 @@
  *      (or the cleared flag, which it sets again), or the owner sees the
  *      sleeper and wakes it. A request is cleared only right after
  *      frames were shared, so one left set is always served by the next
- *      spawn. The owner's load of movesplit is relaxed: a request seen
+ *      spawn. An owner about to wait (help_until_zero, which never runs
+ *      its own shared frames) shares all and wakes the same way, whatever
+ *      movesplit says (async__fork_share_all): a request left by a worker
+ *      that slept after the spawn would otherwise wait for a spawn or sync
+ *      that the waiter does not make. The owner's load of movesplit is relaxed: a request seen
  *      late costs parallelism until the next spawn, never a frame (the
  *      owner runs its private frames itself; an owner that waits has no
  *      private frame, I5).
