@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,37 +14,13 @@
 
 #include "async/async.h"
 #include "watchdog.h"
+#include "fork_helpers.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SCALE 8
 #else
 #define SCALE 1
 #endif
-
-static async_pool *make_pool(unsigned workers)
-{
-	async_pool_config cfg = async_pool_config_default();
-	cfg.workers = workers;
-	cfg.max_workers = 8;
-	cfg.pin = 0;
-	async_pool *p = NULL;
-	int rc = async_pool_create(&p, &cfg);
-	cr_assert_eq(rc, 0, "create: %s", async_strerror(rc));
-	return p;
-}
-
-/* Runs body(arg) as one job on the pool and waits for it. */
-static void run_on_pool(async_pool *p, async_job_fn body, void *arg, unsigned seconds, const char *what)
-{
-	async_group g;
-	async_group_init(&g);
-	async_job j;
-	async_job_init(&j, body, arg);
-	cr_assert_eq(async_group_submit(p, &g, &j), 0);
-	watchdog_arm(seconds, what);
-	cr_assert_eq(async_group_wait(p, &g), 0);
-	watchdog_disarm();
-}
 
 /* ---- one worker: order, state, capacity --------------------------------- */
 
@@ -511,78 +486,4 @@ Test(fork, a_sleeping_worker_is_woken_for_a_spawned_frame, .timeout = 300)
 		cr_assert(c.met, "round %d: the sleeping worker was not woken for the frame", round);
 	}
 	async_pool_destroy(p);
-}
-
-/* ---- a worker that waits on a group shares its frames and wakes a sleeper */
-
-/* A worker that waits inside the pool (async_group_wait from a job) shares
- * its private frames first (help_until_zero), because what it waits for
- * may need them; it never runs them itself while it waits. A worker that
- * went to sleep after those frames were spawned left a request (movesplit)
- * that only a spawn or a sync serves: so the share must wake it too, or the
- * frame is run by nobody. Three workers: one busy in a job that waits for
- * the frame (the dependency), one spawning and then waiting on that job's
- * group, one asleep since after the spawn. */
-struct share_wake {
-	int a_ran;
-	int g_started;
-	int met;
-	async_pool *p;
-	async_group g2;
-};
-
-static void sw_nop(async_worker *w, void *arg) { (void)w; (void)arg; }
-
-static void sw_mark(async_worker *w, void *arg)
-{
-	(void)w;
-	__atomic_store_n(&((struct share_wake *)arg)->a_ran, 1, __ATOMIC_SEQ_CST);
-}
-
-/* The job the waiter waits for: it needs the frame to have run. Bounded,
- * so a lost wake-up fails the test rather than hanging it. */
-static void sw_gate(void *arg)
-{
-	struct share_wake *s = arg;
-	__atomic_store_n(&s->g_started, 1, __ATOMIC_SEQ_CST);
-	time_t deadline = time(NULL) + 10;
-	while (!__atomic_load_n(&s->a_ran, __ATOMIC_SEQ_CST) && time(NULL) <= deadline)
-		sched_yield();
-	s->met = __atomic_load_n(&s->a_ran, __ATOMIC_SEQ_CST);
-}
-
-static void sw_spawner(void *arg)
-{
-	struct share_wake *s = arg;
-	async_worker *w = async_worker_self();
-	cr_assert_not_null(w);
-	/* The first spawn serves the sleeper's old request and wakes it; the
-	 * second goes in privately while it wakes, so its next look (after
-	 * stealing the first) finds nothing shared and it sleeps again. */
-	cr_assert_eq(async_spawn(w, sw_nop, s), 0);
-	cr_assert_eq(async_spawn(w, sw_mark, s), 0);
-	usleep(20000); /* far past the spin: the third worker sleeps */
-	cr_assert_eq(async_group_wait(s->p, &s->g2), 0);
-	async_sync(w);
-	async_sync(w);
-}
-
-Test(fork, a_worker_waiting_on_a_group_wakes_a_sleeper_for_its_frames, .timeout = 300)
-{
-	for (int round = 0; round < 8; round++) {
-		async_pool *p = make_pool(3);
-		usleep(20000); /* all three asleep */
-		struct share_wake s = { 0, 0, 0, p, { 0, NULL } };
-		async_group_init(&s.g2);
-		async_job gate;
-		async_job_init(&gate, sw_gate, &s);
-		cr_assert_eq(async_group_submit(p, &s.g2, &gate), 0);
-		watchdog_arm(60, "a group waiter's shared frame");
-		while (!__atomic_load_n(&s.g_started, __ATOMIC_SEQ_CST))
-			usleep(100);
-		watchdog_disarm();
-		run_on_pool(p, sw_spawner, &s, 60, "a group waiter's shared frame");
-		cr_assert(s.met, "round %d: the frame shared by a waiting worker ran only after the wait gave up", round);
-		async_pool_destroy(p);
-	}
 }
