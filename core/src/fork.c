@@ -92,7 +92,11 @@
  *      (or the cleared flag, which it sets again), or the owner sees the
  *      sleeper and wakes it. A request is cleared only right after
  *      frames were shared, so one left set is always served by the next
- *      spawn. The owner's load of movesplit is relaxed: a request seen
+ *      spawn. An owner about to wait (help_until_zero, which never runs
+ *      its own shared frames) shares all and wakes the same way, whatever
+ *      movesplit says (async__fork_share_all): a request left by a worker
+ *      that slept after the spawn would otherwise wait for a spawn or sync
+ *      that the waiter does not make. The owner's load of movesplit is relaxed: a request seen
  *      late costs parallelism until the next spawn, never a frame (the
  *      owner runs its private frames itself; an owner that waits has no
  *      private frame, I5).
@@ -210,10 +214,19 @@ static void wake_sleepers(async_worker *w, async_frame *top)
 	async_ec_notify_one(&worker_of(w)->pool->work_ec);
 }
 
+/* Owner about to wait (help_until_zero, the record spawn): share every
+ * private frame, and serve a sleeper's request as a spawn would. A waiter
+ * never runs its own shared frames, so a worker that went to sleep after
+ * they were spawned (leaving movesplit, F4) must be woken here: nothing
+ * else would (the waiter neither spawns nor syncs meanwhile). */
 void async__fork_share_all(async_worker *w)
 {
-	if (!w->allstolen && w->split < w->head)
-		grow_shared(w, w->head);
+	if (w->allstolen || w->split >= w->head)
+		return;
+	grow_shared(w, w->head);
+	if (ck_pr_load_32(&w->movesplit))
+		ck_pr_store_32(&w->movesplit, 0);
+	wake_sleepers(w, w->head);
 }
 
 /* Owner, the frame just pushed (head - 1), with allstolen set or movesplit

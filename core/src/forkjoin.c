@@ -53,6 +53,11 @@ static void help_until_zero(struct worker *w, uint64_t *counter, uint32_t *state
 		async_job *j = async__find_work(w, &contended);
 		if (j != NULL) {
 			async__run_found(w, j);
+			/* The job's own fork-join may have taken some of the
+			 * frames shared above back as private (a sync below a
+			 * split it grew halves the whole shared part): share
+			 * them again, since this waiter will not run them. */
+			async__fork_share_all(&w->fk);
 			spins = 0;
 		} else if (++spins < 256) {
 			ck_pr_stall();
@@ -126,12 +131,12 @@ int async_job_spawn(async_job *job)
 	 * can run for milliseconds without making one, while an idle worker
 	 * that asked for work (movesplit) has gone to sleep. Seen: Lua's
 	 * awaitAll ran its parts one after the other on two workers.
-	 * notify_one's full fence orders the publication (a CAS on ts) before
-	 * its load of the waiter count (F4 in fork.c; pairs with the StoreLoad
-	 * fence in async_ec_prepare); with nobody asleep it is that fence and
-	 * two loads. The inline async_spawn keeps the private fast path. */
+	 * share_all wakes a sleeper after publishing (F4 in fork.c: its full
+	 * fence orders the CAS on ts before the load of the waiter count);
+	 * with nobody asleep it is that fence and a load. If the spawn itself
+	 * shared the frame (spawn_slow), it woke one already. The inline
+	 * async_spawn keeps the private fast path. */
 	async__fork_share_all(&w->fk);
-	async_ec_notify_one(&w->pool->work_ec);
 	return 0;
 }
 

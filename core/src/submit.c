@@ -234,9 +234,13 @@ int async__submit_one(async_pool *p, async_group *g, async_job *job)
 		ck_pr_faa_64(&g->pending, 1);
 	rc = submit_chain(p, job, job, 1);
 	if (rc != 0) {
-		if (g != NULL)
-			ck_pr_faa_64(&g->pending, (uint64_t)-1);
+		/* Refused (shutdown): the record is free again before the
+		 * count is taken back, as a job's end does, waking the group's
+		 * waiters if it drops to 0: one may have seen our increment and
+		 * gone to sleep meanwhile. */
 		ck_pr_store_32(&job->state, JOB_IDLE);
+		if (g != NULL)
+			group_done(p, g);
 	}
 	return rc;
 }

@@ -14,37 +14,13 @@
 
 #include "async/async.h"
 #include "watchdog.h"
+#include "fork_helpers.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SCALE 8
 #else
 #define SCALE 1
 #endif
-
-static async_pool *make_pool(unsigned workers)
-{
-	async_pool_config cfg = async_pool_config_default();
-	cfg.workers = workers;
-	cfg.max_workers = 8;
-	cfg.pin = 0;
-	async_pool *p = NULL;
-	int rc = async_pool_create(&p, &cfg);
-	cr_assert_eq(rc, 0, "create: %s", async_strerror(rc));
-	return p;
-}
-
-/* Runs body(arg) as one job on the pool and waits for it. */
-static void run_on_pool(async_pool *p, async_job_fn body, void *arg, unsigned seconds, const char *what)
-{
-	async_group g;
-	async_group_init(&g);
-	async_job j;
-	async_job_init(&j, body, arg);
-	cr_assert_eq(async_group_submit(p, &g, &j), 0);
-	watchdog_arm(seconds, what);
-	cr_assert_eq(async_group_wait(p, &g), 0);
-	watchdog_disarm();
-}
 
 /* ---- one worker: order, state, capacity --------------------------------- */
 

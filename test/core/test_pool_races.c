@@ -598,6 +598,65 @@ Test(races, a_submission_half_pushed_at_shutdown_runs, .timeout = 60)
 	submission_racing_with_shutdown("inject: swapped, not yet linked");
 }
 
+/* A group submission refused by shutdown takes its count back. The count
+ * was raised before the push, so a thread waiting on the group meanwhile
+ * saw it non-zero and went to sleep: the take-back that brings it to zero
+ * must wake it, as a job's end does. Forced: the submitter is stalled
+ * before its CAS while the waiter sleeps and shutdown closes the queue. */
+struct refused_group {
+	async_pool *p;
+	async_group g;
+	async_job job;
+	unsigned ran;
+	int rc, waited;
+};
+
+static void *group_submit_from_outside(void *arg)
+{
+	struct refused_group *r = arg;
+	r->rc = async_group_submit(r->p, &r->g, &r->job);
+	return NULL;
+}
+
+static void *wait_group_from_outside(void *arg)
+{
+	struct refused_group *r = arg;
+	async_group_wait(r->p, &r->g);
+	__atomic_store_n(&r->waited, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+Test(races, a_group_waiter_wakes_when_shutdown_refuses_the_groups_job, .timeout = 60)
+{
+	stall_point = "inject: head read, not yet swapped";
+	async_pool *p = make_pool_cfg(0, 64);
+	struct refused_group r = { .p = p, .rc = -1000 };
+	async_group_init(&r.g);
+	async_job_init(&r.job, bump, &r.ran);
+	__atomic_store_n(&async_test_hook, stall_submit_hook, __ATOMIC_RELEASE);
+	__atomic_store_n(&submitter_in_window, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&stall_submitter, 1, __ATOMIC_SEQ_CST);
+	pthread_t ts, tw;
+	pthread_create(&ts, NULL, group_submit_from_outside, &r);
+	watchdog_arm(20, "a group submission refused at shutdown");
+	while (!__atomic_load_n(&submitter_in_window, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	pthread_create(&tw, NULL, wait_group_from_outside, &r);
+	usleep(50000); /* the waiter sees the count at 1 and sleeps */
+	cr_assert_eq(async_pool_shutdown(p), 0);
+	pthread_join(ts, NULL);
+	__atomic_store_n(&async_test_hook, NULL, __ATOMIC_RELEASE);
+	cr_assert_eq(r.rc, ASYNC_ESHUTDOWN);
+	for (int i = 0; i < 5000 && !__atomic_load_n(&r.waited, __ATOMIC_SEQ_CST); i++)
+		usleep(1000);
+	cr_assert(__atomic_load_n(&r.waited, __ATOMIC_SEQ_CST),
+	          "the group's count went back to 0 but its waiter was not woken");
+	pthread_join(tw, NULL);
+	watchdog_disarm();
+	cr_assert_eq(r.ran, 0);
+	async_pool_destroy(p);
+}
+
 /* The same without a forced window: several threads submit as fast as they
  * can while the pool shuts down; every accepted job has run when shutdown
  * returns, and every refusal is ASYNC_ESHUTDOWN. */
