@@ -118,7 +118,7 @@ static int l_stats(lua_State *L)
 		set_num(L, w, "steals", (lua_Number)st[i].steals);
 		set_num(L, w, "busy", (lua_Number)st[i].busy_ns * 1e-9);
 		set_num(L, w, "idle", (lua_Number)st[i].idle_ns * 1e-9);
-		uint64_t m = __atomic_load_n(&ctx->mem[i], __ATOMIC_RELAXED);
+		uint64_t m = __atomic_load_n(ASYNC_MEM(ctx, i), __ATOMIC_RELAXED);
 		set_num(L, w, "memory", (lua_Number)m);
 		lua_pop(L, 1);
 		steals += st[i].steals;
@@ -233,7 +233,7 @@ static int l_new(lua_State *L)
 	if (!(limit >= 0) || limit != floor(limit) || limit > 9.0e15)
 		return luaL_error(L, "async.load: memoryLimit must be a whole number of bytes > 0, got %s",
 		                  lua_tostring(L, 3));
-	uint64_t *mem = calloc(ASYNC_MAX_SLOTS, sizeof *mem);
+	uint64_t *mem = calloc((size_t)ASYNC_MAX_SLOTS * ASYNC_MEM_STRIDE, sizeof *mem);
 	if (mem == NULL)
 		return luaL_error(L, "async.load: out of memory");
 	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);

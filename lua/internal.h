@@ -220,7 +220,7 @@ struct ctx {
 	uint64_t def_epoch; /* moved by define/undefine only: workers drop compiled code */
 	struct wstate *fallback;
 	uint64_t mem_limit;  /* bytes per worker state; 0: none */
-	uint64_t *mem;       /* bytes in use, per worker slot (ASYNC_MAX_SLOTS) */
+	uint64_t *mem;       /* bytes in use, per worker slot: ASYNC_MEM(ctx, i) */
 	uint64_t replaced;   /* worker states replaced (atomic) */
 	int fast_hook;       /* registry ref: async_fast.lua's delivery of FFI-path
 	                      * records that the C side delivers (shutdown,
@@ -233,6 +233,12 @@ struct ctx {
 };
 
 #define ASYNC_MAX_SLOTS 4096
+/* Worker i's byte count in ctx->mem, one cache line apart: every
+ * allocation of a worker's Lua state writes its count, and adjacent counts
+ * made two busy workers trade the line on each allocation (the worker tax
+ * at 2 workers, bench/ANALYSIS.md). */
+#define ASYNC_MEM_STRIDE 8
+#define ASYNC_MEM(ctx, i) (&(ctx)->mem[(size_t)(i) * ASYNC_MEM_STRIDE])
 
 #define BUF_MT "async.buffer"
 

@@ -378,7 +378,7 @@ static void wstate_open(struct wstate *ws)
 	}
 	memset(&ws->acct, 0, sizeof ws->acct);
 	ws->acct.f = lua_getallocf(ws->L, &ws->acct.ud);
-	ws->acct.used = ws->index < ASYNC_MAX_SLOTS && ctx->mem != NULL ? &ctx->mem[ws->index] : &ws->acct.own;
+	ws->acct.used = ws->index < ASYNC_MAX_SLOTS && ctx->mem != NULL ? ASYNC_MEM(ctx, ws->index) : &ws->acct.own;
 	ws->acct.limit = ctx->mem_limit;
 	/* What the new state already holds, as LuaJIT counts it. */
 	uint64_t start = (uint64_t)lua_gc(ws->L, LUA_GCCOUNT, 0) * 1024 + (uint64_t)lua_gc(ws->L, LUA_GCCOUNTB, 0);
