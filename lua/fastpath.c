@@ -102,23 +102,6 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *ar
 	return (int32_t)c->index;
 }
 
-/* The jobs of one submitted batch, contiguous as async_pool_submit_array
- * wants them. The pool does not touch a detached job once it has started,
- * so the last of them to start frees the block. */
-struct jobblock {
-	uint32_t left;
-	async_job jobs[];
-};
-
-static void batch_run(void *arg)
-{
-	struct call *c = arg;
-	struct jobblock *b = c->block;
-	if (__atomic_sub_fetch(&b->left, 1, __ATOMIC_ACQ_REL) == 0)
-		free(b);
-	call_run(c);
-}
-
 /* A call the pool refused: it ends failed, delivered as any failure is,
  * never dropped. */
 static void batch_refused(struct call *c, int rc)
@@ -129,42 +112,33 @@ static void batch_refused(struct call *c, int rc)
 }
 
 /* Submits the calls the FFI path holds, oldest first, under the batch
- * lock. One job is the record's own; more go as one block through
- * async_pool_submit_array (one publication, at most one wake-up); where
- * that fails, one by one. A worker's submission goes to its own deque,
- * which it pops newest first: so from a worker (`worker`) the block is
- * laid out newest first, and the calls still start oldest first. */
+ * lock, as one async_pool_submit_list of the records' own jobs: one
+ * publication and at most one wake-up, and each job stays in its own
+ * record (a shared block of jobs put the records two workers were running
+ * on one cache line, with a shared count to free it). A worker's
+ * submission goes to its own deque, which it pops newest first: so from a
+ * worker (`worker`) the list is laid out newest first, and the calls still
+ * start oldest first. */
 static void flush_locked(struct ctx *ctx, int worker)
 {
 	int n = ctx->nbatch;
 	if (n == 0)
 		return;
 	__atomic_store_n(&ctx->nbatch, 0, __ATOMIC_RELAXED);
-	struct jobblock *b = n > 1 ? malloc(sizeof *b + (size_t)n * sizeof b->jobs[0]) : NULL;
-	if (b != NULL) {
-		b->left = (uint32_t)n;
-		for (int i = 0; i < n; i++) {
-			struct call *c = ctx->batch[worker ? n - 1 - i : i];
-			c->block = b;
-			async_job_init(&b->jobs[i], batch_run, c);
-		}
-		/* Counted first: a worker may start one before the call returns. */
-		__atomic_fetch_add(&ctx->submitted, (uint64_t)n, __ATOMIC_RELAXED);
-		if (async_pool_submit_array(ctx->pool, b->jobs, (size_t)n) == 0)
-			return;
-		__atomic_fetch_sub(&ctx->submitted, (uint64_t)n, __ATOMIC_RELAXED);
-		free(b);
-	}
+	async_job *jobs[BATCH_MAX];
 	for (int i = 0; i < n; i++) {
 		struct call *c = ctx->batch[worker ? n - 1 - i : i];
 		async_job_init(&c->job, call_run, c);
-		__atomic_fetch_add(&ctx->submitted, 1, __ATOMIC_RELAXED);
-		int rc = async_pool_submit(ctx->pool, &c->job);
-		if (rc != 0) {
-			__atomic_fetch_sub(&ctx->submitted, 1, __ATOMIC_RELAXED);
-			batch_refused(c, rc);
-		}
+		jobs[i] = &c->job;
 	}
+	/* Counted first: a worker may start one before the call returns. */
+	__atomic_fetch_add(&ctx->submitted, (uint64_t)n, __ATOMIC_RELAXED);
+	int rc = async_pool_submit_list(ctx->pool, jobs, (size_t)n);
+	if (rc == 0)
+		return;
+	__atomic_fetch_sub(&ctx->submitted, (uint64_t)n, __ATOMIC_RELAXED);
+	for (int i = 0; i < n; i++)
+		batch_refused(ctx->batch[worker ? n - 1 - i : i], rc);
 }
 
 /* Main thread: submits what the FFI path holds (update, shutdown, before

@@ -116,7 +116,6 @@ struct call {
 	                      * the job says so (atomic) */
 	struct async_buf args, res;
 	struct call *next;
-	struct jobblock *block; /* the batch job that runs it (fastpath.c), if any */
 	/* Long strings the FFI path passes by reference: the game's own bytes
 	 * (LuaJIT never moves a string), kept alive by async_fast.lua until
 	 * the call is delivered; the arguments name them as OBJ_STR | index. */
@@ -229,7 +228,11 @@ struct ctx {
 	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
 	uint32_t batch_lock;
 	uint64_t submitted;  /* calls handed to the pool (atomic) */
+	/* Written by every worker for every job: a line of its own, away from
+	 * the fields the main thread writes per call. */
+	char pad_started[64];
 	uint64_t started;    /* of those, started by a worker (atomic) */
+	char pad_end[56];
 };
 
 #define ASYNC_MAX_SLOTS 4096

@@ -250,31 +250,49 @@ int async_pool_submit(async_pool *p, async_job *job)
 	return p == NULL ? ASYNC_EINVAL : async__submit_one(p, NULL, job);
 }
 
+/* Claims jobs[0..n-1] (`at` gives the i-th), links them oldest first, as
+ * if submitted one by one in that order, and queues the chain. */
+static int submit_many(async_pool *p, async_job *(*at)(void *, size_t), void *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = async__claim_job(at(v, i));
+		if (rc != 0) {
+			while (i-- > 0) /* give back the ones already claimed */
+				ck_pr_store_32(&at(v, i)->state, JOB_IDLE);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		async_job *j = at(v, i);
+		j->group = NULL;
+		j->flags = 0;
+		j->next = i + 1 < n ? at(v, i + 1) : NULL;
+	}
+	int rc = submit_chain(p, at(v, 0), at(v, n - 1), n);
+	if (rc != 0)
+		for (size_t i = 0; i < n; i++)
+			ck_pr_store_32(&at(v, i)->state, JOB_IDLE);
+	return rc;
+}
+
+static async_job *array_at(void *v, size_t i) { return (async_job *)v + i; }
+static async_job *list_at(void *v, size_t i) { return ((async_job *const *)v)[i]; }
+
 int async_pool_submit_array(async_pool *p, async_job *jobs, size_t n)
 {
 	if (p == NULL || (jobs == NULL && n > 0))
 		return ASYNC_EINVAL;
-	if (n == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		int rc = async__claim_job(&jobs[i]);
-		if (rc != 0) {
-			while (i-- > 0) /* give back the ones already claimed */
-				ck_pr_store_32(&jobs[i].state, JOB_IDLE);
-			return rc;
-		}
-	}
-	/* Linked oldest first, as if submitted one by one in array order. */
-	for (size_t i = 0; i < n; i++) {
-		jobs[i].group = NULL;
-		jobs[i].flags = 0;
-		jobs[i].next = i + 1 < n ? &jobs[i + 1] : NULL;
-	}
-	int rc = submit_chain(p, &jobs[0], &jobs[n - 1], n);
-	if (rc != 0)
-		for (size_t i = 0; i < n; i++)
-			ck_pr_store_32(&jobs[i].state, JOB_IDLE);
-	return rc;
+	return n == 0 ? 0 : submit_many(p, array_at, jobs, n);
+}
+
+int async_pool_submit_list(async_pool *p, async_job *const *jobs, size_t n)
+{
+	if (p == NULL || (jobs == NULL && n > 0))
+		return ASYNC_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i] == NULL)
+			return ASYNC_EINVAL;
+	return n == 0 ? 0 : submit_many(p, list_at, (void *)jobs, n);
 }
 
 void async_job_init(async_job *job, async_job_fn fn, void *arg)

@@ -106,6 +106,48 @@ Test(pool, batches_and_groups_from_non_worker)
 	free(hits2);
 }
 
+/* Records apart from each other (each in its own allocation), named by a
+ * list: each runs once, and with one worker in list order; a NULL entry or
+ * a record listed twice is refused with nothing queued. */
+static size_t order_next;
+static size_t order_seen[64];
+
+static void note_order(void *arg)
+{
+	struct counted *c = arg;
+	order_seen[__atomic_fetch_add(&order_next, 1, __ATOMIC_RELAXED)] = c->i;
+	__atomic_fetch_add(&c->hits[c->i], 1, __ATOMIC_RELAXED);
+}
+
+Test(pool, submit_list_runs_scattered_records_once_in_order)
+{
+	enum { N = 64 };
+	unsigned hits[N] = { 0 };
+	struct counted *c[N];
+	async_job *list[N];
+	async_pool *p = make_pool(1);
+	for (size_t i = 0; i < N; i++) {
+		c[i] = calloc(1, sizeof *c[i]);
+		c[i]->hits = hits;
+		c[i]->i = i;
+		async_job_init(&c[i]->job, note_order, c[i]);
+		list[i] = &c[i]->job;
+	}
+	async_job *twice[3] = { list[0], list[1], list[0] };
+	cr_assert_eq(async_pool_submit_list(p, twice, 3), ASYNC_EBUSY);
+	async_job *hole[2] = { list[0], NULL };
+	cr_assert_eq(async_pool_submit_list(p, hole, 2), ASYNC_EINVAL);
+	cr_assert_eq(async_pool_submit_list(NULL, list, 1), ASYNC_EINVAL);
+	cr_assert_eq(async_pool_submit_list(p, list, 0), 0);
+	cr_assert_eq(async_pool_submit_list(p, list, N), 0); /* all still free */
+	async_pool_destroy(p);
+	check_once(hits, N);
+	for (size_t i = 0; i < N; i++)
+		cr_assert_eq(order_seen[i], i, "position %zu ran record %zu", i, order_seen[i]);
+	for (size_t i = 0; i < N; i++)
+		free(c[i]);
+}
+
 struct fib {
 	int n;
 	long r;

@@ -146,6 +146,13 @@ int async_pool_submit(async_pool *pool, async_job *job);
  * publication and at most one wake-up: the cheap way to queue a batch. */
 int async_pool_submit_array(async_pool *pool, async_job *jobs, size_t n);
 
+/* As async_pool_submit_array for n records anywhere in memory, named by
+ * jobs[0..n-1] (oldest first): one publication and at most one wake-up
+ * without copying records into one array, so each can stay inside the
+ * object it belongs to (and records run by different workers share no
+ * cache line). ASYNC_EBUSY, with none queued, if any is already queued. */
+int async_pool_submit_list(async_pool *pool, async_job *const *jobs, size_t n);
+
 /* Any thread; never blocks. */
 int async_group_init(async_group *group);
 
