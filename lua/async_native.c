@@ -79,12 +79,19 @@ static int l_stats(lua_State *L)
 	}
 	int t = 2;
 	async_worker_stats st[256];
-	int n = async_pool_stats(ctx->pool, st, 256);
-	if (n > 256)
-		n = 256;
+	int nall = async_pool_stats(ctx->pool, st, 256);
+	int n = nall > 256 ? 256 : nall;
 	take_done(ctx); /* so that finished-but-undelivered calls are counted */
-	int64_t queued = async_pool_queued(ctx->pool) + __atomic_load_n(&ctx->nbatch, __ATOMIC_RELAXED); /* held back by the FFI path: queued too */
-	int64_t running = (int64_t)ctx->inflight - queued - (int64_t)ctx->npending;
+	/* Calls whose job runs now, counted by the workers themselves; the
+	 * rest not ready is queued. (The pool's queue count cannot say: a job
+	 * a worker has taken into its batch but not started is in neither the
+	 * queue nor running, and handle:cancel() still cancels it.) */
+	int64_t running = 0;
+	for (int i = 0; i < nall && i < ASYNC_MAX_SLOTS; i++)
+		running += (int64_t)__atomic_load_n(ASYNC_RUNNING(ctx, i), __ATOMIC_RELAXED);
+	int64_t queued = (int64_t)ctx->inflight - (int64_t)ctx->npending - running;
+	if (queued < 0)
+		queued = 0;
 	set_num(L, t, "queued", (lua_Number)queued);
 	set_num(L, t, "running", (lua_Number)(running < 0 ? 0 : running));
 	set_num(L, t, "ready", (lua_Number)ctx->npending);

@@ -242,6 +242,10 @@ struct ctx {
  * at 2 workers, bench/ANALYSIS.md). */
 #define ASYNC_MEM_STRIDE 8
 #define ASYNC_MEM(ctx, i) (&(ctx)->mem[(size_t)(i) * ASYNC_MEM_STRIDE])
+/* On the same line, owned by worker i too: the game's calls it is running
+ * now (more than one while an awaiting job helps run others), for
+ * stats().running. */
+#define ASYNC_RUNNING(ctx, i) (&(ctx)->mem[(size_t)(i) * ASYNC_MEM_STRIDE + 1])
 
 #define BUF_MT "async.buffer"
 

@@ -343,6 +343,15 @@ void call_done(struct call *c)
 	} while (!__atomic_compare_exchange_n(&ctx->done, &head, c, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
+/* Worker `index`'s count of running calls, by d; only that worker writes it. */
+static void running_add(struct ctx *ctx, unsigned index, int d)
+{
+	if (index >= ASYNC_MAX_SLOTS || ctx->mem == NULL)
+		return;
+	uint64_t *p = ASYNC_RUNNING(ctx, index);
+	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + (uint64_t)(int64_t)d, __ATOMIC_RELAXED);
+}
+
 void call_run(void *arg)
 {
 	struct call *c = arg;
@@ -365,6 +374,8 @@ void call_run(void *arg)
 			ctx->fallback = wstate_new(ctx, (unsigned)-1);
 		ws = tls_ws = ctx->fallback;
 	}
+	unsigned index = ws != NULL ? ws->index : (unsigned)-1;
+	running_add(ctx, index, 1);
 	c->failed = 0;
 	if (ws == NULL || ws->init_error != NULL) {
 		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
@@ -372,5 +383,7 @@ void call_run(void *arg)
 		struct objctx oc = { c, &c->bufs, 0, ws, NULL };
 		run_def(ws, c, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);
 	}
+	/* Before the hand-over: a delivered call is never still counted as running. */
+	running_add(ctx, index, -1);
 	call_done(c);
 }

@@ -51,6 +51,33 @@ test("a call that started cannot be cancelled and completes", function()
   async.shutdown()
 end)
 
+-- stats(): a call whose job has not started is queued, not running, even
+-- once a worker has taken it (into its batch) behind a running job; so
+-- waiting for `running` and then cancelling asks a running job to stop
+-- instead of cancelling one that has not started.
+test("stats(): only calls whose job runs count as running", function()
+  local async = fresh(0) -- all queued first: the workers then take them in batches
+  async.define("spin", function()
+    local deadline = os.time() + 30
+    while not async.cancelled() and os.time() < deadline do end
+    return "stopped"
+  end)
+  local a = async.call(nil, "spin")
+  local b = async.call(nil, "spin")
+  local hs = {}
+  for i = 1, 40 do hs[i] = async.call(nil, "id", i) end
+  async.ensure.exactly(2)
+  waitFor(async, function() return a:status() == "running" and b:status() == "running" end, "both spinners")
+  local st = async.stats()
+  eq(st.running, 2, "running")
+  eq(st.queued, 40, "queued")
+  for i = 1, 40 do eq(hs[i]:status(), "queued", "call " .. i) end
+  eq(a:cancel(), false, "a running call is asked to stop, not cancelled")
+  eq(b:cancel(), false, "a running call is asked to stop, not cancelled")
+  drain(async)
+  async.shutdown()
+end)
+
 test("latest request wins per key", function()
   local async = fresh(0)
   local got, cancelled = {}, {}
