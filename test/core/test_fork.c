@@ -14,7 +14,7 @@
 
 #include "async/async.h"
 #include "watchdog.h"
-#include "fork_helpers.h"
+#include "pool_helpers.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SCALE 8

@@ -11,7 +11,7 @@
 
 #include "async/async.h"
 #include "watchdog.h"
-#include "fork_helpers.h"
+#include "pool_helpers.h"
 
 /* ---- a worker that waits on a group shares its frames and wakes a sleeper */
 

@@ -9,19 +9,9 @@
 
 #include "async/async.h"
 #include "watchdog.h"
+#include "pool_helpers.h"
 
 enum { JOBS = 64, THREADS = 40 }; /* past the 16 slots, twice over */
-
-static async_pool *make_pool(unsigned workers)
-{
-	async_pool_config cfg = async_pool_config_default();
-	cfg.workers = workers;
-	cfg.pin = 0;
-	async_pool *p = NULL;
-	int rc = async_pool_create(&p, &cfg);
-	cr_assert_eq(rc, 0, "create: %s", async_strerror(rc));
-	return p;
-}
 
 static void bump(void *arg)
 {
@@ -84,36 +74,22 @@ struct cross {
 	int refused;
 };
 
-static void submit_to_b(void *arg)
+static void submit_range_to_b(struct cross *c, int from, int to)
 {
-	struct cross *c = arg;
-	for (int i = 0; i < JOBS / 2; i++) {
+	for (int i = from; i < to; i++) {
 		async_job_init(&c->jobs[i], bump, &c->ran);
 		c->refused += async_pool_submit(c->b, &c->jobs[i]) != 0;
 	}
 }
 
-static void submit_rest_to_b(void *arg)
-{
-	struct cross *c = arg;
-	for (int i = JOBS / 2; i < JOBS; i++) {
-		async_job_init(&c->jobs[i], bump, &c->ran);
-		c->refused += async_pool_submit(c->b, &c->jobs[i]) != 0;
-	}
-}
+static void submit_to_b(void *arg) { submit_range_to_b(arg, 0, JOBS / 2); }
+static void submit_rest_to_b(void *arg) { submit_range_to_b(arg, JOBS / 2, JOBS); }
 
 Test(stats, a_worker_of_one_pool_counts_as_a_producer_of_another)
 {
 	async_pool *a = make_pool(1), *b = make_pool(0);
 	struct cross c = { .b = b };
-	async_group g;
-	async_group_init(&g);
-	async_job j;
-	async_job_init(&j, submit_to_b, &c);
-	cr_assert_eq(async_group_submit(a, &g, &j), 0);
-	watchdog_arm(60, "a job submitting to another pool");
-	cr_assert_eq(async_group_wait(a, &g), 0);
-	watchdog_disarm();
+	run_on_pool(a, submit_to_b, &c, 60, "a job submitting to another pool");
 	cr_assert_eq(c.refused, 0);
 	cr_assert_eq(async_pool_queued(b), JOBS / 2);
 	cr_assert_eq(async_pool_queued(a), 0);

@@ -1,7 +1,8 @@
-/* fork_helpers.h: for the fork-join suites (test_fork.c, test_fork_wait.c):
- * a small unpinned pool and a way to run one job on it under the watchdog. */
-#ifndef ASYNC_TEST_FORK_HELPERS_H
-#define ASYNC_TEST_FORK_HELPERS_H
+/* pool_helpers.h: for the core suites that need a small unpinned pool
+ * (test_fork.c, test_fork_wait.c, test_stats.c): the pool, and a way to run
+ * one job on it under the watchdog. */
+#ifndef ASYNC_TEST_POOL_HELPERS_H
+#define ASYNC_TEST_POOL_HELPERS_H
 
 #include <criterion/criterion.h>
 
