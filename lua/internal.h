@@ -177,7 +177,7 @@ struct wstate {
 	struct call *call; /* the game's call being run here (async.cancelled) */
 	int cache;    /* registry ref: def id -> compiled function */
 	int envmt;    /* registry ref: { __index = _G } */
-	int globals;  /* registry ref: { _G, copy of _G as a job first sees it } */
+	int globals;  /* registry ref: { _G, the RESTORE closure over its first copy } */
 	int api;      /* registry ref: the worker-side `async` table */
 	int shareids; /* registry ref: name -> id of the decoded shared value */
 	int proxies;  /* registry ref: buffer proxies handed to running jobs */
