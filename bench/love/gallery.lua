@@ -101,11 +101,9 @@ end
 --- For the system "pair" the wall time is the pair's (go to the later end),
 --- the others are per process (the mean of the two), and two more figures
 --- follow: gallery_speedup/... (2 × serial wall / pair wall) and
---- gallery_corun_tax/... (job CPU per job in the pair / in the serial run);
---- the system "pair-solo" is the second process's loop run alone before
---- (its wall and job CPU only).
+--- gallery_corun_tax/... (job CPU per job in the pair / in the serial run).
 --- opts: reps, scale, pin, only (a workload), systems (names, e.g.
---- "pair,ours2"; serial always runs), libdir (for the pair's second process).
+--- "pair,ours2"; serial always runs).
 function G.run(async, baseline, emit, opts)
   local reps, scale = opts.reps or 3, opts.scale or 1
   local ours = { name = "ours", load = function(k) async.load { workers = k, pin = opts.pin } end,
@@ -135,13 +133,11 @@ function G.run(async, baseline, emit, opts)
       local wall, jobcpu, main, ref, ksys, flt = runSerial(wl)
       record("serial", wall, jobcpu, main, ref, ksys, flt)
       if not opts.systems or opts.systems:find("pair", 1, true) then
-        local w, c, m, s, ks, f, soloWall, soloJobcpu = pair.run(wl, opts, runSerial)
+        local w, c, m, s, ks, f = pair.run(wl, runSerial)
         record("pair", w, c, m, s, ks, f, ref)
         local key = ("%s/pair/%d"):format(wl.name, rep)
         emit("gallery_speedup/" .. key, 2 * wall / w, "x")
         emit("gallery_corun_tax/" .. key, c / jobcpu, "x")
-        emit(("gallery_wall_s/%s/pair-solo/%d"):format(wl.name, rep), soloWall, "s")
-        emit(("gallery_jobcpu_s/%s/pair-solo/%d"):format(wl.name, rep), soloJobcpu, "s")
       end
       for _, k in ipairs({ 1, 2 }) do
         for _, sys in ipairs({ ours, base }) do
@@ -153,15 +149,6 @@ function G.run(async, baseline, emit, opts)
       end
     end
   end
-end
-
---- The pair's second process (main.lua --gallery-child): the serial loop of
---- one workload, started by the parent's go (gallery_pair.lua).
-function G.child(name, sync, scale)
-  for _, wl in ipairs(workloads(scale)) do
-    if wl.name == name then return pair.child(wl, sync, runSerial) end
-  end
-  error("gallery: no workload named " .. tostring(name))
 end
 
 return G

@@ -3,12 +3,9 @@
 -- one process so the ratios are measured, not remembered.
 --   love bench/love <folder with async.lua and async_native.so> [--part micro|rest] [--quick] [--out FILE]
 --   love bench/love <folder> --gallery [--reps N] [--only WORKLOAD] [--systems ours1,baseline2,...]
---                                     [--pin] [--quick] [--scale X] [--out FILE]
---   love bench/love <folder> --gallery-child WORKLOAD --sync PATH [--scale X]
+--                                     [--pin] [--quick] [--out FILE]
 -- Prints (and writes to FILE) one "name<TAB>value<TAB>unit" line per figure.
--- --gallery runs the workload gallery (gallery.lua) instead; --scale sizes
--- it (--quick is 0.1); --gallery-child is the second process of its "pair"
--- run, started by the gallery itself (gallery_pair.lua). --part micro
+-- --gallery runs the workload gallery (gallery.lua) instead. --part micro
 -- runs only the per-call figures (round trip, latencies, issue costs, the
 -- codec), --part rest the others. Ours is named by its path: "ours" on the
 -- FFI path, "ours-capi" under ASYNC_PATH=capi; that run measures ours alone
@@ -21,7 +18,7 @@ function love.errorhandler(msg)
   os.exit(1)
 end
 
-local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems, part, scale, child, sync
+local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems, part
 local out = {}
 
 local function emit(name, value, unit)
@@ -385,11 +382,7 @@ function love.load(args)
     elseif args[i] == "--reps" then reps = tonumber(args[i + 1])
     elseif args[i] == "--only" then only = args[i + 1]
     elseif args[i] == "--systems" then onlySystems = args[i + 1]
-    elseif args[i] == "--scale" then scale = tonumber(args[i + 1])
-    elseif args[i] == "--gallery-child" then child = args[i + 1]
-    elseif args[i] == "--sync" then sync = args[i + 1]
-    elseif not ({ ["--out"] = 1, ["--demo"] = 1, ["--reps"] = 1, ["--only"] = 1, ["--systems"] = 1, ["--part"] = 1,
-                  ["--scale"] = 1, ["--gallery-child"] = 1, ["--sync"] = 1 })[args[i - 1]] then
+    elseif not ({ ["--out"] = 1, ["--demo"] = 1, ["--reps"] = 1, ["--only"] = 1, ["--systems"] = 1, ["--part"] = 1 })[args[i - 1]] then
       libdir = libdir or args[i]
     end
   end
@@ -397,18 +390,13 @@ function love.load(args)
   -- this path.
   package.path = libdir .. "/?.lua;" .. (demodir or "demo") .. "/?.lua;" .. package.path
   package.cpath = libdir .. "/?.so;" .. package.cpath
-  scale = scale or (quick and 0.1 or 1)
-  if child then
-    require("gallery").child(child, assert(sync, "--gallery-child needs --sync PATH"), scale)
-    return love.event.quit(0)
-  end
   local async = require "async"
   local native = require "async_native"
   local baseline = require "baseline"
+  local scale = quick and 0.1 or 1
 
   if gallery then
-    require("gallery").run(async, baseline, emit, { reps = reps, scale = scale, pin = pin, only = only,
-      systems = onlySystems, libdir = libdir })
+    require("gallery").run(async, baseline, emit, { reps = reps, scale = scale, pin = pin, only = only, systems = onlySystems })
     return finish()
   end
 
