@@ -2,9 +2,10 @@
 # bench/run.sh: the one benchmark command. Builds in Release, runs the core
 # benchmarks (Google Benchmark, peers in the same run), the Lua benchmarks
 # (LÖVE, peers in the same process), the demo's frame time unpinned and
-# pinned, and the workload gallery (game jobs: serial, ours and the
-# love.thread baseline at 1 and 2 workers, alternating), then writes
-# bench/RESULTS.md and bench/ratios.png.
+# pinned, and the workload gallery (game jobs: serial, two processes with no
+# library (the machine's 2-core ceiling), ours and the love.thread baseline at
+# 1 and 2 workers, alternating), then writes bench/RESULTS.md and
+# bench/ratios.png.
 #   REPS=n          core repetitions (default 5, medians reported)
 #   MICRO_ROUNDS=n  rounds of the per-call Lua figures, FFI path then C API
 #                   path in each (default 2, medians reported)

@@ -7,53 +7,15 @@
 -- callback, as a game's frame loop would. Every job measures its own
 -- thread-CPU time (gallery_timed.lua), which gives the worker tax: the
 -- jobs' CPU time in workers over the same jobs' CPU time on the main thread.
-local J = require "gallery_jobs"
+-- Beside them, "pair" runs the serial loop in two processes at once
+-- (gallery_pair.lua): the machine's own 2-core ceiling for that workload.
+local workloads = require "gallery_workloads"
 local timed = require "gallery_timed"
+local pair = require "gallery_pair"
 
 local G = {}
 
 local now = love.timer.getTime
-
--- The workloads: name, the requests (argument lists), and a checksum of a
--- job's results that must match the serial run's.
-local function workloads(scale)
-  local W, H = 256, 256
-  local grid = J.makeGrid(W, H, 0.2, 7) -- 64 KiB: sent with every request
-  assert(#grid == 65536)
-  local list = {}
-  local function add(name, reqs, sum) list[#list + 1] = { name = name, reqs = reqs, sum = sum } end
-
-  -- A*: 2,000 path requests between open cells anywhere on the map, so most
-  -- searches expand thousands of nodes.
-  local n = math.max(20, math.floor(2000 * scale))
-  local cells, reqs = J.openCells(grid, W, H, 2 * n, 99), {}
-  for i = 1, n do
-    local a, b = cells[2 * i - 1], cells[2 * i]
-    reqs[i] = { grid, W, H, a % W, (a - a % W) / W, b % W, (b - b % W) / W }
-  end
-  add("astar", reqs, function(steps, expanded) return steps * 1e6 + expanded end)
-
-  -- Terrain: 32 x 32 tile chunks of 5-octave value noise; the chunk (1,024
-  -- tile tables) comes back to the game.
-  n = math.max(16, math.floor(1500 * scale))
-  reqs = {}
-  for i = 1, n do reqs[i] = { 1234, i % 20, (i - i % 20) / 20, 32 } end
-  add("terrain", reqs, function(chunk) return chunk.checksum + #chunk.rows end)
-
-  -- Flood fill: BFS reachability from an open cell up to 80 steps away.
-  n = math.max(20, math.floor(1000 * scale))
-  cells, reqs = J.openCells(grid, W, H, n, 4242), {}
-  for i = 1, n do reqs[i] = { grid, W, H, cells[i] % W, (cells[i] - cells[i] % W) / W, 80 } end
-  add("flood", reqs, function(reached, far) return reached * 1000 + far end)
-
-  -- Results as strings and tables: format 400 entity records, return the
-  -- text's length and a summary table.
-  n = math.max(20, math.floor(3000 * scale))
-  reqs = {}
-  for i = 1, n do reqs[i] = { i, 400 } end
-  add("report", reqs, function(len, summary) return len + #summary + summary[1].hp end)
-  return list
-end
 
 -- Each system: load(k), define(name, fn), call(cb, name, ...), update(),
 -- shutdown().
@@ -95,6 +57,12 @@ end
 --- gallery_wall_s/<workload>/<system>/<rep>, gallery_jobcpu_s/...,
 --- gallery_maincpu_s/... (the main thread's CPU over the run), and the
 --- jobs' kernel time and minor faults: gallery_jobsys_s/..., gallery_jobfaults/....
+--- For the system "pair" the wall time is the pair's (go to the later end),
+--- the others are per process (the mean of the two), and two more figures
+--- follow: gallery_speedup/... (2 × serial wall / pair wall) and
+--- gallery_corun_tax/... (job CPU per job in the pair / in the serial run).
+--- opts: reps, scale, pin, only (a workload), systems (names, e.g.
+--- "pair,ours2"; serial always runs).
 function G.run(async, baseline, emit, opts)
   local reps, scale = opts.reps or 3, opts.scale or 1
   local ours = { name = "ours", load = function(k) async.load { workers = k, pin = opts.pin } end,
@@ -119,10 +87,17 @@ function G.run(async, baseline, emit, opts)
         emit("gallery_jobsys_s/" .. key, ksys, "s")
         emit("gallery_jobfaults/" .. key, flt, "faults")
       end
-      -- Alternate: serial, then ours and the baseline at 1 and 2 workers,
-      -- so all five see the same moment of this shared machine.
+      -- Alternate: serial, the pair, then ours and the baseline at 1 and 2
+      -- workers, so all six see the same moment of this shared machine.
       local wall, jobcpu, main, ref, ksys, flt = runSerial(wl)
       record("serial", wall, jobcpu, main, ref, ksys, flt)
+      if not opts.systems or opts.systems:find("pair", 1, true) then
+        local w, c, m, s, ks, f = pair.run(wl, runSerial)
+        record("pair", w, c, m, s, ks, f, ref)
+        local key = ("%s/pair/%d"):format(wl.name, rep)
+        emit("gallery_speedup/" .. key, 2 * wall / w, "x")
+        emit("gallery_corun_tax/" .. key, c / jobcpu, "x")
+      end
       for _, k in ipairs({ 1, 2 }) do
         for _, sys in ipairs({ ours, base }) do
           if not opts.systems or opts.systems:find(sys.name .. k, 1, true) then

@@ -18,7 +18,7 @@ pcall(ffi.cdef, [[
   int gallery_getrusage(int who, struct gallery_ru *ru) __asm__("getrusage");
 ]])
 local ts, ru = ffi.new("struct gallery_ts"), ffi.new("struct gallery_ru")
-local CLOCK_THREAD_CPUTIME_ID, RUSAGE_THREAD = 3, 1
+local CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID, RUSAGE_THREAD = 1, 3, 1
 
 local function cpu()
   ffi.C.gallery_clock_gettime(CLOCK_THREAD_CPUTIME_ID, ts)
@@ -29,7 +29,14 @@ local function usage()
   return tonumber(ru.stime_s) + tonumber(ru.stime_us) * 1e-6, tonumber(ru.minflt)
 end
 
-local T = { cpu = cpu }
+-- The system-wide clock: love.timer.getTime counts from the process's start,
+-- so two processes' times compare only on this one (gallery_pair.lua).
+local function mono()
+  ffi.C.gallery_clock_gettime(CLOCK_MONOTONIC, ts)
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+local T = { cpu = cpu, mono = mono }
 
 local c0, s0, f0
 local function finish(...)
