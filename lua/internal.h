@@ -137,10 +137,16 @@ struct preload {
  * from its heap only when free space there fits, and a worker's heap is
  * small: jobs that grow hash parts past 8,192 keys (192 KiB) paid this on
  * nearly every job (bench/ANALYSIS.md, "The worker tax"). Hash and array
- * parts come in powers of two, so exact sizes recur. */
+ * parts come in powers of two, so exact sizes recur.
+ * The garbage collector frees a job's blocks cycles later, often after the
+ * next job has asked for its own, so one job's blocks are not enough: while
+ * calls are queued a state keeps up to KEEP_BYTES, and when the pool runs
+ * dry it gives back all but KEEP_IDLE_BYTES (wstate_trim), so a burst of
+ * path requests does not pin its memory after the burst. */
 #define KEEP_MIN ((size_t)128 * 1024) /* LuaJIT's mmap threshold (lj_alloc.c) */
-#define KEEP_SLOTS 16
-#define KEEP_BYTES ((size_t)16 * 1024 * 1024)
+#define KEEP_SLOTS 64
+#define KEEP_BYTES ((size_t)64 * 1024 * 1024)
+#define KEEP_IDLE_BYTES ((size_t)16 * 1024 * 1024)
 
 /* Wraps a worker state's allocator (LuaJIT's own, kept for speed) to count
  * its bytes and refuse growth past the limit: LuaJIT then raises "not enough
@@ -322,6 +328,7 @@ void wstate_free(struct wstate *ws);
 struct wstate *wstate_new(struct ctx *ctx, unsigned index);
 void wstate_replace(struct wstate *ws);
 void wstate_restore(struct wstate *ws);
+void wstate_trim(struct wstate *ws);
 
 /* run.c */
 void call_done(struct call *c);

@@ -386,4 +386,10 @@ void call_run(void *arg)
 	/* Before the hand-over: a delivered call is never still counted as running. */
 	running_add(ctx, index, -1);
 	call_done(c);
+	/* The pool ran dry: the big blocks kept for the next jobs go back but
+	 * for a few (internal.h, KEEP_IDLE_BYTES). Not before call_done, so
+	 * that the unmapping never delays a delivery. */
+	if (ws != NULL && ws->acct.kept_bytes > KEEP_IDLE_BYTES && __atomic_load_n(&ctx->nbatch, __ATOMIC_RELAXED) == 0 &&
+	    __atomic_load_n(&ctx->submitted, __ATOMIC_RELAXED) == __atomic_load_n(&ctx->started, __ATOMIC_RELAXED))
+		wstate_trim(ws);
 }

@@ -265,6 +265,15 @@ static __attribute__((noinline)) void kept_flush(struct memacct *m)
 		kept_evict(m, i);
 }
 
+/* Gives kept blocks back, oldest first, until KEEP_IDLE_BYTES remain: the
+ * worker's own thread, when the pool has no call left to start. */
+void wstate_trim(struct wstate *ws)
+{
+	struct memacct *m = &ws->acct;
+	for (unsigned i = 0; m->kept_bytes > KEEP_IDLE_BYTES && i < KEEP_SLOTS; i++)
+		kept_evict(m, (m->kept_next + i) % KEEP_SLOTS);
+}
+
 /* Frees block p of n bytes for LuaJIT, keeping it if it is big. */
 static void kept_free(struct memacct *m, void *p, size_t n)
 {

@@ -141,6 +141,40 @@ test("kept blocks count in memory but never make a job run out of memory", funct
   eq(got, 4 * 1024 * 1024, "the big string's length")
 end)
 
+test("a burst's kept blocks are given back when the pool runs dry", function()
+  local async = require "async"
+  local MiB = 1024 * 1024
+  async.load { workers = 1 }
+  -- 24 tables of 100,000 keys live at once, then dropped: their hash parts
+  -- (3 MiB each, and the smaller ones each grew through) are freed
+  -- together, and up to KEEP_BYTES (64 MiB) of them are kept while calls
+  -- are queued. With nothing left to start the worker gives back all but
+  -- KEEP_IDLE_BYTES (16 MiB), after the callback's hand-over, so the game
+  -- waits for it. Kept blocks count in stats().memory.
+  async.define("burst", function()
+    local all = {}
+    for k = 1, 24 do
+      local t = {}
+      for i = 1, 100000 do t[i * 7] = i end
+      all[k] = t
+    end
+    all = nil
+    collectgarbage()
+    return collectgarbage("count") * 1024
+  end)
+  local live
+  async.call(function(n) live = n end, "burst")
+  drain(async, 60)
+  local mem = async.stats().memory
+  local t0 = os.clock()
+  while mem > live + 17 * MiB and os.clock() - t0 < 5 do
+    async.update()
+    mem = async.stats().memory
+  end
+  async.shutdown()
+  ok(mem <= live + 17 * MiB, ("memory %.1f MiB with %.1f MiB live in the state: kept blocks over 16 MiB not given back"):format(mem / MiB, live / MiB))
+end)
+
 -- Order (issue 13, item 3): calls the game issues start oldest first, so
 -- under load the oldest request does not wait longest. Each job reads
 -- CLOCK_MONOTONIC when it starts; the calls' start ranks must follow their
