@@ -1,10 +1,12 @@
 -- main.lua: the Lua benchmarks, run headless in LÖVE 11.4 against ours, the
 -- Async-1.1-design baseline (baseline.lua) and luv's uv.new_work pool, in
 -- one process so the ratios are measured, not remembered.
---   love bench/love <folder with async.lua and async_native.so> [--part micro|rest] [--quick] [--out FILE]
+--   love bench/love <folder with async.lua and async_native.so> [--part micro|rest] [--only-latency]
+--                   [--quick] [--out FILE]
 --   love bench/love <folder> --gallery [--reps N] [--only WORKLOAD] [--systems ours1,baseline2,...]
 --                                     [--pin] [--quick] [--out FILE]
 -- Prints (and writes to FILE) one "name<TAB>value<TAB>unit" line per figure.
+-- --only-latency runs only the idle one-call latency (latency() below).
 -- --gallery runs the workload gallery (gallery.lua) instead. --part micro
 -- runs only the per-call figures (round trip, latencies, issue costs, the
 -- codec), --part rest the others. Ours is named by its path: "ours" on the
@@ -18,7 +20,7 @@ function love.errorhandler(msg)
   os.exit(1)
 end
 
-local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems, part
+local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems, part, onlyLatency
 local out = {}
 
 local function emit(name, value, unit)
@@ -379,6 +381,7 @@ function love.load(args)
     elseif args[i] == "--gallery" then gallery = true
     elseif args[i] == "--pin" then pin = true
     elseif args[i] == "--part" then part = args[i + 1]
+    elseif args[i] == "--only-latency" then onlyLatency = true
     elseif args[i] == "--reps" then reps = tonumber(args[i + 1])
     elseif args[i] == "--only" then only = args[i + 1]
     elseif args[i] == "--systems" then onlySystems = args[i + 1]
@@ -444,7 +447,9 @@ function love.load(args)
 
   local micro, rest = part ~= "rest", part ~= "micro"
   local peers = onlyOurs and { ours } or { ours, base, luvSys }
-  if micro then
+  if onlyLatency then
+    for _, sys in ipairs(peers) do latency(sys, math.floor(300 * scale) + 30) end
+  elseif micro then
     local N = math.floor(100000 * scale)
     for _, sys in ipairs(peers) do roundtrip(sys, N) end
     for _, sys in ipairs(peers) do steadyLatency(sys, math.floor(60 * scale) + 6) end
@@ -454,7 +459,7 @@ function love.load(args)
     for _, sys in ipairs(peers) do if sys ~= luvSys then bigstring(sys, math.floor(2000 * scale) + 50) end end
     if not onlyOurs then codec(native, math.floor(200000 * scale)) end
   end
-  if not rest or onlyOurs then
+  if not rest or onlyOurs or onlyLatency then
     async.shutdown()
     baseline.shutdown()
     return finish()

@@ -56,6 +56,7 @@ async_pool_config async_pool_config_default(void)
 	c.pin = 1;
 	c.spin_rounds = 64;
 	c.spin_us = 10;
+	c.slice_us = 0; /* off: a short slice makes the pool's wake-ups preempt the submitter (pool.h) */
 	c.name_prefix = "async-w";
 	return c;
 }

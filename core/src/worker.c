@@ -7,6 +7,11 @@
 
 #include <sched.h>
 #include <stdio.h>
+#include <string.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 _Thread_local struct worker *async__self;
 
@@ -168,12 +173,51 @@ static void bind_self(struct worker *w)
 	 * unpinned: slower, never wrong. */
 }
 
+#ifdef __linux__
+/* The kernel's struct sched_attr, first version (glibc declares no wrapper
+ * before 2.41). */
+struct slice_attr {
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+};
+
+/* cfg.slice_us (pool.h), off by default. The kernel mostly puts a woken
+ * worker on the waker's CPU (in the traces even while the other CPU idled).
+ * A waker that goes on polling there is preempted only when EEVDF allows
+ * it, and otherwise keeps the CPU until a tick; a slice shorter than the
+ * waker's lets the wake-up preempt, at the waker's expense (issue 13 item
+ * 5: the idle one-call p99, bench/ANALYSIS.md). Only a thread of the plain
+ * policy is changed, keeping its nice value; a refusal (seccomp, an old
+ * kernel) leaves the default: later wake-ups, never wrong. */
+static void ask_slice(const struct worker *w)
+{
+	unsigned us = w->pool->cfg.slice_us;
+	struct slice_attr a;
+	memset(&a, 0, sizeof a);
+	if (us == 0 || syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) != 0 || a.policy != SCHED_OTHER)
+		return;
+	a.size = sizeof a;
+	a.flags &= 1; /* SCHED_FLAG_RESET_ON_FORK, the only flag a plain thread has */
+	a.runtime = (uint64_t)us * 1000u;
+	(void)syscall(SYS_sched_setattr, 0, &a, 0);
+}
+#else
+static void ask_slice(const struct worker *w)
+{
+	(void)w; /* portability: a scheduler slice is a Linux request */
+}
+#endif
+
 void *async__worker_main(void *arg)
 {
 	struct worker *w = arg;
 	async_pool *p = w->pool;
 	async__self = w;
 	bind_self(w);
+	ask_slice(w);
 	ck_pr_store_64(&w->mark_ns, now_ns());
 	if (p->cfg.on_worker_start != NULL)
 		p->cfg.on_worker_start(p->cfg.userdata, w->index);

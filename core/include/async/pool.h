@@ -86,6 +86,19 @@ typedef struct async_pool_config {
 	 * in microseconds of the monotonic clock (a bound in time, whatever
 	 * the machine's speed). Default 10. */
 	unsigned spin_us;
+	/* Linux: the time slice each worker asks the scheduler for, in
+	 * microseconds (sched_setattr's sched_runtime; EEVDF kernels, 6.12 and
+	 * later, clamp it to 100 µs-100 ms and honour it, older ones ignore
+	 * it). A slice shorter than the other threads' lets a worker woken
+	 * onto a CPU where a thread is busy (one polling for results)
+	 * preempt it at once, instead of waiting for that thread's slice to end
+	 * at a scheduler tick (up to 4 ms at HZ=250). The price: that thread
+	 * now waits instead, for as long as the job or a tick, each time a
+	 * worker is woken onto its CPU (a game's frame time: bench/ANALYSIS.md,
+	 * "The idle one-call tail"). So it suits a submitter that waits for its
+	 * results, not one with work of its own. 0 leaves the kernel's default.
+	 * Elsewhere ignored. Default 0. */
+	unsigned slice_us;
 } async_pool_config;
 
 /* Per-worker counters, updated by the worker itself with plain stores and
