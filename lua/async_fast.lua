@@ -181,9 +181,10 @@ function M.wrap(c, ccall, cupdate, facade)
     end
     seen[v] = nseen
     nseen = nseen + 1
+    -- Both counts first (codec.c's format), written once the items are.
     buf[pos] = T_TABLE
     local at = pos + 1
-    pos = pos + 6
+    pos = pos + 11
     -- The array part: the prefix 1..n without holes, read raw.
     local narr, maxn = 0, #v
     while narr < maxn do
@@ -193,10 +194,6 @@ function M.wrap(c, ccall, cupdate, facade)
       if pos == nil then return nil end
       narr = narr + 1
     end
-    varint5(at, narr)
-    if pos + 5 > cap then grow(pos + 5) end
-    at = pos
-    pos = pos + 5
     local nhash = 0
     local k, x = next(v)
     while k ~= nil do
@@ -209,7 +206,8 @@ function M.wrap(c, ccall, cupdate, facade)
       end
       k, x = next(v, k)
     end
-    varint5(at, nhash)
+    varint5(at, narr)
+    varint5(at + 5, nhash)
     return pos
   end
 

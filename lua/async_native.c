@@ -329,18 +329,27 @@ static const luaL_Reg handle_methods[] = {
 };
 
 /* encode(...) -> string: the values in async's wire format (no objects).
- * For benchmarks, tests and the fuzzer; raises like async.call. */
+ * For benchmarks, tests and the fuzzer; raises like async.call. Encodes
+ * into a buffer kept between calls (its upvalue), as a worker encodes into
+ * a record's kept buffer, within the same bound. */
 static int l_encode(lua_State *L)
 {
-	struct async_buf b = { 0 };
+	struct async_buf *b = lua_touserdata(L, lua_upvalueindex(1));
 	char err[256];
-	if (async_codec_encode(L, 1, lua_gettop(L), &b, "argument", NULL, err, sizeof err) != 0) {
-		async_buf_free(&b);
+	int rc = async_codec_encode(L, 1, lua_gettop(L), b, "argument", NULL, err, sizeof err);
+	if (rc == 0)
+		lua_pushlstring(L, (const char *)b->p, b->n);
+	if (b->cap > RECORD_KEEP_BYTES)
+		async_buf_free(b);
+	if (rc != 0)
 		return luaL_error(L, "async.encode: %s", err);
-	}
-	lua_pushlstring(L, (const char *)b.p, b.n);
-	async_buf_free(&b);
 	return 1;
+}
+
+static int l_encode_buf_gc(lua_State *L)
+{
+	async_buf_free(lua_touserdata(L, 1));
+	return 0;
 }
 
 /* decode(s) -> ...: the values, or nil and a message for malformed data. */
@@ -362,7 +371,6 @@ static int l_decode(lua_State *L)
 
 static const luaL_Reg module_functions[] = {
 	{ "new", l_new },
-	{ "encode", l_encode },
 	{ "decode", l_decode },
 	{ "newBuffer", l_new_buffer },
 	{ NULL, NULL },
@@ -413,6 +421,14 @@ ASYNC_EXPORT int luaopen_async_native(lua_State *L)
 	register_buffer_type(L);
 	lua_newtable(L);
 	luaL_register(L, NULL, module_functions);
+	struct async_buf *scratch = lua_newuserdata(L, sizeof *scratch);
+	memset(scratch, 0, sizeof *scratch);
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, l_encode_buf_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
+	lua_pushcclosure(L, l_encode, 1);
+	lua_setfield(L, -2, "encode");
 	lua_pushinteger(L, ASYNC_CODEC_MAX_DEPTH);
 	lua_setfield(L, -2, "max_depth");
 	return 1;

@@ -100,10 +100,6 @@ static void drop_key(lua_State *L, struct ctx *ctx, struct call *c)
 	c->key = LUA_NOREF;
 }
 
-/* Argument and result buffers above this are freed when the record is
- * recycled: one huge call must not pin its memory for the pool's life. */
-#define RECORD_KEEP_BYTES (256u * 1024u)
-
 static void buf_shrink(struct async_buf *b)
 {
 	if (b->cap > RECORD_KEEP_BYTES)

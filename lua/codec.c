@@ -1,33 +1,53 @@
-/* codec.c: encoder and decoder for async's value format (see codec.h).
+/* codec.c: the encoder of async's value format (see codec.h; the decoder is
+ * codec_decode.c).
  *
- * Format: a flags byte (bit 0: REF values occur), varint count, then each
+ * Format: a flags byte (bit 0: REF values occur, bit 1: SREF values
+ * occur), varint count, then each
  * value as a tag byte and its payload.
  *   NIL FALSE TRUE                  no payload
  *   INT   zigzag varint             doubles that are integers in int64, not -0
  *   NUM   8 bytes, the double's bits (NaN, infinities, -0 exactly)
  *   STR   varint length, bytes
- *   TABLE varint narray, narray values, varint nhash, nhash key/value pairs;
- *         every table gets the next number (from 0) as it is opened
+ *   TABLE varint narray, varint nhash, narray values, nhash key/value pairs
+ *         (both counts first: the decoder sizes the table before filling
+ *         it); every table gets the next number (from 0) as it is opened
  *   REF   varint table number: a table seen before (shared or cyclic)
+ *   SDEF  as STR, and the string gets the next number (from 0)
+ *   SREF  varint string number: an SDEF's string again (flags bit 1 says
+ *         SREFs occur; without it an SDEF is a plain STR)
  *   OBJ   8-byte payload: an object passed by reference through the hook
  *         (LÖVE objects, async buffers)
  * Metatables are not carried (as LÖVE's Channel). */
 #include "codec.h"
+#include "codec_format.h"
 
 #include <lauxlib.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_OBJ };
 
 void async_buf_free(struct async_buf *b)
 {
 	free(b->p);
 	b->p = NULL;
 	b->n = b->cap = 0;
+}
+
+int async_buf_reserve(struct async_buf *b, size_t cap)
+{
+	b->n = 0;
+	if (b->cap >= cap)
+		return 0;
+	async_buf_free(b);
+	b->p = malloc(cap);
+	if (b->p == NULL)
+		return -1;
+	b->cap = cap;
+	return 0;
 }
 
 static int buf_reserve(struct async_buf *b, size_t extra)
@@ -83,14 +103,9 @@ static size_t seen_slot(const struct seen *s, const void *k)
 	return i;
 }
 
-/* -1 when absent. */
-static int seen_get(const struct seen *s, const void *k)
-{
-	size_t i = seen_slot(s, k);
-	return s->keys[i] == k ? s->vals[i] : -1;
-}
-
-static int seen_put(struct seen *s, const void *k, int v)
+/* The value stored under k, or, when k is new, stores v and returns -1;
+ * -2 when out of memory. One probe for both. */
+static int seen_intern(struct seen *s, const void *k, int v)
 {
 	if ((s->n + 1) * 2 > s->cap) {
 		size_t cap = s->cap * 2;
@@ -99,7 +114,7 @@ static int seen_put(struct seen *s, const void *k, int v)
 		if (keys == NULL || vals == NULL) {
 			free(keys);
 			free(vals);
-			return -1;
+			return -2;
 		}
 		struct seen old = *s;
 		s->keys = keys;
@@ -117,10 +132,12 @@ static int seen_put(struct seen *s, const void *k, int v)
 		}
 	}
 	size_t i = seen_slot(s, k);
+	if (s->keys[i] == k)
+		return s->vals[i];
 	s->keys[i] = k;
 	s->vals[i] = v;
 	s->n++;
-	return 0;
+	return -1;
 }
 
 /* Where in an argument the encoder is: recorded cheaply (a stack index or
@@ -136,7 +153,15 @@ struct enc {
 	const struct async_codec_objects *obj;
 	struct seen seen;
 	int ntables;
-	int refs; /* a REF was written: the decoder must number its tables */
+	int refs;  /* a REF was written: the decoder must number its tables */
+	int srefs; /* an SREF was written: the decoder must keep strings */
+	/* Strings written as SDEF (their numbers), direct-mapped by address:
+	 * a collision only costs a string written twice. slive marks the
+	 * slots set in this encode (no clearing per call). */
+	uint64_t slive;
+	const char *skeys[64];
+	int svals[64];
+	int nsdef; /* SDEFs written */
 	const char *label; /* "argument", "result", ... for messages */
 	int arg;           /* top-level position, for messages */
 	int depth;
@@ -174,51 +199,105 @@ static int fail(struct enc *e, const char *fmt, ...)
 	return -1;
 }
 
-static inline int put_byte(struct enc *e, unsigned char c)
+static int oom(struct enc *e)
 {
-	if (buf_reserve(e->b, 1))
-		return fail(e, "could not be encoded (out of memory)");
-	e->b->p[e->b->n++] = c;
-	return 0;
+	return fail(e, "could not be encoded (out of memory)");
 }
 
-static int put_varint(struct enc *e, uint64_t v)
+/* Writers: the caller has reserved the room (a value's tag and payload are
+ * reserved at once, one check per value). */
+static inline unsigned char *put_varint(unsigned char *p, uint64_t v)
 {
-	if (buf_reserve(e->b, 10))
-		return fail(e, "could not be encoded (out of memory)");
-	unsigned char *p = e->b->p + e->b->n;
 	while (v >= 0x80) {
 		*p++ = (unsigned char)(v | 0x80);
 		v >>= 7;
 	}
 	*p++ = (unsigned char)v;
-	e->b->n = (size_t)(p - e->b->p);
+	return p;
+}
+
+/* A tag and its varint (INT, REF, SREF): 11 bytes at most. */
+static inline int put_tagged_varint(struct enc *e, unsigned char tag, uint64_t v)
+{
+	if (buf_reserve(e->b, 11))
+		return oom(e);
+	unsigned char *p = e->b->p + e->b->n;
+	*p++ = tag;
+	e->b->n = (size_t)(put_varint(p, v) - e->b->p);
+	return 0;
+}
+
+static inline int put_byte(struct enc *e, unsigned char c)
+{
+	if (buf_reserve(e->b, 1))
+		return oom(e);
+	e->b->p[e->b->n++] = c;
 	return 0;
 }
 
 /* Eight raw bytes after a tag (a double's bits, an object's payload). */
 static int put_raw8(struct enc *e, unsigned char tag, const void *bytes)
 {
-	if (put_byte(e, tag) || buf_reserve(e->b, 8))
-		return fail(e, "could not be encoded (out of memory)");
-	memcpy(e->b->p + e->b->n, bytes, 8);
-	e->b->n += 8;
+	if (buf_reserve(e->b, 9))
+		return oom(e);
+	e->b->p[e->b->n] = tag;
+	memcpy(e->b->p + e->b->n + 1, bytes, 8);
+	e->b->n += 9;
 	return 0;
 }
 
-static int put_number(struct enc *e, double d)
+static inline int put_number(struct enc *e, double d)
 {
 	if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(int64_t)d &&
 	    !(d == 0 && signbit(d))) {
 		int64_t i = (int64_t)d;
-		if (put_byte(e, T_INT))
-			return -1;
-		return put_varint(e, ((uint64_t)i << 1) ^ (uint64_t)(i >> 63));
+		return put_tagged_varint(e, T_INT, ((uint64_t)i << 1) ^ (uint64_t)(i >> 63));
 	}
 	return put_raw8(e, T_NUM, &d);
 }
 
+/* Short strings inside tables go as SDEF, numbered, and when written again
+ * in this message as SREF, that number: keys repeat in every table of a
+ * list of records, and the decoder then neither copies nor interns them
+ * again. Not long strings (they rarely repeat) nor top-level values (which
+ * async_fast.lua's decoder reads). */
+#define SREF_MIN 2
+#define SREF_MAX 64
+
+static inline int put_string(struct enc *e, lua_State *L, int idx, int depth)
+{
+	size_t len;
+	const char *s = lua_tolstring(L, idx, &len);
+	unsigned char tag = T_STR;
+	if (depth > 0 && len >= SREF_MIN && len <= SREF_MAX && e->nsdef < INT_MAX) {
+		/* Strings are interned: one address per content. */
+		unsigned i = (unsigned)((((uintptr_t)s >> 4) * 0x9E3779B97F4A7C15ull) >> 58);
+		uint64_t bit = (uint64_t)1 << i;
+		if ((e->slive & bit) && e->skeys[i] == s) {
+			e->srefs = 1;
+			return put_tagged_varint(e, T_SREF, (uint64_t)e->svals[i]);
+		}
+		e->slive |= bit;
+		e->skeys[i] = s;
+		e->svals[i] = e->nsdef++;
+		tag = T_SDEF;
+	}
+	if (buf_reserve(e->b, 11 + len))
+		return oom(e);
+	unsigned char *p = e->b->p + e->b->n;
+	*p++ = tag;
+	p = put_varint(p, len);
+	memcpy(p, s, len);
+	e->b->n = (size_t)(p + len - e->b->p);
+	return 0;
+}
+
+static int encode_typed(struct enc *e, int idx, int type, int depth);
 static int encode_value(struct enc *e, int idx, int depth);
+
+/* Stack slots an object passed by reference may take: its copy and what
+ * the hook pushes (objects.c: a channel and its method call). */
+#define OBJ_SLOTS 8
 
 /* A varint padded to exactly 5 bytes (continuation bits on the first
  * four): any reader of plain varints reads it. Counts here are < 2^35. */
@@ -244,83 +323,82 @@ static int encode_table(struct enc *e, int idx, int depth)
 	lua_State *L = e->L;
 	if (depth >= ASYNC_CODEC_MAX_DEPTH)
 		return fail(e, "is a table nested deeper than %d levels", ASYNC_CODEC_MAX_DEPTH);
-	if (!lua_checkstack(L, 8))
-		return fail(e, "could not be encoded (Lua stack exhausted)");
-	const void *addr = lua_topointer(L, idx);
-	int ref = seen_get(&e->seen, addr);
+	int ref = seen_intern(&e->seen, lua_topointer(L, idx), e->ntables);
+	if (ref == -2)
+		return oom(e);
 	if (ref >= 0) {
 		e->refs = 1;
-		if (put_byte(e, T_REF))
-			return -1;
-		return put_varint(e, (uint64_t)ref);
+		return put_tagged_varint(e, T_REF, (uint64_t)ref);
 	}
-	if (seen_put(&e->seen, addr, e->ntables++) != 0)
-		return fail(e, "could not be encoded (out of memory)");
+	e->ntables++;
+	/* A level holds a key and a value; a leaf may add an object's copy
+	 * and what the object hook pushes (OBJ_SLOTS): room for four levels,
+	 * checked every fourth rather than per table. */
+	if ((depth & 3) == 0 && !lua_checkstack(L, 4 * 2 + OBJ_SLOTS))
+		return fail(e, "could not be encoded (Lua stack exhausted)");
 
-	/* Counts are written after their items, into a fixed 5-byte varint
-	 * reserved before them, so each element is visited once. */
-	if (put_byte(e, T_TABLE))
-		return -1;
-	size_t narr_at = e->b->n;
-	if (buf_reserve(e->b, 5))
-		return fail(e, "could not be encoded (out of memory)");
-	e->b->n += 5;
+	/* Both counts come first, so that the decoder can size the table
+	 * before filling it; they are written after the items, into fixed
+	 * 5-byte varints reserved before them, so each element is visited
+	 * once. */
+	if (buf_reserve(e->b, 11))
+		return oom(e);
+	e->b->p[e->b->n++] = T_TABLE;
+	size_t counts_at = e->b->n;
+	e->b->n += 10;
 	/* The array part: the prefix 1..n without holes. */
 	struct pathstep *step = &e->path[e->depth++];
 	size_t narr = 0, maxn = lua_objlen(L, idx);
+	int top = lua_gettop(L);
 	for (; narr < maxn; narr++) {
 		lua_rawgeti(L, idx, (int)(narr + 1));
-		if (lua_isnil(L, -1)) {
+		int type = lua_type(L, top + 1);
+		if (type == LUA_TNIL) {
 			lua_pop(L, 1);
 			break;
 		}
 		step->key = 0;
 		step->index = narr + 1;
-		int rc = encode_value(e, lua_gettop(L), depth + 1);
+		int rc = encode_typed(e, top + 1, type, depth + 1);
 		lua_pop(L, 1);
 		if (rc)
 			return -1;
 	}
-	put_varint5(e->b->p + narr_at, narr);
-	size_t nhash_at = e->b->n, nhash = 0;
-	if (buf_reserve(e->b, 5))
-		return fail(e, "could not be encoded (out of memory)");
-	e->b->n += 5;
+	size_t nhash = 0;
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
-		int v = lua_gettop(L), key = v - 1;
-		if (!is_array_key(L, key, narr)) {
-			step->key = key;
-			if (encode_value(e, key, depth + 1) || encode_value(e, v, depth + 1))
+		/* A table with no array part (a record) has no key to skip. */
+		if (narr == 0 || !is_array_key(L, top + 1, narr)) {
+			step->key = top + 1;
+			if (encode_value(e, top + 1, depth + 1) || encode_value(e, top + 2, depth + 1))
 				return -1; /* the caller resets the stack */
 			nhash++;
 		}
 		lua_pop(L, 1);
 	}
-	put_varint5(e->b->p + nhash_at, nhash);
+	put_varint5(e->b->p + counts_at, narr);
+	put_varint5(e->b->p + counts_at + 5, nhash);
 	e->depth--;
 	return 0;
 }
 
 static int encode_value(struct enc *e, int idx, int depth)
 {
+	return encode_typed(e, idx, lua_type(e->L, idx), depth);
+}
+
+static int encode_typed(struct enc *e, int idx, int type, int depth)
+{
 	lua_State *L = e->L;
-	switch (lua_type(L, idx)) {
+	switch (type) {
 	case LUA_TNIL:
 		return put_byte(e, T_NIL);
 	case LUA_TBOOLEAN:
 		return put_byte(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE);
 	case LUA_TNUMBER:
 		return put_number(e, lua_tonumber(L, idx));
-	case LUA_TSTRING: {
-		size_t len;
-		const char *s = lua_tolstring(L, idx, &len);
-		if (put_byte(e, T_STR) || put_varint(e, len) || buf_reserve(e->b, len))
-			return fail(e, "could not be encoded (out of memory)");
-		memcpy(e->b->p + e->b->n, s, len);
-		e->b->n += len;
-		return 0;
-	}
+	case LUA_TSTRING:
+		return put_string(e, L, idx, depth);
 	case LUA_TTABLE:
 		return encode_table(e, idx, depth);
 	case LUA_TUSERDATA:
@@ -348,7 +426,9 @@ int async_codec_encode(lua_State *L, int first, int last, struct async_buf *b, c
 	e->b = b;
 	e->obj = objects;
 	seen_init(&e->seen);
-	e->ntables = e->refs = e->depth = 0;
+	e->ntables = e->refs = e->srefs = e->depth = 0;
+	e->slive = 0;
+	e->nsdef = 0;
 	e->label = label;
 	e->arg = 1;
 	e->err = err;
@@ -356,15 +436,17 @@ int async_codec_encode(lua_State *L, int first, int last, struct async_buf *b, c
 	int top = lua_gettop(L), rc = 0;
 	b->n = 0;
 	int count = last >= first ? last - first + 1 : 0;
-	if (put_byte(e, 0) || put_varint(e, (uint64_t)count))
+	if (lua_checkstack(L, OBJ_SLOTS) == 0)
+		rc = fail(e, "could not be encoded (Lua stack exhausted)");
+	else if (put_tagged_varint(e, 0, (uint64_t)count)) /* flags, then the count */
 		rc = -1;
 	for (int i = 0; rc == 0 && i < count; i++) {
 		e->arg = 1 + i;
 		e->depth = 0;
 		rc = encode_value(e, first + i, 0);
 	}
-	if (rc == 0 && e->refs)
-		b->p[0] |= 1; /* flags: REF values occur */
+	if (rc == 0)
+		b->p[0] |= (unsigned char)((e->refs ? F_REFS : 0) | (e->srefs ? F_SREFS : 0));
 	seen_free(&e->seen);
 	lua_settop(L, top);
 	return rc;
@@ -389,191 +471,4 @@ int async_codec_encode_message(struct async_buf *b, const char *msg)
 	memcpy(p, msg, n);
 	b->n = (size_t)(p - b->p) + n;
 	return 0;
-}
-
-/* ---- decoder ----------------------------------------------------------- */
-
-struct dec {
-	lua_State *L;
-	const unsigned char *p, *end;
-	const struct async_codec_objects *obj;
-	int tables; /* stack index of the number -> table list, 0 if none yet */
-	int ntables;
-	char *err;
-	size_t errlen;
-};
-
-static int dfail(struct dec *d, const char *what)
-{
-	snprintf(d->err, d->errlen, "malformed value data: %s", what);
-	return -1;
-}
-
-static int get_varint(struct dec *d, uint64_t *out)
-{
-	uint64_t v = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		if (d->p >= d->end)
-			return dfail(d, "truncated number");
-		unsigned char c = *d->p++;
-		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80)) {
-			*out = v;
-			return 0;
-		}
-	}
-	return dfail(d, "varint too long");
-}
-
-static int decode_value(struct dec *d, int depth);
-
-static int get_raw8(struct dec *d, void *out, const char *what)
-{
-	if (d->end - d->p < 8)
-		return dfail(d, what);
-	memcpy(out, d->p, 8);
-	d->p += 8;
-	return 0;
-}
-
-static int decode_table(struct dec *d, int depth)
-{
-	lua_State *L = d->L;
-	uint64_t narr, nhash;
-	if (depth >= ASYNC_CODEC_MAX_DEPTH)
-		return dfail(d, "tables nested too deep");
-	if (get_varint(d, &narr))
-		return -1;
-	/* Each value takes at least one byte: a count larger than what is left
-	 * is a lie, refused before it can size an allocation. */
-	if (narr > (uint64_t)(d->end - d->p))
-		return dfail(d, "array count exceeds the data");
-	if (!lua_checkstack(L, 6))
-		return dfail(d, "Lua stack exhausted");
-	lua_createtable(L, (int)narr, 0);
-	int t = lua_gettop(L);
-	if (d->tables != 0) {
-		lua_pushvalue(L, t);
-		lua_rawseti(L, d->tables, ++d->ntables);
-	}
-	for (uint64_t i = 0; i < narr; i++) {
-		if (decode_value(d, depth + 1))
-			return -1;
-		lua_rawseti(L, t, (int)(i + 1));
-	}
-	if (get_varint(d, &nhash))
-		return -1;
-	if (nhash > (uint64_t)(d->end - d->p) / 2)
-		return dfail(d, "pair count exceeds the data");
-	for (uint64_t i = 0; i < nhash; i++) {
-		if (decode_value(d, depth + 1))
-			return -1;
-		if (decode_value(d, depth + 1))
-			return -1;
-		int kt = lua_type(L, -2);
-		if (kt == LUA_TNIL || (kt == LUA_TNUMBER && isnan(lua_tonumber(L, -2))))
-			return dfail(d, "nil or NaN table key");
-		lua_rawset(L, t);
-	}
-	return 0;
-}
-
-static int decode_value(struct dec *d, int depth)
-{
-	lua_State *L = d->L;
-	if (d->p >= d->end)
-		return dfail(d, "truncated value");
-	if (!lua_checkstack(L, 4))
-		return dfail(d, "Lua stack exhausted");
-	unsigned char tag = *d->p++;
-	uint64_t u;
-	switch (tag) {
-	case T_NIL:
-		lua_pushnil(L);
-		return 0;
-	case T_FALSE:
-	case T_TRUE:
-		lua_pushboolean(L, tag == T_TRUE);
-		return 0;
-	case T_INT:
-		if (get_varint(d, &u))
-			return -1;
-		lua_pushnumber(L, (lua_Number)(int64_t)((u >> 1) ^ (~(u & 1) + 1)));
-		return 0;
-	case T_NUM: {
-		double x;
-		if (get_raw8(d, &x, "truncated number"))
-			return -1;
-		lua_pushnumber(L, x);
-		return 0;
-	}
-	case T_STR:
-		if (get_varint(d, &u))
-			return -1;
-		if (u > (uint64_t)(d->end - d->p))
-			return dfail(d, "string longer than the data");
-		lua_pushlstring(L, (const char *)d->p, (size_t)u);
-		d->p += u;
-		return 0;
-	case T_TABLE:
-		return decode_table(d, depth);
-	case T_REF:
-		if (get_varint(d, &u))
-			return -1;
-		if (d->tables == 0 || u >= (uint64_t)d->ntables)
-			return dfail(d, "reference to a table not yet seen");
-		lua_rawgeti(L, d->tables, (int)u + 1);
-		return 0;
-	case T_OBJ: {
-		uint64_t payload;
-		if (get_raw8(d, &payload, "truncated object"))
-			return -1;
-		if (d->obj == NULL || d->obj->get == NULL || d->obj->get(d->obj->ud, L, payload) != 0)
-			return dfail(d, "an object passed by reference that could not be received");
-		return 0;
-	}
-	default:
-		return dfail(d, "unknown tag");
-	}
-}
-
-int async_codec_decode(lua_State *L, const unsigned char *p, size_t n,
-                       const struct async_codec_objects *objects, char *err, size_t errlen)
-{
-	struct dec d = { L, p, p + n, objects, 0, 0, err, errlen };
-	int base = lua_gettop(L);
-	uint64_t count;
-	if (n < 1) {
-		dfail(&d, "empty");
-		return -1;
-	}
-	unsigned flags = *d.p++;
-	if (flags > 1) {
-		dfail(&d, "unknown flags");
-		return -1;
-	}
-	if (get_varint(&d, &count))
-		return -1;
-	if (count > n || !lua_checkstack(L, (int)count + 8)) {
-		dfail(&d, "value count exceeds the data");
-		return -1;
-	}
-	if (flags & 1) {
-		lua_newtable(L); /* table number -> table, for REF */
-		d.tables = lua_gettop(L);
-	}
-	for (uint64_t i = 0; i < count; i++) {
-		if (decode_value(&d, 0)) {
-			lua_settop(L, base);
-			return -1;
-		}
-	}
-	if (d.p != d.end) {
-		lua_settop(L, base);
-		dfail(&d, "trailing bytes");
-		return -1;
-	}
-	if (d.tables != 0)
-		lua_remove(L, d.tables);
-	return (int)count;
 }

@@ -33,6 +33,11 @@ struct async_codec_objects {
 
 void async_buf_free(struct async_buf *b);
 
+/* Empties b and makes room for at least cap bytes in one allocation (what
+ * it held is not copied). Returns 0, or -1 when out of memory (b is then
+ * empty). */
+int async_buf_reserve(struct async_buf *b, size_t cap);
+
 /* Encodes the values at stack indices [first, last] (last < first: none)
  * into b, which is reset first. Returns 0; on a value it cannot carry it
  * returns -1 and writes into err (errlen bytes) a message naming the value

@@ -36,7 +36,16 @@ struct def {
 	unsigned char *is_async; /* per upvalue: it held the async table itself,
 	                          * bound to the worker-side async in jobs */
 	int refs; /* main thread only: the registry's + one per call in flight */
+	/* The size of its results lately, up to RECORD_KEEP_BYTES (workers
+	 * read and write it, relaxed): reserved at once before a result is
+	 * encoded, so that a fresh record's buffer is not grown from 64 bytes
+	 * by doubling, copying as it goes. */
+	size_t res_hint;
 };
+
+/* Argument and result buffers above this are freed when the record is
+ * recycled: one huge call must not pin its memory for the pool's life. */
+#define RECORD_KEEP_BYTES (256u * 1024u)
 
 /* A value published with async.share: encoded once, decoded once per
  * worker per version. */

@@ -195,7 +195,20 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 	lua_pushvalue(L, oldenv);
 	lua_setfenv(L, fn);
 	if (rc == 0) {
-		if (async_codec_encode(L, callbase, lua_gettop(L), res, "result", &objs, err, sizeof err) != 0) {
+		size_t hint = __atomic_load_n(&d->res_hint, __ATOMIC_RELAXED);
+		/* Some room over it, within what a record may keep. */
+		size_t want = hint + hint / 8 + 64;
+		if (want > RECORD_KEEP_BYTES)
+			want = RECORD_KEEP_BYTES;
+		if (hint > 0 && want > res->cap)
+			async_buf_reserve(res, want); /* if it fails, the encode says so */
+		if (async_codec_encode(L, callbase, lua_gettop(L), res, "result", &objs, err, sizeof err) == 0) {
+			/* Grows at once, shrinks when results stay well below it:
+			 * written seldom, since every worker reads it. */
+			size_t n = res->n < RECORD_KEEP_BYTES ? res->n : RECORD_KEEP_BYTES;
+			if (n > hint || n < hint / 4)
+				__atomic_store_n(&d->res_hint, n, __ATOMIC_RELAXED);
+		} else {
 			if (oc->c)
 				obj_clear(L, oc->c);
 			char msg[300];

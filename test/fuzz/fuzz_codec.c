@@ -3,8 +3,8 @@
  *     (ASan+UBSan watch); what decodes, re-encodes, and decodes again to
  *     equal values (not the same bytes: table iteration order may differ).
  *  2. values generated from the input (numbers with any bit pattern,
- *     strings with zero bytes, nested, shared and cyclic tables) survive
- *     encode -> decode unchanged. */
+ *     strings with zero bytes and strings that repeat, nested, shared and
+ *     cyclic tables) survive encode -> decode unchanged. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -76,7 +76,12 @@ static void gen_value(struct gen *g, int depth)
 	case 1: lua_pushboolean(L, next(g) & 1); break;
 	case 2: { double d; uint8_t b[8]; for (int i = 0; i < 8; i++) b[i] = next(g); memcpy(&d, b, 8); lua_pushnumber(L, d); break; }
 	case 3: lua_pushnumber(L, (double)(int8_t)next(g) * 1000.0); break;
-	case 4: { size_t n = next(g) % 40; char buf[40]; for (size_t i = 0; i < n; i++) buf[i] = (char)next(g); lua_pushlstring(L, buf, n); break; }
+	case 4: { /* half of them from a few words, so that strings repeat (SDEF, SREF) */
+		static const char *words[] = { "height", "kind", "ab", "x", "walkable" };
+		uint8_t c = next(g);
+		if (c & 1) { lua_pushstring(L, words[(c >> 1) % 5]); break; }
+		size_t n = c % 40; char buf[40]; for (size_t i = 0; i < n; i++) buf[i] = (char)next(g); lua_pushlstring(L, buf, n); break;
+	}
 	case 5: case 6: {
 		lua_newtable(L);
 		int t = lua_gettop(L);
