@@ -182,6 +182,7 @@ struct wstate {
 	int depth;    /* run_def nesting: await runs jobs inside a job */
 	int dead;     /* ran out of memory: replaced once depth is back to 0 */
 	int gc_stopped; /* a job called collectgarbage("stop"): restarted after it */
+	uint64_t gc_floor; /* with a memoryLimit: bytes live after the last collect_near_limit */
 	lua_State *L;
 	struct ctx *ctx;
 	unsigned index;

@@ -277,6 +277,33 @@ static int run_def_p(lua_State *L)
 	return 0;
 }
 
+/* With a memoryLimit, the jobs' garbage counts against it until collected,
+ * and LuaJIT paces its collector on its own count and never collects when
+ * an allocation is refused: a job that fitted a fresh state failed when run
+ * again, against the garbage of its last run (every second run, test_workers).
+ * So before a job, collect when garbage may fill more than half the room
+ * above what the state held live after the last such collect. Kept blocks
+ * are not garbage: they are given back before a refusal (wstate.c). */
+static void collect_near_limit(struct wstate *ws)
+{
+	struct memacct *m = &ws->acct;
+	if (m->limit == 0)
+		return;
+	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
+	used = used > m->kept_bytes ? used - m->kept_bytes : 0;
+	uint64_t floor = ws->gc_floor < m->limit ? ws->gc_floor : m->limit;
+	if (used <= floor + (m->limit - floor) / 2)
+		return;
+	/* As after a failed job: without the limit, lua_cpcall allocates. */
+	uint64_t limit = m->limit;
+	m->limit = 0;
+	if (lua_cpcall(ws->L, gc_p, NULL) != 0)
+		lua_pop(ws->L, 1);
+	m->limit = limit;
+	used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
+	ws->gc_floor = used > m->kept_bytes ? used - m->kept_bytes : 0;
+}
+
 /* Runs definition d on ws for the game's call `owner` (what
  * async.cancelled() reads) with the encoded arguments, against snapshot sn,
  * and writes the results, or (error value, traceback), into res. Shared by
@@ -287,6 +314,8 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
                     const struct async_buf *args, struct async_buf *res, int *failed, struct objctx *oc)
 {
 	struct call *outer = ws->call; /* a call run while another awaits */
+	if (ws->depth == 0)
+		collect_near_limit(ws);
 	ws->call = owner;
 	ws->depth++;
 	run_def_guarded(ws, d, sn, args, res, failed, oc);

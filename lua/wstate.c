@@ -379,6 +379,7 @@ static void wstate_open(struct wstate *ws)
 	ws->init_id = 0;
 	ws->cur = NULL;
 	ws->dead = 0;
+	ws->gc_floor = 0;
 	ws->globals = LUA_NOREF;
 	ws->L = luaL_newstate();
 	if (ws->L == NULL) {
