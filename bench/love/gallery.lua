@@ -9,7 +9,6 @@
 -- jobs' CPU time in workers over the same jobs' CPU time on the main thread.
 -- Beside them, "pair" runs the serial loop in two processes at once
 -- (gallery_pair.lua): the machine's own 2-core ceiling for that workload.
-local workloads = require "gallery_workloads"
 local timed = require "gallery_timed"
 local pair = require "gallery_pair"
 
@@ -78,7 +77,8 @@ end
 --- follow: gallery_speedup/... (2 × serial wall / pair wall) and
 --- gallery_corun_tax/... (job CPU per job in the pair / in the serial run).
 --- opts: reps, scale, pin, only (a workload), systems (names, e.g.
---- "pair,ours2"; serial always runs).
+--- "pair,ours2"; serial always runs), workloads (the module that builds
+--- the requests: gallery_workloads unless given, e.g. hostile_workloads).
 function G.run(async, baseline, emit, opts)
   local reps, scale = opts.reps or 3, opts.scale or 1
   local ours = { name = "ours", load = function(k) async.load { workers = k, pin = opts.pin } end,
@@ -87,7 +87,7 @@ function G.run(async, baseline, emit, opts)
   local base = { name = "baseline", load = baseline.load, define = baseline.define, call = baseline.call,
     update = baseline.update, shutdown = baseline.shutdown }
   local list = {}
-  for _, wl in ipairs(workloads(scale)) do
+  for _, wl in ipairs(require(opts.workloads or "gallery_workloads")(scale)) do
     if not opts.only or opts.only == wl.name then list[#list + 1] = wl end
   end
   for rep = 1, reps do

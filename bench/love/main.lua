@@ -4,6 +4,7 @@
 --   love bench/love <folder with async.lua and async_native.so> [--part micro|rest] [--only-latency]
 --                   [--quick] [--out FILE]
 --   love bench/love <folder> --gallery [--reps N] [--only WORKLOAD] [--systems ours1,baseline2,...]
+--                                     [--workloads hostile_workloads]
 --                                     [--pin] [--quick] [--out FILE]
 -- Prints (and writes to FILE) one "name<TAB>value<TAB>unit" line per figure.
 -- --only-latency runs only the idle one-call latency (latency() below).
@@ -20,7 +21,7 @@ function love.errorhandler(msg)
   os.exit(1)
 end
 
-local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems, part, onlyLatency
+local libdir, quick, outfile, demodir, gallery, reps, pin, only, onlySystems, part, onlyLatency, wlmod
 local out = {}
 
 local function emit(name, value, unit)
@@ -385,7 +386,8 @@ function love.load(args)
     elseif args[i] == "--reps" then reps = tonumber(args[i + 1])
     elseif args[i] == "--only" then only = args[i + 1]
     elseif args[i] == "--systems" then onlySystems = args[i + 1]
-    elseif not ({ ["--out"] = 1, ["--demo"] = 1, ["--reps"] = 1, ["--only"] = 1, ["--systems"] = 1, ["--part"] = 1 })[args[i - 1]] then
+    elseif args[i] == "--workloads" then wlmod = args[i + 1]
+    elseif not ({ ["--out"] = 1, ["--demo"] = 1, ["--reps"] = 1, ["--only"] = 1, ["--systems"] = 1, ["--part"] = 1, ["--workloads"] = 1 })[args[i - 1]] then
       libdir = libdir or args[i]
     end
   end
@@ -399,7 +401,7 @@ function love.load(args)
   local scale = quick and 0.1 or 1
 
   if gallery then
-    require("gallery").run(async, baseline, emit, { reps = reps, scale = scale, pin = pin, only = only, systems = onlySystems })
+    require("gallery").run(async, baseline, emit, { reps = reps, scale = scale, pin = pin, only = only, systems = onlySystems, workloads = wlmod })
     return finish()
   end
 
