@@ -166,6 +166,30 @@ test("a job that fits under memoryLimit keeps fitting when run again", function(
   eq(replaced, 0, "states replaced")
 end)
 
+test("big blocks of sizes that do not recur are not kept", function()
+  local async = require "async"
+  local MiB = 1024 * 1024
+  async.load { workers = 1 }
+  -- Twelve strings of about 1 MiB, each of its own length, as a save or a
+  -- log line builder makes them, then dropped. No later request can take a
+  -- block of those sizes: keeping them held 12 MiB for nothing, and under
+  -- a steady load up to 64 MiB a worker (two workers making strings of
+  -- 150 KiB-1 MiB peaked at 209-216 MiB against 91-97 MiB without keeping).
+  async.define("strings", function()
+    local all = {}
+    for k = 1, 12 do all[k] = string.rep("s", 1000000 + k * 4099) end
+    all = nil
+    collectgarbage()
+    return collectgarbage("count") * 1024
+  end)
+  local live
+  async.call(function(n) live = n end, "strings")
+  drain(async, 30)
+  local mem = async.stats().memory
+  async.shutdown()
+  ok(mem < live + 4 * MiB, ("memory %.1f MiB with %.1f MiB live: blocks of sizes that never recur kept"):format(mem / MiB, live / MiB))
+end)
+
 test("a burst's kept blocks are given back when the pool runs dry", function()
   local async = require "async"
   local MiB = 1024 * 1024

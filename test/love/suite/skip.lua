@@ -31,6 +31,9 @@ local SKIP = {
     ["a worker's Lua state keeps memory its jobs free: no page faults per job once warm"] =
       "the kept blocks are the native module's allocator wrapper; love.thread states use LÖVE's",
     ["kept blocks count in memory but never make a job run out of memory"] = NO_LIMIT,
+    ["a job that fits under memoryLimit keeps fitting when run again"] = NO_LIMIT,
+    ["big blocks of sizes that do not recur are not kept"] =
+      "the kept blocks are the native module's allocator wrapper; love.thread states use LÖVE's",
     ["lifecycle: every terminal path gives the call's buffer back"] =
       NO_BUFFERS .. "; every terminal path's delivery is checked there without one",
     -- test_paths.lua
