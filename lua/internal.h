@@ -138,7 +138,8 @@ struct preload {
 	int required; /* loaded in the game's state: require it in workers too */
 };
 
-/* Blocks of KEEP_MIN bytes or more that a worker state frees are kept (up
+/* Blocks of KEEP_MIN bytes or more, of a size that recurs (wstate.c,
+ * kept_size), that a worker state frees are kept (up
  * to KEEP_SLOTS blocks, KEEP_BYTES in all) for its next request of the same
  * size. LuaJIT's allocator serves each such block with its own mmap, which
  * every page of faults in when LuaJIT clears it, and munmaps it when freed,

@@ -269,6 +269,17 @@ static int gc_p(lua_State *L)
 	return 0;
 }
 
+/* A full collection of ws's state. Protected, since a finalizer may raise;
+ * without the limit, since lua_cpcall itself allocates. */
+static void collect_unlimited(struct wstate *ws)
+{
+	uint64_t limit = ws->acct.limit;
+	ws->acct.limit = 0;
+	if (lua_cpcall(ws->L, gc_p, NULL) != 0)
+		lua_pop(ws->L, 1);
+	ws->acct.limit = limit;
+}
+
 static int run_def_p(lua_State *L)
 {
 	struct run_args *a = lua_touserdata(L, 1);
@@ -294,12 +305,7 @@ static void collect_near_limit(struct wstate *ws)
 	uint64_t floor = ws->gc_floor < m->limit ? ws->gc_floor : m->limit;
 	if (used <= floor + (m->limit - floor) / 2)
 		return;
-	/* As after a failed job: without the limit, lua_cpcall allocates. */
-	uint64_t limit = m->limit;
-	m->limit = 0;
-	if (lua_cpcall(ws->L, gc_p, NULL) != 0)
-		lua_pop(ws->L, 1);
-	m->limit = limit;
+	collect_unlimited(ws);
 	used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
 	ws->gc_floor = used > m->kept_bytes ? used - m->kept_bytes : 0;
 }
@@ -346,14 +352,8 @@ static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, c
 	if (oom) {
 		ws->dead = 1;
 		/* An awaiting job may still run in this state until the state is
-		 * replaced: give it the room the failed job's garbage holds.
-		 * Protected, since a finalizer may raise; without the limit,
-		 * since lua_cpcall itself allocates. */
-		uint64_t limit = ws->acct.limit;
-		ws->acct.limit = 0;
-		if (lua_cpcall(ws->L, gc_p, NULL) != 0)
-			lua_pop(ws->L, 1);
-		ws->acct.limit = limit;
+		 * replaced: give it the room the failed job's garbage holds. */
+		collect_unlimited(ws);
 	}
 	if (rc == 0 && !a.errmem)
 		return;
