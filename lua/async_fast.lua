@@ -252,11 +252,14 @@ function M.wrap(c, ccall, cupdate, facade)
     return nil
   end
 
-  -- A scratch buffer grown by a big call goes back to its first size.
-  local function settle()
+  -- A scratch buffer grown by a big call goes back to its first size once a
+  -- call uses under a quarter of it: one call's 10 MiB is not held for
+  -- good, and a stream of big arguments keeps its buffer (growing it again
+  -- by doubling left 259 KiB of garbage a 75 KiB call, test_paths).
+  local function settle(used)
     if nseen > 0 then seen, nseen = {}, 0 end
     nxs, xs1, xsMore = 0, nil, nil
-    if cap > 65536 then cap = 256; buf = ffi.new("uint8_t[?]", cap) end
+    if cap > 65536 and used < cap / 4 then cap = 256; buf = ffi.new("uint8_t[?]", cap) end
   end
 
   -- Definitions by name, valid while the registry's epoch is unchanged (the
@@ -313,19 +316,19 @@ function M.wrap(c, ccall, cupdate, facade)
     local pos = 2
     for i = 1, n do
       pos = put((select(i, ...)), pos, 0)
-      if pos == nil then settle(); encoding = false; return ccall(cb, name, ...) end
+      if pos == nil then settle(0); encoding = false; return ccall(cb, name, ...) end
     end
     local epoch = api.epoch(ctxp)
     if epoch ~= defsEpoch then defs, defsEpoch = {}, epoch end
     local d = defs[name]
     if d == nil then
       d = api.lookup(ctxp, name)
-      if d == nil then settle(); encoding = false; return ccall(cb, name, ...) end -- raises: not defined
+      if d == nil then settle(0); encoding = false; return ccall(cb, name, ...) end -- raises: not defined
       defs[name] = d
     end
     local index = api.call(ctxp, d, buf, pos, genbox, xs, nxs)
     if index >= 0 and nxs > 0 then held[index + 1] = xsMore or xs1 end
-    settle()
+    settle(pos)
     encoding = false
     if index < 0 then return ccall(cb, name, ...) end
     cbs[index + 1] = cb

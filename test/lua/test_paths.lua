@@ -221,3 +221,33 @@ test("a redefined or undefined name is seen by the next call, shorthands too", f
   eq(got[6], 3)
   async.shutdown()
 end)
+
+test("a steady stream of big arguments leaves little garbage on the game's thread", function()
+  local async = fresh(1)
+  -- A 96 x 96 influence map (about 75 KiB encoded) sent with every call.
+  -- The FFI path's scratch buffer went back to 256 bytes after every call
+  -- over 64 KiB and grew again by doubling on the next: 259 KiB of garbage
+  -- a call on the game's thread, whose collector then walks the game's
+  -- whole heap (hostile gallery: the main thread's CPU for 150 such calls
+  -- 0.05-0.63 s). The C API path leaves 0.1 KiB.
+  local grid = {}
+  for y = 1, 96 do
+    local row = {}
+    for x = 1, 96 do row[x] = x * 0.5 end
+    grid[y] = row
+  end
+  local got = 0
+  local function cb() got = got + 1 end
+  for _ = 1, 3 do async.call(cb, "count", grid) end
+  collectgarbage()
+  collectgarbage("stop")
+  local k0 = collectgarbage("count")
+  for _ = 1, 40 do async.call(cb, "count", grid) end
+  local perCall = (collectgarbage("count") - k0) / 40
+  collectgarbage("restart")
+  local t0 = os.clock()
+  while got < 43 and os.clock() - t0 < 30 do async.update() end
+  async.shutdown()
+  eq(got, 43, "calls delivered")
+  ok(perCall < 32, ("%.1f KiB of garbage a call on the game's thread, expected < 32"):format(perCall))
+end)
