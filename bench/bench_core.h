@@ -29,6 +29,8 @@ long bench_fib_tasks(int n);
 /* n empty jobs submitted from this (non-worker) thread to `threads`
  * workers, until all have run. */
 void *bench_pool_new(unsigned workers);
+/* A pool whose workers' CPU clocks bench_idle_cpu reads. */
+void *bench_idle_pool_new(unsigned workers);
 void bench_pool_free(void *pool);
 void bench_submit_async(void *pool, size_t n, int batch);
 void bench_submit_omp(size_t n, int threads);

@@ -156,7 +156,7 @@ static void BM_pfor_tbb(benchmark::State &st)
 // Idle: one measured second per iteration; the figures are counters.
 static void BM_idle(benchmark::State &st)
 {
-	void *pool = bench_pool_new(2);
+	void *pool = bench_idle_pool_new(2);
 	double cpu = 0, med = 0, p99 = 0;
 	for (auto _ : st) {
 		cpu = bench_idle_cpu(pool, 1.0);
