@@ -161,7 +161,7 @@ def gallery_section(path, w, chart):
         w("| %s | %s (%.2f) | %s (%.2f×) | %s (%s) | %s (%.2f× vs %.2f×) |" % (
             wl, verdict(ok[0]), t, verdict(ok[1]), o1, verdict(ok[2]), two, verdict(ok[3]), o2, b2))
     w("")
-    pointer(w, missed, "The worker tax (issue 13): LuaJIT's allocator in a small heap")
+    pointer(w, missed, "Profiles of the gallery (issue 13: what each remaining miss is)")
     if missed2 and any(v[5] is not None for v in verdicts):
         w("What this machine's two cores allow the 2-worker runs is in `%s`, \"The machine's 2-core ceiling\"." % ANALYSIS)
         w("")
@@ -338,7 +338,10 @@ def main():
     w("")
     w("| | |")
     w("| --- | --- |")
-    w("| date | %s |" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    # The run's date: when its last result file was written, so that a
+    # report made again from the same files (a wording change) keeps it.
+    ran = max(os.path.getmtime(f) for f in (core_json, lua_tsv, gallery_tsv) if f and os.path.exists(f))
+    w("| date | %s |" % datetime.datetime.fromtimestamp(ran, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     w("| machine | %s, %s CPUs, %s |" % (sh("lscpu | sed -n 's/^Model name: *//p'") or platform.processor(),
                                           os.cpu_count(), platform.platform()))
     w("| compiler | %s |" % sh("cc --version | head -1"))
