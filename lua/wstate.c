@@ -274,17 +274,17 @@ void wstate_trim(struct wstate *ws)
 		kept_evict(m, (m->kept_next + i) % KEEP_SLOTS);
 }
 
+static int pow2(size_t n)
+{
+	return n != 0 && (n & (n - 1)) == 0;
+}
+
 /* Whether blocks of n bytes come back: LuaJIT grows array parts to 2^k + 1
  * slots of 8 bytes (slot 0 included), hash parts to 2^k nodes of 24 and
  * its string buffers by doubling, so those sizes recur from job to job (in
  * the gallery's A*: 196,608, 262,152, 393,216 and 524,296). A string's block
  * has its own length, and keeping those held up to KEEP_BYTES a worker that
  * no request could take (test_workers). */
-static int pow2(size_t n)
-{
-	return n != 0 && (n & (n - 1)) == 0;
-}
-
 static int kept_size(size_t n)
 {
 	return pow2(n) || pow2(n - 8) || (n % 3 == 0 && pow2(n / 3));

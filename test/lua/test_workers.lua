@@ -166,41 +166,47 @@ test("a job that fits under memoryLimit keeps fitting when run again", function(
   eq(replaced, 0, "states replaced")
 end)
 
-test("big blocks of sizes that do not recur are not kept", function()
+-- Defines job `name` on a fresh 1-worker pool, runs it once and returns its
+-- result (the tests' jobs return their state's live bytes after a full
+-- collect) and the pool, still loaded.
+local function liveAfter(name, job, secs)
   local async = require "async"
-  local MiB = 1024 * 1024
   async.load { workers = 1 }
+  async.define(name, job)
+  local live
+  async.call(function(n) live = n end, name)
+  drain(async, secs)
+  return live, async
+end
+
+test("big blocks of sizes that do not recur are not kept", function()
+  local MiB = 1024 * 1024
   -- Twelve strings of about 1 MiB, each of its own length, as a save or a
   -- log line builder makes them, then dropped. No later request can take a
   -- block of those sizes: keeping them held 12 MiB for nothing, and under
   -- a steady load up to 64 MiB a worker (two workers making strings of
   -- 150 KiB-1 MiB peaked at 209-216 MiB against 91-97 MiB without keeping).
-  async.define("strings", function()
+  local live, async = liveAfter("strings", function()
     local all = {}
     for k = 1, 12 do all[k] = string.rep("s", 1000000 + k * 4099) end
     all = nil
     collectgarbage()
     return collectgarbage("count") * 1024
-  end)
-  local live
-  async.call(function(n) live = n end, "strings")
-  drain(async, 30)
+  end, 30)
   local mem = async.stats().memory
   async.shutdown()
   ok(mem < live + 4 * MiB, ("memory %.1f MiB with %.1f MiB live: blocks of sizes that never recur kept"):format(mem / MiB, live / MiB))
 end)
 
 test("a burst's kept blocks are given back when the pool runs dry", function()
-  local async = require "async"
   local MiB = 1024 * 1024
-  async.load { workers = 1 }
   -- 24 tables of 100,000 keys live at once, then dropped: their hash parts
   -- (3 MiB each, and the smaller ones each grew through) are freed
   -- together, and up to KEEP_BYTES (64 MiB) of them are kept while calls
   -- are queued. With nothing left to start the worker gives back all but
   -- KEEP_IDLE_BYTES (16 MiB), after the callback's hand-over, so the game
   -- waits for it. Kept blocks count in stats().memory.
-  async.define("burst", function()
+  local live, async = liveAfter("burst", function()
     local all = {}
     for k = 1, 24 do
       local t = {}
@@ -210,10 +216,7 @@ test("a burst's kept blocks are given back when the pool runs dry", function()
     all = nil
     collectgarbage()
     return collectgarbage("count") * 1024
-  end)
-  local live
-  async.call(function(n) live = n end, "burst")
-  drain(async, 60)
+  end, 60)
   local mem = async.stats().memory
   local t0 = os.clock()
   while mem > live + 17 * MiB and os.clock() - t0 < 5 do
