@@ -5,8 +5,8 @@
 # demo (e.g. --workers 4, --units 600; --headless forces the summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASYNC_BUILD_BENCH=OFF >/dev/null
+bash scripts/setup.sh demo
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASYNC_BUILD_BENCH=OFF -DASYNC_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j"$(nproc)" >/dev/null
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 lib="$PWD/build/release/lua"

@@ -17,7 +17,7 @@
 # Each build lives in its own folder under build/ and is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 
 jobs=$(nproc)
 run() { # name, ctest args, cmake args...
