@@ -74,8 +74,8 @@ local Buffer = {}
 function Buffer:ptr(ctype) end
 ---@return integer
 function Buffer:size() end
---- The address of the first byte, as a number (raises while a job holds the buffer).
----@return integer
+--- The address of the first byte, for ffi.cast (raises while a job holds the buffer).
+---@return lightuserdata
 function Buffer:address() end
 --- True while a job holds it (the game's ptr and address raise meanwhile).
 ---@return boolean
