@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# demo.sh: the main job. Installs what is missing, builds, and starts the LÖVE
-# demo. With a display it opens the game window; without one (a server, CI)
-# it runs the demo headless and prints its summary. Extra arguments go to the
+# demo.sh: the main job. Installs what the demo needs where missing (the
+# demo set of setup.sh: no test, benchmark or cross packages), builds the
+# module without the tests, and starts the LÖVE demo. With a display it
+# opens the game window; without one (a server, CI) it runs the demo
+# headless and prints its summary. Extra arguments go to the
 # demo (e.g. --workers 4, --units 600; --headless forces the summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
