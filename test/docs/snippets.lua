@@ -95,5 +95,6 @@ if readmeRan == 0 then
   failed = failed + 1
   print("FAIL README.md has no ```lua block to run")
 end
-print(("snippets: %d run, %d compiled, %d failed"):format(ran, checked, failed))
-os.exit(failed == 0 and 0 or 1)
+local summary = ("snippets: %d run, %d compiled, %d failed"):format(ran, checked, failed)
+if failed > 0 then error(summary, 0) end
+print(summary)
