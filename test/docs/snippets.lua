@@ -79,12 +79,12 @@ for _, file in ipairs(files) do
       end
     elseif b.kind == "lua-love" then
       checked = checked + 1
-      local fn, err = loadstring(code, "=" .. where)
+      local fn, err = loadstring(("\n"):rep(b.line - 1) .. code, "@" .. file)
       if fn then
         print("ok   " .. where .. " (compiles)")
       else
         failed = failed + 1
-        print("FAIL " .. where .. ": " .. err)
+        print("FAIL " .. err)
       end
     end
   end
