@@ -4,7 +4,7 @@
 -- there. Usage: luajit api_names.lua <built lua dir> <library/async.lua>
 local luadir, metafile = assert(arg[1], "lua dir"), assert(arg[2], "library file")
 package.path = luadir .. "/?.lua;" .. package.path
-package.cpath = luadir .. "/?.so;" .. package.cpath
+package.cpath = luadir .. "/?.so;" .. luadir .. "/?.dll;" .. package.cpath -- .dll: Windows (under Wine)
 
 -- Names per class: `---@field name` under a `---@class`, and the functions
 -- and assignments on the local table that follows the class line.
