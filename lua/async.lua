@@ -82,6 +82,11 @@ function async.call(callback, name, ...)
   if type(name) ~= "string" then
     error("async.call: argument 2 (the name) must be a string, got " .. type(name), 2)
   end
+  -- No definition has such a name (define refuses it), and the native side
+  -- would read it as a C string: "a\0evil" would run "a".
+  if name:find("\0", 1, true) then
+    error(("async.call: no function named %q is defined (names cannot contain a NUL byte)"):format(name), 2)
+  end
   return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
 end
 
@@ -257,6 +262,10 @@ end
 function async.undefine(name)
   if type(name) ~= "string" then
     error("async.undefine: the name must be a string, got " .. type(name), 2)
+  end
+  -- As call's: the native side would cut "a\0x" to "a" and remove that.
+  if name:find("\0", 1, true) then
+    error(("async.undefine: the name %q contains a NUL byte"):format(name), 2)
   end
   context():undefine(name)
 end

@@ -171,8 +171,11 @@ end
 local function resume(co, ...)
   local ok, err = coroutine.resume(co, ...)
   if not ok then
-    -- A coroutine that fails raises out of async.update(), as a callback would.
-    error(debug.traceback(co, tostring(err)), 0)
+    -- A coroutine that fails raises out of async.update(), as a callback
+    -- would: a string with the coroutine's traceback, any other value as it
+    -- is (a plain callback's table error reaches the game as the table).
+    if type(err) ~= "string" then error(err, 0) end
+    error(debug.traceback(co, err), 0)
   end
 end
 
@@ -194,6 +197,9 @@ function async.await(f, ...)
   if co == nil or ismain then error("async.await: call it inside async.go(fn)", 2) end
   local name = type(f) == "string" and f or names[f]
   if name == nil then error("async.await: expected a defined name or a shorthand from async.define", 2) end
+  if name:find("\0", 1, true) then
+    error(("async.await: no function named %q is defined (names cannot contain a NUL byte)"):format(name), 2)
+  end
   async.call({
     success = function(...) resume(co, true, ...) end,
     error = function(e, tb) resume(co, false, e, tb) end,

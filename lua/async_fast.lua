@@ -189,14 +189,14 @@ function M.wrap(c, ccall, cupdate, facade)
     local narr, maxn = 0, #v
     while narr < maxn do
       local x = rawget(v, narr + 1)
-      if x == nil then break end
+      if type(x) == "nil" then break end
       pos = put(x, pos, depth + 1)
       if pos == nil then return nil end
       narr = narr + 1
     end
     local nhash = 0
     local k, x = next(v)
-    while k ~= nil do
+    while type(k) ~= "nil" do
       if not (type(k) == "number" and k >= 1 and k <= narr and k == floor(k)) then
         pos = put(k, pos, depth + 1)
         if pos == nil then return nil end
@@ -242,7 +242,7 @@ function M.wrap(c, ccall, cupdate, facade)
       if pos + 1 > cap then grow(pos + 1) end
       buf[pos] = v and T_TRUE or T_FALSE
       return pos + 1
-    elseif v == nil then
+    elseif t == "nil" then -- not v == nil: a NULL cdata equals nil, and a cdata's __eq would run
       if pos + 1 > cap then grow(pos + 1) end
       buf[pos] = T_NIL
       return pos + 1
@@ -275,34 +275,62 @@ function M.wrap(c, ccall, cupdate, facade)
   local cbFields = { success = true, error = true, cancelled = true, key = true }
 
   -- A callback table call.c's check_callbacks accepts, without a key.
+  -- Fields are tested with type(), never compared with nil: a cdata's __eq
+  -- would run (and may raise) in the middle of a call.
   local function okTable(t)
     local s, e, c = t.success, t.error, t.cancelled
-    if s ~= nil and not callable(s) or e ~= nil and not callable(e) or c ~= nil and not callable(c) then
+    local ts, te, tc = type(s), type(e), type(c)
+    if ts ~= "nil" and not callable(s) or te ~= "nil" and not callable(e) or tc ~= "nil" and not callable(c) then
       return false
     end
+    -- A callable table without handlers: call.c names the mistake.
+    if ts == "nil" and te == "nil" and tc == "nil" and callable(t) then return false end
     local k, v = next(t)
-    while k ~= nil do
+    while type(k) ~= "nil" do
       if type(k) == "string" and not cbFields[k] and callable(v) then return false end
       k, v = next(t, k)
     end
-    return t.key == nil
+    return type(t.key) == "nil"
   end
 
   local defs, defsEpoch = {}, -1
   -- Set while a call is encoded into the shared scratch state (buf, seen,
-  -- xs) until its record is made: an allocation there may run a finalizer
-  -- (ffi.gc, __gc) that itself calls async.call, and that inner call takes
-  -- the C API path, which encodes into a record of its own; here it would
-  -- overwrite the outer call's arguments. An encode that raised midway (out
-  -- of memory) leaves it set: later calls then take the C API path, slower
-  -- and otherwise the same.
+  -- xs) until its record is made and its callback stored: an allocation
+  -- there may run a finalizer (ffi.gc, __gc) that itself calls async.call,
+  -- and that inner call takes the C API path, which encodes into a record
+  -- of its own; here it would overwrite the outer call's arguments. An
+  -- update() from such a finalizer delivers nothing (the next one does): it
+  -- could finish this call before its callback is stored. An encode that
+  -- raised midway (out of memory, a finalizer that raised) leaves it set
+  -- with no call running: the next call or update finds that (stale) and
+  -- clears it.
   local encoding = false
+  -- Set while update() decodes a finished call's values (which allocates):
+  -- an update() from a finalizer there delivers nothing.
+  local decoding = false
+  local call, deliverHead
 
-  local function call(cb, name, ...)
+  -- Whether fn is running in this coroutine (a finalizer runs on the stack
+  -- of the code whose allocation started it). Only asked when a flag is
+  -- set, which is rare.
+  local getinfo = debug and debug.getinfo
+  local function onStack(fn)
+    if not getinfo then return true end
+    for level = 2, 200 do
+      local info = getinfo(level, "f")
+      if info == nil then return false end
+      if info.func == fn then return true end
+    end
+    return true
+  end
+
+  function call(cb, name, ...)
     -- A callback table this path takes only when call.c's check passes it
     -- (okTable); a key ("latest wins" lives in the registry) or a mistake
     -- takes the C API path, which raises with the one message.
-    if encoding or cb ~= nil and type(cb) ~= "function" and not (type(cb) == "table" and okTable(cb)) then
+    if encoding and not onStack(call) then encoding = false end
+    local tcb = type(cb)
+    if encoding or tcb ~= "nil" and tcb ~= "function" and not (tcb == "table" and okTable(cb)) then
       return ccall(cb, name, ...) -- a tail call: errors point at the caller
     end
     if type(name) ~= "string" then return ccall(cb, name, ...) end
@@ -326,12 +354,16 @@ function M.wrap(c, ccall, cupdate, facade)
       if d == nil then settle(0); encoding = false; return ccall(cb, name, ...) end -- raises: not defined
       defs[name] = d
     end
+    -- The allocations above may have run a finalizer that redefined the
+    -- name or shut the pool down: d would be freed. No allocation from
+    -- this check to api.call.
+    if api.epoch(ctxp) ~= defsEpoch then settle(0); encoding = false; return ccall(cb, name, ...) end
     local index = api.call(ctxp, d, buf, pos, genbox, xs, nxs)
-    if index >= 0 and nxs > 0 then held[index + 1] = xsMore or xs1 end
+    if index < 0 then settle(0); encoding = false; return ccall(cb, name, ...) end
+    if nxs > 0 then held[index + 1] = xsMore or xs1 end
+    cbs[index + 1] = cb
     settle(pos)
     encoding = false
-    if index < 0 then return ccall(cb, name, ...) end
-    cbs[index + 1] = cb
     return Handle(id, index, genbox[0])
   end
 
@@ -428,7 +460,7 @@ function M.wrap(c, ccall, cupdate, facade)
 
   -- Delivers the peeked call if its values are plain (at most three);
   -- false leaves it to the C side.
-  local function deliverHead()
+  function deliverHead()
     local status, index = head.status, head.index
     local k, v1, v2, v3 = 0, nil, nil, nil
     if status ~= 2 then
@@ -437,10 +469,15 @@ function M.wrap(c, ccall, cupdate, facade)
       k = p[1]
       if k > 3 then return false end
       local pos, ok = 2, true
-      if k >= 1 then ok, v1, pos = get(p, pos, lim); if not ok then return false end end
-      if k >= 2 then ok, v2, pos = get(p, pos, lim); if not ok then return false end end
-      if k >= 3 then ok, v3, pos = get(p, pos, lim); if not ok then return false end end
+      decoding = true
+      if k >= 1 then ok, v1, pos = get(p, pos, lim); if not ok then decoding = false; return false end end
+      if k >= 2 then ok, v2, pos = get(p, pos, lim); if not ok then decoding = false; return false end end
+      if k >= 3 then ok, v3, pos = get(p, pos, lim); if not ok then decoding = false; return false end end
+      decoding = false
       if pos ~= lim then return false end
+      -- A finalizer that ran while the strings were made may have shut the
+      -- pool down, which delivered this call.
+      if api.epoch(ctxp) < 0 then return true end
     end
     api.pop(ctxp) -- counted and released before the callback, as in deliver.c
     local cb = cbs[index + 1]
@@ -457,6 +494,10 @@ function M.wrap(c, ccall, cupdate, facade)
     if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
       return cupdate(budget) -- raises as the C side does
     end
+    -- From a finalizer, mid-call or mid-decode: the next update delivers.
+    if encoding and not onStack(call) then encoding = false end
+    if decoding and not onStack(deliverHead) then decoding = false end
+    if encoding or decoding then return 0 end
     api.flush(ctxp) -- the calls made this frame and still held back
     local t0 = budget and api.now()
     local n = 0

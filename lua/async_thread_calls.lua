@@ -92,11 +92,19 @@ end
 local CALLBACKS = { "success", "error", "cancelled" }
 local CALLBACK_FIELDS = { success = true, error = true, cancelled = true, key = true }
 local function checkCallbacks(cb, name)
+  local handlers = 0
   for _, f in ipairs(CALLBACKS) do
     local v = cb[f]
     if v ~= nil and not isCallable(v) then
       return ("async.call('%s'): the callback's %s must be a function, not a %s"):format(name, f, type(v))
     end
+    if v ~= nil then handlers = handlers + 1 end
+  end
+  -- A callable table meant as the callback itself would be read as a table
+  -- with no handler, and its results dropped without a word.
+  if handlers == 0 and isCallable(cb) then
+    return ("async.call('%s'): the callback is a callable table without success, error or cancelled "
+            .. "(pass a function, or {success = t})"):format(name)
   end
   for k, v in next, cb do
     if type(k) == "string" and not CALLBACK_FIELDS[k] and isCallable(v) then

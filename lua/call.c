@@ -174,13 +174,19 @@ static int is_callable(lua_State *L, int idx)
 static void check_callbacks(lua_State *L, int cbidx, const char *name)
 {
 	static const char *const fields[] = { "success", "error", "cancelled" };
+	int handlers = 0;
 	for (int i = 0; i < 3; i++) {
 		lua_getfield(L, cbidx, fields[i]);
 		if (!lua_isnil(L, -1) && !is_callable(L, -1))
 			luaL_error(L, "async.call('%s'): the callback's %s must be a function, not a %s", name, fields[i],
 			           luaL_typename(L, -1));
+		handlers += !lua_isnil(L, -1);
 		lua_pop(L, 1);
 	}
+	/* A callable table meant as the callback itself would be read as a
+	 * table with no handler, and its results dropped without a word. */
+	if (handlers == 0 && is_callable(L, cbidx))
+		luaL_error(L, "async.call('%s'): %s", name, CALLABLE_TABLE_MSG);
 	lua_pushnil(L);
 	while (lua_next(L, cbidx)) {
 		if (lua_type(L, -2) == LUA_TSTRING && is_callable(L, -1)) {

@@ -119,7 +119,12 @@ static int l_w_await(lua_State *L)
 	struct wstate *ws = tls_ws;
 	if (ws == NULL || ws->cur == NULL)
 		return luaL_error(L, "async.await: only a running job can await another job");
-	const char *name = luaL_checkstring(L, 1);
+	size_t len;
+	const char *name = luaL_checklstring(L, 1, &len);
+	/* Names are C strings here: "a\0x" must not find "a". */
+	if (strlen(name) != len)
+		return luaL_error(L, "async.await: no function named '%s\\0...' is defined (names cannot contain a NUL byte)",
+		                  name);
 	struct def *d = snap_find_def(ws->cur, name);
 	if (d == NULL)
 		return luaL_error(L, "async.await: no function named '%s' is defined", name);
@@ -176,8 +181,9 @@ static int l_w_await_all(lua_State *L)
 		lua_rawgeti(L, 1, k + 1);
 		if (!lua_istable(L, -1) || (lua_rawgeti(L, -1, 1), lua_type(L, -1) != LUA_TSTRING))
 			return luaL_error(L, "async.awaitAll: entry %d must be a table {name, args...}", k + 1);
-		const char *name = lua_tostring(L, -1);
-		struct def *d = snap_find_def(ws->cur, name);
+		size_t len;
+		const char *name = lua_tolstring(L, -1, &len);
+		struct def *d = strlen(name) == len ? snap_find_def(ws->cur, name) : NULL;
 		if (d == NULL)
 			return luaL_error(L, "async.awaitAll: no function named '%s' is defined", name);
 		int t = list + 1, nargs = (int)lua_objlen(L, t) - 1;
