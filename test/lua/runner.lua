@@ -1,14 +1,28 @@
 -- runner.lua: a small test runner for the Lua suites. Usage:
 --   luajit runner.lua <folder with async.lua and async_native.so> suite.lua...
--- Each suite file returns nothing and registers tests with test(name, fn).
--- Prints [PASS]/[FAIL] per test and a closing "N passed, N failed" line;
--- exits non-zero on any failure.
+-- Each suite file returns nothing and registers tests with test(name, fn),
+-- or test(name, { needs = { capability, ... } }, fn) for a test that needs
+-- what not every backend or host has (lacks, below, says which).
+-- Prints [PASS]/[FAIL] per test ([SKIP] with the reason for one whose
+-- needs are not met) and a closing "N passed, N failed" line; exits
+-- non-zero on any failure.
 local dir = assert(arg[1], "usage: runner.lua <lua build folder> suite.lua...")
 package.path = dir .. "/?.lua;" .. package.path
 package.cpath = dir .. "/?.so;" .. dir .. "/?.dll;" .. package.cpath -- .dll: Windows (under Wine)
 
 local tests = {}
-function test(name, fn) tests[#tests + 1] = { name = name, fn = fn } end
+function test(name, opts, fn)
+  if fn == nil then opts, fn = nil, opts end
+  tests[#tests + 1] = { name = name, fn = fn, needs = opts and opts.needs or {} }
+end
+
+-- Why this run cannot give a test the capability `need`, or nil when it
+-- can. Plain LuaJIT runs the native backend, with everything but the
+-- thread backend; test/love/suite/skip.lua replaces this inside LÖVE.
+function lacks(need)
+  if need == "threadBackend" then return "needs the love.thread backend: run by love_suite_thread" end
+  return nil
+end
 
 -- Helpers shared by the suites.
 function eq(a, b, what)
@@ -49,6 +63,12 @@ for i = 2, #arg do dofile(arg[i]) end
 
 local passed, failed = 0, 0
 for _, t in ipairs(tests) do
+  local reason
+  for _, need in ipairs(t.needs) do reason = reason or lacks(need) end
+  if reason then
+    io.stderr:write("[SKIP] ", t.name, ": ", reason, "\n")
+    goto continue
+  end
   io.stderr:write("[RUN ] ", t.name, "\n")
   local okk, err = xpcall(t.fn, debug.traceback)
   local a = package.loaded.async
@@ -62,6 +82,7 @@ for _, t in ipairs(tests) do
     if a and a.isLoaded and a.isLoaded() then pcall(a.shutdown) end
   end
   collectgarbage()
+  ::continue::
 end
 print(("%d passed, %d failed"):format(passed, failed))
 os.exit(failed == 0 and 0 or 1)

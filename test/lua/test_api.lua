@@ -89,7 +89,7 @@ test("values cross both ways exactly", function()
   async.shutdown()
 end)
 
-test("shared and cyclic tables keep their shape", function()
+test("shared and cyclic tables keep their shape", { needs = { "cycles" } }, function()
   local async = fresh()
   async.define("shape", function(t)
     -- seen in the worker: the cycle and the sharing

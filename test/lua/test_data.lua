@@ -43,7 +43,7 @@ test("share: jobs read the worker's decoded copy, not a copy per call", function
   async.shutdown()
 end)
 
-test("buffers: zero-copy through the FFI, the game's until the callback", function()
+test("buffers: zero-copy through the FFI, the game's until the callback", { needs = { "buffers" } }, function()
   local async = fresh(2)
   local ffi = require "ffi"
   local n = 1000

@@ -53,7 +53,7 @@ end)
 -- A call cancelled before it started gives its buffers back at once:
 -- by handle:cancel(), or superseded under its key by a newer call that
 -- lends the same buffer (latest wins).
-test("a queued call that is cancelled or superseded gives its buffer back at once", function()
+test("a queued call that is cancelled or superseded gives its buffer back at once", { needs = { "buffers" } }, function()
   local async = require "async"
   async.load(1)
   async.define("spin", function()
@@ -104,7 +104,7 @@ end)
 
 -- parallelFor refuses up front, naming itself, what it cannot do:
 -- one buffer for every tile, or more tiles than async.maxParts.
-test("parallelFor names a shared buffer and too many tiles before issuing any", function()
+test("parallelFor names a shared buffer and too many tiles before issuing any", { needs = { "buffers" } }, function()
   local async = require "async"
   async.load(1)
   async.define("fill", function(i0, i1, out) return i1 - i0 + 1 end)

@@ -15,7 +15,7 @@ local function watchdog(fn, ...)
 end
 
 -- One huge call does not pin its memory in the record.
-test("a record does not keep a huge call's buffers", function()
+test("a record does not keep a huge call's buffers", { needs = { "plainLuajit" } }, function()
   local async = require "async"
   async.load(1)
   async.define("len", function(s) return #s end)
@@ -119,7 +119,7 @@ test("a callback or a coroutine that calls during shutdown does not make it rais
 end)
 
 -- A NaN key, or a callback table whose __index raises: a clear error, nothing leaked.
-test("a NaN key or a raising callback table leaks no record and lends no buffer", function()
+test("a NaN key or a raising callback table leaks no record and lends no buffer", { needs = { "buffers" } }, function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -138,7 +138,7 @@ test("a NaN key or a raising callback table leaks no record and lends no buffer"
 end)
 
 -- Buffer ownership: one call at a time, and a job cannot keep what it hands over.
-test("a lent buffer cannot be lent again; a job cannot keep a buffer it returned", function()
+test("a lent buffer cannot be lent again; a job cannot keep a buffer it returned", { needs = { "buffers" } }, function()
   local async = require "async"
   async.load(1)
   async.define("hold", function(b, flag)
@@ -244,7 +244,7 @@ test("with async.onerror not a function, stderr gets the message and the traceba
 end)
 
 -- What one job changes in its worker does not break the next.
-test("collectgarbage('stop') and a broken environment metatable do not outlive the job", function()
+test("collectgarbage('stop') and a broken environment metatable do not outlive the job", { needs = { "memoryLimit" } }, function()
   local async = require "async"
   async.load { workers = 1, memoryLimit = 48 * 1024 * 1024 }
   async.define("stopgc", function() collectgarbage("stop") return true end)
@@ -297,7 +297,7 @@ end)
 
 -- The lifecycle itself: each way a call can end gives its buffer back and
 -- leaves nothing in flight.
-test("lifecycle: every terminal path gives the call's buffer back", function()
+test("lifecycle: every terminal path gives the call's buffer back", { needs = { "buffers" } }, function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -425,7 +425,7 @@ end)
 
 -- A stand-in for LÖVE (plain Lua modules on package.path): worker states
 -- run love.jitsetup as LÖVE's own threads do.
-test("idiom: worker states run love.jitsetup where it exists", function()
+test("idiom: worker states run love.jitsetup where it exists", { needs = { "plainLuajit" } }, function()
   -- Stand-ins beside this file: love.lua (with love.jitsetup), love/*.lua.
   local dir = debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$") .. "/fakelove"
   local oldpath = package.path

@@ -117,7 +117,7 @@ test("bad calls raise the C API path's errors on either path", function()
   async.shutdown()
 end)
 
-test("tables cross with holes, shared and cyclic parts, odd keys, no metatables", function()
+test("tables cross with holes, shared and cyclic parts, odd keys, no metatables", { needs = { "cycles" } }, function()
   local async = fresh(1)
   async.define("probe", function(t)
     return t.shared1 == t.shared2, t.self == t, #t.arr, t.arr[5], t.holes[1], t.holes[3], t.holes[2] == nil,

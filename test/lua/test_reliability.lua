@@ -20,7 +20,7 @@ test("memoryLimit: bad options are refused by name", function()
   ok(not async.isLoaded(), "nothing loaded")
 end)
 
-test("a job that runs out of memory fails with an error; its worker gets a fresh state", function()
+test("a job that runs out of memory fails with an error; its worker gets a fresh state", { needs = { "memoryLimit" } }, function()
   local async = require "async"
   local limit = 32 * MiB
   async.load { workers = 1, memoryLimit = limit }
@@ -57,7 +57,7 @@ test("a job that runs out of memory fails with an error; its worker gets a fresh
   async.shutdown()
 end)
 
-test("out of memory: a string, a too-large argument, a job that catches it", function()
+test("out of memory: a string, a too-large argument, a job that catches it", { needs = { "memoryLimit" } }, function()
   local async = require "async"
   async.load { workers = 1, memoryLimit = 8 * MiB }
   async.define("grow", function() local s = "x"; while true do s = s .. s end end)
@@ -91,7 +91,7 @@ test("out of memory: a string, a too-large argument, a job that catches it", fun
   async.shutdown()
 end)
 
-test("out of memory inside an awaited job, on one worker and on two", function()
+test("out of memory inside an awaited job, on one worker and on two", { needs = { "memoryLimit" } }, function()
   for _, workers in ipairs({ 1, 2 }) do
     local async = require "async"
     async.load { workers = workers, memoryLimit = 16 * MiB }
@@ -120,7 +120,7 @@ test("out of memory inside an awaited job, on one worker and on two", function()
   end
 end)
 
-test("a memoryLimit too small to start a worker fails every job with a clear error", function()
+test("a memoryLimit too small to start a worker fails every job with a clear error", { needs = { "memoryLimit" } }, function()
   local async = require "async"
   async.load { workers = 1, memoryLimit = 4096 }
   async.define("one", function() return 1 end)

@@ -62,7 +62,7 @@ local function define_all(async)
   async.setWorkerInit(function(state) state.ready = true end)
 end
 
-test("shutdown under load delivers every call once, 20 times over", function()
+test("shutdown under load delivers every call once, 20 times over", { needs = { "memoryLimit", "buffers" } }, function()
   local seed = 12345
   local function rng(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
   for cycle = 1, 20 do
@@ -79,7 +79,7 @@ test("shutdown under load delivers every call once, 20 times over", function()
   end
 end)
 
-test("shutdown while a job runs out of memory and others are queued", function()
+test("shutdown while a job runs out of memory and others are queued", { needs = { "memoryLimit" } }, function()
   local async = require "async"
   async.load { workers = 2, memoryLimit = 16 * MiB }
   define_all(async)

@@ -53,7 +53,7 @@ test("workers are not pinned by default: each may run on every CPU the process m
   for w, c in pairs(seen) do eq(c, all, "CPUs of worker " .. w .. " (pin = false)") end
 end)
 
-test("async.load{pin = true} binds each worker to one CPU", function()
+test("async.load{pin = true} binds each worker to one CPU", { needs = { "pin" } }, function()
   if cpusOfThisThread() < 2 then
     print("  (one CPU: pinned and unpinned look the same here; nothing to observe)")
     return
@@ -100,7 +100,7 @@ local function churn(rounds)
   return (faults() - f0) / rounds
 end
 
-test("a worker's Lua state keeps memory its jobs free: no page faults per job once warm", function()
+test("a worker's Lua state keeps memory its jobs free: no page faults per job once warm", { needs = { "nativeAllocator" } }, function()
   local async = require "async"
   async.load(1)
   async.define("churn", churn)
@@ -114,7 +114,7 @@ test("a worker's Lua state keeps memory its jobs free: no page faults per job on
   ok(perRound < 40, ("page faults per round %.0f, expected < 40 (memory handed back and re-faulted each job)"):format(perRound))
 end)
 
-test("kept blocks count in memory but never make a job run out of memory", function()
+test("kept blocks count in memory but never make a job run out of memory", { needs = { "memoryLimit" } }, function()
   local async = require "async"
   local MiB = 1024 * 1024
   async.load { workers = 1, memoryLimit = 12 * MiB }
@@ -141,7 +141,7 @@ test("kept blocks count in memory but never make a job run out of memory", funct
   eq(got, 4 * 1024 * 1024, "the big string's length")
 end)
 
-test("a job that fits under memoryLimit keeps fitting when run again", function()
+test("a job that fits under memoryLimit keeps fitting when run again", { needs = { "memoryLimit" } }, function()
   local async = require "async"
   local MiB = 1024 * 1024
   async.load { workers = 1, memoryLimit = 8 * MiB }
@@ -179,7 +179,7 @@ local function liveAfter(name, job, secs)
   return live, async
 end
 
-test("big blocks of sizes that do not recur are not kept", function()
+test("big blocks of sizes that do not recur are not kept", { needs = { "nativeAllocator" } }, function()
   local MiB = 1024 * 1024
   -- Twelve strings of about 1 MiB, each of its own length, as a save or a
   -- log line builder makes them, then dropped. No later request can take a

@@ -5,7 +5,7 @@
 -- backends (async.load{backend = ...}) and the comparison of their messages
 -- run on both.
 
-test("thread backend: async.backend says which backend a game got", function()
+test("thread backend: async.backend says which backend a game got", { needs = { "threadBackend" } }, function()
   local async = require "async"
   eq(async.backend, "thread")
   async.load(1)
@@ -19,7 +19,7 @@ test("thread backend: async.backend says which backend a game got", function()
   async.shutdown()
 end)
 
-test("thread backend: cycles, shared sub-tables, buffers and memoryLimit are refused by name", function()
+test("thread backend: cycles, shared sub-tables, buffers and memoryLimit are refused by name", { needs = { "threadBackend" } }, function()
   local async = require "async"
   local e = raises("the thread backend (love.thread)", async.load, { workers = 1, memoryLimit = 1e6 })
   ok(e:find("memoryLimit", 1, true), e)
@@ -52,7 +52,7 @@ test("thread backend: cycles, shared sub-tables, buffers and memoryLimit are ref
   async.shutdown()
 end)
 
-test("thread backend: LÖVE modules and objects in a worker, both ways", function()
+test("thread backend: LÖVE modules and objects in a worker, both ways", { needs = { "threadBackend" } }, function()
   local async = require "async"
   async.load(2)
   async.define("paint", function(im)
@@ -75,7 +75,7 @@ test("thread backend: LÖVE modules and objects in a worker, both ways", functio
   async.shutdown()
 end)
 
-test("thread backend: shutdown under load delivers every call once", function()
+test("thread backend: shutdown under load delivers every call once", { needs = { "threadBackend" } }, function()
   local seed = 4321
   local function rng(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
   for cycle = 1, 8 do
@@ -148,7 +148,7 @@ end)
 
 -- test_lifecycle.lua's checks that need buffers or memoryLimit (skipped on
 -- this backend), without them.
-test("thread backend: a NaN key or a raising callback table leaves no record in flight", function()
+test("thread backend: a NaN key or a raising callback table leaves no record in flight", { needs = { "threadBackend" } }, function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -163,7 +163,7 @@ test("thread backend: a NaN key or a raising callback table leaves no record in 
   async.shutdown()
 end)
 
-test("thread backend: collectgarbage('stop') and a broken environment metatable do not outlive the job", function()
+test("thread backend: collectgarbage('stop') and a broken environment metatable do not outlive the job", { needs = { "threadBackend" } }, function()
   local async = require "async"
   async.load(1)
   async.define("stopgc", function() collectgarbage("stop") return true end)
@@ -188,7 +188,7 @@ test("thread backend: collectgarbage('stop') and a broken environment metatable 
   async.shutdown()
 end)
 
-test("thread backend: every terminal path ends the call and leaves nothing in flight", function()
+test("thread backend: every terminal path ends the call and leaves nothing in flight", { needs = { "threadBackend" } }, function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
