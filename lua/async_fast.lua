@@ -23,7 +23,7 @@ struct async_fast_head {
 };
 struct async_fast_xstr { const char *p; size_t n; };
 struct async_fast_api {
-  int32_t (*call)(void *, void *, const uint8_t *, size_t, uint32_t *, const struct async_fast_xstr *, int);
+  int32_t (*call)(void *, void *, double, const uint8_t *, size_t, uint32_t *, const struct async_fast_xstr *, int);
   int (*peek)(void *, struct async_fast_head *);
   void (*pop)(void *);
   int (*cancel)(void *, int32_t, uint32_t);
@@ -94,8 +94,13 @@ end
 --- Wraps the C API path's call and update of the context `c` (made by
 --- native.new for `facade`) into the FFI path's. Returns call, update.
 function M.wrap(c, ccall, cupdate, facade)
-  local lctx, lapi, id = c:fastApi()
+  local lctx, lapi, id, lbusy = c:fastApi()
   local ctxp = ffi_cast("void *", lctx)
+  -- The context's busy flag (internal.h): set while a call is encoded or a
+  -- result decoded, on either path, so that a finalizer that runs then
+  -- neither delivers nor shuts the pool down. Saved and restored: a call
+  -- may run inside another's finalizer.
+  local busyp = ffi_cast("int32_t *", lbusy)
   local api = ffi_cast("struct async_fast_api *", lapi)
   liveApi = api
   pools[id] = c
@@ -328,7 +333,7 @@ function M.wrap(c, ccall, cupdate, facade)
     -- A callback table this path takes only when call.c's check passes it
     -- (okTable); a key ("latest wins" lives in the registry) or a mistake
     -- takes the C API path, which raises with the one message.
-    if encoding and not onStack(call) then encoding = false end
+    if encoding and not onStack(call) then encoding = false; busyp[0] = 0 end
     local tcb = type(cb)
     if encoding or tcb ~= "nil" and tcb ~= "function" and not (tcb == "table" and okTable(cb)) then
       return ccall(cb, name, ...) -- a tail call: errors point at the caller
@@ -337,6 +342,8 @@ function M.wrap(c, ccall, cupdate, facade)
     local n = select("#", ...)
     if n >= 128 then return ccall(cb, name, ...) end
     encoding = true
+    local wasBusy = busyp[0]
+    busyp[0] = 1
     if nseen > 0 then seen, nseen = {}, 0 end -- an encode that raised midway
     nxs, xs1, xsMore = 0, nil, nil
     buf[0] = 0 -- flags
@@ -344,26 +351,26 @@ function M.wrap(c, ccall, cupdate, facade)
     local pos = 2
     for i = 1, n do
       pos = put((select(i, ...)), pos, 0)
-      if pos == nil then settle(0); encoding = false; return ccall(cb, name, ...) end
+      if pos == nil then settle(0); encoding = false; busyp[0] = wasBusy; return ccall(cb, name, ...) end
     end
     local epoch = api.epoch(ctxp)
     if epoch ~= defsEpoch then defs, defsEpoch = {}, epoch end
     local d = defs[name]
     if d == nil then
       d = api.lookup(ctxp, name)
-      if d == nil then settle(0); encoding = false; return ccall(cb, name, ...) end -- raises: not defined
+      if d == nil then settle(0); encoding = false; busyp[0] = wasBusy; return ccall(cb, name, ...) end -- raises: not defined
       defs[name] = d
     end
-    -- The allocations above may have run a finalizer that redefined the
-    -- name or shut the pool down: d would be freed. No allocation from
-    -- this check to api.call.
-    if api.epoch(ctxp) ~= defsEpoch then settle(0); encoding = false; return ccall(cb, name, ...) end
-    local index = api.call(ctxp, d, buf, pos, genbox, xs, nxs)
-    if index < 0 then settle(0); encoding = false; return ccall(cb, name, ...) end
+    -- A finalizer that ran since the epoch was read (in an allocation, or
+    -- as an FFI call returned) may have redefined the name, freeing d:
+    -- api.call checks the epoch itself and refuses then (-1).
+    local index = api.call(ctxp, d, defsEpoch, buf, pos, genbox, xs, nxs)
+    if index < 0 then settle(0); encoding = false; busyp[0] = wasBusy; return ccall(cb, name, ...) end
     if nxs > 0 then held[index + 1] = xsMore or xs1 end
     cbs[index + 1] = cb
     settle(pos)
     encoding = false
+    busyp[0] = wasBusy
     return Handle(id, index, genbox[0])
   end
 
@@ -411,12 +418,14 @@ function M.wrap(c, ccall, cupdate, facade)
   end
 
   -- The records the C side delivers (shutdown, results left to it).
+  -- deliverHead is set below; the C side reads this table when busy_now asks.
+  local busyFns = {}
   c:setFastHook(function(index, status, ...)
     local cb = cbs[index + 1]
     cbs[index + 1] = nil
     if held[index + 1] ~= nil then held[index + 1] = nil end -- a store of nil to a missing key is not free
     return dispatch(cb, status, select("#", ...), ...)
-  end)
+  end, busyFns)
 
   -- A varint at pos of at most `max` bytes (exact in a double): value, next
   -- position; nil past lim or when longer.
@@ -470,10 +479,14 @@ function M.wrap(c, ccall, cupdate, facade)
       if k > 3 then return false end
       local pos, ok = 2, true
       decoding = true
-      if k >= 1 then ok, v1, pos = get(p, pos, lim); if not ok then decoding = false; return false end end
-      if k >= 2 then ok, v2, pos = get(p, pos, lim); if not ok then decoding = false; return false end end
-      if k >= 3 then ok, v3, pos = get(p, pos, lim); if not ok then decoding = false; return false end end
+      local wasBusy = busyp[0]
+      busyp[0] = 1
+      if k >= 1 then ok, v1, pos = get(p, pos, lim) end
+      if ok and k >= 2 then ok, v2, pos = get(p, pos, lim) end
+      if ok and k >= 3 then ok, v3, pos = get(p, pos, lim) end
       decoding = false
+      busyp[0] = wasBusy
+      if not ok then return false end
       if pos ~= lim then return false end
       -- A finalizer that ran while the strings were made may have shut the
       -- pool down, which delivered this call.
@@ -497,18 +510,19 @@ function M.wrap(c, ccall, cupdate, facade)
     -- From a finalizer, mid-call or mid-decode: the next update delivers.
     if encoding and not onStack(call) then encoding = false end
     if decoding and not onStack(deliverHead) then decoding = false end
-    if encoding or decoding then return 0 end
+    if encoding or decoding or busyp[0] ~= 0 and c:busyNow() then return 0 end
     api.flush(ctxp) -- the calls made this frame and still held back
     local t0 = budget and api.now()
     local n = 0
     while api.peek(ctxp, head) == 0 do
-      if head.fast == 0 or not deliverHead() then c:deliverOne() end
+      if (head.fast == 0 or not deliverHead()) and not c:deliverOne() then break end
       n = n + 1
       if budget and api.now() - t0 >= budget then break end
     end
     return n
   end
 
+  busyFns[call], busyFns[deliverHead] = true, true
   return call, update
 end
 

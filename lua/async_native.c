@@ -71,16 +71,14 @@ static void set_num(lua_State *L, int t, const char *k, lua_Number v)
 static int l_stats(lua_State *L)
 {
 	struct ctx *ctx = check_ctx(L, 1);
-	if (lua_istable(L, 2))
-		lua_settop(L, 2);
-	else {
-		lua_settop(L, 1);
-		lua_createtable(L, 0, 10);
-	}
-	int t = 2;
+	/* Everything is read from the pool before the first allocation: one
+	 * may run a finalizer that shuts this pool down (ctx->pool NULL). */
 	async_worker_stats st[256];
+	uint64_t wmem[256];
 	int nall = async_pool_stats(ctx->pool, st, 256);
 	int n = nall > 256 ? 256 : nall;
+	for (int i = 0; i < n; i++)
+		wmem[i] = __atomic_load_n(ASYNC_MEM(ctx, i), __ATOMIC_RELAXED);
 	take_done(ctx); /* so that finished-but-undelivered calls are counted */
 	/* Calls whose job runs now, counted by the workers themselves; the
 	 * rest not ready is queued. (The pool's queue count cannot say: a job
@@ -92,14 +90,31 @@ static int l_stats(lua_State *L)
 	int64_t queued = (int64_t)ctx->inflight - (int64_t)ctx->npending - running;
 	if (queued < 0)
 		queued = 0;
+	/* What idle records keep for their next call (call.c's buf_shrink
+	 * bounds it); live ones may be a worker's, so only free ones count. */
+	uint64_t kept = 0;
+	for (size_t i = 0; i < ctx->nall; i++)
+		if (!ctx->all[i]->live)
+			kept += ctx->all[i]->args.cap + ctx->all[i]->res.cap;
+	lua_Number counts[] = { (lua_Number)ctx->npending, (lua_Number)ctx->inflight, (lua_Number)ctx->delivered,
+		                (lua_Number)ctx->failed_count, (lua_Number)ctx->cancelled_count,
+		                (lua_Number)async_pool_worker_count(ctx->pool),
+		                (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED), (lua_Number)kept };
+	if (lua_istable(L, 2))
+		lua_settop(L, 2);
+	else {
+		lua_settop(L, 1);
+		lua_createtable(L, 0, 10);
+	}
+	int t = 2;
 	set_num(L, t, "queued", (lua_Number)queued);
 	set_num(L, t, "running", (lua_Number)(running < 0 ? 0 : running));
-	set_num(L, t, "ready", (lua_Number)ctx->npending);
-	set_num(L, t, "inflight", (lua_Number)ctx->inflight);
-	set_num(L, t, "completed", (lua_Number)ctx->delivered);
-	set_num(L, t, "failed", (lua_Number)ctx->failed_count);
-	set_num(L, t, "cancelled", (lua_Number)ctx->cancelled_count);
-	set_num(L, t, "workerCount", (lua_Number)async_pool_worker_count(ctx->pool));
+	set_num(L, t, "ready", counts[0]);
+	set_num(L, t, "inflight", counts[1]);
+	set_num(L, t, "completed", counts[2]);
+	set_num(L, t, "failed", counts[3]);
+	set_num(L, t, "cancelled", counts[4]);
+	set_num(L, t, "workerCount", counts[5]);
 	lua_getfield(L, t, "workers");
 	if (!lua_istable(L, -1)) {
 		lua_pop(L, 1);
@@ -125,7 +140,7 @@ static int l_stats(lua_State *L)
 		set_num(L, w, "steals", (lua_Number)st[i].steals);
 		set_num(L, w, "busy", (lua_Number)st[i].busy_ns * 1e-9);
 		set_num(L, w, "idle", (lua_Number)st[i].idle_ns * 1e-9);
-		uint64_t m = __atomic_load_n(ASYNC_MEM(ctx, i), __ATOMIC_RELAXED);
+		uint64_t m = wmem[i];
 		set_num(L, w, "memory", (lua_Number)m);
 		lua_pop(L, 1);
 		steals += st[i].steals;
@@ -140,14 +155,8 @@ static int l_stats(lua_State *L)
 	set_num(L, t, "steals", (lua_Number)steals);
 	set_num(L, t, "memory", (lua_Number)memory);
 	set_num(L, t, "channels", (lua_Number)chan_count());
-	set_num(L, t, "statesReplaced", (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED));
-	/* What idle records keep for their next call (call.c's buf_shrink
-	 * bounds it); live ones may be a worker's, so only free ones count. */
-	uint64_t kept = 0;
-	for (size_t i = 0; i < ctx->nall; i++)
-		if (!ctx->all[i]->live)
-			kept += ctx->all[i]->args.cap + ctx->all[i]->res.cap;
-	set_num(L, t, "recordBytes", (lua_Number)kept);
+	set_num(L, t, "statesReplaced", counts[6]);
+	set_num(L, t, "recordBytes", counts[7]);
 	return 1;
 }
 
@@ -190,9 +199,10 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->keys);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->handle_mt);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_hook);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->busy_fns);
 		}
 		ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->error_fn = LUA_NOREF;
-		ctx->fast_hook = LUA_NOREF;
+		ctx->fast_hook = ctx->busy_fns = LUA_NOREF;
 	}
 	if (ctx->fallback) {
 		if (tls_ws == ctx->fallback)
@@ -246,7 +256,7 @@ static int l_new(lua_State *L)
 	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);
 	memset(ctx, 0, sizeof *ctx);
 	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = ctx->error_fn = LUA_NOREF;
-	ctx->fast_hook = LUA_NOREF;
+	ctx->fast_hook = ctx->busy_fns = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */
 	ctx->mem = mem;
 	ctx->mem_limit = (uint64_t)limit;
@@ -319,6 +329,7 @@ static const luaL_Reg ctx_methods[] = {
 	{ "deliverOne", l_deliver_one },
 	{ "fastApi", l_fast_api },
 	{ "setFastHook", l_fast_hook },
+	{ "busyNow", l_busy_now },
 	{ NULL, NULL },
 };
 

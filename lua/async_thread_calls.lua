@@ -157,15 +157,26 @@ local function doCall(ctx, cb, name, ...)
     ctx.pending[ctx.qt] = { rec.index, C.CANCELLED, 0 }
   else
     rec.p[0], rec.p[1] = C.QUEUED, 0 -- no worker holds this record now
+    -- The call's snapshot stays listed while it is counted here, until the
+    -- delivery. Counted before the push, and read again after counting: a
+    -- finalizer that runs in an allocation here may define (publish, which
+    -- drops the snapshots no call counts).
+    local calls, e = ctx.epochCalls, nil
+    repeat
+      if e ~= nil then local k = calls[e] - 1; calls[e] = k > 0 and k or nil end
+      e = ctx.epoch
+      calls[e] = (calls[e] or 0) + 1
+    until ctx.epoch == e
+    msg[3] = e
     local okp, err = pcall(ctx.requests.push, ctx.requests, msg)
     if not okp then
+      local k = calls[e] - 1
+      calls[e] = k > 0 and k or nil
       recordPut(ctx, rec)
       callFail("async.call('%s'): %s", name, tostring(err))
     end
     ctx.pushed = ctx.pushed + 1
-    local e = ctx.epoch -- its snapshot stays listed until it is delivered
     rec.epoch = e
-    ctx.epochCalls[e] = (ctx.epochCalls[e] or 0) + 1
   end
   -- Only a call that was made supersedes the one before it.
   if key ~= nil then takeKey(ctx, rec, key) end

@@ -84,7 +84,8 @@ function C.check(t, first, last, label, noLove)
       local depth = #path
       -- path holds the steps down to the failure; deeper ones were cleared
       -- on the way back only for finished tables, so trim to the live part.
-      while depth > 0 and path[depth] == nil do depth = depth - 1 end
+      -- type(), not == nil: a cdata key's __eq would run (and may raise).
+      while depth > 0 and type(path[depth]) == "nil" do depth = depth - 1 end
       if depth > 0 then return ("%s %d (at %s) %s"):format(label, i - first + 1, where(path, depth), w) end
       return ("%s %d %s"):format(label, i - first + 1, w)
     end

@@ -200,8 +200,10 @@ local function runJob(name, d, sn, owner, args, first, nargs, awaited)
   end
   local e = r[1]
   if type(e) ~= "table" or getmetatable(e) ~= nil or e[2] == nil then e = { e, "" } end -- not from handler
-  if C.check(e, 1, 1, "error") then
-    return C.FAILED, 2, { ("%s: error object is a %s value"):format(name, type(e[1])), e[2] }
+  local bad = C.check(e, 1, 1, "error")
+  if bad then
+    return C.FAILED, 2, { ("%s: error object is a %s value, which cannot be sent back (%s)"):format(name,
+      type(e[1]), bad), e[2] }
   end
   return C.FAILED, 2, e
 end

@@ -231,6 +231,11 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		lua_pop(L, 2);
 	}
 	struct call *c = record_get(L, ctx);
+	/* From here to the key's update, a finalizer that runs in an
+	 * allocation must not deliver c (its key would then point at a
+	 * released record) nor shut the pool down under it (busy_now). */
+	int32_t was_busy = ctx->busy;
+	ctx->busy = 1;
 	char err[256];
 	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
 	c->old = old;
@@ -239,6 +244,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	int rc = async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err);
 	c->old = NULL;
 	if (rc != 0) {
+		ctx->busy = was_busy;
 		call_release(L, ctx, c);
 		if (oc.why != NULL)
 			return luaL_error(L, "async.call('%s'): %s", name, oc.why);
@@ -247,6 +253,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	/* A buffer still lent to the superseded call: that call must not
 	 * start now, or two jobs would hold the buffer. */
 	if (c->takes_old && !cancel_call(old)) {
+		ctx->busy = was_busy;
 		call_release(L, ctx, c);
 		return luaL_error(L, "async.call('%s'): %s", name, LENT_MSG);
 	}
@@ -275,6 +282,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		if (rc != 0)
 			__atomic_fetch_sub(&ctx->submitted, 1, __ATOMIC_RELAXED);
 		if (rc != 0) {
+			ctx->busy = was_busy;
 			call_release(L, ctx, c);
 			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
 		}
@@ -283,6 +291,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	if (haskey)
 		take_key(L, ctx, c, top + 1);
 	ctx->inflight++;
+	ctx->busy = was_busy;
 	struct handle *h = lua_newuserdata(L, sizeof *h);
 	h->ctx = ctx;
 	h->ctx_id = ctx->id;

@@ -76,6 +76,34 @@ void pending_pop(struct ctx *ctx, struct call *c)
  * the values go to that file's hook(index, status, ...) (status 0 success,
  * 1 failure, 2 cancelled), which dispatches as deliver() does. Counted and
  * released before the hook runs, as below. */
+/* Whether a finalizer runs now inside a call's encoding or a result's
+ * decoding (ctx->busy, found on this stack): then update() delivers
+ * nothing and shutdown() refuses. A flag left set by an encode that raised
+ * is found on no stack, and cleared. */
+int busy_now(lua_State *L, struct ctx *ctx)
+{
+	if (!ctx->busy)
+		return 0;
+	lua_Debug ar;
+	for (int level = 1; lua_getstack(L, level, &ar); level++) {
+		lua_getinfo(L, "f", &ar);
+		lua_CFunction f = lua_tocfunction(L, -1);
+		int hit = f == l_call || f == l_shorthand || f == l_update || f == l_deliver_one || f == l_shutdown;
+		if (!hit && f == NULL && ctx->busy_fns != LUA_NOREF) {
+			lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->busy_fns);
+			lua_pushvalue(L, -2);
+			lua_rawget(L, -2);
+			hit = lua_toboolean(L, -1);
+			lua_pop(L, 2);
+		}
+		lua_pop(L, 1);
+		if (hit)
+			return 1;
+	}
+	ctx->busy = 0;
+	return 0;
+}
+
 static void deliver_fast(lua_State *L, struct ctx *ctx, struct call *c)
 {
 	int base = lua_gettop(L);
@@ -91,7 +119,10 @@ static void deliver_fast(lua_State *L, struct ctx *ctx, struct call *c)
 		struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
 		struct async_codec_objects objs = codec_objects(&oc);
 		lua_pushnil(L); /* the status, set below */
+		int32_t was = ctx->busy;
+		ctx->busy = 1;
 		n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
+		ctx->busy = was;
 		status = c->failed;
 		if (n < 0) {
 			lua_pushstring(L, err);
@@ -139,7 +170,10 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 	char err[256];
 	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
+	int32_t was = ctx->busy;
+	ctx->busy = 1;
 	int n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
+	ctx->busy = was;
 	int failed = c->failed;
 	if (n < 0) {
 		lua_pushstring(L, err);
@@ -202,6 +236,10 @@ int l_update(lua_State *L)
 		if (!(budget >= 0))
 			return luaL_error(L, "async.update: the budget must be a number of seconds >= 0, not %f", budget);
 	}
+	if (busy_now(L, ctx)) { /* from a finalizer: the next update delivers */
+		lua_pushinteger(L, 0);
+		return 1;
+	}
 	batch_flush(ctx);
 	take_done(ctx);
 	double t0 = budget >= 0 ? now_s() : 0;
@@ -224,12 +262,21 @@ int l_deliver_one(lua_State *L)
 	if (ctx->closed)
 		return luaL_error(L, "async: the pool is shut down");
 	take_done(ctx);
-	if (ctx->pending == NULL) {
+	if (ctx->pending == NULL || busy_now(L, ctx)) {
 		lua_pushboolean(L, 0);
 		return 1;
 	}
 	deliver(L, ctx, ctx->pending);
 	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ctx:busyNow() -> whether a finalizer runs now inside a call's encoding
+ * or a result's decoding (busy_now). */
+int l_busy_now(lua_State *L)
+{
+	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	lua_pushboolean(L, !ctx->closed && busy_now(L, ctx));
 	return 1;
 }
 
@@ -244,6 +291,9 @@ int l_shutdown(lua_State *L)
 	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
 	if (ctx->closed)
 		return 0;
+	if (busy_now(L, ctx))
+		return luaL_error(L, "async.shutdown: refused inside a finalizer that runs while async.call encodes its "
+		                     "arguments or async.update decodes results (shut down after it)");
 	int flush = lua_isfunction(L, 2) ? 2 : 0;
 	if (!ctx->shutting) {
 		batch_flush(ctx); /* every call made runs (or is cancelled) before the pool goes */

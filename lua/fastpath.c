@@ -45,17 +45,22 @@ static void batch_unlock(struct ctx *ctx)
 
 static void flush_locked(struct ctx *ctx, int worker);
 
-/* Makes a call of d (from fast_lookup, at the current epoch) with the
+/* Makes a call of d (from fast_lookup at `epoch`) with the
  * encoded arguments and the nxs strings they pass by reference (OBJ_STR):
  * the index of its record (its generation in *gen), or
  * -1 when the C API path must make it instead (shutting down or closed, out
  * of memory), which then raises or ends it exactly as it always does. The
  * call joins the batch (batch_flush); a submission the pool refuses there
  * ends the call failed. */
-static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *args, size_t n, uint32_t *gen,
-                         const struct xstr *xs, int nxs)
+static int32_t fast_call(struct ctx *ctx, struct def *d, double epoch, const unsigned char *args, size_t n,
+                         uint32_t *gen, const struct xstr *xs, int nxs)
 {
 	if (ctx->closed || ctx->shutting || nxs < 0 || nxs > XSTR_MAX)
+		return -1;
+	/* Checked here, not by the caller: a finalizer may run between any two
+	 * of the caller's FFI calls (after one returns) and redefine the name,
+	 * which frees d. */
+	if ((double)ctx->snap->id != epoch)
 		return -1;
 	struct call *c = record_take(ctx);
 	if (c == NULL)
@@ -231,7 +236,8 @@ static double fast_now(void)
 
 /* The layout async_fast.lua declares with ffi.cdef: keep the two in step. */
 struct async_fast_api {
-	int32_t (*call)(struct ctx *, struct def *, const unsigned char *, size_t, uint32_t *, const struct xstr *, int);
+	int32_t (*call)(struct ctx *, struct def *, double, const unsigned char *, size_t, uint32_t *, const struct xstr *,
+	                int);
 	int (*peek)(struct ctx *, struct async_fast_head *);
 	void (*pop)(struct ctx *);
 	int (*cancel)(struct ctx *, int32_t, uint32_t);
@@ -247,25 +253,32 @@ static const struct async_fast_api fast_api = {
 };
 
 /* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the
- * context's id (handles name it: a freed context's address is reused). */
+ * context's id (handles name it: a freed context's address is reused),
+ * lightuserdata int32_t *: the context's busy flag. */
 int l_fast_api(lua_State *L)
 {
 	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
 	lua_pushlightuserdata(L, ctx);
 	lua_pushlightuserdata(L, (void *)&fast_api);
 	lua_pushnumber(L, (lua_Number)ctx->id);
-	return 3;
+	lua_pushlightuserdata(L, &ctx->busy);
+	return 4;
 }
 
-/* ctx:setFastHook(fn): fn(index, status, ...) delivers an FFI-path record
- * that the C side delivers (see deliver.c). */
+/* ctx:setFastHook(fn, busyFns): fn(index, status, ...) delivers an
+ * FFI-path record that the C side delivers (see deliver.c); busyFns is
+ * {f = true} for the functions that set the busy flag (busy_now). */
 int l_fast_hook(lua_State *L)
 {
 	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
+	luaL_checktype(L, 3, LUA_TTABLE);
 	if (ctx->closed)
 		return luaL_error(L, "async: the pool is shut down");
-	lua_pushvalue(L, 2);
+	lua_settop(L, 3);
+	if (ctx->busy_fns != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, ctx->busy_fns);
+	ctx->busy_fns = luaL_ref(L, LUA_REGISTRYINDEX);
 	if (ctx->fast_hook != LUA_NOREF)
 		luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_hook);
 	ctx->fast_hook = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -241,6 +241,11 @@ struct ctx {
 	int fast_hook;       /* registry ref: async_fast.lua's delivery of FFI-path
 	                      * records that the C side delivers (shutdown,
 	                      * results the Lua decoder leaves to C) */
+	int busy_fns;        /* registry ref: {fn = true} for async_fast.lua's
+	                      * functions that set `busy` (see busy_now) */
+	int32_t busy;        /* 1 while a call is encoded or a result decoded: a
+	                      * finalizer that runs then must not deliver nor shut
+	                      * down (set by async_fast.lua too, through fastApi) */
 	struct call *batch[BATCH_MAX]; /* made by the FFI path, not yet submitted */
 	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
 	uint32_t batch_lock;
@@ -365,6 +370,8 @@ int l_shorthand(lua_State *L);
 
 /* deliver.c */
 int l_deliver_one(lua_State *L);
+int busy_now(lua_State *L, struct ctx *ctx);
+int l_busy_now(lua_State *L);
 void pending_pop(struct ctx *ctx, struct call *c);
 int l_shutdown(lua_State *L);
 int l_update(lua_State *L);

@@ -23,11 +23,18 @@ void fail_res(struct async_buf *res, int *failed, lua_State *L, const char *msg,
 		async_codec_encode_message(res, msg);
 		return;
 	}
+	/* A stack filled by the job's results has no room left: the message
+	 * is then encoded without the stack (and without the traceback). */
+	if (!lua_checkstack(L, 4)) {
+		async_codec_encode_message(res, msg);
+		return;
+	}
 	int top = lua_gettop(L);
 	lua_pushstring(L, msg);
 	lua_pushstring(L, tb ? tb : "");
 	char err[160];
-	async_codec_encode(L, top + 1, top + 2, res, "error", NULL, err, sizeof err);
+	if (async_codec_encode(L, top + 1, top + 2, res, "error", NULL, err, sizeof err) != 0)
+		async_codec_encode_message(res, msg);
 	lua_settop(L, top);
 }
 
@@ -194,7 +201,18 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 	ws->cur = prev;
 	lua_pushvalue(L, oldenv);
 	lua_setfenv(L, fn);
-	if (rc == 0) {
+	if (rc == 0 && !lua_checkstack(L, 32)) {
+		/* So many results that the stack has no room to encode them
+		 * (LuaJIT's limit is about 8,000 slots). */
+		int nres = lua_gettop(L) - callbase + 1;
+		lua_settop(L, callbase - 1);
+		if (oc->c)
+			obj_clear(L, oc->c);
+		char msg[200];
+		snprintf(msg, sizeof msg, "%s: returned %d values, too many to send back (return them in a table)",
+		         d->name, nres);
+		fail_res(res, failed, L, msg, NULL);
+	} else if (rc == 0) {
 		size_t hint = __atomic_load_n(&d->res_hint, __ATOMIC_RELAXED);
 		/* Some room over it, within what a record may keep. */
 		size_t want = hint + hint / 8 + 64;
@@ -221,11 +239,13 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 		lua_rawgeti(L, t, 2); /* the traceback */
 		*failed = 1;
 		if (async_codec_encode(L, t + 1, t + 2, res, "error", &objs, err, sizeof err) != 0) {
-			/* An error value we cannot send (a function, say): describe it. */
+			/* An error value we cannot send (a function, say): describe
+			 * it, and where in it the refused part is. */
 			if (oc->c)
 				obj_clear(L, oc->c);
-			char msg[120];
-			snprintf(msg, sizeof msg, "%s: error object is a %s value", d->name, luaL_typename(L, t + 1));
+			char msg[440];
+			snprintf(msg, sizeof msg, "%s: error object is a %s value, which cannot be sent back (%s)", d->name,
+			         luaL_typename(L, t + 1), err);
 			fail_res(res, failed, L, msg, lua_tostring(L, t + 2));
 		}
 	} else {

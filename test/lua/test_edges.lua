@@ -111,3 +111,32 @@ test("a table raised in an async.go coroutine reaches update() as the table", fu
   eq(raised, e, "the error value after an await")
   async.shutdown()
 end)
+
+test("an error value that cannot be sent back is named with the path to what is refused", function()
+  local async = require "async"
+  async.load(1)
+  async.define("raisesTable", function() error({ retry = function() end }) end)
+  async.define("raisesFunction", function() error(function() end) end)
+  local got = {}
+  async.call({ error = function(e) got.t = e end }, "raisesTable")
+  async.call({ error = function(e) got.f = e end }, "raisesFunction")
+  drain(async)
+  ok(tostring(got.t):find("error object is a table value", 1, true), tostring(got.t))
+  ok(tostring(got.t):find("(at .retry) is a function", 1, true), "no path in: " .. tostring(got.t))
+  ok(tostring(got.f):find("error object is a function value", 1, true), tostring(got.f))
+  async.shutdown()
+end)
+
+test("a job returning thousands of values delivers them or says there are too many", function()
+  local async = require "async"
+  async.load(1)
+  async.define("many", function(n) local t = {} for i = 1, n do t[i] = i end return unpack(t, 1, n) end)
+  for _, n in ipairs({ 1000, 7990 }) do
+    local got, err
+    async.call({ success = function(...) got = select("#", ...) end, error = function(e) err = e end }, "many", n)
+    drain(async)
+    ok(got == n or tostring(err):find("too many to send back", 1, true),
+      n .. " values: got " .. tostring(got) .. ", error " .. tostring(err))
+  end
+  async.shutdown()
+end)

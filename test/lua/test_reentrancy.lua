@@ -1,0 +1,145 @@
+-- test_reentrancy.lua: finalizers (__gc) that call the library while it is
+-- busy (encoding a call's arguments, decoding results, filling stats). Each
+-- public function is called from finalizers that run at such moments; what
+-- each must do is in docs/lua-api.md, "Finalizers and re-entrancy": every
+-- call that returned a handle hears back exactly once, nothing crashes.
+
+-- Runs fn from finalizers while calls with allocating arguments are made and
+-- delivered, with the collector stepping on almost every allocation, so that
+-- finalizers run inside async.call, async.update and async.stats. Returns
+-- how many finalizers ran and the errors they raised (a list).
+local function underFinalizers(async, fn, rounds)
+  -- The collector runs almost continuously: on the thread backend, inside
+  -- LÖVE's larger heap, a round costs about 50 times as much.
+  if async.backend == "thread" then rounds = math.floor(rounds / 20) end
+  local ran, errors = 0, {}
+  local function finalizer()
+    ran = ran + 1
+    local okk, e = pcall(fn)
+    if not okk then errors[#errors + 1] = tostring(e) end
+  end
+  local made, heard, twice = 0, {}, 0
+  local function cb(i)
+    return {
+      success = function() if heard[i] then twice = twice + 1 end heard[i] = true end,
+      error = function() if heard[i] then twice = twice + 1 end heard[i] = true end,
+      cancelled = function() if heard[i] then twice = twice + 1 end heard[i] = true end,
+    }
+  end
+  local pause, stepmul = collectgarbage("setpause", 1), collectgarbage("setstepmul", 1000)
+  local stats = {}
+  for i = 1, rounds do
+    for _ = 1, 4 do getmetatable(newproxy(true)).__gc = finalizer end
+    local arg = { "s" .. i, { i, { x = i .. "" } }, i .. "k" }
+    -- A callback table: a fresh one per call takes the FFI path.
+    local okk = pcall(async.call, cb(i), "echo", arg, ("x"):rep(i % 7), i)
+    if okk then made = made + 1 else heard[i] = "raised" end
+    if async.isLoaded() then
+      if i % 3 == 0 then pcall(async.update) end
+      if i % 5 == 0 then pcall(async.stats, i % 10 == 0 and stats or nil) end
+    end
+  end
+  collectgarbage("setpause", pause); collectgarbage("setstepmul", stepmul)
+  collectgarbage()
+  if async.isLoaded() then
+    local deadline = os.time() + 30
+    while async.isLoaded() and async.stats().inflight > 0 and os.time() < deadline do pcall(async.update) end
+    pcall(async.update)
+  end
+  local missing = 0
+  for i = 1, rounds do if not heard[i] then missing = missing + 1 end end
+  eq(missing, 0, "calls that returned a handle and never heard back (of " .. made .. ")")
+  eq(twice, 0, "callbacks run twice")
+  ok(ran > 0, "no finalizer ran")
+  return ran, errors
+end
+
+local function fresh()
+  local async = require "async"
+  async.load(2)
+  async.define("echo", function(...) return ... end)
+  async.define("other", function() return 1 end)
+  return async
+end
+
+local function noErrors(errors, what)
+  eq(#errors, 0, what .. " raised from a finalizer: " .. tostring(errors[1]))
+end
+
+test("finalizers that call async.call, async.update or a handle run safely", function()
+  local async = fresh()
+  local h
+  local ran, errors = underFinalizers(async, function()
+    h = async.call(nil, "echo", { 1, 2, "three" })
+    async.update()
+    h:status(); h:cancel()
+  end, 1500)
+  noErrors(errors, "call/update/handle")
+  drain(async)
+  async.shutdown()
+end)
+
+test("finalizers that redefine the called name or change definitions run safely", { needs = { "finalizerDefine" } }, function()
+  local async = fresh()
+  local k = 0
+  local ran, errors = underFinalizers(async, function()
+    k = k + 1
+    async.define("echo", function(...) return ... end) -- the name being called
+    async.define("other", function() return k end)
+    async.undefine("other")
+    async.share("cfg", { k = k })
+    async.setWorkerInit(k % 2 == 0 and function() end or nil)
+  end, 1500)
+  noErrors(errors, "define/undefine/share/setWorkerInit")
+  async.shutdown()
+end)
+
+test("finalizers that read stats or change the worker count run safely", function()
+  local async = fresh()
+  local k = 0
+  local ran, errors = underFinalizers(async, function()
+    k = k + 1
+    local s = async.stats()
+    assert(type(s.inflight) == "number")
+    assert(async.isLoaded() and async.getWorkerCount() >= 0)
+    assert(async.getPath() == "ffi" or async.getPath() == "capi")
+    if k % 4 == 0 then async.addWorker() elseif k % 4 == 1 then async.stopWorkers(1) end
+    if k % 4 == 2 then async.ensure.exactly(1) elseif k % 4 == 3 then async.ensure.atLeast(2).atMost(2) end
+    if async.backend == "native" then assert(async.newBuffer(16)) end
+  end, 1500)
+  noErrors(errors, "stats/workers/newBuffer")
+  async.shutdown()
+end)
+
+test("finalizers that call map, parallelFor and go run safely", function()
+  local async = fresh()
+  local ran, errors = underFinalizers(async, function()
+    async.map(nil, "echo", { 1, 2 })
+    async.parallelFor(nil, "other", 1, 4, 2)
+    async.go(function() async.await("other") end)
+  end, 800)
+  noErrors(errors, "map/parallelFor/go")
+  drain(async)
+  async.shutdown()
+end)
+
+test("a finalizer's shutdown is refused mid-call or mid-delivery, and otherwise shuts down", function()
+  local async = fresh()
+  local refused, done = 0, 0
+  local ran, errors = underFinalizers(async, function()
+    if not async.isLoaded() then return end
+    local okk, e = pcall(async.shutdown)
+    if okk then
+      done = done + 1
+      async.load(2)
+      async.define("echo", function(...) return ... end)
+      async.define("other", function() return 1 end)
+    else
+      ok(tostring(e):find("finalizer", 1, true), "refusal: " .. tostring(e))
+      refused = refused + 1
+    end
+  end, 1500)
+  noErrors(errors, "shutdown/load")
+  ok(done > 0, "no finalizer shut the pool down")
+  if async.isLoaded() then async.shutdown() end
+end)
