@@ -310,10 +310,10 @@ function M.wrap(c, ccall, cupdate, facade)
   -- with no call running: the next call or update finds that (stale) and
   -- clears it.
   local encoding = false
-  -- Set while update() decodes a finished call's values (which allocates):
-  -- an update() from a finalizer there delivers nothing.
+  -- Set while update() holds a peeked call, from the peek to its pop: an
+  -- update() from a finalizer there delivers nothing.
   local decoding = false
-  local call, deliverHead
+  local call, deliverHead, update
 
   -- Whether fn is running in this coroutine (a finalizer runs on the stack
   -- of the code whose allocation started it). Only asked when a flag is
@@ -418,7 +418,7 @@ function M.wrap(c, ccall, cupdate, facade)
   end
 
   -- The records the C side delivers (shutdown, results left to it).
-  -- deliverHead is set below; the C side reads this table when busy_now asks.
+  -- call and update are set below; the C side reads this table when busy_now asks.
   local busyFns = {}
   c:setFastHook(function(index, status, ...)
     local cb = cbs[index + 1]
@@ -467,35 +467,37 @@ function M.wrap(c, ccall, cupdate, facade)
     return false
   end
 
+  -- Ends the window that update() opens before its peek (decoding, and the
+  -- context's busy flag, back to `was`): from the peek to the pop, any FFI
+  -- call's return may run a finalizer, which must not deliver the peeked
+  -- call itself (the pop would then take another) nor shut the pool down.
+  local function idle(was)
+    decoding = false
+    busyp[0] = was
+  end
+
   -- Delivers the peeked call if its values are plain (at most three);
-  -- false leaves it to the C side.
-  function deliverHead()
+  -- false leaves it to the C side. Entered inside update's window; ends it
+  -- before the callback runs, either way.
+  function deliverHead(was)
     local status, index = head.status, head.index
     local k, v1, v2, v3 = 0, nil, nil, nil
     if status ~= 2 then
       local p, lim = head.p, tonumber(head.n)
-      if lim < 2 or p[0] ~= 0 then return false end
+      if lim < 2 or p[0] ~= 0 then idle(was); return false end
       k = p[1]
-      if k > 3 then return false end
+      if k > 3 then idle(was); return false end
       local pos, ok = 2, true
-      decoding = true
-      local wasBusy = busyp[0]
-      busyp[0] = 1
       if k >= 1 then ok, v1, pos = get(p, pos, lim) end
       if ok and k >= 2 then ok, v2, pos = get(p, pos, lim) end
       if ok and k >= 3 then ok, v3, pos = get(p, pos, lim) end
-      decoding = false
-      busyp[0] = wasBusy
-      if not ok then return false end
-      if pos ~= lim then return false end
-      -- A finalizer that ran while the strings were made may have shut the
-      -- pool down, which delivered this call.
-      if api.epoch(ctxp) < 0 then return true end
+      if not ok or pos ~= lim then idle(was); return false end
     end
     api.pop(ctxp) -- counted and released before the callback, as in deliver.c
     local cb = cbs[index + 1]
     cbs[index + 1] = nil
     if held[index + 1] ~= nil then held[index + 1] = nil end
+    idle(was)
     if k == 0 then dispatch(cb, status, 0)
     elseif k == 1 then dispatch(cb, status, 1, v1)
     elseif k == 2 then dispatch(cb, status, 2, v1, v2)
@@ -503,26 +505,33 @@ function M.wrap(c, ccall, cupdate, facade)
     return true
   end
 
-  local function update(budget)
+  function update(budget)
     if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
       return cupdate(budget) -- raises as the C side does
     end
     -- From a finalizer, mid-call or mid-decode: the next update delivers.
     if encoding and not onStack(call) then encoding = false end
-    if decoding and not onStack(deliverHead) then decoding = false end
+    if decoding and not onStack(update) then decoding = false end
     if encoding or decoding or busyp[0] ~= 0 and c:busyNow() then return 0 end
     api.flush(ctxp) -- the calls made this frame and still held back
     local t0 = budget and api.now()
     local n = 0
-    while api.peek(ctxp, head) == 0 do
-      if (head.fast == 0 or not deliverHead()) and not c:deliverOne() then break end
+    while true do
+      local was = busyp[0]
+      decoding = true
+      busyp[0] = 1
+      if api.peek(ctxp, head) ~= 0 then idle(was); break end
+      if head.fast == 0 or not deliverHead(was) then
+        idle(was)
+        if not c:deliverOne() then break end
+      end
       n = n + 1
       if budget and api.now() - t0 >= budget then break end
     end
     return n
   end
 
-  busyFns[call], busyFns[deliverHead] = true, true
+  busyFns[call], busyFns[update] = true, true
   return call, update
 end
 
