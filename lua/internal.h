@@ -183,7 +183,7 @@ struct wstate {
 	int depth;    /* run_def nesting: await runs jobs inside a job */
 	int dead;     /* ran out of memory: replaced once depth is back to 0 */
 	int gc_stopped; /* a job called collectgarbage("stop"): restarted after it */
-	uint64_t gc_floor; /* with a memoryLimit: bytes live after the last collect_near_limit */
+	uint64_t gc_floor; /* bytes live after the last full collect (collect_near_limit, idle_collect) */
 	lua_State *L;
 	struct ctx *ctx;
 	unsigned index;

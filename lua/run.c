@@ -330,6 +330,22 @@ static void collect_near_limit(struct wstate *ws)
 	ws->gc_floor = used > m->kept_bytes ? used - m->kept_bytes : 0;
 }
 
+/* Going idle: a full collect when the state holds over IDLE_GC_SLACK bytes
+ * more than it held live after the last one (a job's garbage, or live data
+ * it dropped), so that an idle worker does not keep them. */
+#define IDLE_GC_SLACK ((uint64_t)8 * 1024 * 1024)
+static void idle_collect(struct wstate *ws)
+{
+	struct memacct *m = &ws->acct;
+	uint64_t used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
+	used = used > m->kept_bytes ? used - m->kept_bytes : 0;
+	if (used <= ws->gc_floor + IDLE_GC_SLACK)
+		return;
+	collect_unlimited(ws);
+	used = __atomic_load_n(m->used, __ATOMIC_RELAXED);
+	ws->gc_floor = used > m->kept_bytes ? used - m->kept_bytes : 0;
+}
+
 /* Runs definition d on ws for the game's call `owner` (what
  * async.cancelled() reads) with the encoded arguments, against snapshot sn,
  * and writes the results, or (error value, traceback), into res. Shared by
@@ -449,9 +465,14 @@ void call_run(void *arg)
 	running_add(ctx, index, -1);
 	call_done(c);
 	/* The pool ran dry: the big blocks kept for the next jobs go back but
-	 * for a few (internal.h, KEEP_IDLE_BYTES). Not before call_done, so
-	 * that the unmapping never delays a delivery. */
-	if (ws != NULL && ws->acct.kept_bytes > KEEP_IDLE_BYTES && __atomic_load_n(&ctx->nbatch, __ATOMIC_RELAXED) == 0 &&
-	    __atomic_load_n(&ctx->submitted, __ATOMIC_RELAXED) == __atomic_load_n(&ctx->started, __ATOMIC_RELAXED))
-		wstate_trim(ws);
+	 * for a few (internal.h, KEEP_IDLE_BYTES), and the garbage the last
+	 * jobs left is collected (LuaJIT collects only as it allocates, so an
+	 * idle worker kept it for good). Not before call_done, so that neither
+	 * delays a delivery. */
+	if (ws != NULL && __atomic_load_n(&ctx->nbatch, __ATOMIC_RELAXED) == 0 &&
+	    __atomic_load_n(&ctx->submitted, __ATOMIC_RELAXED) == __atomic_load_n(&ctx->started, __ATOMIC_RELAXED)) {
+		idle_collect(ws);
+		if (ws->acct.kept_bytes > KEEP_IDLE_BYTES)
+			wstate_trim(ws);
+	}
 }

@@ -268,3 +268,26 @@ test("calls issued at once start oldest first with 2 workers", function()
     :format(far, rounds * n, worst))
   ok(far <= rounds * n / 50, ("%d of %d calls started far out of issue order (worst %d places)"):format(far, rounds * n, worst))
 end)
+
+-- LuaJIT collects only as it allocates: a worker that goes idle after a job
+-- that dropped a big structure would keep it for good.
+test("a worker that goes idle collects what its last job left", { needs = { "nativeAllocator" } }, function()
+  local async = require "async"
+  async.load(1)
+  async.define("garbage", function(n)
+    local t = {}
+    for i = 1, n do t[i] = { i, tostring(i) } end
+    return #t, collectgarbage("count") * 1024
+  end)
+  local r, peak
+  async.call(function(x, bytes) r, peak = x, bytes end, "garbage", 500000)
+  drain(async)
+  eq(r, 500000, "the job's result")
+  ok(peak > 48 * 2 ^ 20, ("the job held only %.1f MB"):format(peak / 2 ^ 20))
+  -- The worker collects after the delivery, when it finds the pool dry.
+  local deadline, mem = os.time() + 30, nil
+  repeat mem = async.stats().memory until mem < 32 * 2 ^ 20 or os.time() > deadline
+  ok(mem < 32 * 2 ^ 20, ("the idle worker's state holds %.1f MB (the job held %.1f MB)"):format(mem / 2 ^ 20,
+    peak / 2 ^ 20))
+  async.shutdown()
+end)
