@@ -231,7 +231,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		lua_pop(L, 2);
 	}
 	struct call *c = record_get(L, ctx);
-	/* From here to the key's update, a finalizer that runs in an
+	/* From here to the handle, a finalizer that runs in an
 	 * allocation must not deliver c (its key would then point at a
 	 * released record) nor shut the pool down under it (busy_now). */
 	int32_t was_busy = ctx->busy;
@@ -291,7 +291,8 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	if (haskey)
 		take_key(L, ctx, c, top + 1);
 	ctx->inflight++;
-	ctx->busy = was_busy;
+	/* Still busy: the handle's allocation may run a finalizer, whose
+	 * shutdown would free c under us. */
 	struct handle *h = lua_newuserdata(L, sizeof *h);
 	h->ctx = ctx;
 	h->ctx_id = ctx->id;
@@ -299,6 +300,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	h->gen = c->gen;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->handle_mt);
 	lua_setmetatable(L, -2);
+	ctx->busy = was_busy;
 	return 1;
 }
 
