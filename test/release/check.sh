@@ -15,7 +15,8 @@
 #   - linux-arm64 (when qemu-aarch64 and the arm64 luajit of
 #     scripts/cross-linux.sh are there): loads and runs a call under qemu;
 #   - windows-x64: a PE32+ x86-64 DLL exporting luaopen_async_native that
-#     imports only Windows' own DLLs and lua51.dll.
+#     imports only Windows' own DLLs and lua51.dll; when Wine and the Windows
+#     LuaJIT of scripts/cross-windows.sh are there, it runs a call under Wine.
 # Exits non-zero on the first failure.
 set -euo pipefail
 dir=$(cd "${1:?usage: check.sh RELEASE_FOLDER}" && pwd)
@@ -65,7 +66,7 @@ linux_x64_chroot() {
     echo "$(basename "$f"): load in a chroot skipped (needs root, unshare and an x86-64 host)"; return
   fi
   r=$(mktemp -d)
-  trap 'rm -rf "$r"' RETURN
+  trap 'rm -rf "$r"; trap - RETURN' RETURN
   luajit=$(readlink -f "$(command -v luajit)")
   put "$r" "$luajit"
   # luajit's own libraries, then glibc's (the module may need any of them).
@@ -93,7 +94,7 @@ linux_arm64_qemu() {
   fi
   local g
   g=$(mktemp -d)
-  trap 'rm -rf "$g"' RETURN
+  trap 'rm -rf "$g"; trap - RETURN' RETURN
   cp "$dir"/*.lua "$f" "$g/"
   out=$(cd "$g" && qemu-aarch64 -E LD_LIBRARY_PATH="$lj/usr/lib/aarch64-linux-gnu" "$lj/usr/bin/luajit" "$call_lua" 2>&1) || true
   [ "$out" = "native 144" ] || fail "$(basename "$f") under qemu-aarch64: $out"
@@ -111,6 +112,23 @@ windows_dll() {
   bad=$(tr ' ' '\n' <<<"$imports" | grep -viE '^(kernel32|msvcrt|ucrtbase|advapi32|user32|ws2_32|ntdll|bcrypt|api-ms-win-[a-z0-9-]+|lua51)\.dll$|^$' || true)
   [ -z "$bad" ] || fail "$name imports $(tr '\n' ' ' <<<"$bad")(all: $imports)"
   echo "$name: imports $imports"
+  windows_wine "$f"
+}
+
+# Under Wine, in a folder holding Windows LuaJIT (scripts/cross-windows.sh),
+# the DLL and the Lua files only: no mingw runtime DLL beside it.
+windows_wine() {
+  local f=$1 lj=$root/build/cross-windows/prefix/bin g out
+  if ! command -v wine >/dev/null || [ ! -f "$lj/luajit.exe" ]; then
+    echo "$(basename "$f"): run under Wine skipped (needs wine and the luajit.exe of scripts/cross-windows.sh)"; return
+  fi
+  g=$(mktemp -d)
+  trap 'rm -rf "$g"; trap - RETURN' RETURN
+  cp "$dir"/*.lua "$f" "$call_lua" "$lj/luajit.exe" "$lj/lua51.dll" "$g/"
+  out=$(cd "$g" && WINEDEBUG=-all WINEARCH=win64 WINEPREFIX="$root/build/cross-windows/wineprefix" \
+        timeout 300 wine luajit.exe call.lua 2>&1 | tr -d '\r' | tail -1) || true
+  [ "$out" = "native 144" ] || fail "$(basename "$f") under Wine: $out"
+  echo "$(basename "$f"): loads and runs a call under Wine beside luajit.exe and lua51.dll only ($out)"
 }
 
 for f in "${bins[@]}"; do
