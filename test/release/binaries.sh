@@ -4,7 +4,7 @@
 # built. release.sh checks each binary itself (test/release/check.sh:
 # dependencies, glibc versions, a call in a chroot without libck/libhwloc,
 # under qemu for arm64, the DLL's imports and a call under Wine); this adds
-# the folder's licences and the skip report.
+# the folder's licences, the skip report, and LÖVE loading the folder.
 set -euo pipefail
 src=$(cd "$1" && pwd)
 tmp=$(mktemp -d)
@@ -26,4 +26,13 @@ for lib in ck hwloc; do
   grep -q "^==== $lib " "$dir/THIRD-PARTY-LICENSES" || { echo "FAILED: THIRD-PARTY-LICENSES lacks $lib"; exit 1; }
 done
 grep -q "^release: skipped macos: " "$tmp/log" || { echo "FAILED: release.sh did not say why macOS was skipped"; exit 1; }
+# The folder as a LÖVE folder game loads it (LÖVE's own LuaJIT and process).
+if command -v love >/dev/null; then
+  game=$tmp/game
+  cp -r "$dir" "$game" && cp "$src"/test/love/shipping/game/*.lua "$game/"
+  mkdir -p "$tmp/xdg"
+  out=$(XDG_RUNTIME_DIR=$tmp/xdg XDG_DATA_HOME=$tmp/data timeout 60 love "$game" 2>&1) || true
+  grep -q "^backend: native$" <<<"$out" || { echo "FAILED: LÖVE with the release folder: $out"; exit 1; }
+  echo "LÖVE folder game on the release module: native"
+fi
 echo "release folder: ok"
