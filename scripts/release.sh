@@ -90,7 +90,7 @@ if wants windows-x64; then
 else
   skip windows-x64 "not asked for (ASYNC_RELEASE_TARGETS)"
 fi
-skip macos "CMake only, not built here: Debian's registry has no macOS SDK or Apple linker (build on a Mac with the README's CMake line, then pass the .so to this script)"
+skip macos "CMake only, not built here: Debian's registry has no macOS SDK or Apple linker (build it on a Mac with CMake, see docs/SHIPPING.md, and pass the .so to this script)"
 
 # The Lua files come from a build folder (lua/CMakeLists.txt copies them).
 if [ -n "$given" ]; then
