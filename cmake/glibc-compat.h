@@ -1,11 +1,12 @@
 /* glibc-compat.h: force-included (-include) into every file of a release
- * Linux module, so that the module runs on glibc 2.28 (Debian 10, Ubuntu
- * 20.04's 2.31, the Steam runtime) although it is built against Debian 12's
- * 2.36. glibc 2.34 moved the pthread functions into libc.so.6 under a new
- * version (and 2.32-2.33 the affinity and stat ones); the old versions stay
- * exported, so each reference is bound to the oldest one the architecture has. The module also lists libpthread.so.0,
- * where those functions live before 2.34. The release test
- * (test/release/linux.sh) fails if any newer version slips in. */
+ * Linux module and of its static hwloc, so that the module runs on glibc 2.28
+ * (Debian 10; Ubuntu 20.04 has 2.31) although it is built against Debian
+ * 12's 2.36. glibc 2.34 moved the pthread functions into libc.so.6 under a
+ * new version, and 2.32-2.33 gave the affinity and stat functions new ones;
+ * the old versions stay exported, so each reference is bound to the oldest
+ * one the architecture has. The module also lists libpthread.so.0, where
+ * those functions live before 2.34. test/release/check.sh fails the release
+ * if a newer version slips in: add its function here then. */
 #ifndef ASYNC_GLIBC_COMPAT_H
 #define ASYNC_GLIBC_COMPAT_H
 #if defined(__linux__) && !defined(__ASSEMBLER__)
