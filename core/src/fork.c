@@ -1,6 +1,6 @@
 /* fork.c: fork-join on a per-worker split deque (Lace): the slow paths of
- * async_spawn/async_sync (async/fork.h), stealing, leapfrogging, and the
- * owner's moves of the split.
+ * the inline spawns and syncs of async/fork.h (untyped and typed), stealing,
+ * leapfrogging, and the owner's moves of the split.
  *
  * References
  *   [CL]   D. Chase, Y. Lev. Dynamic circular work-stealing deque. SPAA 2005.
@@ -100,6 +100,37 @@
  *      late costs parallelism until the next spawn, never a frame (the
  *      owner runs its private frames itself; an owner that waits has no
  *      private frame, I5).
+ *
+ * Typed frames (ASYNC_TASK_n in async/fork.h)
+ *   T1 A typed spawn writes its record over the frame at head with plain
+ *      stores: fn = the generated wrapper, arg = the frame itself, then the
+ *      arguments in the data words; thief is left at 0 (I5), exactly as an
+ *      untyped spawn leaves it. It then pushes through the same inline code
+ *      (async_fork_push_), so I1-I5 and F1-F4 hold unchanged: to the deque
+ *      and to a thief a typed frame is an untyped one whose call is
+ *      wrapper(w, frame). The thief's acquire (F1) makes the arguments
+ *      visible, since they were stored before the publication's release.
+ *   T2 The fast pop (async_fork_pop_) is the untyped sync's: the top frame
+ *      is private (head - 1 >= split, I2) and the owner's alone. The typed
+ *      sync then reads the arguments back and calls the known function
+ *      directly; the frame is free from the pop on, and the arguments are
+ *      read before the call (C's sequencing of a call's arguments), before
+ *      any spawn of the callee can reuse the slot.
+ *   T3 Stolen: the thief's wrapper stores the result in the frame's data
+ *      words before its release fence and DONE (F2); leapfrog's acquire
+ *      after reading DONE makes it visible, and the owner reads it before
+ *      anything can reuse the slot (head = the slot after leapfrog, and the
+ *      next spawn writes there only after the sync returned).
+ *   T4 Leftovers (async__fork_drain) and untyped syncs run a typed frame as
+ *      fn(w, arg) = wrapper(w, frame): its result goes unread.
+ *   T5 Misuse. low = max(split, floor) is what the inline pop compares
+ *      with, so one compare covers "private" (I2) and "of the current
+ *      task": a sync with nothing spawned by its task (head <= floor)
+ *      always reaches sync_prepare, which refuses it (ASYNC_EINVAL)
+ *      instead of leapfrogging on a frame below the array or popping the
+ *      enclosing task's frame. low is updated wherever split or floor
+ *      moves (set_split here, fork_set_floor in pool_impl.h), all on slow
+ *      paths.
  */
 #define _GNU_SOURCE
 #include "pool_impl.h"
@@ -116,6 +147,13 @@ static inline uint32_t ts_split(uint64_t v) { return (uint32_t)(v >> 32); }
 static inline uint32_t idx(const async_worker *w, const async_frame *f)
 {
 	return (uint32_t)(f - w->base);
+}
+
+/* Owner: its copy of the split, and low, which follows it (T5). */
+static inline void set_split(async_worker *w, async_frame *s)
+{
+	w->split = s;
+	w->low = s > w->floor ? s : w->floor;
 }
 
 async_worker *async_worker_self(void)
@@ -136,10 +174,11 @@ int async__fork_init(async_worker *w, const uint32_t *sleepers)
 		return ASYNC_ENOMEM;
 	/* One frame past end: async_spawn writes a frame before its bounds
 	 * check. Fresh pages are zero: every thief field starts at 0 (I5). */
-	w->base = w->head = w->split = w->floor = m;
+	w->base = w->head = w->split = w->floor = w->low = m;
 	w->end = w->limit = w->base + ASYNC_FRAMES;
 	w->sleepers = sleepers;
 	w->allstolen = 0;
+	w->misuse = 0;
 	w->ts = TS(0, 0);
 	w->pub_allstolen = 0;
 	w->movesplit = 0;
@@ -169,7 +208,7 @@ static void grow_shared(async_worker *w, async_frame *to)
 			break;
 		/* A thief took a frame meanwhile: the tail moved, retry. */
 	}
-	w->split = to;
+	set_split(w, to);
 }
 
 /* Owner, top frame shared (head - 1 == split - 1): take back the upper half
@@ -190,7 +229,7 @@ static int shrink_shared(async_worker *w)
 		 * CAS decides the race with the thieves (I2, F3). */
 		uint32_t ns = (tail + split) / 2;
 		if (ck_pr_cas_64(&w->ts, v, TS(tail, ns))) {
-			w->split = w->base + ns;
+			set_split(w, w->base + ns);
 			return 0;
 		}
 	}
@@ -231,7 +270,7 @@ void async__fork_share_all(async_worker *w)
 
 /* Owner, the frame just pushed (head - 1), with allstolen set or movesplit
  * seen: publish (at least that frame), then wake a sleeper if any. */
-void async__spawn_slow(async_worker *w)
+void async_fork_spawn_slow_(async_worker *w)
 {
 	async_frame *t = w->head - 1;
 	if (w->allstolen) {
@@ -246,7 +285,7 @@ void async__spawn_slow(async_worker *w)
 		 * load order in async__fork_steal. */
 		ck_pr_fence_store();
 		ck_pr_store_32(&w->pub_allstolen, 0);
-		w->split = t + 1;
+		set_split(w, t + 1);
 		w->allstolen = 0;
 		w->limit = w->end;
 		if (ck_pr_load_32(&w->movesplit))
@@ -264,13 +303,13 @@ void async__spawn_slow(async_worker *w)
 
 /* Owner: the spawn's one compare failed: the frame array is full, or
  * every shared frame was stolen (limit == base, I4). */
-int async__spawn_limit(async_worker *w)
+int async_fork_spawn_limit_(async_worker *w)
 {
 	async_frame *t = w->head; /* fn and arg are written already */
 	if (t == w->end)
 		return ASYNC_ENOMEM;
 	w->head = t + 1;
-	async__spawn_slow(w);
+	async_fork_spawn_slow_(w);
 	return 0;
 }
 
@@ -282,7 +321,7 @@ async_frame *async__fork_steal(async_worker *v, async_worker *me, int *contended
 {
 	if (ck_pr_load_32(&v->pub_allstolen))
 		return NULL;
-	/* Load order: pairs with the store fence in async__spawn_slow. */
+	/* Load order: pairs with the store fence in async_fork_spawn_slow_. */
 	ck_pr_fence_load();
 	uint64_t val = ck_pr_load_64(&v->ts);
 	uint32_t tail = ts_tail(val), split = ts_split(val);
@@ -292,7 +331,7 @@ async_frame *async__fork_steal(async_worker *v, async_worker *me, int *contended
 			return NULL;
 		}
 		/* Acquire (F1): pairs with the release fence before the owner's
-		 * publication (grow_shared, or the reset in async__spawn_slow). */
+		 * publication (grow_shared, or the reset in async_fork_spawn_slow_). */
 		ck_pr_fence_acquire();
 		async_frame *t = v->base + tail;
 		/* I5: the owner waits for this before it leapfrogs. */
@@ -313,11 +352,11 @@ void async__fork_run_stolen(struct worker *w, async_frame *t)
 	/* Counted as a steal; as a job only if it is a record (run_job). */
 	stat_add(&w->steals, 1);
 	async_frame *saved = w->fk.floor;
-	w->fk.floor = w->fk.head;
+	fork_set_floor(&w->fk, w->fk.head);
 	fn(&w->fk, arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk); /* spawns the call did not sync */
-	w->fk.floor = saved;
+	fork_set_floor(&w->fk, saved);
 	/* Release (F2): the call's effects before DONE. Pairs with the acquire
 	 * fence in leapfrog. */
 	ck_pr_fence_release();
@@ -378,12 +417,18 @@ static void leapfrog(async_worker *fk, async_frame *t)
 	fk->head = t;
 }
 
-void async__sync_slow(async_worker *w)
+/* Owner, the inline pop failed. 1: the top frame t was stolen and has run
+ * (leapfrog; head = t, a typed result is in t, T3). 0: t is private and
+ * popped (head = t): the caller runs it. ASYNC_EINVAL: the current task has
+ * nothing to sync (T5). */
+static int sync_prepare(async_worker *w)
 {
+	if (w->head <= w->floor)
+		return ASYNC_EINVAL;
 	async_frame *t = w->head - 1;
 	if (w->allstolen || (t < w->split && shrink_shared(w))) {
 		leapfrog(w, t);
-		return;
+		return 1;
 	}
 	/* t is private. A thief asked for work: share half of the private
 	 * frames below t (t itself stays private). With none to share the
@@ -397,10 +442,35 @@ void async__sync_slow(async_worker *w)
 			wake_sleepers(w, t);
 		}
 	}
-	async_task_fn fn = t->fn;
-	void *arg = t->arg;
 	w->head = t;
-	fn(w, arg);
+	return 0;
+}
+
+int async_fork_sync_slow_(async_worker *w)
+{
+	int rc = sync_prepare(w);
+	if (rc == 0) {
+		async_frame *t = w->head;
+		t->fn(w, t->arg);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+int async_fork_sync_typed_(async_worker *w)
+{
+	int rc = sync_prepare(w);
+	if (rc < 0)
+		w->misuse = rc; /* the typed sync returns a zeroed result */
+	return rc;
+}
+
+int async_fork_error(async_worker *w)
+{
+	if (w == NULL)
+		return ASYNC_EINVAL;
+	int rc = w->misuse;
+	w->misuse = 0;
+	return rc;
 }
 
 /* Owner: sync every frame above the floor (spawns a call left unsynced). */

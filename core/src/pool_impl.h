@@ -151,6 +151,14 @@ static inline void group_done(async_pool *p, async_group *g)
 		async_ec_notify_all(&p->done_ec);
 }
 
+/* The floor of w's syncs (async/fork.h): low, which the inline sync
+ * compares with, follows it. */
+static inline void fork_set_floor(async_worker *w, async_frame *f)
+{
+	w->floor = f;
+	w->low = f > w->split ? f : w->split;
+}
+
 /* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
  * function, any spawns it left unsynced (the floor keeps syncs of the
  * wrappers inside the job's own frames), then what a joiner or a group
@@ -171,11 +179,11 @@ static inline void run_job(struct worker *w, async_job *j)
 	ck_pr_fence_load_store();
 	ck_pr_store_32(&j->state, JOB_RUNNING);
 	async_frame *saved = w->fk.floor;
-	w->fk.floor = w->fk.head;
+	fork_set_floor(&w->fk, w->fk.head);
 	fn(arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk);
-	w->fk.floor = saved;
+	fork_set_floor(&w->fk, saved);
 	if (flags & JOB_JOINABLE) {
 		/* Release: pairs with the acquire fence in async_job_sync. */
 		ck_pr_fence_release();
