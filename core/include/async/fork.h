@@ -42,14 +42,22 @@
 /* An aligned 32-bit volatile load is a single load on every target MSVC
  * has (and acquire under /volatile:ms): at least relaxed. */
 #define ASYNC_LOAD_RELAXED_32_(p) (*(const volatile uint32_t *)(p))
+#ifdef __clang__ /* clang-cl warns of unused static inline functions */
+#define ASYNC_UNUSED_ __attribute__((unused))
+#else
+#define ASYNC_UNUSED_
+#endif
 #elif defined(__GNUC__) || defined(__clang__)
 #define ASYNC_LIKELY_(x) __builtin_expect(!!(x), 1)
 #define ASYNC_UNLIKELY_(x) __builtin_expect(!!(x), 0)
 #define ASYNC_LOAD_RELAXED_32_(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+/* A typed task's spawn and sync are generated whether used or not. */
+#define ASYNC_UNUSED_ __attribute__((unused))
 #else
 #define ASYNC_LIKELY_(x) (x)
 #define ASYNC_UNLIKELY_(x) (x)
 #define ASYNC_LOAD_RELAXED_32_(p) (*(const volatile uint32_t *)(p))
+#define ASYNC_UNUSED_
 #endif
 #ifdef __cplusplus
 #define ASYNC_ALIGNAS_(n) alignas(n)
@@ -207,8 +215,8 @@ static inline int async_sync(async_worker *w)
  * ASYNC_ENOMEM when the frame array is full (nothing queued: call NAME
  * yourself, do not sync). NAME_sync: the result of the most recent
  * unsynced spawn, which must be a NAME_spawn of the current task. The
- * arguments and the result must fit in 40 bytes together (checked at
- * compile time). */
+ * arguments (as a struct) and the result must each fit in 40 bytes, five
+ * pointers (checked at compile time). */
 
 #define ASYNC_X_(...) __VA_ARGS__
 
@@ -221,13 +229,13 @@ static inline int async_sync(async_worker *w)
 		void *self;                                                     \
 		void *thief;                                                    \
 		union {                                                         \
-			struct { char none_; ASYNC_X_ FIELDS } a;               \
+			struct { ASYNC_X_ FIELDS } a;                   \
 			RES                                                     \
 		} d;                                                            \
 	} NAME##_task_;                                                         \
 	ASYNC_STATIC_ASSERT_(sizeof(NAME##_task_) <= sizeof(async_frame),      \
 	                     "a typed task's arguments do not fit a frame");    \
-	static inline int NAME##_spawn(async_worker *w ASYNC_X_ PARAMS)        \
+	ASYNC_UNUSED_ static inline int NAME##_spawn(async_worker *w ASYNC_X_ PARAMS)        \
 	{                                                                       \
 		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
 			return ASYNC_ENOTWORKER;                                \
@@ -239,14 +247,14 @@ static inline int async_sync(async_worker *w)
 	}
 
 #define ASYNC_TASK_(RTYPE, NAME, PARAMS, FIELDS, SET, GET)                     \
-	static void NAME##_wrap_(async_worker *w, void *p);                     \
+	ASYNC_UNUSED_ static void NAME##_wrap_(async_worker *w, void *p);                     \
 	ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, RTYPE r;)          \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
 		NAME##_task_ *k_ = (NAME##_task_ *)p;                           \
 		k_->d.r = NAME(w ASYNC_X_ GET);                                 \
 	}                                                                       \
-	static inline RTYPE NAME##_sync(async_worker *w)                        \
+	ASYNC_UNUSED_ static inline RTYPE NAME##_sync(async_worker *w)                        \
 	{                                                                       \
 		static NAME##_task_ zero_;                                      \
 		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
@@ -265,7 +273,7 @@ static inline int async_sync(async_worker *w)
 	static RTYPE NAME(async_worker *w ASYNC_X_ PARAMS)
 
 #define ASYNC_VOID_TASK_(NAME, PARAMS, FIELDS, SET, GET)                       \
-	static void NAME##_wrap_(async_worker *w, void *p);                     \
+	ASYNC_UNUSED_ static void NAME##_wrap_(async_worker *w, void *p);                     \
 	ASYNC_TASK_COMMON_(void, NAME, PARAMS, FIELDS, SET, )                   \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
@@ -273,7 +281,7 @@ static inline int async_sync(async_worker *w)
 		(void)k_; /* unused without arguments */                        \
 		NAME(w ASYNC_X_ GET);                                           \
 	}                                                                       \
-	static inline void NAME##_sync(async_worker *w)                         \
+	ASYNC_UNUSED_ static inline void NAME##_sync(async_worker *w)                         \
 	{                                                                       \
 		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
 			return;                                                 \
@@ -288,7 +296,7 @@ static inline int async_sync(async_worker *w)
 	static void NAME(async_worker *w ASYNC_X_ PARAMS)
 
 #define ASYNC_TASK_0(R, NAME) \
-	ASYNC_TASK_(R, NAME, (), (), (), ())
+	ASYNC_TASK_(R, NAME, (), (char none_;), (), ())
 #define ASYNC_TASK_1(R, NAME, T1, A1) \
 	ASYNC_TASK_(R, NAME, (, T1 A1), (T1 A1;), (k_->d.a.A1 = A1;), (, k_->d.a.A1))
 #define ASYNC_TASK_2(R, NAME, T1, A1, T2, A2) \
@@ -303,7 +311,7 @@ static inline int async_sync(async_worker *w)
 	            (k_->d.a.A1 = A1; k_->d.a.A2 = A2; k_->d.a.A3 = A3; k_->d.a.A4 = A4;), \
 	            (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3, k_->d.a.A4))
 #define ASYNC_VOID_TASK_0(NAME) \
-	ASYNC_VOID_TASK_(NAME, (), (), (), ())
+	ASYNC_VOID_TASK_(NAME, (), (char none_;), (), ())
 #define ASYNC_VOID_TASK_1(NAME, T1, A1) \
 	ASYNC_VOID_TASK_(NAME, (, T1 A1), (T1 A1;), (k_->d.a.A1 = A1;), (, k_->d.a.A1))
 #define ASYNC_VOID_TASK_2(NAME, T1, A1, T2, A2) \
