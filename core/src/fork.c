@@ -106,11 +106,20 @@
  *      stores: fn = the generated wrapper, arg = the frame itself, then the
  *      arguments in the data words; thief is left at 0 (I5), exactly as an
  *      untyped spawn leaves it. It then pushes through the same inline code
- *      (async_fork_push_), so I1-I5 and F1-F4 hold unchanged: to the deque
+ *      (async_fork_push_h_), so I1-I5 and F1-F4 hold unchanged: to the deque
  *      and to a thief a typed frame is an untyped one whose call is
  *      wrapper(w, frame). The thief's acquire (F1) makes the arguments
  *      visible, since they were stored before the publication's release.
- *   T2 The fast pop (async_fork_pop_) is the untyped sync's: the top frame
+ *   T0 A typed body holds the worker's head in a register (its hidden
+ *      parameter, as Lace passes its deque head), so that a spawn and a
+ *      sync do not wait on each other's store and reload of w->head; every
+ *      push and pop still stores w->head, so the out-of-line paths here,
+ *      thieves' wrappers and untyped calls read the same head. Each body
+ *      starts from w->head, and every call it makes returns with its
+ *      spawns synced (fork-join order), so the two stay equal at each of
+ *      the body's spawns and syncs; an untyped spawn left unsynced across
+ *      one breaks that, which debug builds refuse (ASYNC_EINVAL).
+ *   T2 The fast pop (async_fork_pop_h_) is the untyped sync's: the top frame
  *      is private (head - 1 >= split, I2) and the owner's alone. The typed
  *      sync then reads the arguments back and calls the known function
  *      directly; the frame is free from the pop on, and the arguments are
@@ -131,6 +140,15 @@
  *      enclosing task's frame. low is updated wherever split or floor
  *      moves (set_split here, fork_set_floor in pool_impl.h), all on slow
  *      paths.
+ *   T6 Overflow. A typed spawn that finds the array full (head at end)
+ *      runs its frame at once, there, and leaves it pushed, so that its
+ *      sync (which callers cannot skip, having no fallback) returns the
+ *      result from the frame. While head > end, low = head: every sync
+ *      takes the slow path, which pops such a frame without running it.
+ *      The run's floor is the frame above it, so the run's own syncs stay
+ *      within its frames (T5). Frames past end are never shared
+ *      (grow_shared stops at end): a thief never sees a frame that ran.
+ *      Untyped spawns still refuse with ASYNC_ENOMEM at end.
  */
 #define _GNU_SOURCE
 #include "pool_impl.h"
@@ -153,7 +171,7 @@ static inline uint32_t idx(const async_worker *w, const async_frame *f)
 static inline void set_split(async_worker *w, async_frame *s)
 {
 	w->split = s;
-	w->low = s > w->floor ? s : w->floor;
+	fork_update_low(w);
 }
 
 async_worker *async_worker_self(void)
@@ -166,14 +184,15 @@ async_worker *async_worker_self(void)
 
 int async__fork_init(async_worker *w, const uint32_t *sleepers)
 {
-	size_t bytes = sizeof(async_frame) * (ASYNC_FRAMES + 1);
+	size_t bytes = sizeof(async_frame) * (ASYNC_FRAMES_MAX + 1);
 	/* Reserved, not committed: pages are touched only as deep as the
 	 * worker's fork-join recursion goes. */
 	void *m = async_os_pages_alloc(bytes);
 	if (m == NULL)
 		return ASYNC_ENOMEM;
-	/* One frame past end: async_spawn writes a frame before its bounds
-	 * check. Fresh pages are zero: every thief field starts at 0 (I5). */
+	/* The overflow of typed spawns past end (T6), and one frame past it:
+	 * async_spawn writes a frame before its bounds check. Fresh pages are
+	 * zero: every thief field starts at 0 (I5). */
 	w->base = w->head = w->split = w->floor = w->low = m;
 	w->end = w->limit = w->base + ASYNC_FRAMES;
 	w->sleepers = sleepers;
@@ -188,7 +207,7 @@ int async__fork_init(async_worker *w, const uint32_t *sleepers)
 void async__fork_free(async_worker *w)
 {
 	if (w->base != NULL)
-		async_os_pages_free(w->base, sizeof(async_frame) * (ASYNC_FRAMES + 1));
+		async_os_pages_free(w->base, sizeof(async_frame) * (ASYNC_FRAMES_MAX + 1));
 	w->base = NULL;
 }
 
@@ -197,6 +216,8 @@ void async__fork_free(async_worker *w)
 /* Owner: share the private frames [split, to). */
 static void grow_shared(async_worker *w, async_frame *to)
 {
+	if (to > w->end)
+		to = w->end; /* frames past it ran already (T6): never shared */
 	uint32_t ns = idx(w, to);
 	/* Release (F1): the frames' plain stores before the split that
 	 * publishes them. Pairs with the acquire fence after a thief's CAS in
@@ -306,10 +327,29 @@ void async_fork_spawn_slow_(async_worker *w)
 int async_fork_spawn_limit_(async_worker *w)
 {
 	async_frame *t = w->head; /* fn and arg are written already */
-	if (t == w->end)
+	if (t >= w->end)
 		return ASYNC_ENOMEM;
 	w->head = t + 1;
 	async_fork_spawn_slow_(w);
+	return 0;
+}
+
+/* Owner: a typed spawn's compare failed. Below end, as an untyped one; past
+ * it, the frame runs at once and stays pushed for its sync (T6). */
+int async_fork_spawn_eager_(async_worker *w)
+{
+	async_frame *t = w->head; /* the record is written already */
+	if (t < w->end)
+		return async_fork_spawn_limit_(w);
+	if (t >= w->base + ASYNC_FRAMES_MAX)
+		return ASYNC_ENOMEM;
+	async_frame *saved = w->floor;
+	w->head = t + 1;
+	w->floor = w->head; /* its syncs stay within its own frames */
+	fork_update_low(w);
+	t->fn(w, t->arg);
+	w->floor = saved;
+	fork_update_low(w);
 	return 0;
 }
 
@@ -417,8 +457,9 @@ static void leapfrog(async_worker *fk, async_frame *t)
 	fk->head = t;
 }
 
-/* Owner, the inline pop failed. 1: the top frame t was stolen and has run
- * (leapfrog; head = t, a typed result is in t, T3). 0: t is private and
+/* Owner, the inline pop failed. 1: the top frame t has run (stolen, and
+ * leapfrog waited; or run at its spawn, T6): head = t, a typed result is
+ * in t (T3). 0: t is private and
  * popped (head = t): the caller runs it. ASYNC_EINVAL: the current task has
  * nothing to sync (T5). */
 static int sync_prepare(async_worker *w)
@@ -426,6 +467,12 @@ static int sync_prepare(async_worker *w)
 	if (w->head <= w->floor)
 		return ASYNC_EINVAL;
 	async_frame *t = w->head - 1;
+	if (t >= w->end) {
+		/* A typed frame that ran when it was spawned (T6). */
+		w->head = t;
+		fork_update_low(w);
+		return 1;
+	}
 	if (w->allstolen || (t < w->split && shrink_shared(w))) {
 		leapfrog(w, t);
 		return 1;

@@ -1,7 +1,8 @@
 /* test_fork_misuse.c: the inline fork-join calls of async/fork.h misused,
  * as a debug build (NDEBUG not defined) checks them: no worker (NULL, or
- * called from a thread that is not a worker), another thread's worker, and
- * a sync with nothing spawned. Each returns its documented code instead of
+ * called from a thread that is not a worker), another thread's worker, a
+ * sync with nothing spawned, and a typed body's head left behind by an
+ * untyped spawn it did not sync first. Each returns its documented code instead of
  * crashing or hanging. */
 #undef NDEBUG /* the checks below exist in debug builds only */
 #define _GNU_SOURCE
@@ -92,5 +93,41 @@ Test(fork_misuse, a_sync_with_nothing_spawned_returns_einval, .timeout = 60)
 	cr_assert_eq(r.typed, 0);
 	cr_assert_eq(r.typed_err, ASYNC_EINVAL);
 	cr_assert_eq(r.pair, 42);
+	async_pool_destroy(p);
+}
+
+static void nothing(async_worker *w, void *arg)
+{
+	(void)w;
+	(void)arg;
+}
+
+/* An untyped spawn left unsynced moves the worker's head under the body's
+ * own copy: the body forms refuse rather than overwrite its frame. */
+ASYNC_TASK_1(int, interleaved, int, unused)
+{
+	(void)unused;
+	int dummy = 0;
+	cr_assert_eq(async_spawn(w, nothing, &dummy), 0);
+	int rc = ASYNC_SPAWN(twice, 1);
+	long r = ASYNC_SYNC(twice);
+	cr_assert_eq(r, 0);
+	cr_assert_eq(async_sync(w), 0);
+	ASYNC_SPAWN(twice, 4); /* synced first: fine again */
+	cr_assert_eq(ASYNC_SYNC(twice), 8);
+	return rc;
+}
+
+static void interleaved_job(void *arg)
+{
+	*(int *)arg = interleaved(async_worker_self(), 0);
+}
+
+Test(fork_misuse, a_body_form_after_an_unsynced_untyped_spawn_is_refused, .timeout = 60)
+{
+	async_pool *p = make_pool(1);
+	int rc = 0;
+	run_on_pool(p, interleaved_job, &rc, 30, "body forms interleaved with untyped spawns");
+	cr_assert_eq(rc, ASYNC_EINVAL);
 	async_pool_destroy(p);
 }

@@ -20,10 +20,9 @@ ASYNC_TASK_1(long, pfib, int, n)
 {
 	if (n < 2)
 		return n;
-	if (pfib_spawn(w, n - 1) != 0)
-		return pfib(w, n - 1) + pfib(w, n - 2);
-	long b = pfib(w, n - 2);
-	return pfib_sync(w) + b;
+	ASYNC_SPAWN(pfib, n - 1);
+	long b = ASYNC_CALL(pfib, n - 2);
+	return ASYNC_SYNC(pfib) + b;
 }
 
 static long fib_serial(int n)
@@ -69,10 +68,10 @@ ASYNC_TASK_2(unsigned long, slow_sum, int, depth, unsigned long, id)
 		usleep(100);
 		return id;
 	}
-	int rc = slow_sum_spawn(w, depth - 1, 2 * id);
+	int rc = ASYNC_SPAWN(slow_sum, depth - 1, 2 * id);
 	cr_assert_eq(rc, 0);
-	unsigned long b = slow_sum(w, depth - 1, 2 * id + 1);
-	return slow_sum_sync(w) + b;
+	unsigned long b = ASYNC_CALL(slow_sum, depth - 1, 2 * id + 1);
+	return ASYNC_SYNC(slow_sum) + b;
 }
 
 static void slow_root_job(void *arg)
@@ -126,13 +125,9 @@ ASYNC_VOID_TASK_2(psort, int *, a, size_t, n)
 		i++;
 		j--;
 	}
-	if (psort_spawn(w, a, j + 1) != 0) {
-		psort(w, a, j + 1);
-		psort(w, a + j + 1, n - j - 1);
-		return;
-	}
-	psort(w, a + j + 1, n - j - 1);
-	psort_sync(w);
+	ASYNC_SPAWN(psort, a, j + 1);
+	ASYNC_CALL(psort, a + j + 1, n - j - 1);
+	ASYNC_SYNC(psort);
 }
 
 struct sort_job {
@@ -187,7 +182,10 @@ struct untyped_node {
 static void untyped_node(async_worker *w, void *arg);
 
 /* A tree whose levels alternate: a typed level spawns an untyped child and
- * a typed one, an untyped level the reverse; each node counts its leaves. */
+ * a typed one, an untyped level the reverse; each node counts its leaves.
+ * The typed body interleaves the two, so it uses the w forms, which share
+ * the worker's head with the untyped calls; a helper with body forms runs
+ * at each typed level as well. */
 ASYNC_TASK_1(long, typed_node, int, depth)
 {
 	if (depth == 0)
@@ -198,6 +196,7 @@ ASYNC_TASK_1(long, typed_node, int, depth)
 	long own = typed_node(w, depth - 1);
 	long t = typed_node_sync(w);
 	cr_assert_eq(async_sync(w), 0);
+	cr_assert_eq(pfib(w, 10), 55);
 	return own + t + u.r;
 }
 
@@ -273,23 +272,66 @@ static void capacity_job(void *arg)
 		c->spawned++;
 		cr_assert_lt(c->spawned, 1 << 24, "the frame array never fills");
 	}
-	/* The refused spawn wrote its arguments into the spare slot: the
-	 * frames below must be intact. */
+	/* Past the array's end the spawns ran at once (their syncs return
+	 * the results kept in their frames); the refused one wrote its
+	 * arguments into the spare slot: the frames below must be intact. */
 	for (int i = c->spawned; i-- > 0;)
 		if (times3_sync(w) != 3L * i + 7)
 			c->wrong++;
 	cr_assert_eq(async_fork_error(w), 0);
 }
 
-Test(fork_typed, a_full_frame_array_refuses_with_enomem_and_every_result_is_right, .timeout = 60)
+Test(fork_typed, past_the_frame_array_spawns_run_at_once_then_refuse_with_enomem, .timeout = 60)
 {
 	async_pool *p = make_pool(2);
 	struct capacity c = { 0, 0, 0 };
 	run_on_pool(p, capacity_job, &c, 30, "filling the frame array, typed");
 	cr_assert_eq(c.refused, ASYNC_ENOMEM);
-	cr_assert_gt(c.spawned, 1000);
+	cr_assert_eq(c.spawned, ASYNC_FRAMES_MAX);
 	cr_assert_eq(c.wrong, 0, "%d wrong results", c.wrong);
 	async_pool_destroy(p);
+}
+
+/* A recursion deeper than the frame array with no fallback for a full one:
+ * a chain of spawns, each spawned before its parent's sync. */
+ASYNC_TASK_1(long, chain, int, depth)
+{
+	if (depth == 0)
+		return 0;
+	ASYNC_SPAWN(chain, depth - 1);
+	return ASYNC_SYNC(chain) + 1;
+}
+
+ASYNC_TASK_1(long, fan, int, n)
+{
+	/* n spawns outstanding at once, then their syncs: past the array's
+	 * end when n > 16,384. */
+	for (int i = 0; i < n; i++)
+		ASYNC_SPAWN(chain, 1);
+	long sum = 0;
+	for (int i = 0; i < n; i++)
+		sum += ASYNC_SYNC(chain);
+	return sum;
+}
+
+static void overflow_job(void *arg)
+{
+	long *r = arg;
+	async_worker *w = async_worker_self();
+	r[0] = fan(w, 40000);
+	r[1] = async_fork_error(w);
+}
+
+Test(fork_typed, spawns_past_the_frame_array_need_no_fallback, .timeout = 60)
+{
+	for (unsigned workers = 1; workers <= 2; workers++) {
+		async_pool *p = make_pool(workers);
+		long r[2] = { 0, 1 };
+		run_on_pool(p, overflow_job, r, 30, "typed spawns past the frame array");
+		cr_assert_eq(r[0], 40000);
+		cr_assert_eq(r[1], 0);
+		async_pool_destroy(p);
+	}
 }
 
 /* ---- leftovers ------------------------------------------------------------ */

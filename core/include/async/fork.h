@@ -9,8 +9,7 @@
  *     ASYNC_TASK_1(long, pfib, int, n)
  *     {
  *         if (n < 2) return n;
- *         if (pfib_spawn(w, n - 1) != 0)          // frame array full
- *             return pfib(w, n - 1) + pfib(w, n - 2);
+ *         pfib_spawn(w, n - 1);
  *         long b = pfib(w, n - 2);
  *         return pfib_sync(w) + b;
  *     }
@@ -93,6 +92,11 @@ typedef struct async_frame {
 
 #define ASYNC_FRAME_DONE ((void *)1)
 
+/* Unsynced spawns one worker holds at most: 16,384 in its frame array
+ * (async_spawn returns ASYNC_ENOMEM past them), and for typed spawns, which
+ * then run at once, 49,152 more. */
+#define ASYNC_FRAMES_MAX 65536
+
 /* A worker's split deque. The fields are the pool's; they are public only
  * so spawn and sync can be inlined. Frames [base, split) are shared (thieves
  * take the oldest by a CAS on ts), [split, head) private to the owner. */
@@ -130,6 +134,7 @@ int async_fork_error(async_worker *w);
 /* Slow paths of the inline calls below; not to be called directly. */
 void async_fork_spawn_slow_(async_worker *w);
 int async_fork_spawn_limit_(async_worker *w);
+int async_fork_spawn_eager_(async_worker *w);
 int async_fork_sync_slow_(async_worker *w);
 int async_fork_sync_typed_(async_worker *w);
 
@@ -141,17 +146,22 @@ int async_fork_sync_typed_(async_worker *w);
 #define ASYNC_FORK_BAD_WORKER_(w) ((w) == NULL || (w) != async_worker_self())
 #endif
 
-/* Owner: push the frame at head, already written (end has a spare slot, so
- * writing it before the bounds check is always safe). 0, or ASYNC_ENOMEM
- * when the array is full (nothing was queued). */
-static inline int async_fork_push_(async_worker *w)
+/* Owner: push the frame at *h (the worker's head, held in a register by
+ * the caller; w->head is kept equal to it), already written: the array has
+ * a spare slot past its end, so writing it before the bounds check is
+ * always safe. 0, or ASYNC_ENOMEM when the array is full (nothing was
+ * queued). A typed frame past the end runs at once instead (fork.c T6). */
+static inline int async_fork_push_h_(async_worker *w, async_frame **h, int typed)
 {
-	async_frame *t = w->head;
+	async_frame *t = *h;
 	/* One compare covers both a full array and "every shared frame was
 	 * stolen" (then limit == base): the out-of-line path tells them apart. */
-	if (ASYNC_UNLIKELY_(t >= w->limit))
-		return async_fork_spawn_limit_(w);
-	w->head = t + 1;
+	if (ASYNC_UNLIKELY_(t >= w->limit)) {
+		int rc = typed ? async_fork_spawn_eager_(w) : async_fork_spawn_limit_(w);
+		*h = w->head;
+		return rc;
+	}
+	*h = w->head = t + 1;
 	/* Private: no fence, no shared write (a free frame's thief field is
 	 * already 0, fork.c I5). Leave the fast path when a thief or a worker
 	 * about to sleep asked for work: publish, and wake a sleeper. */
@@ -160,15 +170,21 @@ static inline int async_fork_push_(async_worker *w)
 	return 0;
 }
 
+static inline int async_fork_push_(async_worker *w, int typed)
+{
+	async_frame *h = w->head;
+	return async_fork_push_h_(w, &h, typed);
+}
+
 /* Owner: pop the top frame when it is private, of the current task, and
  * nobody asked for work (the caller then runs it); else NULL: the slow
  * path decides (fork.c). */
-static inline async_frame *async_fork_pop_(async_worker *w)
+static inline async_frame *async_fork_pop_h_(async_worker *w, async_frame **h)
 {
-	async_frame *h = w->head;
-	if (ASYNC_LIKELY_(h > w->low && !ASYNC_LOAD_RELAXED_32_(&w->movesplit))) {
-		w->head = h - 1;
-		return h - 1;
+	async_frame *t = *h;
+	if (ASYNC_LIKELY_(t > w->low && !ASYNC_LOAD_RELAXED_32_(&w->movesplit))) {
+		*h = w->head = t - 1;
+		return t - 1;
 	}
 	return NULL;
 }
@@ -183,7 +199,7 @@ static inline int async_spawn(async_worker *w, async_task_fn fn, void *arg)
 	async_frame *t = w->head;
 	t->fn = fn;
 	t->arg = arg;
-	return async_fork_push_(w);
+	return async_fork_push_(w, 0);
 }
 
 /* The calling worker w only. Returns when the most recent unsynced spawn of
@@ -195,7 +211,8 @@ static inline int async_sync(async_worker *w)
 {
 	if (ASYNC_FORK_BAD_WORKER_(w))
 		return ASYNC_ENOTWORKER;
-	async_frame *t = async_fork_pop_(w);
+	async_frame *h = w->head;
+	async_frame *t = async_fork_pop_h_(w, &h);
 	if (ASYNC_LIKELY_(t != NULL)) {
 		t->fn(w, t->arg);
 		return 0;
@@ -205,126 +222,225 @@ static inline int async_sync(async_worker *w)
 
 /* ---- typed tasks ---------------------------------------------------------
  *
- * ASYNC_TASK_n(RTYPE, NAME, T1, a1, ..., Tn, an) { body } defines
- *     static RTYPE NAME(async_worker *w, T1 a1, ..., Tn an)   (the body;
- *                                   w is the worker running it)
- *     static int   NAME_spawn(async_worker *w, T1 a1, ..., Tn an)
- *     static RTYPE NAME_sync(async_worker *w)
- * and ASYNC_VOID_TASK_n(NAME, T1, a1, ...) the same returning void, for
- * n = 0..4, in the translation unit that uses them. NAME_spawn: 0, or
- * ASYNC_ENOMEM when the frame array is full (nothing queued: call NAME
- * yourself, do not sync). NAME_sync: the result of the most recent
- * unsynced spawn, which must be a NAME_spawn of the current task. The
- * arguments (as a struct) and the result must each fit in 40 bytes, five
- * pointers (checked at compile time). */
+ * ASYNC_TASK_n(RTYPE, NAME, T1, a1, ..., Tn, an) { body } defines, in the
+ * translation unit that uses it, for n = 0..5:
+ *   in the body (which sees the worker as w):
+ *     ASYNC_SPAWN(NAME, a1, ..., an)  queue NAME(a1, ..., an); 0 (see below)
+ *     ASYNC_SYNC(NAME)                the result of the most recent unsynced
+ *                                     spawn, which must be an ASYNC_SPAWN
+ *                                     of NAME in this body
+ *     ASYNC_CALL(NAME, a1, ..., an)   call NAME directly
+ *   anywhere on a worker w (a job, an untyped task, a thread's own code):
+ *     RTYPE NAME(async_worker *w, T1 a1, ..., Tn an)
+ *     int   NAME_spawn(async_worker *w, T1 a1, ..., Tn an)
+ *     RTYPE NAME_sync(async_worker *w)
+ * ASYNC_VOID_TASK_n(NAME, T1, a1, ...) is the same returning void. The
+ * body's forms keep the worker's head in a register (as Lace does); the
+ * others read it from w. Inside a body, untyped spawns and the w forms
+ * must be synced before its next ASYNC_SPAWN or ASYNC_SYNC (debug builds
+ * check it), and tasks without arguments use the w forms (C11 has no empty
+ * variadic arguments).
+ *
+ * A spawn returns 0; when the frame array is full it runs the call at once
+ * and its sync returns the result, so callers need no fallback.
+ * ASYNC_ENOMEM only when that overflow is full too (ASYNC_FRAMES_MAX
+ * unsynced spawns on one worker): nothing queued, call NAME yourself, do
+ * not sync. A sync with nothing to sync returns a zeroed result and leaves
+ * ASYNC_EINVAL for async_fork_error. The arguments (as a struct) and the
+ * result must each fit in 40 bytes, five pointers (checked at compile
+ * time). */
+
+#define ASYNC_SPAWN(NAME, ...) NAME##_spawn_h_(w, &async_head_, __VA_ARGS__)
+#define ASYNC_SYNC(NAME) NAME##_sync_h_(w, &async_head_)
+#define ASYNC_CALL(NAME, ...) NAME##_run_(w, async_head_, __VA_ARGS__)
 
 #define ASYNC_X_(...) __VA_ARGS__
 
+/* Debug builds: a body's head must still be the worker's (an untyped spawn
+ * or a w-form spawn left unsynced in between moves the worker's). */
+#ifdef NDEBUG
+#define ASYNC_FORK_BAD_HEAD_(w, h) 0
+#else
+#define ASYNC_FORK_BAD_HEAD_(w, h) (*(h) != (w)->head)
+#endif
+
 /* PARAMS: (, T1 a1, ...); FIELDS: (T1 a1; ...); SET: (k_->d.a.a1 = a1; ...);
- * GET: (, k_->d.a.a1, ...). */
-#define ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, RES)              \
-	static RTYPE NAME(async_worker *w ASYNC_X_ PARAMS);                     \
+ * GET: (, k_->d.a.a1, ...); ARGS: (, a1, ...); RES: the result's member. */
+#define ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, ARGS, RES)        \
+	static RTYPE NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_     \
+	                         ASYNC_X_ PARAMS);                             \
 	typedef struct NAME##_task_ {                                           \
 		async_task_fn fn;                                               \
 		void *self;                                                     \
 		void *thief;                                                    \
 		union {                                                         \
-			struct { ASYNC_X_ FIELDS } a;                   \
+			struct { ASYNC_X_ FIELDS } a;                           \
 			RES                                                     \
 		} d;                                                            \
 	} NAME##_task_;                                                         \
 	ASYNC_STATIC_ASSERT_(sizeof(NAME##_task_) <= sizeof(async_frame),      \
 	                     "a typed task's arguments do not fit a frame");    \
-	ASYNC_UNUSED_ static inline int NAME##_spawn(async_worker *w ASYNC_X_ PARAMS)        \
+	ASYNC_UNUSED_ static void NAME##_wrap_(async_worker *w, void *p);       \
+	static inline void NAME##_set_(async_frame *t ASYNC_X_ PARAMS)          \
 	{                                                                       \
-		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
-			return ASYNC_ENOTWORKER;                                \
-		NAME##_task_ *k_ = (NAME##_task_ *)(void *)w->head;             \
+		NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;                   \
 		k_->fn = NAME##_wrap_;                                          \
 		k_->self = k_;                                                  \
 		ASYNC_X_ SET                                                    \
-		return async_fork_push_(w);                                     \
+	}                                                                       \
+	ASYNC_UNUSED_ static inline int NAME##_spawn_h_(async_worker *w,       \
+	                       async_frame **h ASYNC_X_ PARAMS)                 \
+	{                                                                       \
+		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
+			return ASYNC_EINVAL;                                    \
+		NAME##_set_(*h ASYNC_X_ ARGS);                                  \
+		return async_fork_push_h_(w, h, 1);                             \
+	}                                                                       \
+	ASYNC_UNUSED_ static inline int NAME##_spawn(async_worker *w            \
+	                                             ASYNC_X_ PARAMS)           \
+	{                                                                       \
+		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
+			return ASYNC_ENOTWORKER;                                \
+		NAME##_set_(w->head ASYNC_X_ ARGS);                             \
+		return async_fork_push_(w, 1);                                  \
 	}
 
-#define ASYNC_TASK_(RTYPE, NAME, PARAMS, FIELDS, SET, GET)                     \
-	ASYNC_UNUSED_ static void NAME##_wrap_(async_worker *w, void *p);                     \
-	ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, RTYPE r;)          \
+#define ASYNC_TASK_(RTYPE, NAME, PARAMS, FIELDS, SET, GET, ARGS)               \
+	ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, ARGS, RTYPE r;)    \
+	ASYNC_UNUSED_ static inline RTYPE NAME(async_worker *w ASYNC_X_ PARAMS) \
+	{                                                                       \
+		return NAME##_run_(w, w->head ASYNC_X_ ARGS);                   \
+	}                                                                       \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
 		NAME##_task_ *k_ = (NAME##_task_ *)p;                           \
-		k_->d.r = NAME(w ASYNC_X_ GET);                                 \
+		k_->d.r = NAME##_run_(w, w->head ASYNC_X_ GET);                 \
 	}                                                                       \
-	ASYNC_UNUSED_ static inline RTYPE NAME##_sync(async_worker *w)                        \
+	ASYNC_UNUSED_ static inline RTYPE NAME##_sync_h_(async_worker *w,      \
+	                                                 async_frame **h)       \
 	{                                                                       \
 		static NAME##_task_ zero_;                                      \
-		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
+		async_frame *t;                                                 \
+		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
 			return zero_.d.r;                                       \
-		NAME##_task_ *k_ = (NAME##_task_ *)(void *)async_fork_pop_(w);  \
-		if (ASYNC_UNLIKELY_(k_ == NULL)) {                              \
+		t = async_fork_pop_h_(w, h);                                    \
+		if (ASYNC_UNLIKELY_(t == NULL)) {                               \
 			int rc_ = async_fork_sync_typed_(w);                    \
-			k_ = (NAME##_task_ *)(void *)w->head;                   \
-			if (rc_ > 0)                                            \
-				return k_->d.r; /* a thief ran it */            \
+			t = *h = w->head;                                       \
+			if (rc_ > 0) /* it ran: stolen, or at its spawn */      \
+				return ((NAME##_task_ *)(void *)t)->d.r;        \
 			if (rc_ < 0)                                            \
 				return zero_.d.r;                               \
 		}                                                               \
-		return NAME(w ASYNC_X_ GET);                                    \
+		{                                                               \
+			NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;           \
+			(void)k_; /* unused without arguments */                \
+			return NAME##_run_(w, t ASYNC_X_ GET);                  \
+		}                                                               \
 	}                                                                       \
-	static RTYPE NAME(async_worker *w ASYNC_X_ PARAMS)
+	ASYNC_UNUSED_ static inline RTYPE NAME##_sync(async_worker *w)          \
+	{                                                                       \
+		async_frame *h;                                                 \
+		if (ASYNC_FORK_BAD_WORKER_(w)) {                                \
+			static NAME##_task_ none_;                              \
+			return none_.d.r;                                       \
+		}                                                               \
+		h = w->head;                                                    \
+		return NAME##_sync_h_(w, &h);                                   \
+	}                                                                       \
+	static RTYPE NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_      \
+	                         ASYNC_X_ PARAMS)
 
-#define ASYNC_VOID_TASK_(NAME, PARAMS, FIELDS, SET, GET)                       \
-	ASYNC_UNUSED_ static void NAME##_wrap_(async_worker *w, void *p);                     \
-	ASYNC_TASK_COMMON_(void, NAME, PARAMS, FIELDS, SET, )                   \
+#define ASYNC_VOID_TASK_(NAME, PARAMS, FIELDS, SET, GET, ARGS)                 \
+	ASYNC_TASK_COMMON_(void, NAME, PARAMS, FIELDS, SET, ARGS, )             \
+	ASYNC_UNUSED_ static inline void NAME(async_worker *w ASYNC_X_ PARAMS)  \
+	{                                                                       \
+		NAME##_run_(w, w->head ASYNC_X_ ARGS);                          \
+	}                                                                       \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
 		NAME##_task_ *k_ = (NAME##_task_ *)p;                           \
 		(void)k_; /* unused without arguments */                        \
-		NAME(w ASYNC_X_ GET);                                           \
+		NAME##_run_(w, w->head ASYNC_X_ GET);                           \
 	}                                                                       \
-	ASYNC_UNUSED_ static inline void NAME##_sync(async_worker *w)                         \
+	ASYNC_UNUSED_ static inline void NAME##_sync_h_(async_worker *w,       \
+	                                                async_frame **h)        \
 	{                                                                       \
+		async_frame *t;                                                 \
+		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
+			return;                                                 \
+		t = async_fork_pop_h_(w, h);                                    \
+		if (ASYNC_UNLIKELY_(t == NULL)) {                               \
+			int rc_ = async_fork_sync_typed_(w);                    \
+			t = *h = w->head;                                       \
+			if (rc_ != 0)                                           \
+				return;                                         \
+		}                                                               \
+		{                                                               \
+			NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;           \
+			(void)k_;                                               \
+			NAME##_run_(w, t ASYNC_X_ GET);                         \
+		}                                                               \
+	}                                                                       \
+	ASYNC_UNUSED_ static inline void NAME##_sync(async_worker *w)           \
+	{                                                                       \
+		async_frame *h;                                                 \
 		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
 			return;                                                 \
-		NAME##_task_ *k_ = (NAME##_task_ *)(void *)async_fork_pop_(w);  \
-		if (ASYNC_UNLIKELY_(k_ == NULL)) {                              \
-			if (async_fork_sync_typed_(w) != 0)                     \
-				return;                                         \
-			k_ = (NAME##_task_ *)(void *)w->head;                   \
-		}                                                               \
-		NAME(w ASYNC_X_ GET);                                           \
+		h = w->head;                                                    \
+		NAME##_sync_h_(w, &h);                                          \
 	}                                                                       \
-	static void NAME(async_worker *w ASYNC_X_ PARAMS)
+	static void NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_       \
+	                        ASYNC_X_ PARAMS)
 
 #define ASYNC_TASK_0(R, NAME) \
-	ASYNC_TASK_(R, NAME, (), (char none_;), (), ())
+	ASYNC_TASK_(R, NAME, (), (char none_;), \
+	            (), \
+	            (), ())
 #define ASYNC_TASK_1(R, NAME, T1, A1) \
-	ASYNC_TASK_(R, NAME, (, T1 A1), (T1 A1;), (k_->d.a.A1 = A1;), (, k_->d.a.A1))
+	ASYNC_TASK_(R, NAME, (, T1 A1), (T1 A1;), \
+	            (k_->d.a.A1 = A1;), \
+	            (, k_->d.a.A1), (, A1))
 #define ASYNC_TASK_2(R, NAME, T1, A1, T2, A2) \
 	ASYNC_TASK_(R, NAME, (, T1 A1, T2 A2), (T1 A1; T2 A2;), \
-	            (k_->d.a.A1 = A1; k_->d.a.A2 = A2;), (, k_->d.a.A1, k_->d.a.A2))
+	            (k_->d.a.A1 = A1; k_->d.a.A2 = A2;), \
+	            (, k_->d.a.A1, k_->d.a.A2), (, A1, A2))
 #define ASYNC_TASK_3(R, NAME, T1, A1, T2, A2, T3, A3) \
 	ASYNC_TASK_(R, NAME, (, T1 A1, T2 A2, T3 A3), (T1 A1; T2 A2; T3 A3;), \
 	            (k_->d.a.A1 = A1; k_->d.a.A2 = A2; k_->d.a.A3 = A3;), \
-	            (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3))
+	            (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3), (, A1, A2, A3))
 #define ASYNC_TASK_4(R, NAME, T1, A1, T2, A2, T3, A3, T4, A4) \
 	ASYNC_TASK_(R, NAME, (, T1 A1, T2 A2, T3 A3, T4 A4), (T1 A1; T2 A2; T3 A3; T4 A4;), \
 	            (k_->d.a.A1 = A1; k_->d.a.A2 = A2; k_->d.a.A3 = A3; k_->d.a.A4 = A4;), \
-	            (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3, k_->d.a.A4))
+	            (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3, k_->d.a.A4), (, A1, A2, A3, A4))
+#define ASYNC_TASK_5(R, NAME, T1, A1, T2, A2, T3, A3, T4, A4, T5, A5) \
+	ASYNC_TASK_(R, NAME, (, T1 A1, T2 A2, T3 A3, T4 A4, T5 A5), (T1 A1; T2 A2; T3 A3; T4 A4; T5 A5;), \
+	            (k_->d.a.A1 = A1; k_->d.a.A2 = A2; k_->d.a.A3 = A3; k_->d.a.A4 = A4; k_->d.a.A5 = A5;), \
+	            (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3, k_->d.a.A4, k_->d.a.A5), (, A1, A2, A3, A4, A5))
 #define ASYNC_VOID_TASK_0(NAME) \
-	ASYNC_VOID_TASK_(NAME, (), (char none_;), (), ())
+	ASYNC_VOID_TASK_(NAME, (), (char none_;), \
+	                 (), \
+	                 (), ())
 #define ASYNC_VOID_TASK_1(NAME, T1, A1) \
-	ASYNC_VOID_TASK_(NAME, (, T1 A1), (T1 A1;), (k_->d.a.A1 = A1;), (, k_->d.a.A1))
+	ASYNC_VOID_TASK_(NAME, (, T1 A1), (T1 A1;), \
+	                 (k_->d.a.A1 = A1;), \
+	                 (, k_->d.a.A1), (, A1))
 #define ASYNC_VOID_TASK_2(NAME, T1, A1, T2, A2) \
 	ASYNC_VOID_TASK_(NAME, (, T1 A1, T2 A2), (T1 A1; T2 A2;), \
-	                 (k_->d.a.A1 = A1; k_->d.a.A2 = A2;), (, k_->d.a.A1, k_->d.a.A2))
+	                 (k_->d.a.A1 = A1; k_->d.a.A2 = A2;), \
+	                 (, k_->d.a.A1, k_->d.a.A2), (, A1, A2))
 #define ASYNC_VOID_TASK_3(NAME, T1, A1, T2, A2, T3, A3) \
 	ASYNC_VOID_TASK_(NAME, (, T1 A1, T2 A2, T3 A3), (T1 A1; T2 A2; T3 A3;), \
 	                 (k_->d.a.A1 = A1; k_->d.a.A2 = A2; k_->d.a.A3 = A3;), \
-	                 (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3))
+	                 (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3), (, A1, A2, A3))
 #define ASYNC_VOID_TASK_4(NAME, T1, A1, T2, A2, T3, A3, T4, A4) \
 	ASYNC_VOID_TASK_(NAME, (, T1 A1, T2 A2, T3 A3, T4 A4), (T1 A1; T2 A2; T3 A3; T4 A4;), \
 	                 (k_->d.a.A1 = A1; k_->d.a.A2 = A2; k_->d.a.A3 = A3; k_->d.a.A4 = A4;), \
-	                 (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3, k_->d.a.A4))
+	                 (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3, k_->d.a.A4), (, A1, A2, A3, A4))
+#define ASYNC_VOID_TASK_5(NAME, T1, A1, T2, A2, T3, A3, T4, A4, T5, A5) \
+	ASYNC_VOID_TASK_(NAME, (, T1 A1, T2 A2, T3 A3, T4 A4, T5 A5), (T1 A1; T2 A2; T3 A3; T4 A4; T5 A5;), \
+	                 (k_->d.a.A1 = A1; k_->d.a.A2 = A2; k_->d.a.A3 = A3; k_->d.a.A4 = A4; k_->d.a.A5 = A5;), \
+	                 (, k_->d.a.A1, k_->d.a.A2, k_->d.a.A3, k_->d.a.A4, k_->d.a.A5), (, A1, A2, A3, A4, A5))
 
 #ifdef __cplusplus
 }
