@@ -254,7 +254,7 @@ def forkjoin_section(path, w, chart):
         w("| target | this run | |")
         w("| --- | --- | --- |")
         w("| fib(32), 2 workers ≥ 1.8× of 1 (ours) | %.2f× | %s |" % (sp, verdict(sp >= 1.8)))
-        w("| fib(32) at 1 worker within 1.2× of Lace | measured beside Lace v1.4.2 (not packaged by Debian) in `%s`, \"Typed fork-join\" | |" % ANALYSIS)
+        w("| fib(32) at 1 worker within 1.2× of Lace | measured beside Lace v1.4.2 (not packaged by Debian) in `%s`, \"Typed fork-join: Lace's programs\" | |" % ANALYSIS)
         w("")
         pointer(w, sp < 1.8, "Typed fork-join: Lace's programs")
         chart.append(("fj fib(32) time at 1 worker: oneTBB / ours", med["fib", "tbb", 1] / med["fib", "async", 1]))
