@@ -106,7 +106,8 @@ struct async_worker {
 	async_frame *limit;    /* spawn leaves the fast path at head >= limit:
 	                        * end, or base while allstolen is set */
 	async_frame *low;      /* sync pops without looking further above
-	                        * this: the higher of split and floor */
+	                        * this: the higher of split and floor, or
+	                        * head while frames sit past end (fork.c T6) */
 	async_frame *split;    /* the owner's copy of the split */
 	async_frame *floor;    /* syncs never go below this: frames of the
 	                        * task that runs the current one */
@@ -191,7 +192,9 @@ static inline async_frame *async_fork_pop_h_(async_worker *w, async_frame **h)
 
 /* The calling worker w only; never blocks. Queues fn(.., arg) to run later here
  * (at async_sync) or on a thief. 0, or ASYNC_ENOMEM when w's frame array is
- * full (then nothing was queued: call fn(w, arg) yourself, do not sync). */
+ * full (then nothing was queued: call fn(w, arg) yourself, do not sync).
+ * Debug builds: ASYNC_ENOTWORKER when w is NULL or another thread's (here
+ * and in every inline call taking w). */
 static inline int async_spawn(async_worker *w, async_task_fn fn, void *arg)
 {
 	if (ASYNC_FORK_BAD_WORKER_(w))
