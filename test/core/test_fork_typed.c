@@ -57,6 +57,46 @@ static void typed_fib_on(unsigned workers, int n)
 Test(fork_typed, fib_one_worker, .timeout = 120) { typed_fib_on(1, FORK_SCALE > 1 ? 20 : 27); }
 Test(fork_typed, fib_two_workers, .timeout = 120) { typed_fib_on(2, FORK_SCALE > 1 ? 20 : 27); }
 
+/* Typed fib on two workers among jobs submitted to the same pool: one
+ * worker takes the fib, the other runs the jobs and then steals frames.
+ * Rounds go on until steals were seen (a loaded host may keep the thief
+ * off the CPU); every result must be right in every round. */
+static void count_job(void *arg)
+{
+	__atomic_fetch_add((int *)arg, 1, __ATOMIC_RELAXED);
+}
+
+Test(fork_typed, fib_two_workers_among_submitted_jobs_with_steals, .timeout = 300)
+{
+	async_pool *p = make_pool(2);
+	int n = FORK_SCALE > 1 ? 20 : 27;
+	long want = fib_serial(n);
+	enum { JOBS = 2000 };
+	static async_job jobs[JOBS];
+	unsigned long long steals = 0;
+	for (int round = 0; round < 50 && (round < 3 || steals == 0); round++) {
+		int ran = 0;
+		struct fib_job f = { n, 0 };
+		async_job root;
+		async_group g;
+		async_group_init(&g);
+		async_job_init(&root, fib_job, &f);
+		cr_assert_eq(async_group_submit(p, &g, &root), 0);
+		for (int i = 0; i < JOBS; i++) {
+			async_job_init(&jobs[i], count_job, &ran);
+			cr_assert_eq(async_group_submit(p, &g, &jobs[i]), 0);
+		}
+		watchdog_arm(60, "typed fib among submitted jobs");
+		cr_assert_eq(async_group_wait(p, &g), 0);
+		watchdog_disarm();
+		cr_assert_eq(f.r, want, "fib(%d) = %ld", n, f.r);
+		cr_assert_eq(__atomic_load_n(&ran, __ATOMIC_RELAXED), JOBS);
+		steals = pool_steals(p);
+	}
+	cr_assert_gt(steals, 0, "no frame was ever stolen");
+	async_pool_destroy(p);
+}
+
 /* ---- results from stolen frames under load -------------------------------- */
 
 /* Leaves that sleep, so an idle worker surely steals; each level's result
