@@ -1,6 +1,6 @@
 /* fj_async.c: Lace's fork-join programs (fj.h) on our typed tasks
  * (ASYNC_TASK_n and the body forms ASYNC_SPAWN/SYNC/CALL, async/fork.h).
- * Each program runs as one job on the pool. No program holds 65,536
+ * Each program runs as one job on the pool. No program holds 32,768
  * unsynced spawns on a worker, so spawns' codes go unchecked, as a typed
  * spawn allows. */
 #include "fj.h"

@@ -358,7 +358,7 @@ static void overflow_job(void *arg)
 {
 	long *r = arg;
 	async_worker *w = async_worker_self();
-	r[0] = fan(w, 40000);
+	r[0] = fan(w, 30000);
 	r[1] = async_fork_error(w);
 }
 
@@ -368,7 +368,7 @@ Test(fork_typed, spawns_past_the_frame_array_need_no_fallback, .timeout = 60)
 		async_pool *p = make_pool(workers);
 		long r[2] = { 0, 1 };
 		run_on_pool(p, overflow_job, r, 30, "typed spawns past the frame array");
-		cr_assert_eq(r[0], 40000);
+		cr_assert_eq(r[0], 30000);
 		cr_assert_eq(r[1], 0);
 		async_pool_destroy(p);
 	}

@@ -94,8 +94,9 @@ typedef struct async_frame {
 
 /* Unsynced spawns one worker holds at most: 16,384 in its frame array
  * (async_spawn returns ASYNC_ENOMEM past them), and for typed spawns, which
- * then run at once, 49,152 more. */
-#define ASYNC_FRAMES_MAX 65536
+ * then run at once, 16,384 more (the frames are committed at once on
+ * Windows: 2 MiB a worker). */
+#define ASYNC_FRAMES_MAX 32768
 
 /* A worker's split deque. The fields are the pool's; they are public only
  * so spawn and sync can be inlined. Frames [base, split) are shared (thieves
