@@ -36,7 +36,7 @@ enum { STOP_NONE = 0, STOP_ASKED = 1, STOP_COMMITTED = 2 };
 #define DEQUE_INITIAL 256
 /* Frames per worker: the deepest nest of unsynced spawns one worker can
  * hold (reserved address space; pages are committed as used). */
-#define ASYNC_FRAMES 16384
+#define ASYNC_FRAMES 16384 /* the frame array; ASYNC_FRAMES_MAX with the overflow */
 
 struct worker {
 	async_worker fk;          /* the split deque of fork-join frames (fork.c) */
@@ -151,6 +151,22 @@ static inline void group_done(async_pool *p, async_group *g)
 		async_ec_notify_all(&p->done_ec);
 }
 
+/* low, which the inline sync compares with (fork.c T5, T6): the higher of
+ * split and floor, or head while typed frames that ran at once sit past
+ * the array's end (so that their syncs take the slow path). */
+static inline void fork_update_low(async_worker *w)
+{
+	async_frame *l = w->split > w->floor ? w->split : w->floor;
+	w->low = w->head > w->end ? w->head : l;
+}
+
+/* The floor of w's syncs (async/fork.h). */
+static inline void fork_set_floor(async_worker *w, async_frame *f)
+{
+	w->floor = f;
+	fork_update_low(w);
+}
+
 /* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
  * function, any spawns it left unsynced (the floor keeps syncs of the
  * wrappers inside the job's own frames), then what a joiner or a group
@@ -171,11 +187,11 @@ static inline void run_job(struct worker *w, async_job *j)
 	ck_pr_fence_load_store();
 	ck_pr_store_32(&j->state, JOB_RUNNING);
 	async_frame *saved = w->fk.floor;
-	w->fk.floor = w->fk.head;
+	fork_set_floor(&w->fk, w->fk.head);
 	fn(arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk);
-	w->fk.floor = saved;
+	fork_set_floor(&w->fk, saved);
 	if (flags & JOB_JOINABLE) {
 		/* Release: pairs with the acquire fence in async_job_sync. */
 		ck_pr_fence_release();
