@@ -72,12 +72,12 @@ struct async_worker {
 
 /* Any thread; never blocks. The calling thread's worker (of any pool; the
  * pseudo-worker while shutdown runs leftover jobs), or NULL. */
-async_worker *async_worker_self(void);
+ASYNC_API async_worker *async_worker_self(void);
 
 /* Slow paths of the inline calls below; not to be called directly. */
-void async__spawn_slow(async_worker *w);
-int async__spawn_limit(async_worker *w);
-void async__sync_slow(async_worker *w);
+ASYNC_API void async__spawn_slow(async_worker *w);
+ASYNC_API int async__spawn_limit(async_worker *w);
+ASYNC_API void async__sync_slow(async_worker *w);
 
 /* The calling worker w only; never blocks. Queues fn(.., arg) to run later here
  * (at async_sync) or on a thief. 0, or ASYNC_ENOMEM when w's frame array is
