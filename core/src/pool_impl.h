@@ -32,7 +32,14 @@ enum { SLOT_EMPTY = 0, SLOT_RUNNING, SLOT_STOPPING, SLOT_EXITED };
  * thread, and a slot never waits on an exit that was called off. */
 enum { STOP_NONE = 0, STOP_ASKED = 1, STOP_COMMITTED = 2 };
 
-#define ASYNC_AUTO ((unsigned)-1)
+/* A job running on a thread, on that thread's stack: the chain of them,
+ * innermost first, is what a group wait checks so that a job waiting for
+ * its own group is refused (ASYNC_EDEADLK) instead of waiting forever. */
+struct running_job {
+	async_group *group;
+	struct running_job *up;
+};
+
 #define DEQUE_INITIAL 256
 /* Frames per worker: the deepest nest of unsynced spawns one worker can
  * hold (reserved address space; pages are committed as used). */
@@ -48,6 +55,7 @@ struct worker {
 	                 * worker, withdrawn by add_workers (CAS both ways) */
 	uint32_t state; /* SLOT_* */
 	int idle;       /* the worker is in its idle loop (stats only) */
+	struct running_job *running; /* jobs running here, innermost first */
 	pthread_t thread;
 	ck_epoch_record_t rec;
 	/* Counters: written by the worker alone (atomic stores), read racily. */
@@ -188,9 +196,12 @@ static inline void run_job(struct worker *w, async_job *j)
 	ck_pr_store_32(&j->state, JOB_RUNNING);
 	async_frame *saved = w->fk.floor;
 	fork_set_floor(&w->fk, w->fk.head);
+	struct running_job me = { g, w->running };
+	w->running = &me;
 	fn(arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk);
+	w->running = me.up;
 	fork_set_floor(&w->fk, saved);
 	if (flags & JOB_JOINABLE) {
 		/* Release: pairs with the acquire fence in async_job_sync. */

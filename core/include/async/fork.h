@@ -126,19 +126,19 @@ struct async_worker {
 
 /* Any thread; never blocks. The calling thread's worker (of any pool; the
  * pseudo-worker while shutdown runs leftover jobs), or NULL. */
-async_worker *async_worker_self(void);
+ASYNC_API async_worker *async_worker_self(void);
 
 /* The calling worker w only. The code of the last misuse of a typed sync by
  * w, which could not return it (ASYNC_EINVAL: nothing to sync; the sync
  * returned a zeroed result), or 0; reading clears it. */
-int async_fork_error(async_worker *w);
+ASYNC_API int async_fork_error(async_worker *w);
 
 /* Slow paths of the inline calls below; not to be called directly. */
-void async_fork_spawn_slow_(async_worker *w);
-int async_fork_spawn_limit_(async_worker *w);
-int async_fork_spawn_eager_(async_worker *w);
-int async_fork_sync_slow_(async_worker *w);
-int async_fork_sync_typed_(async_worker *w);
+ASYNC_API void async_fork_spawn_slow_(async_worker *w);
+ASYNC_API int async_fork_spawn_limit_(async_worker *w);
+ASYNC_API int async_fork_spawn_eager_(async_worker *w);
+ASYNC_API int async_fork_sync_slow_(async_worker *w);
+ASYNC_API int async_fork_sync_typed_(async_worker *w);
 
 /* Debug builds (NDEBUG not defined) check the worker on every inline
  * call; release builds leave the fast path without it (docs/c-forkjoin.md). */
