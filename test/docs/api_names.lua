@@ -57,6 +57,20 @@ local function compare(class, decl, real)
   end
 end
 
+-- The file must also be what LuaLS can read: valid Lua (a stray `return`
+-- mid-file is a syntax error the name scan above would not notice) whose
+-- `---@` lines each start with an annotation tag.
+local chunk, syntaxErr = loadfile(metafile)
+if not chunk then failures = failures + 1 print("FAIL library file is not valid Lua: " .. syntaxErr) end
+local lineNo = 0
+for line in io.lines(metafile) do
+  lineNo = lineNo + 1
+  if line:match("^%-%-%-@") and not line:match("^%-%-%-@%a+") then
+    failures = failures + 1
+    print(("FAIL %s:%d: an annotation without a tag: %s"):format(metafile, lineNo, line))
+  end
+end
+
 local decl = declared(metafile)
 local async = require "async"
 async.load(1)
