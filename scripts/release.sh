@@ -132,10 +132,19 @@ done
 {
   echo "The native modules (async_native-*) contain code from the libraries below,"
   echo "linked statically. Their licences follow."
-  for lib in ck hwloc; do
-    printf '\n==== %s (from the Debian package lib%s-dev) ====\n\n' "$lib" "$lib"
-    cat "/usr/share/doc/lib$lib-dev/copyright"
-  done
+  printf '\n==== ck (from the Debian package libck-dev) ====\n\n'
+  cat /usr/share/doc/libck-dev/copyright
+  # hwloc's own COPYING from the source the modules were built from: Debian's
+  # summary names 4 of its 16 copyright holders, and the BSD licence asks a
+  # binary to carry the notice itself.
+  hwcopying=$(ls build/cross-linux/src/hwloc-[0-9]*/COPYING build/cross-windows/src/hwloc-[0-9]*/COPYING 2>/dev/null | head -1 || true)
+  if [ -n "$hwcopying" ]; then
+    printf '\n==== hwloc (%s, COPYING) ====\n\n' "$(basename "$(dirname "$hwcopying")")"
+    cat "$hwcopying"
+  else
+    printf '\n==== hwloc (from the Debian package libhwloc-dev) ====\n\n'
+    cat /usr/share/doc/libhwloc-dev/copyright
+  fi
   if [ -f "$out/async_native-windows-x64.dll" ]; then
     printf '\n==== mingw-w64 runtime (winpthreads, in the Windows module) ====\n\n'
     cat /usr/share/doc/mingw-w64-common/copyright

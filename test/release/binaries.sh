@@ -25,6 +25,13 @@ cmp "$src/LICENSE" "$dir/LICENSE" || { echo "FAILED: no LICENSE in the release f
 for lib in ck hwloc; do
   grep -q "^==== $lib " "$dir/THIRD-PARTY-LICENSES" || { echo "FAILED: THIRD-PARTY-LICENSES lacks $lib"; exit 1; }
 done
+# hwloc's notice is its source's COPYING, every copyright holder of it.
+for copying in "$src"/build/cross-linux/src/hwloc-[0-9]*/COPYING; do
+  [ -f "$copying" ] || continue
+  while IFS= read -r line; do
+    grep -qF -- "$line" "$dir/THIRD-PARTY-LICENSES" || { echo "FAILED: THIRD-PARTY-LICENSES lacks hwloc's '$line'"; exit 1; }
+  done < <(grep '^Copyright' "$copying")
+done
 grep -q "^release: skipped macos: " "$tmp/log" || { echo "FAILED: release.sh did not say why macOS was skipped"; exit 1; }
 # The folder as a LÖVE folder game loads it (LÖVE's own LuaJIT and process).
 if command -v love >/dev/null; then
