@@ -55,6 +55,7 @@ typedef struct async_job {
 struct async_group {
 	uint64_t pending;
 	async_pool *pool; /* the pool it belongs to, NULL until first used */
+	async_job *then;  /* continuations (async/engine.h) */
 };
 
 typedef struct async_pool_config {
