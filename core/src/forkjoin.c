@@ -70,7 +70,7 @@ static void help_until_zero(struct worker *w, uint64_t *counter, uint32_t *state
 	ck_pr_fence_acquire();
 }
 
-int async_group_wait(async_pool *p, async_group *g)
+static int group_wait(async_pool *p, async_group *g, int help)
 {
 	if (p == NULL || g == NULL)
 		return ASYNC_EINVAL;
@@ -84,7 +84,7 @@ int async_group_wait(async_pool *p, async_group *g)
 	}
 	/* Elsewhere it runs the pool's jobs meanwhile, in a helper slot;
 	 * with every slot taken it sleeps. */
-	if (async__help(p, g, 0) >= 0)
+	if (help && async__help(p, g, 0) >= 0)
 		return 0;
 	while (ck_pr_load_64(&g->pending) != 0) {
 		uint32_t key = async_ec_prepare(&p->done_ec);
@@ -97,6 +97,16 @@ int async_group_wait(async_pool *p, async_group *g)
 	/* Acquire: pairs with the release fence in group_done. */
 	ck_pr_fence_acquire();
 	return 0;
+}
+
+int async_group_wait(async_pool *p, async_group *g)
+{
+	return group_wait(p, g, 1);
+}
+
+int async_group_wait_asleep(async_pool *p, async_group *g)
+{
+	return group_wait(p, g, 0);
 }
 
 /* A spawned record's frame function: runs it as a job on whichever worker

@@ -10,6 +10,7 @@
 
 #include "async/pool.h"
 #include "async/fork.h"
+#include "async/engine.h"
 
 #include <pthread.h>
 #include <stddef.h>

@@ -130,6 +130,39 @@ Test(help, group_wait_runs_jobs_while_the_workers_are_busy)
 	finish(p);
 }
 
+static void *open_gate_later(void *arg)
+{
+	usleep(20000);
+	store_int(&((struct gate *)arg)->open, 1);
+	return NULL;
+}
+
+Test(help, group_wait_asleep_leaves_the_jobs_to_the_workers)
+{
+	async_pool *p = make_pool(1);
+	struct gate gt;
+	async_job gj;
+	close_gate(p, &gt, &gj);
+	struct rec r = { 0 };
+	struct item *v = items(20, &r, p);
+	async_group g;
+	async_group_init(&g);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(async_group_submit(p, &g, &v[i].job), 0);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, open_gate_later, &gt), 0);
+	watchdog_arm(20, "group_wait_asleep");
+	cr_assert_eq(async_group_wait_asleep(p, &g), 0);
+	watchdog_disarm();
+	pthread_join(t, NULL);
+	cr_assert_eq(r.count, 20);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(v[i].worker, 0, "job %d ran outside the worker", i);
+	cr_assert_eq(async_group_wait_asleep(NULL, &g), ASYNC_EINVAL);
+	free(v);
+	finish(p);
+}
+
 static void sum_range(void *arg, size_t b, size_t e)
 {
 	uint64_t s = 0;

@@ -42,6 +42,11 @@ int async_group_done(const async_group *group);
  * count dropped. */
 int async_group_then(async_pool *pool, async_group *group, async_job *job, async_group *into);
 
+/* Any thread; blocks. As async_group_wait, except that a thread that is
+ * not a worker of the pool sleeps instead of running jobs: for a thread
+ * that must not pick up a long job, or that waits for the workers alone. */
+int async_group_wait_asleep(async_pool *pool, async_group *group);
+
 /* Any thread; blocks while it runs jobs. The calling thread runs the pool's
  * queued jobs, as a worker would (they may submit, spawn, sync and wait),
  * until group until has finished, sleeping when there is nothing to run;
