@@ -94,11 +94,20 @@ static async_job *take_queue(struct async_inject *q, int *contended)
 	return j;
 }
 
+/* take_queue on a queue counted in p->extra. */
+static async_job *take_extra(async_pool *p, struct async_inject *q, int *contended)
+{
+	async_job *j = take_queue(q, contended);
+	if (j != NULL)
+		ck_pr_faa_32(&p->extra, (uint32_t)-1);
+	return j;
+}
+
 async_job *async__take_leftover(async_pool *p, int *contended)
 {
-	async_job *j = take_queue(&p->prio[0], contended);
+	async_job *j = take_extra(p, &p->prio[0], contended);
 	if (j == NULL)
-		j = take_queue(&p->prio[1], contended);
+		j = take_extra(p, &p->prio[1], contended);
 	if (j == NULL)
 		j = take_queue(&p->mainq, contended);
 	return j;
@@ -106,32 +115,51 @@ async_job *async__take_leftover(async_pool *p, int *contended)
 
 /* ---- priorities ---------------------------------------------------------- */
 
-/* Called while a priority queue has work. The rule (engine.h): of every 8
+/* While a priority queue has work. The rule (engine.h): of every 8
  * jobs a worker takes here, the first looks at LOW first, the fifth at
  * NORMAL first, the others at HIGH first; each falls through to the other
  * levels. Counted per worker and per job taken, so the bound holds by
  * counting, whatever the timing. */
-async_job *async__find_prio(struct worker *w, int *contended)
+static async_job *find_prio(struct worker *w, int *contended)
 {
 	async_pool *p = w->pool;
 	unsigned t = w->picks & 7u;
 	async_job *j;
 	if (t == 0) {
-		if ((j = take_queue(&p->prio[1], contended)) == NULL &&
+		if ((j = take_extra(p, &p->prio[1], contended)) == NULL &&
 		    (j = async__find_normal(w, contended)) == NULL)
-			j = take_queue(&p->prio[0], contended);
+			j = take_extra(p, &p->prio[0], contended);
 	} else if (t == 4) {
 		if ((j = async__find_normal(w, contended)) == NULL &&
-		    (j = take_queue(&p->prio[0], contended)) == NULL)
-			j = take_queue(&p->prio[1], contended);
+		    (j = take_extra(p, &p->prio[0], contended)) == NULL)
+			j = take_extra(p, &p->prio[1], contended);
 	} else {
-		if ((j = take_queue(&p->prio[0], contended)) == NULL &&
+		if ((j = take_extra(p, &p->prio[0], contended)) == NULL &&
 		    (j = async__find_normal(w, contended)) == NULL)
-			j = take_queue(&p->prio[1], contended);
+			j = take_extra(p, &p->prio[1], contended);
 	}
 	if (j != NULL)
 		w->picks++;
 	return j;
+}
+
+/* async__find_work while p->extra says a job is pinned somewhere or
+ * queued at another level: this worker's pinned jobs first (only it can
+ * run them; its inbox needs no lock, it is the one consumer), then the
+ * levels by the rule above. */
+async_job *async__find_extra(struct worker *w, int *contended)
+{
+	async_pool *p = w->pool;
+	if (async_inject_nonempty(&w->inbox)) {
+		int busy = 0;
+		async_job *j = async_inject_pop(&w->inbox, &busy);
+		*contended |= busy;
+		if (j != NULL) {
+			ck_pr_faa_32(&p->extra, (uint32_t)-1);
+			return j;
+		}
+	}
+	return prio_nonempty(p) ? find_prio(w, contended) : async__find_normal(w, contended);
 }
 
 /* ---- submitting to the extra queues ---------------------------------------- */
@@ -151,10 +179,19 @@ static int submit_queue(async_pool *p, async_group *g, async_job *job, struct as
 		stat_add(&w->pushed, 1);
 	else
 		ck_pr_faa_64(&p->submitted, 1);
+	int extra = q != &p->mainq; /* the workers' queues: see p->extra */
+	if (extra) {
+		ck_pr_faa_32(&p->extra, 1);
+		/* The count before the push that publishes the job: a worker
+		 * that sees the job in its queue sees the count too. */
+		ck_pr_fence_atomic();
+	}
 	if (async_inject_push(q, job, job, external) == 0)
 		return 0;
 	/* Refused: the record is free again before the counts are taken
 	 * back, as in async__submit_one. */
+	if (extra)
+		ck_pr_faa_32(&p->extra, (uint32_t)-1);
 	if (w != NULL)
 		stat_add(&w->pushed, (uint64_t)-1);
 	else
@@ -236,8 +273,10 @@ void async__inbox_leave(struct worker *w)
 	for (;;) {
 		int busy = 0;
 		async_job *j = async_inject_pop(&w->inbox, &busy);
-		if (j != NULL)
+		if (j != NULL) {
+			ck_pr_faa_32(&w->pool->extra, (uint32_t)-1);
 			async__inject_push(w->pool, j, j); /* still counted where it was */
+		}
 		else if (busy)
 			async_backoff(&backoff); /* a push that got in before the close */
 		else

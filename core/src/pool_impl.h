@@ -107,6 +107,9 @@ struct async_pool {
 	struct async_inject mainq;
 	struct worker *helper;   /* ASYNC_HELPERS slots */
 	uint32_t helping __attribute__((aligned(64))); /* bit k: helper slot k in use */
+	/* Jobs in the two extra levels and the inboxes: counted before they
+	 * are pushed, uncounted once taken, so 0 means there are none. */
+	uint32_t extra __attribute__((aligned(64)));
 };
 
 /* Threads outside the pool that run its jobs at once (waiting on a group,
@@ -174,7 +177,7 @@ void async__engine_free(async_pool *p);
 void async__engine_close(async_pool *p);
 void async__engine_quiesce(async_pool *p);
 async_job *async__take_leftover(async_pool *p, int *contended);
-async_job *async__find_prio(struct worker *w, int *contended);
+async_job *async__find_extra(struct worker *w, int *contended);
 void async__inbox_open(struct worker *w);
 void async__inbox_leave(struct worker *w);
 int async__help(async_pool *p, async_group *until, unsigned flags);
@@ -274,12 +277,26 @@ async_job *async__take_injected(struct worker *w, int *contended);
 async_job *async__take_batches(struct worker *w, int *contended);
 int async__injected_work_visible(async_pool *p);
 int async__claim_job(async_job *job);
-int async__claim_for(async_job *job, async_group *g);
 int async__submit_one(async_pool *p, async_group *g, async_job *job);
 int async__submit_claimed(async_pool *p, async_job *first, async_job *last, size_t n);
 /* forkjoin.c */
 int async__group_bind(async_pool *p, async_group *g);
 uint64_t async__pool_serial(void);
+
+/* Claims job for one queueing as a detached job, counted in g if any.
+ * Inline: it is on the submit path. */
+static inline int async__claim_for(async_job *job, async_group *g)
+{
+	int rc = async__claim_job(job);
+	if (rc != 0)
+		return rc;
+	job->group = g;
+	job->flags = 0;
+	job->next = NULL;
+	if (g != NULL)
+		ck_pr_faa_64(&g->pending, 1);
+	return 0;
+}
 /* worker.c */
 async_job *async__find_work(struct worker *w, int *contended);
 async_job *async__find_normal(struct worker *w, int *contended);

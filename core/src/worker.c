@@ -67,25 +67,7 @@ static async_job *steal_round(struct worker *w, int *contended)
  * here, LIFO) is empty: the own batch, other batches, the injection queue;
  * then steal (split-deque frames, then deques). A stolen frame comes back
  * tagged (frame_tag): run what this returns with async__run_found. */
-async_job *async__find_work(struct worker *w, int *contended)
-{
-	async_job *j;
-	/* Pinned jobs first: only this worker can run them. Its own inbox
-	 * needs no lock: the worker is its one consumer. */
-	if (async_inject_nonempty(&w->inbox)) {
-		int busy = 0;
-		j = async_inject_pop(&w->inbox, &busy);
-		*contended |= busy;
-		if (j != NULL)
-			return j;
-	}
-	/* A priority level with work: engine.c's rule picks the level. */
-	if (prio_nonempty(w->pool))
-		return async__find_prio(w, contended);
-	return async__find_normal(w, contended);
-}
-
-async_job *async__find_normal(struct worker *w, int *contended)
+static inline async_job *find_normal(struct worker *w, int *contended)
 {
 	async_job *j = async_deque_pop(&w->dq);
 	if (j == NULL) {
@@ -102,6 +84,20 @@ async_job *async__find_normal(struct worker *w, int *contended)
 	if (j == NULL)
 		j = steal_round(w, contended);
 	return j;
+}
+
+async_job *async__find_normal(struct worker *w, int *contended)
+{
+	return find_normal(w, contended);
+}
+
+/* Jobs pinned or queued at another level (engine.c) are counted in one
+ * word: without them the normal path pays one load. */
+async_job *async__find_work(struct worker *w, int *contended)
+{
+	if (ck_pr_load_32(&w->pool->extra) != 0)
+		return async__find_extra(w, contended);
+	return find_normal(w, contended);
 }
 
 static void mark(struct worker *w, int to_idle)
