@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "pool_helpers.h"
+#include "pool_impl.h" /* internals: the helper slots in use */
 
 static int load_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static void store_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
@@ -19,6 +20,8 @@ static void finish(async_pool *p)
 	cr_assert_eq(async_pool_queued(p), 0, "something is still queued");
 	async_pool_destroy(p);
 }
+
+static void count_job(void *arg) { add_int(arg, 1); }
 
 /* A job that holds its worker until the gate opens. */
 struct gate {
@@ -315,6 +318,91 @@ Test(help, external_threads_help_a_loaded_pool_until_their_group_is_done, .timeo
 	finish(p);
 }
 
+/* Eight threads hold the helper slots (sleeping: their group waits for a
+ * held worker); a ninth is refused with ASYNC_ELIMIT and its group_wait
+ * still returns, asleep. */
+Test(help, a_ninth_helping_thread_is_refused_and_its_wait_still_returns, .timeout = 120)
+{
+	async_pool *p = make_pool(1);
+	struct gate gt = { 0 };
+	async_job gj;
+	async_job_init(&gj, gate_job, &gt);
+	async_group held, small;
+	async_group_init(&held);
+	async_group_init(&small);
+	cr_assert_eq(async_group_submit(p, &held, &gj), 0);
+	pthread_t th[8];
+	struct helper_arg ha[8];
+	for (int i = 0; i < 8; i++) {
+		ha[i] = (struct helper_arg){ p, &held, -100 };
+		cr_assert_eq(pthread_create(&th[i], NULL, helper_thread, &ha[i]), 0);
+	}
+	watchdog_arm(30, "eight helpers");
+	while (__atomic_load_n(&p->helping, __ATOMIC_ACQUIRE) != 0xffu)
+		sched_yield();
+	cr_assert_eq(async_pool_help(p, NULL, 0), ASYNC_ELIMIT);
+	cr_assert_eq(async_pool_run_main(p, 0), ASYNC_ELIMIT);
+	int n = 0;
+	async_job j;
+	async_job_init(&j, count_job, &n);
+	cr_assert_eq(async_group_submit(p, &small, &j), 0);
+	store_int(&gt.open, 1); /* the worker runs j after the gate */
+	cr_assert_eq(async_group_wait(p, &small), 0);
+	cr_assert_eq(n, 1);
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	watchdog_disarm();
+	for (int i = 0; i < 8; i++)
+		cr_assert_geq(ha[i].rc, 0);
+	cr_assert_eq(p->helping, 0u);
+	finish(p);
+}
+
+static void slow_count_job(void *arg)
+{
+	usleep(100);
+	add_int(arg, 1);
+}
+
+/* Shutdown while other threads help: it waits for them, and every job
+ * they or it took runs once. */
+Test(help, shutdown_waits_for_helping_threads_and_loses_nothing, .timeout = 120)
+{
+	for (int round = 0; round < 20; round++) {
+		async_pool *p = make_pool(round % 2);
+		enum { N = 300 };
+		int *hits = calloc(N, sizeof *hits);
+		async_job *js = calloc(N, sizeof *js);
+		async_group g;
+		async_group_init(&g);
+		for (int i = 0; i < N; i++) {
+			async_job_init(&js[i], slow_count_job, &hits[i]);
+			cr_assert_eq(async_group_submit(p, &g, &js[i]), 0);
+		}
+		pthread_t th[2];
+		struct helper_arg ha[2];
+		for (int i = 0; i < 2; i++) {
+			ha[i] = (struct helper_arg){ p, &g, -100 };
+			cr_assert_eq(pthread_create(&th[i], NULL, helper_thread, &ha[i]), 0);
+		}
+		watchdog_arm(30, "shutdown beside helping threads");
+		/* Both inside, each job long enough that they are still running
+		 * one when the queue runs dry. */
+		while (__atomic_load_n(&p->helping, __ATOMIC_ACQUIRE) != 3u && async_group_done(&g) != 1)
+			sched_yield();
+		cr_assert_eq(async_pool_shutdown(p), 0);
+		cr_assert_eq(p->helping, 0u, "shutdown returned while a thread helped");
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		watchdog_disarm();
+		for (int i = 0; i < N; i++)
+			cr_assert_eq(hits[i], 1, "job %d ran %d times", i, hits[i]);
+		free(hits);
+		free(js);
+		finish(p);
+	}
+}
+
 /* ---- async_group_done -------------------------------------------------- */
 
 Test(group_done, says_whether_the_group_finished_without_blocking)
@@ -347,7 +435,6 @@ struct stage {
 	int *ran;
 };
 
-static void count_job(void *arg) { add_int(arg, 1); }
 
 static void stage_cont(void *arg)
 {
