@@ -704,6 +704,51 @@ Test(main_queue, jobs_run_only_when_the_engine_drains_them_oldest_first)
 	finish(p);
 }
 
+struct main_helper {
+	async_pool *p;
+	async_group *g;
+	int rc;
+};
+
+static void *help_main_thread(void *arg)
+{
+	struct main_helper *h = arg;
+	h->rc = async_pool_help(h->p, h->g, ASYNC_HELP_MAIN);
+	return NULL;
+}
+
+/* A thread helping with ASYNC_HELP_MAIN, asleep because its group waits
+ * for a held worker, wakes for a main-thread job submitted meanwhile. */
+Test(main_queue, a_sleeping_helper_wakes_for_a_main_thread_job)
+{
+	async_pool *p = make_pool(1);
+	struct gate gt = { 0 };
+	async_job gj;
+	async_job_init(&gj, gate_job, &gt);
+	async_group g;
+	async_group_init(&g);
+	cr_assert_eq(async_group_submit(p, &g, &gj), 0);
+	struct main_helper h = { p, &g, -100 };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, help_main_thread, &h), 0);
+	watchdog_arm(20, "a main-thread job for a sleeping helper");
+	while (__atomic_load_n(&p->helping, __ATOMIC_ACQUIRE) == 0)
+		sched_yield();
+	usleep(20000); /* asleep, most likely: either way it must run it */
+	struct rec r = { 0 };
+	struct item *v = items(1, &r, NULL);
+	cr_assert_eq(async_pool_submit_main(p, &g, &v[0].job), 0);
+	while (load_int(&r.count) == 0)
+		sched_yield();
+	watchdog_disarm();
+	cr_assert(pthread_equal(r.thread[0], t));
+	store_int(&gt.open, 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(h.rc, 1);
+	free(v);
+	finish(p);
+}
+
 Test(main_queue, shutdown_runs_what_is_left_on_the_calling_thread)
 {
 	async_pool *p = make_pool(1);
