@@ -741,9 +741,9 @@ Test(main_queue, a_sleeping_helper_wakes_for_a_main_thread_job)
 	while (load_int(&r.count) == 0)
 		sched_yield();
 	watchdog_disarm();
-	cr_assert(pthread_equal(r.thread[0], t));
 	store_int(&gt.open, 1);
-	pthread_join(t, NULL);
+	pthread_join(t, NULL); /* and then its writes are seen */
+	cr_assert(pthread_equal(r.thread[0], t));
 	cr_assert_eq(h.rc, 1);
 	free(v);
 	finish(p);
