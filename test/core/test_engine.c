@@ -722,12 +722,15 @@ static void *help_main_thread(void *arg)
 Test(main_queue, a_sleeping_helper_wakes_for_a_main_thread_job)
 {
 	async_pool *p = make_pool(1);
-	struct gate gt = { 0 };
-	async_job gj;
-	async_job_init(&gj, gate_job, &gt);
+	struct gate gt;
+	async_job gj, pinned;
+	close_gate(p, &gt, &gj); /* on the worker, so the helper cannot take it */
+	int n = 0;
+	async_job_init(&pinned, count_job, &n);
 	async_group g;
 	async_group_init(&g);
-	cr_assert_eq(async_group_submit(p, &g, &gj), 0);
+	/* The group's job waits behind the gate, where only the worker runs it. */
+	cr_assert_eq(async_pool_submit_to(p, 0, &g, &pinned), 0);
 	struct main_helper h = { p, &g, -100 };
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, help_main_thread, &h), 0);
@@ -745,6 +748,7 @@ Test(main_queue, a_sleeping_helper_wakes_for_a_main_thread_job)
 	pthread_join(t, NULL); /* and then its writes are seen */
 	cr_assert(pthread_equal(r.thread[0], t));
 	cr_assert_eq(h.rc, 1);
+	cr_assert_eq(n, 1);
 	free(v);
 	finish(p);
 }
