@@ -1,4 +1,4 @@
--- test_shutdown.lua: shutdown under load (issue 6). Queued and running calls
+-- test_shutdown.lua: shutdown under load. Queued and running calls
 -- of every kind complete and deliver exactly once; under the ASan build,
 -- LeakSanitizer checks at exit that nothing was leaked.
 

@@ -27,7 +27,7 @@ enum { ASYNC_PRIO_HIGH = 0, ASYNC_PRIO_NORMAL = 1, ASYNC_PRIO_LOW = 2 };
 /* Any thread; never blocks. 1 if every job of the group has finished (and
  * its continuations are queued), 0 if not, ASYNC_EINVAL for NULL. After a
  * 1, the jobs' effects are visible to the caller. */
-int async_group_done(const async_group *group);
+ASYNC_API int async_group_done(const async_group *group);
 
 /* Any thread; never blocks. Queues job as soon as every job of group has
  * finished, without any thread waiting for it: at once (from this call) if
@@ -40,12 +40,12 @@ int async_group_done(const async_group *group);
  * once the pool shuts down. A continuation whose group finishes after
  * shutdown closed the pool is not run: its record is free again and into's
  * count dropped. */
-int async_group_then(async_pool *pool, async_group *group, async_job *job, async_group *into);
+ASYNC_API int async_group_then(async_pool *pool, async_group *group, async_job *job, async_group *into);
 
 /* Any thread; blocks. As async_group_wait, except that a thread that is
  * not a worker of the pool sleeps instead of running jobs: for a thread
  * that must not pick up a long job, or that waits for the workers alone. */
-int async_group_wait_asleep(async_pool *pool, async_group *group);
+ASYNC_API int async_group_wait_asleep(async_pool *pool, async_group *group);
 
 /* Any thread; blocks while it runs jobs. The calling thread runs the pool's
  * queued jobs, as a worker would (they may submit, spawn, sync and wait),
@@ -57,12 +57,12 @@ int async_group_wait_asleep(async_pool *pool, async_group *group);
  * nothing ran); ASYNC_EINVAL for NULL pool, or until of another pool. From
  * a worker of the pool it helps as a worker does. Shutdown waits for
  * helping threads to return. */
-int async_pool_help(async_pool *pool, async_group *until, unsigned flags);
+ASYNC_API int async_pool_help(async_pool *pool, async_group *until, unsigned flags);
 
 /* Any thread; never blocks. Queues job (counted in group, which may be
  * NULL) at the given level. ASYNC_EINVAL for a level out of range, else as
  * async_group_submit / async_pool_submit. */
-int async_pool_submit_prio(async_pool *pool, async_group *group, async_job *job, int prio);
+ASYNC_API int async_pool_submit_prio(async_pool *pool, async_group *group, async_job *job, int prio);
 
 /* Any thread; never blocks. Queues job for the worker with this index
  * (async_pool_worker_index) only; it runs before any other work that worker
@@ -70,20 +70,20 @@ int async_pool_submit_prio(async_pool *pool, async_group *group, async_job *job,
  * ASYNC_EINVAL for an index with no worker running, else as
  * async_group_submit (group may be NULL). A sleeping pool wakes all its
  * idle workers for it, so pin only what must run there. */
-int async_pool_submit_to(async_pool *pool, unsigned worker, async_group *group, async_job *job);
+ASYNC_API int async_pool_submit_to(async_pool *pool, unsigned worker, async_group *group, async_job *job);
 
 /* Any thread; never blocks. Queues job on the main-thread queue, which no
  * worker takes from: it runs when a thread calls async_pool_run_main (or
  * async_pool_help with ASYNC_HELP_MAIN), oldest first, or at shutdown on
  * the thread that shuts down. Errors as async_group_submit. */
-int async_pool_submit_main(async_pool *pool, async_group *group, async_job *job);
+ASYNC_API int async_pool_submit_main(async_pool *pool, async_group *group, async_job *job);
 
 /* The thread of the caller's choosing (the engine's main thread, once a
  * frame); blocks while it runs jobs. Runs up to max jobs of the
  * main-thread queue (0: until it is empty) on the calling thread, which
  * may spawn and wait in them as on a worker. Returns the number run, or
  * ASYNC_EINVAL, or ASYNC_ELIMIT when 8 threads help already. */
-int async_pool_run_main(async_pool *pool, unsigned max);
+ASYNC_API int async_pool_run_main(async_pool *pool, unsigned max);
 
 /* Any thread; never blocks. Makes sure a queued job will not run: 0 if it
  * was queued (or cancelled already) and now will not, ASYNC_EBUSY if it
@@ -93,7 +93,7 @@ int async_pool_run_main(async_pool *pool, unsigned max);
  * if it had run, and the record is free (a sync on a cancelled spawn
  * returns). So wait on its group before reusing or freeing the record;
  * submitting it again meanwhile returns ASYNC_EBUSY. */
-int async_job_cancel(async_pool *pool, async_job *job);
+ASYNC_API int async_job_cancel(async_pool *pool, async_job *job);
 
 #ifdef __cplusplus
 }
