@@ -27,10 +27,10 @@
 /* CANCELLED: still linked in a queue, dropped (not run) when a runner
  * reaches it. A record is held by the pool while QUEUED or CANCELLED
  * (job_held), so it cannot be queued twice. */
-enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_RUNNING = 2, JOB_DONE = 3, JOB_CANCELLED = 5 };
+enum { JOB_IDLE = 0, JOB_RUNNING = 1, JOB_DONE = 2, JOB_QUEUED = 3, JOB_CANCELLED = 4 };
 static inline int job_held(uint32_t st)
 {
-	return (st | 4u) == 5u; /* QUEUED or CANCELLED in one compare */
+	return st >= JOB_QUEUED; /* QUEUED or CANCELLED: one compare on submit */
 }
 enum { JOB_JOINABLE = 1u };
 enum { SLOT_EMPTY = 0, SLOT_RUNNING, SLOT_STOPPING, SLOT_EXITED };

@@ -230,15 +230,10 @@ int async__submit_claimed(async_pool *p, async_job *first, async_job *last, size
 	return submit_chain(p, first, last, n);
 }
 
-/* Refused (shutdown): the record is free again before the count is taken
- * back, as a job's end does, waking the group's waiters if it drops to 0:
- * one may have seen our increment and gone to sleep meanwhile. Out of
- * line: group_done's loop would cost the submit path registers. */
-static void __attribute__((noinline)) give_back(async_pool *p, async_group *g, async_job *job)
+/* Out of line: group_done's loop would cost the submit path registers. */
+static void __attribute__((noinline)) group_give_back(async_pool *p, async_group *g)
 {
-	ck_pr_store_32(&job->state, JOB_IDLE);
-	if (g != NULL)
-		group_done(p, g);
+	group_done(p, g);
 }
 
 /* One job, detached (g == NULL) or counted in g. */
@@ -248,8 +243,15 @@ int async__submit_one(async_pool *p, async_group *g, async_job *job)
 	if (rc != 0)
 		return rc;
 	rc = submit_chain(p, job, job, 1);
-	if (rc != 0)
-		give_back(p, g, job);
+	if (rc != 0) {
+		/* Refused (shutdown): the record is free again before the
+		 * count is taken back, as a job's end does, waking the group's
+		 * waiters if it drops to 0: one may have seen our increment and
+		 * gone to sleep meanwhile. */
+		ck_pr_store_32(&job->state, JOB_IDLE);
+		if (g != NULL)
+			group_give_back(p, g);
+	}
 	return rc;
 }
 
