@@ -104,6 +104,7 @@ static int start_worker(async_pool *p, unsigned slot)
 	ck_pr_store_32(&w->stop, STOP_NONE);
 	ck_pr_store_32((uint32_t *)&w->idle, 0);
 	ck_pr_store_32(&w->state, SLOT_RUNNING);
+	async__inbox_open(w);
 	if (slot + 1 > ck_pr_load_32(&p->high_water))
 		ck_pr_store_32(&p->high_water, slot + 1);
 	if (pthread_create(&w->thread, NULL, async__worker_main, w) != 0) {
@@ -157,6 +158,7 @@ static void pool_free(async_pool *p)
 			async__fork_free(&p->w[s].fk);
 		}
 	}
+	async__engine_free(p);
 	async_os_aligned_free(p->w); /* portability: os_mem.h */
 	async_placement_free(&p->place);
 	if (p->topo != NULL)
@@ -228,6 +230,8 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 		if (async_deque_init(&p->w[s].dq, DEQUE_INITIAL, &p->w[s].rec) != 0 ||
 		    async__fork_init(&p->w[s].fk, &p->work_ec.waiters) != 0)
 			goto fail;
+	if (async__engine_init(p) != 0)
+		goto fail;
 	if (cfg.workers > 0) {
 		pthread_mutex_lock(&p->ctl);
 		rc = add_locked(p, cfg.workers);
@@ -328,6 +332,8 @@ static void run_leftovers(async_pool *p)
 			j = async__take_batches(me, &contended);
 		if (j == NULL)
 			j = async__take_injected(me, &contended);
+		if (j == NULL)
+			j = async__take_leftover(p, &contended); /* priority and main-thread queues */
 		if (j == NULL && contended) {
 			/* A push still linking (from before the close, or a
 			 * leftover job's): let it finish. */
@@ -370,6 +376,7 @@ int async_pool_shutdown(async_pool *p)
 	 * got in before are in the queue, for the workers or run_leftovers.
 	 * One RMW on the queue's head decides (inject.h): no fence pairs. */
 	async_inject_close(&p->inj);
+	async__engine_close(p);
 	pthread_mutex_unlock(&p->ctl);
 	async_ec_notify_all(&p->work_ec);
 	for (unsigned s = 0; s < p->max_workers; s++) {
@@ -381,6 +388,7 @@ int async_pool_shutdown(async_pool *p)
 		ck_pr_store_32(&p->w[s].state, SLOT_EMPTY);
 	ck_pr_store_32(&p->active, 0);
 	pthread_mutex_unlock(&p->ctl);
+	async__engine_quiesce(p); /* threads helping return first */
 	run_leftovers(p);
 	p->shut_done = 1;
 	pthread_mutex_unlock(&p->shut);

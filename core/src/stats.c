@@ -79,5 +79,10 @@ int64_t async_pool_queued(const async_pool *p)
 		n += (int64_t)ck_pr_load_64(&w->pushed);
 		n -= (int64_t)ck_pr_load_64(&w->jobs);
 	}
+	for (unsigned k = 0; k < ASYNC_HELPERS; k++) {
+		/* Threads that helped: what their jobs queued, what they ran. */
+		n += (int64_t)ck_pr_load_64(&p->helper[k].pushed);
+		n -= (int64_t)ck_pr_load_64(&p->helper[k].jobs);
+	}
 	return n < 0 ? 0 : n;
 }

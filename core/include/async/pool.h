@@ -61,6 +61,7 @@ typedef struct async_job {
 struct async_group {
 	uint64_t pending;
 	async_pool *pool; /* the pool it belongs to, NULL until first used */
+	async_job *then;  /* continuations (async/engine.h) */
 };
 
 typedef struct async_pool_config {
@@ -198,12 +199,12 @@ ASYNC_API int async_group_submit(async_pool *pool, async_group *group, async_job
  * any job running beneath such a job on the same thread): the group
  * cannot finish while that job waits for it. (Two jobs of two groups that
  * wait for each other's group are not detected: they wait forever.)
- * On a worker of the pool it runs other jobs meanwhile instead of
- * sleeping; elsewhere it sleeps, so the jobs need workers: from a thread
- * that is not a worker, on a pool with no worker running (workers = 0, or
- * after stop_workers of all of them), it sleeps until add_workers or
- * shutdown runs the jobs. ASYNC_EINVAL if the group belongs to another
- * pool (see async_group). */
+ * It runs other jobs of the pool meanwhile instead of sleeping: on a
+ * worker as that worker, elsewhere as a helper (async/engine.h,
+ * async_pool_help; async_group_wait_asleep does not help), so it also
+ * gets the jobs done on a pool with no worker running. It sleeps when it
+ * finds nothing to run, or when 8 threads help already. ASYNC_EINVAL if
+ * the group belongs to another pool (see async_group). */
 ASYNC_API int async_group_wait(async_pool *pool, async_group *group);
 
 /* Worker threads of a pool only (typically inside a job, including a job
@@ -230,10 +231,8 @@ typedef void (*async_range_fn)(void *arg, size_t begin, size_t end);
 /* Any thread that is not inside the pool's shutdown; blocks until done.
  * Calls fn over [begin, end) cut into chunks of at most grain indices (grain
  * 0: chosen from the range and the worker count), split recursively so
- * idle workers steal the large halves. From a worker it joins in; from
- * another thread it sleeps while the workers run it (so, as for
- * async_group_wait, a pool with no worker running leaves it asleep until
- * add_workers or shutdown). Any range is accepted, up to [0, SIZE_MAX). */
+ * idle workers steal the large halves. The calling thread joins in, as
+ * in async_group_wait. Any range is accepted, up to [0, SIZE_MAX). */
 ASYNC_API int async_parallel_for(async_pool *pool, size_t begin, size_t end, size_t grain,
                        async_range_fn fn, void *arg);
 
