@@ -16,6 +16,15 @@ ASYNC_VOID_TASK_3(v3, int *, p, int, v, int, u) { (void)w; *p = v + u; }
 ASYNC_VOID_TASK_4(v4, int *, p, int, v, int, u, int, z) { (void)w; *p = v + u + z; }
 ASYNC_TASK_5(long, t5, long, a, long, b, long, c, long, d, long, e) { (void)w; return a + b + c + d + e; }
 ASYNC_VOID_TASK_5(v5, void *, a, void *, b, void *, c, void *, d, long *, e) { (void)w; (void)a; (void)b; (void)c; (void)d; *e = 1; }
+/* A leaf body that never names its worker, with arguments named as engine
+ * code names them; in C++, trivially copyable types with default member
+ * initializers (so without a trivial default constructor) as arguments and
+ * result. */
+ASYNC_TASK_2(int, leaf, int, t, int, h) { return t + h; }
+#ifdef __cplusplus
+struct vec2 { float x = 0, y = 0; };
+ASYNC_TASK_2(vec2, addv, vec2, a, vec2, b) { vec2 r; r.x = a.x + b.x; r.y = a.y + b.y; return r; }
+#endif
 int use(async_worker *w);
 int use(async_worker *w)
 {
@@ -28,5 +37,12 @@ int use(async_worker *w)
 	vs(w, &x, 3);
 	t5_spawn(w, 1, 2, 3, 4, 5); v5_spawn(w, 0, 0, 0, 0, &e); v5_sync(w);
 	r += t5_sync(w) + e;
+	leaf_spawn(w, 1, 2);
+	r += leaf_sync(w);
+#ifdef __cplusplus
+	vec2 a, b;
+	addv_spawn(w, a, b);
+	r += (long)addv_sync(w).x;
+#endif
 	return (int)r + x + async_fork_error(w);
 }

@@ -61,9 +61,22 @@
 #ifdef __cplusplus
 #define ASYNC_ALIGNAS_(n) alignas(n)
 #define ASYNC_STATIC_ASSERT_(c, m) static_assert(c, m)
+/* A zeroed T, for a refused typed sync. Not through a static task record:
+ * a trivially copyable type may still have a non-trivial default
+ * constructor (default member initializers), which deletes the record's. */
+#define ASYNC_ZERO_RETURN_(T)                                                  \
+	do {                                                                   \
+		T async_zero_{};                                               \
+		return async_zero_;                                            \
+	} while (0)
 #else
 #define ASYNC_ALIGNAS_(n) _Alignas(n)
 #define ASYNC_STATIC_ASSERT_(c, m) _Static_assert(c, m)
+#define ASYNC_ZERO_RETURN_(T)                                                  \
+	do {                                                                   \
+		static T async_zero_;                                          \
+		return async_zero_;                                            \
+	} while (0)
 #endif
 
 #ifdef __cplusplus
@@ -264,14 +277,29 @@ static inline int async_sync(async_worker *w)
  * or a w-form spawn left unsynced in between moves the worker's). */
 #ifdef NDEBUG
 #define ASYNC_FORK_BAD_HEAD_(w, h) 0
+#define ASYNC_FORK_BAD_SYNC_(w, h, fn) 0
 #else
 #define ASYNC_FORK_BAD_HEAD_(w, h) (*(h) != (w)->head)
+#define ASYNC_FORK_BAD_SYNC_(w, h, fn) async_fork_bad_sync_((w), *(h), (fn))
+/* Debug builds, a typed sync: besides the head, the frame it would take must
+ * be a spawn of this task. Another task's frame, or an untyped spawn's,
+ * holds other arguments: running this task's body over them, or reading its
+ * result from them, is a crash at best. The sync that refuses cannot return
+ * a code: async_fork_error tells it. */
+ASYNC_UNUSED_ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
+                                                     async_task_fn fn)
+{
+	if (h == w->head && (h <= w->floor || h[-1].fn == fn))
+		return 0;
+	w->misuse = ASYNC_EINVAL;
+	return 1;
+}
 #endif
 
 /* PARAMS: (, T1 a1, ...); FIELDS: (T1 a1; ...); SET: (k_->d.a.a1 = a1; ...);
  * GET: (, k_->d.a.a1, ...); ARGS: (, a1, ...); RES: the result's member. */
 #define ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, ARGS, RES)        \
-	static RTYPE NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_     \
+	static RTYPE NAME##_run_(ASYNC_UNUSED_ async_worker *w, ASYNC_UNUSED_ async_frame *async_head_     \
 	                         ASYNC_X_ PARAMS);                             \
 	typedef struct NAME##_task_ {                                           \
 		async_task_fn fn;                                               \
@@ -285,20 +313,20 @@ static inline int async_sync(async_worker *w)
 	ASYNC_STATIC_ASSERT_(sizeof(NAME##_task_) <= sizeof(async_frame),      \
 	                     "a typed task's arguments do not fit a frame");    \
 	ASYNC_UNUSED_ static void NAME##_wrap_(async_worker *w, void *p);       \
-	static inline void NAME##_set_(async_frame *t ASYNC_X_ PARAMS)          \
+	static inline void NAME##_set_(async_frame *async_f_ ASYNC_X_ PARAMS)   \
 	{                                                                       \
-		NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;                   \
+		NAME##_task_ *k_ = (NAME##_task_ *)(void *)async_f_;            \
 		k_->fn = NAME##_wrap_;                                          \
 		k_->self = k_;                                                  \
 		ASYNC_X_ SET                                                    \
 	}                                                                       \
 	ASYNC_UNUSED_ static inline int NAME##_spawn_h_(async_worker *w,       \
-	                       async_frame **h ASYNC_X_ PARAMS)                 \
+	                       async_frame **async_hp_ ASYNC_X_ PARAMS)         \
 	{                                                                       \
-		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
+		if (ASYNC_FORK_BAD_HEAD_(w, async_hp_))                         \
 			return ASYNC_EINVAL;                                    \
-		NAME##_set_(*h ASYNC_X_ ARGS);                                  \
-		return async_fork_push_h_(w, h, 1);                             \
+		NAME##_set_(*async_hp_ ASYNC_X_ ARGS);                          \
+		return async_fork_push_h_(w, async_hp_, 1);                     \
 	}                                                                       \
 	ASYNC_UNUSED_ static inline int NAME##_spawn(async_worker *w            \
 	                                             ASYNC_X_ PARAMS)           \
@@ -323,10 +351,9 @@ static inline int async_sync(async_worker *w)
 	ASYNC_UNUSED_ static inline RTYPE NAME##_sync_h_(async_worker *w,      \
 	                                                 async_frame **h)       \
 	{                                                                       \
-		static NAME##_task_ zero_;                                      \
 		async_frame *t;                                                 \
-		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
-			return zero_.d.r;                                       \
+		if (ASYNC_FORK_BAD_SYNC_(w, h, NAME##_wrap_))                   \
+			ASYNC_ZERO_RETURN_(RTYPE);                              \
 		t = async_fork_pop_h_(w, h);                                    \
 		if (ASYNC_UNLIKELY_(t == NULL)) {                               \
 			int rc_ = async_fork_sync_typed_(w);                    \
@@ -334,7 +361,7 @@ static inline int async_sync(async_worker *w)
 			if (rc_ > 0) /* it ran: stolen, or at its spawn */      \
 				return ((NAME##_task_ *)(void *)t)->d.r;        \
 			if (rc_ < 0)                                            \
-				return zero_.d.r;                               \
+				ASYNC_ZERO_RETURN_(RTYPE);                        \
 		}                                                               \
 		{                                                               \
 			NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;           \
@@ -345,14 +372,12 @@ static inline int async_sync(async_worker *w)
 	ASYNC_UNUSED_ static inline RTYPE NAME##_sync(async_worker *w)          \
 	{                                                                       \
 		async_frame *h;                                                 \
-		if (ASYNC_FORK_BAD_WORKER_(w)) {                                \
-			static NAME##_task_ none_;                              \
-			return none_.d.r;                                       \
-		}                                                               \
+		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
+			ASYNC_ZERO_RETURN_(RTYPE);                              \
 		h = w->head;                                                    \
 		return NAME##_sync_h_(w, &h);                                   \
 	}                                                                       \
-	static RTYPE NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_      \
+	static RTYPE NAME##_run_(ASYNC_UNUSED_ async_worker *w, ASYNC_UNUSED_ async_frame *async_head_      \
 	                         ASYNC_X_ PARAMS)
 
 #define ASYNC_VOID_TASK_(NAME, PARAMS, FIELDS, SET, GET, ARGS)                 \
@@ -371,7 +396,7 @@ static inline int async_sync(async_worker *w)
 	                                                async_frame **h)        \
 	{                                                                       \
 		async_frame *t;                                                 \
-		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
+		if (ASYNC_FORK_BAD_SYNC_(w, h, NAME##_wrap_))                   \
 			return;                                                 \
 		t = async_fork_pop_h_(w, h);                                    \
 		if (ASYNC_UNLIKELY_(t == NULL)) {                               \
@@ -394,7 +419,7 @@ static inline int async_sync(async_worker *w)
 		h = w->head;                                                    \
 		NAME##_sync_h_(w, &h);                                          \
 	}                                                                       \
-	static void NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_       \
+	static void NAME##_run_(ASYNC_UNUSED_ async_worker *w, ASYNC_UNUSED_ async_frame *async_head_       \
 	                        ASYNC_X_ PARAMS)
 
 #define ASYNC_TASK_0(R, NAME) \
