@@ -286,8 +286,8 @@ static inline int async_sync(async_worker *w)
  * holds other arguments: running this task's body over them, or reading its
  * result from them, is a crash at best. The sync that refuses cannot return
  * a code: async_fork_error tells it. */
-ASYNC_UNUSED_ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
-                                                     async_task_fn fn)
+static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
+                                       async_task_fn fn)
 {
 	if (h == w->head && (h <= w->floor || h[-1].fn == fn))
 		return 0;
