@@ -59,6 +59,10 @@
 #define ASYNC_UNUSED_
 #endif
 #ifdef __cplusplus
+/* C++ engines build with -Wold-style-cast and -Wzero-as-null-pointer-constant,
+ * and the typed tasks' macros expand in their code: C++ casts there. */
+#define ASYNC_REC_CAST_(T, p) static_cast<T *>(static_cast<void *>(p))
+#define ASYNC_NULL_ nullptr
 #define ASYNC_ALIGNAS_(n) alignas(n)
 #define ASYNC_STATIC_ASSERT_(c, m) static_assert(c, m)
 /* A zeroed T, for a refused typed sync. Not through a static task record:
@@ -70,6 +74,8 @@
 		return async_zero_;                                            \
 	} while (0)
 #else
+#define ASYNC_REC_CAST_(T, p) ((T *)(void *)(p))
+#define ASYNC_NULL_ NULL
 #define ASYNC_ALIGNAS_(n) _Alignas(n)
 #define ASYNC_STATIC_ASSERT_(c, m) _Static_assert(c, m)
 #define ASYNC_ZERO_RETURN_(T)                                                  \
@@ -158,7 +164,7 @@ ASYNC_API int async_fork_sync_typed_(async_worker *w);
 #ifdef NDEBUG
 #define ASYNC_FORK_BAD_WORKER_(w) 0
 #else
-#define ASYNC_FORK_BAD_WORKER_(w) ((w) == NULL || (w) != async_worker_self())
+#define ASYNC_FORK_BAD_WORKER_(w) ((w) == ASYNC_NULL_ || (w) != async_worker_self())
 #endif
 
 /* Owner: push the frame at *h (the worker's head, held in a register by
@@ -201,7 +207,7 @@ static inline async_frame *async_fork_pop_h_(async_worker *w, async_frame **h)
 		*h = w->head = t - 1;
 		return t - 1;
 	}
-	return NULL;
+	return ASYNC_NULL_;
 }
 
 /* The calling worker w only; never blocks. Queues fn(.., arg) to run later here
@@ -230,7 +236,7 @@ static inline int async_sync(async_worker *w)
 		return ASYNC_ENOTWORKER;
 	async_frame *h = w->head;
 	async_frame *t = async_fork_pop_h_(w, &h);
-	if (ASYNC_LIKELY_(t != NULL)) {
+	if (ASYNC_LIKELY_(t != ASYNC_NULL_)) {
 		t->fn(w, t->arg);
 		return 0;
 	}
@@ -315,7 +321,7 @@ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
 	ASYNC_UNUSED_ static void NAME##_wrap_(async_worker *w, void *p);       \
 	static inline void NAME##_set_(async_frame *async_f_ ASYNC_X_ PARAMS)   \
 	{                                                                       \
-		NAME##_task_ *k_ = (NAME##_task_ *)(void *)async_f_;            \
+		NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, async_f_);     \
 		k_->fn = NAME##_wrap_;                                          \
 		k_->self = k_;                                                  \
 		ASYNC_X_ SET                                                    \
@@ -345,7 +351,7 @@ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
 	}                                                                       \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
-		NAME##_task_ *k_ = (NAME##_task_ *)p;                           \
+		NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, p);            \
 		k_->d.r = NAME##_run_(w, w->head ASYNC_X_ GET);                 \
 	}                                                                       \
 	ASYNC_UNUSED_ static inline RTYPE NAME##_sync_h_(async_worker *w,      \
@@ -355,16 +361,16 @@ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
 		if (ASYNC_FORK_BAD_SYNC_(w, h, NAME##_wrap_))                   \
 			ASYNC_ZERO_RETURN_(RTYPE);                              \
 		t = async_fork_pop_h_(w, h);                                    \
-		if (ASYNC_UNLIKELY_(t == NULL)) {                               \
+		if (ASYNC_UNLIKELY_(t == ASYNC_NULL_)) {                        \
 			int rc_ = async_fork_sync_typed_(w);                    \
 			t = *h = w->head;                                       \
 			if (rc_ > 0) /* it ran: stolen, or at its spawn */      \
-				return ((NAME##_task_ *)(void *)t)->d.r;        \
+				return ASYNC_REC_CAST_(NAME##_task_, t)->d.r;   \
 			if (rc_ < 0)                                            \
 				ASYNC_ZERO_RETURN_(RTYPE);                        \
 		}                                                               \
 		{                                                               \
-			NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;           \
+			NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, t);    \
 			(void)k_; /* unused without arguments */                \
 			return NAME##_run_(w, t ASYNC_X_ GET);                  \
 		}                                                               \
@@ -388,7 +394,7 @@ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
 	}                                                                       \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
-		NAME##_task_ *k_ = (NAME##_task_ *)p;                           \
+		NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, p);            \
 		(void)k_; /* unused without arguments */                        \
 		NAME##_run_(w, w->head ASYNC_X_ GET);                           \
 	}                                                                       \
@@ -399,14 +405,14 @@ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
 		if (ASYNC_FORK_BAD_SYNC_(w, h, NAME##_wrap_))                   \
 			return;                                                 \
 		t = async_fork_pop_h_(w, h);                                    \
-		if (ASYNC_UNLIKELY_(t == NULL)) {                               \
+		if (ASYNC_UNLIKELY_(t == ASYNC_NULL_)) {                        \
 			int rc_ = async_fork_sync_typed_(w);                    \
 			t = *h = w->head;                                       \
 			if (rc_ != 0)                                           \
 				return;                                         \
 		}                                                               \
 		{                                                               \
-			NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;           \
+			NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, t);    \
 			(void)k_;                                               \
 			NAME##_run_(w, t ASYNC_X_ GET);                         \
 		}                                                               \
