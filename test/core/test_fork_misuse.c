@@ -2,8 +2,9 @@
  * as a debug build (NDEBUG not defined) checks them: no worker (NULL, or
  * called from a thread that is not a worker), another thread's worker, a
  * sync with nothing spawned, a typed body's head left behind by an untyped
- * spawn it did not sync first, and a typed sync of another task's frame.
- * Each returns its documented code instead of crashing or hanging. */
+ * spawn it did not sync first, a typed sync of another task's frame, and a
+ * task called directly that returns with a spawn unsynced. Each returns its
+ * documented code instead of crashing or hanging. */
 #undef NDEBUG /* the checks below exist in debug builds only */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -187,5 +188,41 @@ Test(fork_misuse, a_typed_sync_of_another_tasks_frame_is_refused, .timeout = 60)
 	cr_assert_eq(c.untyped_err, ASYNC_EINVAL);
 	cr_assert_eq(c.untyped_rc, 0);
 	cr_assert_eq(c.ran, 1);
+	async_pool_destroy(p);
+}
+
+/* Returns with its spawn unsynced (rule 3). */
+ASYNC_TASK_1(long, forgetful, long, x)
+{
+	ASYNC_SPAWN(twice, x);
+	return 1;
+}
+
+struct left {
+	long call, mine, err, after;
+};
+
+/* Called directly, forgetful is no job: nothing would sync its leftover
+ * before the caller's own sync took it as its own (twice(50) for twice(5)). */
+static void left_job(void *arg)
+{
+	struct left *l = arg;
+	async_worker *w = async_worker_self();
+	twice_spawn(w, 5);
+	l->call = forgetful(w, 50);
+	l->err = async_fork_error(w);
+	l->mine = twice_sync(w);
+	l->after = async_fork_error(w);
+}
+
+Test(fork_misuse, a_task_called_directly_that_leaves_a_spawn_is_flagged, .timeout = 60)
+{
+	async_pool *p = make_pool(1);
+	struct left l = { -1, -1, 1, 1 };
+	run_on_pool(p, left_job, &l, 30, "a directly called task leaves a spawn");
+	cr_assert_eq(l.call, 1);
+	cr_assert_eq(l.err, ASYNC_EINVAL);
+	cr_assert_eq(l.mine, 10, "the caller's sync gets its own spawn's result");
+	cr_assert_eq(l.after, 0);
 	async_pool_destroy(p);
 }

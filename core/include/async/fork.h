@@ -284,7 +284,34 @@ static inline int async_sync(async_worker *w)
 #ifdef NDEBUG
 #define ASYNC_FORK_BAD_HEAD_(w, h) 0
 #define ASYNC_FORK_BAD_SYNC_(w, h, fn) 0
+#define ASYNC_FORK_CALL_(w, RTYPE, call) return call
+#define ASYNC_FORK_VOID_CALL_(w, call) call
 #else
+/* Debug builds, NAME(w, ...): a task called directly that returns with
+ * spawns unsynced (rule 3) leaves them for the caller's next sync, which
+ * would take one as its own. Sync them here, as the pool does for a job,
+ * and leave ASYNC_EINVAL for async_fork_error. */
+#define ASYNC_FORK_CALL_(w, RTYPE, call)                                       \
+	do {                                                                   \
+		async_frame *async_h0_ = (w)->head;                            \
+		RTYPE async_r_ = call;                                         \
+		async_fork_left_((w), async_h0_);                              \
+		return async_r_;                                               \
+	} while (0)
+#define ASYNC_FORK_VOID_CALL_(w, call)                                         \
+	do {                                                                   \
+		async_frame *async_h0_ = (w)->head;                            \
+		call;                                                          \
+		async_fork_left_((w), async_h0_);                              \
+	} while (0)
+static inline void async_fork_left_(async_worker *w, async_frame *h0)
+{
+	if (w->head == h0)
+		return;
+	w->misuse = ASYNC_EINVAL;
+	while (w->head > h0 && async_sync(w) == 0)
+		;
+}
 #define ASYNC_FORK_BAD_HEAD_(w, h) (*(h) != (w)->head)
 #define ASYNC_FORK_BAD_SYNC_(w, h, fn) async_fork_bad_sync_((w), *(h), (fn))
 /* Debug builds, a typed sync: besides the head, the frame it would take must
@@ -347,7 +374,7 @@ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
 	ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, ARGS, RTYPE r;)    \
 	ASYNC_UNUSED_ static inline RTYPE NAME(async_worker *w ASYNC_X_ PARAMS) \
 	{                                                                       \
-		return NAME##_run_(w, w->head ASYNC_X_ ARGS);                   \
+		ASYNC_FORK_CALL_(w, RTYPE, NAME##_run_(w, w->head ASYNC_X_ ARGS));\
 	}                                                                       \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
@@ -390,7 +417,7 @@ static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
 	ASYNC_TASK_COMMON_(void, NAME, PARAMS, FIELDS, SET, ARGS, )             \
 	ASYNC_UNUSED_ static inline void NAME(async_worker *w ASYNC_X_ PARAMS)  \
 	{                                                                       \
-		NAME##_run_(w, w->head ASYNC_X_ ARGS);                          \
+		ASYNC_FORK_VOID_CALL_(w, NAME##_run_(w, w->head ASYNC_X_ ARGS));  \
 	}                                                                       \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
