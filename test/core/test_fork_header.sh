@@ -14,6 +14,8 @@ run() { echo "+ $*"; "$@"; }
 run "$cc" -std=c11 -Wpedantic $flags "$src"
 run "$cc" -std=c11 -Wpedantic -DNDEBUG $flags "$src"
 run "$cxx" -x c++ -std=c++11 -Wpedantic $flags "$src"
+# The macros expand in the user's code: C++ engines' usual strict warnings.
+run "$cxx" -x c++ -std=c++17 -Wpedantic -Wold-style-cast -Wzero-as-null-pointer-constant $flags "$src"
 if [ -n "$clang" ]; then
   run "$clang" --target=x86_64-pc-windows-msvc -fms-compatibility -std=c11 -Wpedantic $flags "$src"
   run "$clang" --target=x86_64-pc-windows-msvc -fms-compatibility -x c++ -std=c++14 $flags "$src"

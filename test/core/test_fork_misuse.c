@@ -1,9 +1,10 @@
 /* test_fork_misuse.c: the inline fork-join calls of async/fork.h misused,
  * as a debug build (NDEBUG not defined) checks them: no worker (NULL, or
  * called from a thread that is not a worker), another thread's worker, a
- * sync with nothing spawned, and a typed body's head left behind by an
- * untyped spawn it did not sync first. Each returns its documented code instead of
- * crashing or hanging. */
+ * sync with nothing spawned, a typed body's head left behind by an untyped
+ * spawn it did not sync first, a typed sync of another task's frame, and a
+ * task called directly that returns with a spawn unsynced. Each returns its
+ * documented code instead of crashing or hanging. */
 #undef NDEBUG /* the checks below exist in debug builds only */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -112,6 +113,7 @@ ASYNC_TASK_1(int, interleaved, int, unused)
 	int rc = ASYNC_SPAWN(twice, 1);
 	long r = ASYNC_SYNC(twice);
 	cr_assert_eq(r, 0);
+	cr_assert_eq(async_fork_error(w), ASYNC_EINVAL, "a refused sync leaves its code");
 	cr_assert_eq(async_sync(w), 0);
 	ASYNC_SPAWN(twice, 4); /* synced first: fine again */
 	cr_assert_eq(ASYNC_SYNC(twice), 8);
@@ -129,5 +131,98 @@ Test(fork_misuse, a_body_form_after_an_unsynced_untyped_spawn_is_refused, .timeo
 	int rc = 0;
 	run_on_pool(p, interleaved_job, &rc, 30, "body forms interleaved with untyped spawns");
 	cr_assert_eq(rc, ASYNC_EINVAL);
+	async_pool_destroy(p);
+}
+
+/* A task whose arguments cannot be mistaken for twice's. */
+ASYNC_TASK_2(long, measure, const char *, s, long, plus)
+{
+	(void)w;
+	long n = plus;
+	while (*s++ != '\0')
+		n++;
+	return n;
+}
+
+struct crossed {
+	long wrong, wrong_err, right, right_err;
+	long untyped_r, untyped_err, untyped_rc;
+	int ran;
+};
+
+static void count(async_worker *w, void *arg)
+{
+	(void)w;
+	++*(int *)arg;
+}
+
+/* Syncs that name another task than the one on top: the frame holds other
+ * arguments (and another function), so the sync refuses it and leaves it for
+ * the right sync. */
+static void crossed_job(void *arg)
+{
+	struct crossed *c = arg;
+	async_worker *w = async_worker_self();
+	twice_spawn(w, 21);
+	measure_spawn(w, "hello", 1);
+	c->wrong = twice_sync(w); /* measure's frame is on top */
+	c->wrong_err = async_fork_error(w);
+	c->right = measure_sync(w) + twice_sync(w);
+	c->right_err = async_fork_error(w);
+	async_spawn(w, count, &c->ran);
+	c->untyped_r = twice_sync(w); /* an untyped frame is on top */
+	c->untyped_err = async_fork_error(w);
+	c->untyped_rc = async_sync(w);
+}
+
+Test(fork_misuse, a_typed_sync_of_another_tasks_frame_is_refused, .timeout = 60)
+{
+	async_pool *p = make_pool(1);
+	struct crossed c = { -1, 1, -1, 1, -1, 1, 1, 0 };
+	run_on_pool(p, crossed_job, &c, 30, "typed syncs of the wrong task");
+	cr_assert_eq(c.wrong, 0);
+	cr_assert_eq(c.wrong_err, ASYNC_EINVAL);
+	cr_assert_eq(c.right, 6 + 42, "the refused frames still sync right");
+	cr_assert_eq(c.right_err, 0);
+	cr_assert_eq(c.untyped_r, 0);
+	cr_assert_eq(c.untyped_err, ASYNC_EINVAL);
+	cr_assert_eq(c.untyped_rc, 0);
+	cr_assert_eq(c.ran, 1);
+	async_pool_destroy(p);
+}
+
+/* Returns with its spawn unsynced (rule 3). */
+ASYNC_TASK_1(long, forgetful, long, x)
+{
+	ASYNC_SPAWN(twice, x);
+	return 1;
+}
+
+struct left {
+	long call, mine, err, after;
+};
+
+/* Called directly, forgetful is no job: nothing would sync its leftover
+ * before the caller's own sync took it as its own (twice(50) for twice(5)). */
+static void left_job(void *arg)
+{
+	struct left *l = arg;
+	async_worker *w = async_worker_self();
+	twice_spawn(w, 5);
+	l->call = forgetful(w, 50);
+	l->err = async_fork_error(w);
+	l->mine = twice_sync(w);
+	l->after = async_fork_error(w);
+}
+
+Test(fork_misuse, a_task_called_directly_that_leaves_a_spawn_is_flagged, .timeout = 60)
+{
+	async_pool *p = make_pool(1);
+	struct left l = { -1, -1, 1, 1 };
+	run_on_pool(p, left_job, &l, 30, "a directly called task leaves a spawn");
+	cr_assert_eq(l.call, 1);
+	cr_assert_eq(l.err, ASYNC_EINVAL);
+	cr_assert_eq(l.mine, 10, "the caller's sync gets its own spawn's result");
+	cr_assert_eq(l.after, 0);
 	async_pool_destroy(p);
 }

@@ -59,11 +59,30 @@
 #define ASYNC_UNUSED_
 #endif
 #ifdef __cplusplus
+/* C++ engines build with -Wold-style-cast and -Wzero-as-null-pointer-constant,
+ * and the typed tasks' macros expand in their code: C++ casts there. */
+#define ASYNC_REC_CAST_(T, p) static_cast<T *>(static_cast<void *>(p))
+#define ASYNC_NULL_ nullptr
 #define ASYNC_ALIGNAS_(n) alignas(n)
 #define ASYNC_STATIC_ASSERT_(c, m) static_assert(c, m)
+/* A zeroed T, for a refused typed sync. Not through a static task record:
+ * a trivially copyable type may still have a non-trivial default
+ * constructor (default member initializers), which deletes the record's. */
+#define ASYNC_ZERO_RETURN_(T)                                                  \
+	do {                                                                   \
+		T async_zero_{};                                               \
+		return async_zero_;                                            \
+	} while (0)
 #else
+#define ASYNC_REC_CAST_(T, p) ((T *)(void *)(p))
+#define ASYNC_NULL_ NULL
 #define ASYNC_ALIGNAS_(n) _Alignas(n)
 #define ASYNC_STATIC_ASSERT_(c, m) _Static_assert(c, m)
+#define ASYNC_ZERO_RETURN_(T)                                                  \
+	do {                                                                   \
+		static T async_zero_;                                          \
+		return async_zero_;                                            \
+	} while (0)
 #endif
 
 #ifdef __cplusplus
@@ -145,7 +164,7 @@ ASYNC_API int async_fork_sync_typed_(async_worker *w);
 #ifdef NDEBUG
 #define ASYNC_FORK_BAD_WORKER_(w) 0
 #else
-#define ASYNC_FORK_BAD_WORKER_(w) ((w) == NULL || (w) != async_worker_self())
+#define ASYNC_FORK_BAD_WORKER_(w) ((w) == ASYNC_NULL_ || (w) != async_worker_self())
 #endif
 
 /* Owner: push the frame at *h (the worker's head, held in a register by
@@ -188,7 +207,7 @@ static inline async_frame *async_fork_pop_h_(async_worker *w, async_frame **h)
 		*h = w->head = t - 1;
 		return t - 1;
 	}
-	return NULL;
+	return ASYNC_NULL_;
 }
 
 /* The calling worker w only; never blocks. Queues fn(.., arg) to run later here
@@ -217,7 +236,7 @@ static inline int async_sync(async_worker *w)
 		return ASYNC_ENOTWORKER;
 	async_frame *h = w->head;
 	async_frame *t = async_fork_pop_h_(w, &h);
-	if (ASYNC_LIKELY_(t != NULL)) {
+	if (ASYNC_LIKELY_(t != ASYNC_NULL_)) {
 		t->fn(w, t->arg);
 		return 0;
 	}
@@ -264,14 +283,56 @@ static inline int async_sync(async_worker *w)
  * or a w-form spawn left unsynced in between moves the worker's). */
 #ifdef NDEBUG
 #define ASYNC_FORK_BAD_HEAD_(w, h) 0
+#define ASYNC_FORK_BAD_SYNC_(w, h, fn) 0
+#define ASYNC_FORK_CALL_(w, RTYPE, call) return call
+#define ASYNC_FORK_VOID_CALL_(w, call) call
 #else
+/* Debug builds, NAME(w, ...): a task called directly that returns with
+ * spawns unsynced (rule 3) leaves them for the caller's next sync, which
+ * would take one as its own. Sync them here, as the pool does for a job,
+ * and leave ASYNC_EINVAL for async_fork_error. */
+#define ASYNC_FORK_CALL_(w, RTYPE, call)                                       \
+	do {                                                                   \
+		async_frame *async_h0_ = (w)->head;                            \
+		RTYPE async_r_ = call;                                         \
+		async_fork_left_((w), async_h0_);                              \
+		return async_r_;                                               \
+	} while (0)
+#define ASYNC_FORK_VOID_CALL_(w, call)                                         \
+	do {                                                                   \
+		async_frame *async_h0_ = (w)->head;                            \
+		call;                                                          \
+		async_fork_left_((w), async_h0_);                              \
+	} while (0)
+static inline void async_fork_left_(async_worker *w, async_frame *h0)
+{
+	if (w->head == h0)
+		return;
+	w->misuse = ASYNC_EINVAL;
+	while (w->head > h0 && async_sync(w) == 0)
+		;
+}
 #define ASYNC_FORK_BAD_HEAD_(w, h) (*(h) != (w)->head)
+#define ASYNC_FORK_BAD_SYNC_(w, h, fn) async_fork_bad_sync_((w), *(h), (fn))
+/* Debug builds, a typed sync: besides the head, the frame it would take must
+ * be a spawn of this task. Another task's frame, or an untyped spawn's,
+ * holds other arguments: running this task's body over them, or reading its
+ * result from them, is a crash at best. The sync that refuses cannot return
+ * a code: async_fork_error tells it. */
+static inline int async_fork_bad_sync_(async_worker *w, async_frame *h,
+                                       async_task_fn fn)
+{
+	if (h == w->head && (h <= w->floor || h[-1].fn == fn))
+		return 0;
+	w->misuse = ASYNC_EINVAL;
+	return 1;
+}
 #endif
 
 /* PARAMS: (, T1 a1, ...); FIELDS: (T1 a1; ...); SET: (k_->d.a.a1 = a1; ...);
  * GET: (, k_->d.a.a1, ...); ARGS: (, a1, ...); RES: the result's member. */
 #define ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, ARGS, RES)        \
-	static RTYPE NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_     \
+	static RTYPE NAME##_run_(ASYNC_UNUSED_ async_worker *w, ASYNC_UNUSED_ async_frame *async_head_     \
 	                         ASYNC_X_ PARAMS);                             \
 	typedef struct NAME##_task_ {                                           \
 		async_task_fn fn;                                               \
@@ -285,20 +346,20 @@ static inline int async_sync(async_worker *w)
 	ASYNC_STATIC_ASSERT_(sizeof(NAME##_task_) <= sizeof(async_frame),      \
 	                     "a typed task's arguments do not fit a frame");    \
 	ASYNC_UNUSED_ static void NAME##_wrap_(async_worker *w, void *p);       \
-	static inline void NAME##_set_(async_frame *t ASYNC_X_ PARAMS)          \
+	static inline void NAME##_set_(async_frame *async_f_ ASYNC_X_ PARAMS)   \
 	{                                                                       \
-		NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;                   \
+		NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, async_f_);     \
 		k_->fn = NAME##_wrap_;                                          \
 		k_->self = k_;                                                  \
 		ASYNC_X_ SET                                                    \
 	}                                                                       \
 	ASYNC_UNUSED_ static inline int NAME##_spawn_h_(async_worker *w,       \
-	                       async_frame **h ASYNC_X_ PARAMS)                 \
+	                       async_frame **async_hp_ ASYNC_X_ PARAMS)         \
 	{                                                                       \
-		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
+		if (ASYNC_FORK_BAD_HEAD_(w, async_hp_))                         \
 			return ASYNC_EINVAL;                                    \
-		NAME##_set_(*h ASYNC_X_ ARGS);                                  \
-		return async_fork_push_h_(w, h, 1);                             \
+		NAME##_set_(*async_hp_ ASYNC_X_ ARGS);                          \
+		return async_fork_push_h_(w, async_hp_, 1);                     \
 	}                                                                       \
 	ASYNC_UNUSED_ static inline int NAME##_spawn(async_worker *w            \
 	                                             ASYNC_X_ PARAMS)           \
@@ -313,31 +374,30 @@ static inline int async_sync(async_worker *w)
 	ASYNC_TASK_COMMON_(RTYPE, NAME, PARAMS, FIELDS, SET, ARGS, RTYPE r;)    \
 	ASYNC_UNUSED_ static inline RTYPE NAME(async_worker *w ASYNC_X_ PARAMS) \
 	{                                                                       \
-		return NAME##_run_(w, w->head ASYNC_X_ ARGS);                   \
+		ASYNC_FORK_CALL_(w, RTYPE, NAME##_run_(w, w->head ASYNC_X_ ARGS));\
 	}                                                                       \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
-		NAME##_task_ *k_ = (NAME##_task_ *)p;                           \
+		NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, p);            \
 		k_->d.r = NAME##_run_(w, w->head ASYNC_X_ GET);                 \
 	}                                                                       \
 	ASYNC_UNUSED_ static inline RTYPE NAME##_sync_h_(async_worker *w,      \
 	                                                 async_frame **h)       \
 	{                                                                       \
-		static NAME##_task_ zero_;                                      \
 		async_frame *t;                                                 \
-		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
-			return zero_.d.r;                                       \
+		if (ASYNC_FORK_BAD_SYNC_(w, h, NAME##_wrap_))                   \
+			ASYNC_ZERO_RETURN_(RTYPE);                              \
 		t = async_fork_pop_h_(w, h);                                    \
-		if (ASYNC_UNLIKELY_(t == NULL)) {                               \
+		if (ASYNC_UNLIKELY_(t == ASYNC_NULL_)) {                        \
 			int rc_ = async_fork_sync_typed_(w);                    \
 			t = *h = w->head;                                       \
 			if (rc_ > 0) /* it ran: stolen, or at its spawn */      \
-				return ((NAME##_task_ *)(void *)t)->d.r;        \
+				return ASYNC_REC_CAST_(NAME##_task_, t)->d.r;   \
 			if (rc_ < 0)                                            \
-				return zero_.d.r;                               \
+				ASYNC_ZERO_RETURN_(RTYPE);                        \
 		}                                                               \
 		{                                                               \
-			NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;           \
+			NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, t);    \
 			(void)k_; /* unused without arguments */                \
 			return NAME##_run_(w, t ASYNC_X_ GET);                  \
 		}                                                               \
@@ -345,25 +405,23 @@ static inline int async_sync(async_worker *w)
 	ASYNC_UNUSED_ static inline RTYPE NAME##_sync(async_worker *w)          \
 	{                                                                       \
 		async_frame *h;                                                 \
-		if (ASYNC_FORK_BAD_WORKER_(w)) {                                \
-			static NAME##_task_ none_;                              \
-			return none_.d.r;                                       \
-		}                                                               \
+		if (ASYNC_FORK_BAD_WORKER_(w))                                  \
+			ASYNC_ZERO_RETURN_(RTYPE);                              \
 		h = w->head;                                                    \
 		return NAME##_sync_h_(w, &h);                                   \
 	}                                                                       \
-	static RTYPE NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_      \
+	static RTYPE NAME##_run_(ASYNC_UNUSED_ async_worker *w, ASYNC_UNUSED_ async_frame *async_head_      \
 	                         ASYNC_X_ PARAMS)
 
 #define ASYNC_VOID_TASK_(NAME, PARAMS, FIELDS, SET, GET, ARGS)                 \
 	ASYNC_TASK_COMMON_(void, NAME, PARAMS, FIELDS, SET, ARGS, )             \
 	ASYNC_UNUSED_ static inline void NAME(async_worker *w ASYNC_X_ PARAMS)  \
 	{                                                                       \
-		NAME##_run_(w, w->head ASYNC_X_ ARGS);                          \
+		ASYNC_FORK_VOID_CALL_(w, NAME##_run_(w, w->head ASYNC_X_ ARGS));  \
 	}                                                                       \
 	static void NAME##_wrap_(async_worker *w, void *p)                      \
 	{                                                                       \
-		NAME##_task_ *k_ = (NAME##_task_ *)p;                           \
+		NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, p);            \
 		(void)k_; /* unused without arguments */                        \
 		NAME##_run_(w, w->head ASYNC_X_ GET);                           \
 	}                                                                       \
@@ -371,17 +429,17 @@ static inline int async_sync(async_worker *w)
 	                                                async_frame **h)        \
 	{                                                                       \
 		async_frame *t;                                                 \
-		if (ASYNC_FORK_BAD_HEAD_(w, h))                                 \
+		if (ASYNC_FORK_BAD_SYNC_(w, h, NAME##_wrap_))                   \
 			return;                                                 \
 		t = async_fork_pop_h_(w, h);                                    \
-		if (ASYNC_UNLIKELY_(t == NULL)) {                               \
+		if (ASYNC_UNLIKELY_(t == ASYNC_NULL_)) {                        \
 			int rc_ = async_fork_sync_typed_(w);                    \
 			t = *h = w->head;                                       \
 			if (rc_ != 0)                                           \
 				return;                                         \
 		}                                                               \
 		{                                                               \
-			NAME##_task_ *k_ = (NAME##_task_ *)(void *)t;           \
+			NAME##_task_ *k_ = ASYNC_REC_CAST_(NAME##_task_, t);    \
 			(void)k_;                                               \
 			NAME##_run_(w, t ASYNC_X_ GET);                         \
 		}                                                               \
@@ -394,7 +452,7 @@ static inline int async_sync(async_worker *w)
 		h = w->head;                                                    \
 		NAME##_sync_h_(w, &h);                                          \
 	}                                                                       \
-	static void NAME##_run_(async_worker *w, ASYNC_UNUSED_ async_frame *async_head_       \
+	static void NAME##_run_(ASYNC_UNUSED_ async_worker *w, ASYNC_UNUSED_ async_frame *async_head_       \
 	                        ASYNC_X_ PARAMS)
 
 #define ASYNC_TASK_0(R, NAME) \

@@ -127,7 +127,9 @@ typedef struct async_worker_stats {
 typedef struct async_limits {
 	unsigned max_workers;  /* this pool's bound for async_pool_add_workers */
 	unsigned spawn_depth;  /* unsynced spawns one worker can hold at once;
-	                        * one more returns ASYNC_ENOMEM */
+	                        * one more returns ASYNC_ENOMEM (a typed
+	                        * spawn runs at once instead, up to
+	                        * ASYNC_FRAMES_MAX in all) */
 } async_limits;
 
 /* Any thread; never blocks. Clears job and sets what it will run. Call it
