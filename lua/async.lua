@@ -164,15 +164,34 @@ function async.load(n)
   nativeUpdate = update
 end
 
---- Waits for every queued and running call, delivers their callbacks (and
---- the deferred ones), and frees everything. Calls that callbacks make
---- meanwhile do not run: they end as cancelled. async.load() may be called
---- again afterwards, also from a callback that shutdown() delivers.
-function async.shutdown()
+--- Stops the pool: queued calls do not run (their callbacks hear
+--- cancelled), running jobs see async.cancelled() true; waits for those,
+--- delivers every callback (and the deferred ones), and frees everything.
+--- async.shutdown{timeout = seconds}: jobs still running then are stopped
+--- by a debug hook where they run interpreted Lua, and those left are
+--- abandoned to the process's exit (docs/lifecycle.md). Calls that
+--- callbacks make meanwhile do not run: they end as cancelled.
+--- async.load() may be called again afterwards, also from a callback that
+--- shutdown() delivers.
+function async.shutdown(opts)
+  local timeout
+  if type(opts) == "table" then
+    for k in pairs(opts) do
+      if k ~= "timeout" then
+        error(("async.shutdown: unknown option '%s' (expected timeout)"):format(tostring(k)), 2)
+      end
+    end
+    timeout = opts.timeout
+    if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then
+      error("async.shutdown: timeout must be a number of seconds >= 0, got " .. tostring(timeout), 2)
+    end
+  elseif opts ~= nil then
+    error("async.shutdown: expected nothing or {timeout = seconds}, got a " .. type(opts), 2)
+  end
   if not ctx then return end
   local c = ctx
   runDeferred()
-  c:shutdown(runDeferred) -- a callback that raises interrupts it; call again to go on
+  c:shutdown(runDeferred, timeout) -- a callback that raises interrupts it; call again to go on
   if ctx == c then unload() end -- a callback may have loaded a new pool
 end
 

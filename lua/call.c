@@ -250,6 +250,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	c->snap->refs++;
 	c->failed = c->cancelled = c->superseded = 0;
 	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->finished, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
 	if (t == LUA_TFUNCTION || t == LUA_TTABLE) {
 		lua_pushvalue(L, cbidx);
