@@ -232,6 +232,20 @@ int l_deliver_one(lua_State *L)
  * forgets it. */
 static void abandon(lua_State *L, struct ctx *ctx)
 {
+	/* Cancelled calls still in the pool's queue would be handed back only
+	 * by a worker: those busy for good never will, so they are delivered
+	 * from here, the claim keeping a worker from handing them back too. */
+	take_done(ctx);
+	for (size_t i = 0; i < ctx->nall; i++) {
+		struct call *c = ctx->all[i];
+		if (!c->live || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CALL_CANCELLED ||
+		    __atomic_exchange_n(&c->handed, 1, __ATOMIC_ACQ_REL))
+			continue;
+		c->cancelled = 1;
+		pending_push(ctx, c);
+	}
+	while (ctx->pending != NULL) /* calls that callbacks make end cancelled (shutting) */
+		deliver(L, ctx, ctx->pending);
 	ctx->abandoned = 1;
 	ctx->closed = 1;
 	ctx_forget(L, ctx);

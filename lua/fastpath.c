@@ -82,6 +82,7 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *ar
 	c->fast = 1;
 	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->finished, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->handed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
 	ctx->inflight++;
 	*gen = c->gen;

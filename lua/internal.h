@@ -128,6 +128,9 @@ struct call {
 	uint32_t hook_lock;  /* guards runL between its worker and shutdown's
 	                      * deadline, which hooks the state running it */
 	lua_State *runL;     /* the worker state running it, while it runs */
+	uint32_t handed;     /* who hands a cancelled record back is claimed
+	                      * (atomic): its worker, or shutdown abandoning
+	                      * the pool while it is still in the pool's queue */
 	int hooked;          /* the deadline's hook is set on runL */
 	struct async_buf args, res;
 	struct call *next;
@@ -393,6 +396,7 @@ void run_enter(struct call *c, lua_State *L);
 void run_leave(struct call *c);
 void cancel_all(struct ctx *ctx);
 void ctx_forget(lua_State *L, struct ctx *ctx);
+void pending_push(struct ctx *ctx, struct call *c);
 int any_running(struct ctx *ctx);
 void hook_running(struct ctx *ctx);
 double now_s(void);

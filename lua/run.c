@@ -409,9 +409,12 @@ void call_run(void *arg)
 	batch_worker_check(ctx);
 	uint32_t queued = CALL_QUEUED;
 	if (!__atomic_compare_exchange_n(&c->state, &queued, CALL_RUNNING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		/* Cancelled before it started: hand the record back unrun. */
-		c->cancelled = 1;
-		call_done(c);
+		/* Cancelled before it started: hand the record back unrun,
+		 * unless an abandoning shutdown has delivered it already. */
+		if (!__atomic_exchange_n(&c->handed, 1, __ATOMIC_ACQ_REL)) {
+			c->cancelled = 1;
+			call_done(c);
+		}
 		return;
 	}
 	struct wstate *ws = tls_ws;
