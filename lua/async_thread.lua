@@ -202,11 +202,14 @@ local function anyRunning(threads)
 end
 
 -- Each worker leaves at the first QUIT once its running job is done (or at
--- a stop it was asked for).
+-- a stop it was asked for). Counted before any is pushed: a worker that
+-- takes the first QUIT at once would no longer count as running.
 local function pushQuits(ctx)
+  local live = 0
   for _, t in pairs(ctx.threads) do
-    if t:isRunning() then ctx.requests:push({ C.QUIT }) end
+    if t:isRunning() then live = live + 1 end
   end
+  for _ = 1, live do ctx.requests:push({ C.QUIT }) end
 end
 
 -- A game that quits without shutdown() (its state closes): as in
@@ -353,6 +356,7 @@ end
 -- jobs still running get the stop hook; C.HOOK_GRACE later the pool is
 -- left to them (nil: abandoned). false: wait on.
 local function joinOrAbandon(ctx)
+  if os.getenv("SLDBG") then local n = 0 for _, t in pairs(ctx.threads) do if t:isRunning() then n = n + 1 end end io.stderr:write("join? running ", n, " requests ", ctx.requests:getCount(), "\n") end
   if not anyRunning(ctx.threads) then
     for _, t in pairs(ctx.threads) do
       t:wait()

@@ -13,7 +13,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export XDG_DATA_HOME=$tmp/data XDG_RUNTIME_DIR=$tmp/xdg
 mkdir -p "$XDG_RUNTIME_DIR"
-KILL_AFTER=60 # seconds: past this the run counts as a hang
+KILL_AFTER=${QUIT_KILL_AFTER:-60} # seconds: past this the run counts as a hang
 BOUND=20      # seconds a quit may take, loosely (the grace is 0.5 s)
 failed=0
 fail() { echo "FAILED: $*"; failed=$((failed + 1)); }

@@ -306,5 +306,6 @@ test("define's misuse and a too-deep path read the same on both backends", funct
     got[b] = m
   end
   for i = 1, 4 do eq(got.thread[i], got.native[i], "message " .. i) end
-  ok(got.thread[1]:find("^.-async%.lua:%d+: async%.define%('x'%)"), got.thread[1])
+  -- Called through pcall, a C function: no position, and never the library's.
+  ok(got.thread[1]:find("^async%.define%('x'%)"), got.thread[1])
 end)
