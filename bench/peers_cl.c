@@ -3,7 +3,7 @@
  * injection, no sleeping (idle threads spin), no counters. A spawn pushes a
  * pointer to a frame on the spawner's stack; sync pops it back, or, when it
  * was stolen, steals other frames until the thief marks it done. The pool's
- * fib cost is measured against this, in the same run (issue 14). */
+ * fib cost is measured against this, in the same run. */
 #define _GNU_SOURCE
 #include "bench_core.h"
 

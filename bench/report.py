@@ -97,7 +97,7 @@ def gallery_section(path, w, chart):
     reps = sorted({r for (_, _, r) in runs})
     systems = [("ours1", "async, 1 worker"), ("baseline1", "Async 1.1 design, 1 worker"),
                ("ours2", "async, 2 workers"), ("baseline2", "Async 1.1 design, 2 workers")]
-    w("## Lua: the workload gallery (issue 13)")
+    w("## Lua: the workload gallery")
     w("")
     w("Game jobs written as game code is (`bench/love/gallery_jobs.lua`: plain Lua tables, no FFI), each")
     w("run serially on LÖVE's main thread, then on ours and on the love.thread baseline with 1 and 2")
@@ -161,7 +161,7 @@ def gallery_section(path, w, chart):
         w("| %s | %s (%.2f) | %s (%.2f×) | %s (%s) | %s (%.2f× vs %.2f×) |" % (
             wl, verdict(ok[0]), t, verdict(ok[1]), o1, verdict(ok[2]), two, verdict(ok[3]), o2, b2))
     w("")
-    pointer(w, missed, "Profiles of the gallery (issue 13: what each remaining miss is)")
+    pointer(w, missed, "Profiles of the gallery (what each remaining miss is)")
     if missed2 and any(v[5] is not None for v in verdicts):
         w("What this machine's two cores allow the 2-worker runs is in `%s`, \"The machine's 2-core ceiling\"." % ANALYSIS)
         w("")
@@ -215,7 +215,7 @@ def lua_section(lua, w, chart):
     cols = (("ours", "async, FFI path"), ("ours-capi", "async, C API path (`ASYNC_PATH=capi`)"),
             ("async1.1-design", "Async 1.1 design"), ("luv", "luv `uv.new_work`"))
     rounds = len(lua.get("roundtrip_us_per_call/ours", []))
-    w("## Lua: the cost of a call (LÖVE 11.4, 2 workers; issues 13 and 15)")
+    w("## Lua: the cost of a call (LÖVE 11.4, 2 workers)")
     w("")
     w("Both paths of ours in the same run: `run.sh` alternates one LÖVE process per path (the path is chosen")
     w("when `async.lua` is required) over %d round(s); the peers run in the FFI path's processes. Figures are" % rounds)
@@ -243,11 +243,11 @@ def lua_section(lua, w, chart):
         missed = missed or (ffi is not None and not ok(ffi))
         w("| %s | %s | %s | %s | %s |" % (label, " | ".join(cells), target, check(ffi, ok), check(capi, ok)))
     w("")
-    w("Targets: issue 15 (round trip, main-thread CPU, `{1..100}`, 64 KiB); issue 13 asks for the latencies")
-    w("beside the love.thread baseline without a number, so \"below the baseline\" is the bar here. Under the")
+    w("Targets: round trip, main-thread CPU, `{1..100}` and 64 KiB as in the table; the latencies are held")
+    w("to the love.thread baseline, so \"below the baseline\" is the bar there. Under the")
     w("steady load a system that cannot keep up with 1,000 calls a frame builds a backlog, seen in its p99.")
     w("")
-    pointer(w, missed, "The FFI path (issue 15)")
+    pointer(w, missed, "The FFI path")
     for key, label in (("roundtrip_us_per_call", "round trip"), ("mainthread_us_per_1000_calls", "main-thread cost"),
                        ("steady_p99_us", "steady-load p99 latency"), ("latency_us", "idle latency")):
         o, b = V(lua, key + "/ours"), V(lua, key + "/async1.1-design")
@@ -273,11 +273,11 @@ def lua_section(lua, w, chart):
         ok = best >= 1.9 and V(lua, "astar_mainthread_cpu_s/ours-shared") < V(lua, "astar_mainthread_cpu_s/async1.1-design")
         w("")
         w("Target: at least 1.9× with less main-thread CPU than the Async 1.1 design — %s (%.2f×). Every run's" % (verdict(ok), best))
-        w("path costs are checked equal to the serial run's. The shared-vs-sent rows are the issue 8 benchmark.")
+        w("path costs are checked equal to the serial run's.")
         w("")
         pointer(w, not ok, "Where the time goes, and why targets are missed")
 
-    w("## Lua: the codec alone (issue 15)")
+    w("## Lua: the codec alone")
     w("")
     w("Encode + decode in the main thread, the C codec (`async_native.encode`/`decode`) against LuaJIT's")
     w("`string.buffer`. Mixed: `17, 2.5, \"unit-42\", {x = 10, y = 20, tags = {\"a\", \"b\"}, alive = true}`; array: `{1..100}`.")
@@ -297,7 +297,7 @@ def lua_section(lua, w, chart):
     pointer(w, missed, "Where the time goes, and why targets are missed")
 
     if "demo_p50_ms/unpinned" in lua:
-        w("## The demo's main thread, workers floating or pinned (issue 13, item 4)")
+        w("## The demo's main thread, workers floating or pinned")
         w("")
         w("`love demo <lib> --headless --frames N` (\"workers\" mode: the simulation's paths and chunks on 2 workers,")
         w("frames paced at 60 Hz), the default `async.load{pin = false}` and `--pin` (`pin = true`) alternating,")
@@ -313,7 +313,7 @@ def lua_section(lua, w, chart):
         w("Target: the default no worse for the main thread than pinning (p99 unpinned ≤ pinned) — %s (%.2f vs %.2f ms)."
           % (verdict(u <= p), u, p))
         w("")
-        pointer(w, u > p, "Pinning (issue 13, item 4)")
+        pointer(w, u > p, "Pinning")
 
 
 def main():
@@ -357,8 +357,8 @@ def main():
     w("since the original is not available offline.")
     w("")
 
-    # ---- fib (issue 14) ----
-    w("## fib(30), one spawn/sync pair per call (issue 14)")
+    # ---- fib ----
+    w("## fib(30), one spawn/sync pair per call")
     w("")
     w("%d spawn/sync pairs. Cost per pair = (time at 1 worker − serial time) / pairs; speedup = time at 1 worker /" % tasks)
     w("time at 2. The plain Chase–Lev deque with frames on the stack (`bench/peers_cl.c`) is the baseline the")
@@ -383,13 +383,13 @@ def main():
         w("| the Chase–Lev deque (`core/src/deque.c`) alone, one thread, no pool, no thieves: BM_fib_deque | %.1f ms | | %.2f ns | |" % (dq, (dq - serial) * 1e6 / tasks))
     ours_ov, ours_sp = rows["fork"]
     w("")
-    w("| target (issue 14) | this run | |")
+    w("| target | this run | |")
     w("| --- | --- | --- |")
     w("| ≤ 2 ns per pair at 1 worker, inline API | %.2f ns (%.2f× the plain Chase–Lev's %.2f ns) | %s |"
       % (ours_ov, ours_ov / rows["cl"][0], rows["cl"][0], verdict(ours_ov <= 2)))
     w("| 2-worker speedup ≥ 1.9×, inline API | %.2f× | %s |" % (ours_sp, verdict(ours_sp >= 1.9)))
     w("")
-    pointer(w, not (ours_ov <= 2 and ours_sp >= 1.9), "Split deque (issue 14): fib(30) on the inline spawn/sync")
+    pointer(w, not (ours_ov <= 2 and ours_sp >= 1.9), "Split deque: fib(30) on the inline spawn/sync")
     chart.append(("fib pair cost: plain Chase-Lev / ours", rows["cl"][0] / ours_ov))
     chart.append(("fib pair cost: OpenMP / ours", rows["omp"][0] / ours_ov))
     chart.append(("fib pair cost: oneTBB / ours", rows["tbb"][0] / ours_ov))
@@ -397,7 +397,7 @@ def main():
     # ---- submit ----
     w("## 1,000,000 empty jobs from one non-worker thread to 2 workers")
     w("")
-    w("| | jobs/s | target ≥ 30 M/s (issue 14) |")
+    w("| | jobs/s | target ≥ 30 M/s |")
     w("| --- | --- | --- |")
     sub = {}
     for key, label in (("BM_submit_async/0", "async, one `async_pool_submit` per job"),
@@ -453,7 +453,7 @@ def main():
     if gallery_tsv:
         gallery_section(gallery_tsv, w, chart)
 
-    w("## Lua: issue 8's features against plain calls (2 workers, FFI path)")
+    w("## Lua: the data features against plain calls (2 workers, FFI path)")
     w("")
     w("| feature | with it | the same through plain calls |")
     w("| --- | --- | --- |")

@@ -40,7 +40,7 @@ for r in $(seq "${MICRO_ROUNDS:-2}"); do
     ASYNC_PATH=$path love bench/love "$lib" --demo "$PWD/demo" --part micro ${QUICK:+--quick} --out "$out/micro-$path-$r.tsv"
   done
 done
-stamp "Lua: A* and issue 8's features (FFI path)"
+stamp "Lua: A* and the data features (FFI path)"
 love bench/love "$lib" --demo "$PWD/demo" --part rest ${QUICK:+--quick} --out "$out/rest.tsv"
 
 # The demo's main-thread frame time ("workers" mode), workers floating (the

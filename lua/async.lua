@@ -22,7 +22,7 @@ local async = {
 
 local ctx -- the native context while loaded: one pool per Lua state
 
--- Which path calls and deliveries take (README, "Which path a game gets"):
+-- Which path calls and deliveries take (docs/lua-api.md, "Call paths"):
 -- the FFI path (async_fast.lua) where LuaJIT's JIT and FFI are on, else
 -- the C API path; ASYNC_PATH=capi or ffi chooses. Only for this native
 -- backend: another backend keeps its own call and update.
@@ -120,7 +120,7 @@ function async.call(callback, name, ...)
   return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
 end
 
---- Delivers finished calls' callbacks (see the README). async.update(dt)
+--- Delivers finished calls' callbacks (see docs/lua-api.md). async.update(dt)
 --- is fine (a number is ignored); async.update{budget = seconds} stops once
 --- that much time is spent.
 function async.update(opts)

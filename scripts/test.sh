@@ -17,13 +17,14 @@
 # Each build lives in its own folder under build/ and is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 
 jobs=$(nproc)
 run() { # name, ctest args, cmake args...
   local name=$1 label=$2; shift 2
   echo "==== $name"
-  cmake -S . -B "build/$name" -DASYNC_BUILD_BENCH=OFF "$@" >/dev/null
+  # Tests on explicitly: scripts/demo.sh configures build/release without them.
+  cmake -S . -B "build/$name" -DASYNC_BUILD_BENCH=OFF -DASYNC_BUILD_TESTS=ON "$@" >/dev/null
   cmake --build "build/$name" -j"$jobs" >/dev/null
   (cd "build/$name" && ctest --output-on-failure $label)
 }

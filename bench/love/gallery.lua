@@ -1,4 +1,4 @@
--- gallery.lua: the workload gallery (issue 13): game jobs written the way
+-- gallery.lua: the workload gallery: game jobs written the way
 -- game code is written (gallery_jobs.lua), each run serially on the main
 -- thread, on ours with 1 and 2 workers and on the love.thread baseline
 -- (baseline.lua, Async 1.1's design) with 1 and 2 workers, in one process,

@@ -1,4 +1,4 @@
--- gallery_pair.lua: the gallery's "two processes, no library" run (issue 13).
+-- gallery_pair.lua: the gallery's "two processes, no library" run.
 -- The serial loop of one workload runs in this LÖVE process and, at the same
 -- moment, in a second one, with no job system anywhere: what this machine's
 -- two cores give two such loops is the ceiling the 2-worker figures are read

@@ -1,4 +1,4 @@
--- gallery_workloads.lua: the workload gallery's workloads (issue 13), apart
+-- gallery_workloads.lua: the workload gallery's workloads, apart
 -- from gallery.lua so that plain LuaJIT scripts (bench/tax/corun.lua) build
 -- the very same requests. Plain Lua: no LÖVE needed.
 local J = require "gallery_jobs"

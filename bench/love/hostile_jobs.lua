@@ -1,5 +1,5 @@
--- hostile_jobs.lua: jobs written by a reviewer who did not tune the library
--- for them (issue 13's "worker tax" claims checked on other game code):
+-- hostile_jobs.lua: game jobs the library was not tuned for (the worker
+-- tax and speed-ups checked on other game code):
 -- a navmesh Dijkstra over a graph of node tables, an influence-map step over
 -- a 2-D table grid that goes back to the game, a dungeon generator returning
 -- rooms and corridors, and dialogue formatting. Plain Lua, no LÖVE, no FFI.

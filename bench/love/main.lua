@@ -106,9 +106,9 @@ local function percentile(t, p)
   return t[math.max(1, math.ceil(p * #t))]
 end
 
--- One call at a time on an idle pool: call to callback, median and p99
--- (issue 13 item 5). The 3 ms pause lets the workers go to sleep, so each
--- sample includes waking one.
+-- One call at a time on an idle pool: call to callback, median and p99.
+-- The 3 ms pause lets the workers go to sleep, so each sample includes
+-- waking one.
 local function latency(sys, samples)
   sys.define("id", function(x) return x end)
   local lat = {}
@@ -124,7 +124,7 @@ local function latency(sys, samples)
   emit("latency_p99_us/" .. sys.name, percentile(lat, 0.99) * 1e6, "us")
 end
 
--- Call to callback under a steady load (issue 13 item 3): frames of 16 ms,
+-- Call to callback under a steady load: frames of 16 ms,
 -- each issuing 1,000 calls, then update() every 0.5 ms until the frame
 -- ends (a game updating once a frame would quantise every latency to the
 -- frame). A system that cannot keep up shows a growing backlog in its p99.
@@ -157,7 +157,7 @@ local function steadyLatency(sys, frames)
   emit("steady_p99_us/" .. sys.name, percentile(lat, 0.99) * 1e6, "us")
 end
 
--- Issuing a flat {1..100} argument (issue 15): the main thread's CPU time
+-- Issuing a flat {1..100} argument: the main thread's CPU time
 -- inside call() alone (as bench/lua/paths.lua measures it; preemption on a
 -- busy machine does not count), 100 calls at a time, the deliveries outside.
 local function issueTable(sys, N)

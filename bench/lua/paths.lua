@@ -58,7 +58,7 @@ for f = 1, frames do
     upd = upd + cpu() - u0
   end
   callT[f], updT[f] = t1 - t0, upd
-  -- Round trip: issue 1,000 and update until all are back (wall clock).
+  -- Round trip: make 1,000 calls and update until all are back (wall clock).
   local w0 = wall()
   for i = 1, N do add(cb, i, 1) end
   got = 0

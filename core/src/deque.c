@@ -150,8 +150,8 @@ void *async_deque_pop(struct async_deque *d)
 	/* Empty for sure, without the store and the full fence below: only
 	 * the owner moves bottom and top only grows, so a top (even a stale
 	 * one) at or past bottom stays there until the owner pushes. The
-	 * workers look here first for every job they take (issue 14: the fence
-	 * of an empty pop was a third of a worker's time on external jobs). */
+	 * workers look here first for every job they take (the fence of an
+	 * empty pop was a third of a worker's time on external jobs). */
 	if ((int64_t)(ck_pr_load_64(&d->bottom) - ck_pr_load_64(&d->top)) <= 0)
 		return NULL;
 	uint64_t b = ck_pr_load_64(&d->bottom) - 1;

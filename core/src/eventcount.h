@@ -25,10 +25,10 @@
  * only cost parallelism: by a waiter that cancels (it may have taken the
  * item the wake was meant for) and by a wake that found nobody asleep.
  *
- * Issue 14, second review: a stopping worker used to leave without the
- * clear and the last look, and cancel did not clear, so a flag set by a
- * wake that found nobody in the futex stayed 1 while a waiter slept on the
- * bumped sequence: every later notify_one skipped. */
+ * A stopping worker must clear the flag and look once more too, and cancel
+ * must clear it: otherwise a flag set by a wake that found nobody in the
+ * futex stays 1 while a waiter sleeps on the bumped sequence, and every
+ * later notify_one skips. */
 #ifndef ASYNC_EVENTCOUNT_H
 #define ASYNC_EVENTCOUNT_H
 

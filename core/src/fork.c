@@ -76,8 +76,8 @@
  *      decides the race (I2). That CAS is the only locked instruction the
  *      owner pays, and only when it takes shared work back.
  *   F4 Sleepers (the eventcount). The spawn's fast path does not look at
- *      the sleeper count (issue 14: that load was a third of its exit
- *      test); movesplit carries the request instead. A worker about to
+ *      the sleeper count (that load was a third of its exit test);
+ *      movesplit carries the request instead. A worker about to
  *      sleep announces itself (async_ec_prepare, StoreLoad fence) and then
  *      looks at every deque once more (worker.c, idle): it takes a shared
  *      frame if there is one, and on a deque with none it sets movesplit

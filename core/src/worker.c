@@ -188,8 +188,8 @@ struct slice_attr {
  * worker on the waker's CPU (in the traces even while the other CPU idled).
  * A waker that goes on polling there is preempted only when EEVDF allows
  * it, and otherwise keeps the CPU until a tick; a slice shorter than the
- * waker's lets the wake-up preempt, at the waker's expense (issue 13 item
- * 5: the idle one-call p99, bench/ANALYSIS.md). Only a thread of the plain
+ * waker's lets the wake-up preempt, at the waker's expense (the idle
+ * one-call p99, bench/ANALYSIS.md). Only a thread of the plain
  * policy is changed, keeping its nice value; a refusal (seccomp, an old
  * kernel) leaves the default: later wake-ups, never wrong. */
 static void ask_slice(const struct worker *w)

@@ -1,4 +1,4 @@
-/* main.c: the six-call program of the README, built against an install. */
+/* main.c: the six-call program of docs/c-api.md, built against an install. */
 #include <async/async.h>
 #include <stdio.h>
 

@@ -1,9 +1,8 @@
-/* test_pool_races.c: regression tests for the races and hangs of issue 14
- * (lost wake-up on stop, shutdown deadlock, leftover jobs at shutdown, two
- * submitters of one record, a failed spawn), for the order of external
- * submissions, and for what its second review found (a stuck waking flag,
- * parallel-for near SIZE_MAX, the shutdown runner's steal row, stop then
- * add, cross-pool groups, a failed thread at create). Anything that could
+/* test_pool_races.c: the pool's races and hangs: a lost wake-up on stop,
+ * shutdown deadlock, leftover jobs at shutdown, two submitters of one
+ * record, a failed spawn, the order of external submissions, a stuck
+ * waking flag, parallel-for near SIZE_MAX, the shutdown runner's steal
+ * row, stop then add, cross-pool groups, a failed thread at create. Anything that could
  * hang runs under a watchdog (SIGALRM) that fails the test instead of
  * stalling CI.
  *
@@ -379,7 +378,7 @@ Test(races, sync_after_a_failed_spawn_returns, .timeout = 60)
 	free(s);
 }
 
-/* ---- issue 13: calls submitted from outside run oldest first ------------ */
+/* ---- calls submitted from outside run oldest first ---------------------- */
 
 struct ordered {
 	async_job job;
@@ -463,7 +462,7 @@ Test(races, external_submissions_start_oldest_first_with_two_workers, .timeout =
 	free(o);
 }
 
-/* ---- issue 13: one call on an idle pool wakes one worker ---------------- */
+/* ---- one call on an idle pool wakes one worker -------------------------- */
 
 static pid_t worker_tid[2];
 
@@ -714,7 +713,7 @@ Test(races, submissions_storming_a_shutdown_are_each_run_or_refused, .timeout = 
 	}
 }
 
-/* ==== issue 14, second review ============================================ */
+/* ==== flags, bounds and slots under churn ================================ */
 
 /* ---- the waking flag stuck at 1 (lost wake-up) -------------------------- */
 

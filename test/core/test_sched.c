@@ -1,6 +1,6 @@
 /* test_sched.c: the scheduler attributes a worker asks for itself on Linux
  * (cfg.slice_us: a short time slice, so that a worker woken onto a busy CPU
- * preempts the thread there; issue 13 item 5). Read back with
+ * preempts the thread there). Read back with
  * sched_getattr, which reports a fair thread's slice from Linux 6.12; on
  * older kernels (it reports 0) there is nothing to check. */
 #define _GNU_SOURCE

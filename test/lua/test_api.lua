@@ -1,5 +1,5 @@
--- test_api.lua: every function of the façade and every rule of issue 3's
--- "Behaviour", in plain LuaJIT.
+-- test_api.lua: every function of the façade and every rule of its behaviour
+-- (docs/lua-api.md), in plain LuaJIT.
 
 local function fresh(n)
   local async = require "async"

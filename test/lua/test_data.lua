@@ -1,4 +1,4 @@
--- test_data.lua: issue 8: shared read-only data, zero-copy buffers, map and
+-- test_data.lua: shared read-only data, zero-copy buffers, map and
 -- parallel-for, jobs that start jobs, persistent worker state.
 
 local function fresh(n)

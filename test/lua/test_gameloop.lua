@@ -1,4 +1,4 @@
--- test_gameloop.lua: issue 7's game-loop API: handles and cancel, "latest
+-- test_gameloop.lua: the game-loop API: handles and cancel, "latest
 -- request wins" keys, async.go/await, update(budget), stats.
 
 local function fresh(n)
@@ -173,7 +173,7 @@ end)
 test("stats: every counter, refilled in place", function()
   local async = fresh(2)
   local s = async.stats()
-  -- Every counter the README lists, on both backends: a HUD that formats
+  -- Every counter docs/lua-api.md lists, on both backends: a HUD that formats
   -- them with %d must not meet a nil.
   for _, k in ipairs({ "queued", "running", "ready", "inflight", "completed", "failed", "cancelled", "steals", "workerCount",
                        "memory", "statesReplaced", "recordBytes", "channels" }) do

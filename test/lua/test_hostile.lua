@@ -1,9 +1,11 @@
--- test_hostile.lua: regressions for the second hostile pass over the Lua
--- layer (h/t*.lua of that review), one test per defect, numbered as in the
--- brief that listed them.
+-- test_hostile.lua: what a game that uses the library in unexpected ways
+-- must get: a cancelled empty map, jobs that break their worker's globals,
+-- buffers of cancelled calls, deep await chains, parallelFor's limits,
+-- messages at the caller's line, NUL in names, mistaken callback tables,
+-- a fraction of a worker.
 
--- H1. An empty map/parallelFor cancelled before its deferred finish ends once.
-test("H1: an empty map or parallelFor that is cancelled calls only cancelled", function()
+-- An empty map/parallelFor cancelled before its deferred finish ends once.
+test("an empty map or parallelFor that is cancelled calls only cancelled", function()
   local async = require "async"
   async.load(1)
   async.define("f", function(x) return x end)
@@ -17,9 +19,9 @@ test("H1: an empty map or parallelFor that is cancelled calls only cancelled", f
   async.shutdown()
 end)
 
--- H2. A job that replaces its thread's globals or removes a standard global
+-- A job that replaces its thread's globals or removes a standard global
 -- does not break the later jobs of its worker.
-test("H2: setfenv(0, {}) or removing a global in one job leaves the worker sane", function()
+test("setfenv(0, {}) or removing a global in one job leaves the worker sane", function()
   local async = require "async"
   async.load(1)
   async.define("probe", function()
@@ -48,10 +50,10 @@ test("H2: setfenv(0, {}) or removing a global in one job leaves the worker sane"
   async.shutdown()
 end)
 
--- H3. A call cancelled before it started gives its buffers back at once:
+-- A call cancelled before it started gives its buffers back at once:
 -- by handle:cancel(), or superseded under its key by a newer call that
 -- lends the same buffer (latest wins).
-test("H3: a queued call that is cancelled or superseded gives its buffer back at once", function()
+test("a queued call that is cancelled or superseded gives its buffer back at once", function()
   local async = require "async"
   async.load(1)
   async.define("spin", function()
@@ -80,9 +82,9 @@ test("H3: a queued call that is cancelled or superseded gives its buffer back at
   async.shutdown()
 end)
 
--- H4. A failure deep in a chain of worker-side awaits keeps one traceback
+-- A failure deep in a chain of worker-side awaits keeps one traceback
 -- (the innermost) and a bounded note of the levels above it.
-test("H4: a failure through 300 nested awaits arrives with a bounded message", function()
+test("a failure through 300 nested awaits arrives with a bounded message", function()
   local async = require "async"
   async.load(2)
   async.define("rec", function(n)
@@ -100,9 +102,9 @@ test("H4: a failure through 300 nested awaits arrives with a bounded message", f
   async.shutdown()
 end)
 
--- H3b/H6. parallelFor refuses up front, naming itself, what it cannot do:
+-- parallelFor refuses up front, naming itself, what it cannot do:
 -- one buffer for every tile, or more tiles than async.maxParts.
-test("H3b, H6: parallelFor names a shared buffer and too many tiles before issuing any", function()
+test("parallelFor names a shared buffer and too many tiles before issuing any", function()
   local async = require "async"
   async.load(1)
   async.define("fill", function(i0, i1, out) return i1 - i0 + 1 end)
@@ -122,9 +124,9 @@ test("H3b, H6: parallelFor names a shared buffer and too many tiles before issui
   async.shutdown()
 end)
 
--- H7, H12. Messages name the function, the argument and the element, and
+-- Messages name the function, the argument and the element, and
 -- point at the caller's line, not at the library.
-test("H7, H12: async.call(nil) and a refused map element are named, at the caller's line", function()
+test("async.call(nil) and a refused map element are named, at the caller's line", function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -137,8 +139,8 @@ test("H7, H12: async.call(nil) and a refused map element are named, at the calle
   async.shutdown()
 end)
 
--- H8. A name with a NUL byte would be cut at it by the native side.
-test("H8: define and share refuse a name containing NUL", function()
+-- A name with a NUL byte would be cut at it by the native side.
+test("define and share refuse a name containing NUL", function()
   local async = require "async"
   async.load(1)
   async.define("a", function() return "a" end)
@@ -158,9 +160,9 @@ test("H8: define and share refuse a name containing NUL", function()
   async.shutdown()
 end)
 
--- H9. Callback tables with mistakes are refused at the call; a callable
+-- Callback tables with mistakes are refused at the call; a callable
 -- table is a callback.
-test("H9: misspelt or non-callable callback fields are refused, callable tables are called", function()
+test("misspelt or non-callable callback fields are refused, callable tables are called", function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -185,8 +187,8 @@ test("H9: misspelt or non-callable callback fields are refused, callable tables 
   async.shutdown()
 end)
 
--- H10. A fraction of one worker still starts one.
-test("H10: async.load(0.5) starts one worker", function()
+-- A fraction of one worker still starts one.
+test("async.load(0.5) starts one worker", function()
   local async = require "async"
   async.load(0.5)
   eq(async.getWorkerCount(), 1, "workers")

@@ -1,6 +1,5 @@
--- test_lifecycle.lua: issue 12 in plain LuaJIT: one call lifecycle (every
--- way a call ends releases what it held), the defects a hostile pass found
--- (numbered as in the issue), and the Async 1.1 idioms that must keep
+-- test_lifecycle.lua: in plain LuaJIT: one call lifecycle (every way a
+-- call ends releases what it held), the lifecycle's edge cases, and the Async 1.1 idioms that must keep
 -- working. LÖVE-object cases are in test/love/integration.
 local ffi = require "ffi"
 
@@ -15,8 +14,8 @@ local function watchdog(fn, ...)
   return unpack(res)
 end
 
--- 11. One huge call does not pin its memory in the record.
-test("11: a record does not keep a huge call's buffers", function()
+-- One huge call does not pin its memory in the record.
+test("a record does not keep a huge call's buffers", function()
   local async = require "async"
   async.load(1)
   async.define("len", function(s) return #s end)
@@ -39,8 +38,8 @@ test("11: a record does not keep a huge call's buffers", function()
   async.shutdown()
 end)
 
--- 2. Latest request wins, also against a call that already runs.
-test("2: a superseded running call never delivers success after the newer call", function()
+-- Latest request wins, also against a call that already runs.
+test("a superseded running call never delivers success after the newer call", function()
   local async = require "async"
   async.load(2)
   async.define("spin", function(tag)
@@ -68,8 +67,8 @@ test("2: a superseded running call never delivers success after the newer call",
   async.shutdown()
 end)
 
--- 3. Deferred callbacks: one that raises leaves the rest; shutdown runs them.
-test("3: deferred callbacks survive one that raises, and shutdown delivers them", function()
+-- Deferred callbacks: one that raises leaves the rest; shutdown runs them.
+test("deferred callbacks survive one that raises, and shutdown delivers them", function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -90,8 +89,8 @@ test("3: deferred callbacks survive one that raises, and shutdown delivers them"
   eq(ran.cancelled, true, "a group's cancelled callback ran in shutdown")
 end)
 
--- 4. Calls made while shutdown() delivers end as cancelled; shutdown never raises for them.
-test("4: a callback or a coroutine that calls during shutdown does not make it raise", function()
+-- Calls made while shutdown() delivers end as cancelled; shutdown never raises for them.
+test("a callback or a coroutine that calls during shutdown does not make it raise", function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -120,8 +119,8 @@ test("4: a callback or a coroutine that calls during shutdown does not make it r
   async.shutdown()
 end)
 
--- 5. A NaN key, or a callback table whose __index raises: a clear error, nothing leaked.
-test("5: a NaN key or a raising callback table leaks no record and lends no buffer", function()
+-- A NaN key, or a callback table whose __index raises: a clear error, nothing leaked.
+test("a NaN key or a raising callback table leaks no record and lends no buffer", function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -139,8 +138,8 @@ test("5: a NaN key or a raising callback table leaks no record and lends no buff
   async.shutdown()
 end)
 
--- 6. Buffer ownership: one call at a time, and a job cannot keep what it hands over.
-test("6: a lent buffer cannot be lent again; a job cannot keep a buffer it returned", function()
+-- Buffer ownership: one call at a time, and a job cannot keep what it hands over.
+test("a lent buffer cannot be lent again; a job cannot keep a buffer it returned", function()
   local async = require "async"
   async.load(1)
   async.define("hold", function(b, flag)
@@ -184,8 +183,8 @@ test("6: a lent buffer cannot be lent again; a job cannot keep a buffer it retur
   async.shutdown()
 end)
 
--- 7. A pool loaded inside a callback that shutdown() delivers stays loaded.
-test("7: load() inside a callback that shutdown delivers keeps the new pool", function()
+-- A pool loaded inside a callback that shutdown() delivers stays loaded.
+test("load() inside a callback that shutdown delivers keeps the new pool", function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)
@@ -204,7 +203,7 @@ test("7: load() inside a callback that shutdown delivers keeps the new pool", fu
   async.shutdown()
 end)
 
--- 8. The fallback printer when async.onerror is not a function.
+-- The fallback printer when async.onerror is not a function.
 -- portability: the Windows C runtime (msvcrt, under Wine) has the same
 -- calls with a leading underscore and its own flag values.
 local win = ffi.os == "Windows"
@@ -218,7 +217,7 @@ int dup2(int from, int to)%s;
 -- O_WRONLY | O_CREAT | O_TRUNC, 0644 (msvcrt: _S_IREAD | _S_IWRITE)
 local O_CREATE_TRUNC, MODE_RW = 577, 420
 if win then O_CREATE_TRUNC, MODE_RW = 0x301, 0x180 end
-test("8: with async.onerror not a function, stderr gets the message and the traceback", function()
+test("with async.onerror not a function, stderr gets the message and the traceback", function()
   local async = require "async"
   async.load(1)
   async.define("boom", function() error("kaboom-8") end)
@@ -246,8 +245,8 @@ test("8: with async.onerror not a function, stderr gets the message and the trac
   async.shutdown()
 end)
 
--- 9. What one job changes in its worker does not break the next.
-test("9: collectgarbage('stop') and a broken environment metatable do not outlive the job", function()
+-- What one job changes in its worker does not break the next.
+test("collectgarbage('stop') and a broken environment metatable do not outlive the job", function()
   local async = require "async"
   async.load { workers = 1, memoryLimit = 48 * 1024 * 1024 }
   async.define("stopgc", function() collectgarbage("stop") return true end)
@@ -281,8 +280,8 @@ test("9: collectgarbage('stop') and a broken environment metatable do not outliv
   async.shutdown()
 end)
 
--- 10. parallelFor with an end it can never reach is refused, not looped on.
-test("10: parallelFor refuses math.huge and 2^53", function()
+-- parallelFor with an end it can never reach is refused, not looped on.
+test("parallelFor refuses math.huge and 2^53", function()
   local async = require "async"
   async.load(1)
   async.define("id", function(...) return ... end)

@@ -1,4 +1,4 @@
--- test_reliability.lua: faults in jobs and in the game (issue 6): jobs
+-- test_reliability.lua: faults in jobs and in the game: jobs
 -- that run out of memory under a memory limit, long-running jobs, update()
 -- and shutdown() called from inside callbacks.
 local ffi = require "ffi"

@@ -1,5 +1,5 @@
--- test_shutdown.lua: shutdown under load (issue 6). Calls of every kind,
--- queued (cancelled) or running (finished), deliver exactly once; under the ASan build,
+-- test_shutdown.lua: shutdown under load. Calls of every kind, queued
+-- (cancelled) or running (finished), deliver exactly once; under the ASan build,
 -- LeakSanitizer checks at exit that nothing was leaked.
 
 local MiB = 1024 * 1024

@@ -227,7 +227,7 @@ test("a burst's kept blocks are given back when the pool runs dry", function()
   ok(mem <= live + 17 * MiB, ("memory %.1f MiB with %.1f MiB live in the state: kept blocks over 16 MiB not given back"):format(mem / MiB, live / MiB))
 end)
 
--- Order (issue 13, item 3): calls the game issues start oldest first, so
+-- Order: calls the game issues start oldest first, so
 -- under load the oldest request does not wait longest. Each job reads
 -- CLOCK_MONOTONIC when it starts; the calls' start ranks must follow their
 -- issue order. Two workers each run a batch of the oldest calls side by

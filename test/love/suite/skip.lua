@@ -20,14 +20,14 @@ local SKIP = {
       NO_LIMIT .. " and buffers; test_thread_backend.lua runs the same load without them",
     ["shutdown while a job runs out of memory and others are queued"] = NO_LIMIT,
     -- test_lifecycle.lua
-    ["5: a NaN key or a raising callback table leaks no record and lends no buffer"] =
+    ["a NaN key or a raising callback table leaks no record and lends no buffer"] =
       NO_BUFFERS .. "; the NaN key and the raising callback table are checked there too",
-    ["6: a lent buffer cannot be lent again; a job cannot keep a buffer it returned"] = NO_BUFFERS,
-    ["9: collectgarbage('stop') and a broken environment metatable do not outlive the job"] =
+    ["a lent buffer cannot be lent again; a job cannot keep a buffer it returned"] = NO_BUFFERS,
+    ["collectgarbage('stop') and a broken environment metatable do not outlive the job"] =
       NO_LIMIT .. "; the job's collector and environment are checked there without it",
     -- test_workers.lua
     ["async.load{pin = true} binds each worker to one CPU"] =
-      "love.thread gives no way to bind a thread to a CPU: the thread backend accepts pin and ignores it (README, Backends)",
+      "love.thread gives no way to bind a thread to a CPU: the thread backend accepts pin and ignores it (docs/lua-api.md, Backends)",
     ["a worker's Lua state keeps memory its jobs free: no page faults per job once warm"] =
       "the kept blocks are the native module's allocator wrapper; love.thread states use LÖVE's",
     ["kept blocks count in memory but never make a job run out of memory"] = NO_LIMIT,
@@ -39,8 +39,8 @@ local SKIP = {
     -- test_paths.lua
     ["tables cross with holes, shared and cyclic parts, odd keys, no metatables"] = NO_CYCLES,
     -- test_hostile.lua
-    ["H3: a queued call that is cancelled or superseded gives its buffer back at once"] = NO_BUFFERS,
-    ["H3b, H6: parallelFor names a shared buffer and too many tiles before issuing any"] = NO_BUFFERS,
+    ["a queued call that is cancelled or superseded gives its buffer back at once"] = NO_BUFFERS,
+    ["parallelFor names a shared buffer and too many tiles before issuing any"] = NO_BUFFERS,
   },
   native = {
     ["thread backend: "] = "the thread backend's own tests", -- a prefix, see below
@@ -53,7 +53,7 @@ local NOT_IN_LOVE = {
   ["idiom: worker states run love.jitsetup where it exists"] =
     "puts a plain-Lua stand-in (fakelove/) on package.path; inside LÖVE the workers take the real love " ..
     "from package.preload, so the stand-in is never loaded; run by lua_lifecycle in plain LuaJIT",
-  ["11: a record does not keep a huge call's buffers"] =
+  ["a record does not keep a huge call's buffers"] =
     "reads the native records' stats().recordBytes, which the thread backend does not have; " ..
     "run by lua_lifecycle and lua_lifecycle_capi in plain LuaJIT",
 }

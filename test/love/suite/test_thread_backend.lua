@@ -232,9 +232,9 @@ test("thread backend: every terminal path ends the call and leaves nothing in fl
   eq(ended.superseded, "cancelled"); eq(ended["init failed"], "error"); eq(ended["during shutdown"], "cancelled")
 end)
 
--- On both backends (README, "LÖVE objects go only as async.call arguments and
--- results"): the thread backend let them through share, a definition's
--- upvalues and a worker's await/awaitAll, where the native module refuses.
+-- On both backends (docs/lua-api.md, "Data for jobs"), LÖVE objects go only
+-- as async.call arguments and results: share, a definition's upvalues and a
+-- worker's await/awaitAll refuse them.
 test("LÖVE objects are refused by share, define's upvalues and a job's await", function()
   local async = require "async"
   require "love.image"

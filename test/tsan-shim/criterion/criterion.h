@@ -1,7 +1,7 @@
 /* criterion.h stand-in for ThreadSanitizer builds only.
  *
  * Criterion cannot start under TSan (its inheritable arena mmap collides
- * with TSan's shadow memory: Snaipe/Criterion issue 274, open), so the TSan
+ * with TSan's shadow memory: Snaipe/Criterion#274, open), so the TSan
  * build compiles the very same test sources against this header: Test()
  * registers a function, the cr_assert family checks, and main() runs every
  * test in this process, one after another, printing a closing
