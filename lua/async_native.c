@@ -11,6 +11,34 @@
 
 static uint64_t ctx_ids; /* distinguishes contexts in LÖVE channel names */
 
+/* Every context of the process, from new to its collection (or for good,
+ * when abandoned), under a spin lock: states on other threads (a job's own
+ * pool) make them too. The list is also what keeps a context reachable for
+ * a leak checker, which does not scan LuaJIT's memory where the userdata
+ * holding the pointer lives. */
+static struct ctx *ctx_list;
+static uint32_t ctx_list_lock;
+
+static void ctx_list_update(struct ctx *ctx, int add)
+{
+	while (__atomic_exchange_n(&ctx_list_lock, 1, __ATOMIC_ACQUIRE))
+		;
+	if (add) {
+		ctx->next_ctx = ctx_list;
+		if (ctx_list != NULL)
+			ctx_list->prev_ctx = ctx;
+		ctx_list = ctx;
+	} else {
+		if (ctx->prev_ctx != NULL)
+			ctx->prev_ctx->next_ctx = ctx->next_ctx;
+		else
+			ctx_list = ctx->next_ctx;
+		if (ctx->next_ctx != NULL)
+			ctx->next_ctx->prev_ctx = ctx->prev_ctx;
+	}
+	__atomic_store_n(&ctx_list_lock, 0, __ATOMIC_RELEASE);
+}
+
 /* The userdata holds a pointer: the context itself is heap memory, so
  * that a context abandoned to a job that never ends outlives the state. */
 struct ctx *ctx_of(lua_State *L, int idx)
@@ -259,8 +287,10 @@ static int l_gc(lua_State *L)
 		}
 		ctx_free_all(L, ctx, 0);
 	}
-	if (!ctx->abandoned)
+	if (!ctx->abandoned) {
+		ctx_list_update(ctx, 0);
 		free(ctx);
+	}
 	return 0;
 }
 
@@ -285,6 +315,7 @@ static int l_new(lua_State *L)
 	}
 	struct ctx **box = lua_newuserdata(L, sizeof *box);
 	*box = ctx; /* freed by the collector (l_gc) */
+	ctx_list_update(ctx, 1);
 	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = ctx->error_fn = LUA_NOREF;
 	ctx->fast_hook = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */

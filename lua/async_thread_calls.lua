@@ -186,10 +186,15 @@ function Handle.cancel(h)
   return rec ~= nil and h[1].lock:performAtomic(cancelAtomic, rec.p)
 end
 
+-- Read under the lock that a worker's start writes it under: a plain FFI
+-- read in a loop that polls status() would be hoisted out of the loop by
+-- the JIT, and the loop would never see the call start.
+local function stateOf(_, p) return p[0] end
+
 function Handle.status(h)
   checkHandle(h, "status")
   local rec = handleRec(h)
-  return rec == nil and "done" or STATE_NAMES[rec.p[0]]
+  return rec == nil and "done" or STATE_NAMES[h[1].lock:performAtomic(stateOf, rec.p)]
 end
 
 -- ---- delivery ------------------------------------------------------------------

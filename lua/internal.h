@@ -245,6 +245,7 @@ struct ctx {
 	int abandoned;  /* a job outlived shutdown's deadline: the context, its
 	                 * pool and records are left to the process's exit */
 	uint32_t hard_stop; /* the deadline passed: jobs get the stop hook (atomic) */
+	struct ctx *prev_ctx, *next_ctx; /* every context of the process (async_native.c) */
 	double stop_deadline; /* shutdown(): when jobs are hooked; < 0: never */
 	int error_fn;   /* registry ref: the game's `error` builtin ({error = error}) */
 	uint64_t def_epoch; /* moved by define/undefine only: workers drop compiled code */
