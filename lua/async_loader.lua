@@ -79,6 +79,16 @@ local function peDamage(f, size, h)
     local raw, at = le(t, i * 40 + 16, 4), le(t, i * 40 + 20, 4)
     if raw > 0 and at + raw > size then return ("a section ends at byte %d"):format(at + raw) end
   end
+  -- The COFF symbol table and its string table (mingw's DLLs keep them),
+  -- usually the file's last bytes.
+  local symtab, nsym = le(coff, 12, 4), le(coff, 16, 4)
+  if symtab > 0 then
+    local strtab = symtab + 18 * nsym
+    if strtab + 4 > size then return ("its symbol table ends at byte %d"):format(strtab + 4) end
+    f:seek("set", strtab)
+    local strsize = le(f:read(4) or "", 0, 4)
+    if strtab + strsize > size then return ("its string table ends at byte %d"):format(strtab + strsize) end
+  end
   return nil
 end
 
