@@ -78,6 +78,9 @@ int async_group_wait(async_pool *p, async_group *g)
 		return ASYNC_EINVAL; /* its jobs wake another pool's waiters */
 	struct worker *w = self_in(p);
 	if (w != NULL) {
+		for (struct running_job *r = w->running; r != NULL; r = r->up)
+			if (r->group == g)
+				return ASYNC_EDEADLK; /* its own count keeps it pending */
 		help_until_zero(w, &g->pending, NULL);
 		return 0;
 	}

@@ -47,12 +47,46 @@ void (*async_test_hook)(const char *point);
 
 /* ---- configuration ------------------------------------------------------ */
 
+/* The machine's cores and PUs, read once: the defaults are real numbers a
+ * caller can read and adjust, so they are worked out here, not in create. */
+static unsigned machine_cores, machine_pus;
+static pthread_once_t machine_once = PTHREAD_ONCE_INIT;
+
+static void machine_read(void)
+{
+	int npu = 0, ncore = 0;
+	hwloc_topology_t t;
+	if (hwloc_topology_init(&t) == 0) {
+		if (hwloc_topology_load(t) == 0) {
+			npu = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
+			ncore = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
+		}
+		hwloc_topology_destroy(t);
+	}
+#ifdef _SC_NPROCESSORS_ONLN /* portability: not in mingw's unistd.h */
+	if (npu < 1) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		npu = n > 0 && n < ASYNC_MAX_WORKERS ? (int)n : 1;
+	}
+#endif
+	if (npu < 1)
+		npu = 1;
+	if (ncore < 1 || ncore > npu)
+		ncore = npu;
+	machine_pus = (unsigned)npu;
+	machine_cores = (unsigned)ncore;
+}
+
 async_pool_config async_pool_config_default(void)
 {
+	pthread_once(&machine_once, machine_read);
+	unsigned max = 4 * machine_pus > 64 ? 4 * machine_pus : 64;
+	if (max > ASYNC_MAX_WORKERS)
+		max = ASYNC_MAX_WORKERS;
 	async_pool_config c;
 	memset(&c, 0, sizeof c);
-	c.workers = ASYNC_AUTO;
-	c.max_workers = ASYNC_AUTO;
+	c.workers = machine_cores < max ? machine_cores : max;
+	c.max_workers = max;
 	c.pin = 1;
 	c.spin_rounds = 64;
 	c.spin_us = 10;
@@ -164,18 +198,8 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	if (hwloc_topology_load(p->topo) != 0)
 		goto fail;
 
-	int npu = hwloc_get_nbobjs_by_type(p->topo, HWLOC_OBJ_PU);
-	int ncore = hwloc_get_nbobjs_by_type(p->topo, HWLOC_OBJ_CORE);
-	if (npu < 1)
-		npu = 1;
-	if (ncore < 1)
-		ncore = npu;
-	if (cfg.max_workers == ASYNC_AUTO)
-		cfg.max_workers = (unsigned)(4 * npu > 64 ? 4 * npu : 64);
-	if (cfg.workers == ASYNC_AUTO)
-		cfg.workers = (unsigned)ncore < cfg.max_workers ? (unsigned)ncore : cfg.max_workers;
 	rc = ASYNC_EINVAL;
-	if (cfg.max_workers == 0 || cfg.max_workers > 4096 || cfg.workers > cfg.max_workers)
+	if (cfg.max_workers == 0 || cfg.max_workers > ASYNC_MAX_WORKERS || cfg.workers > cfg.max_workers)
 		goto fail;
 	p->cfg = cfg;
 	p->max_workers = cfg.max_workers;
@@ -330,7 +354,7 @@ int async_pool_shutdown(async_pool *p)
 	if (p == NULL)
 		return ASYNC_EINVAL;
 	if (self_in(p) != NULL)
-		return ASYNC_ENOTWORKER; /* a worker cannot join itself */
+		return ASYNC_EONWORKER; /* a worker cannot join itself */
 	pthread_mutex_lock(&p->shut);
 	if (p->shut_done) {
 		pthread_mutex_unlock(&p->shut);

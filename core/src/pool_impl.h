@@ -32,11 +32,18 @@ enum { SLOT_EMPTY = 0, SLOT_RUNNING, SLOT_STOPPING, SLOT_EXITED };
  * thread, and a slot never waits on an exit that was called off. */
 enum { STOP_NONE = 0, STOP_ASKED = 1, STOP_COMMITTED = 2 };
 
-#define ASYNC_AUTO ((unsigned)-1)
+/* A job running on a thread, on that thread's stack: the chain of them,
+ * innermost first, is what a group wait checks so that a job waiting for
+ * its own group is refused (ASYNC_EDEADLK) instead of waiting forever. */
+struct running_job {
+	async_group *group;
+	struct running_job *up;
+};
+
 #define DEQUE_INITIAL 256
 /* Frames per worker: the deepest nest of unsynced spawns one worker can
  * hold (reserved address space; pages are committed as used). */
-#define ASYNC_FRAMES 16384
+#define ASYNC_FRAMES 16384 /* the frame array; ASYNC_FRAMES_MAX with the overflow */
 
 struct worker {
 	async_worker fk;          /* the split deque of fork-join frames (fork.c) */
@@ -48,6 +55,7 @@ struct worker {
 	                 * worker, withdrawn by add_workers (CAS both ways) */
 	uint32_t state; /* SLOT_* */
 	int idle;       /* the worker is in its idle loop (stats only) */
+	struct running_job *running; /* jobs running here, innermost first */
 	pthread_t thread;
 	ck_epoch_record_t rec;
 	/* Counters: written by the worker alone (atomic stores), read racily. */
@@ -151,6 +159,22 @@ static inline void group_done(async_pool *p, async_group *g)
 		async_ec_notify_all(&p->done_ec);
 }
 
+/* low, which the inline sync compares with (fork.c T5, T6): the higher of
+ * split and floor, or head while typed frames that ran at once sit past
+ * the array's end (so that their syncs take the slow path). */
+static inline void fork_update_low(async_worker *w)
+{
+	async_frame *l = w->split > w->floor ? w->split : w->floor;
+	w->low = w->head > w->end ? w->head : l;
+}
+
+/* The floor of w's syncs (async/fork.h). */
+static inline void fork_set_floor(async_worker *w, async_frame *f)
+{
+	w->floor = f;
+	fork_update_low(w);
+}
+
 /* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
  * function, any spawns it left unsynced (the floor keeps syncs of the
  * wrappers inside the job's own frames), then what a joiner or a group
@@ -171,11 +195,14 @@ static inline void run_job(struct worker *w, async_job *j)
 	ck_pr_fence_load_store();
 	ck_pr_store_32(&j->state, JOB_RUNNING);
 	async_frame *saved = w->fk.floor;
-	w->fk.floor = w->fk.head;
+	fork_set_floor(&w->fk, w->fk.head);
+	struct running_job me = { g, w->running };
+	w->running = &me;
 	fn(arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk);
-	w->fk.floor = saved;
+	w->running = me.up;
+	fork_set_floor(&w->fk, saved);
 	if (flags & JOB_JOINABLE) {
 		/* Release: pairs with the acquire fence in async_job_sync. */
 		ck_pr_fence_release();
