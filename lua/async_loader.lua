@@ -3,8 +3,8 @@
 -- name (async_native-<os>-<arch>.so/.dll) on package.cpath, next to main.lua,
 -- next to a fused executable, or copied out of the .love into the save
 -- directory; otherwise, inside LÖVE, the love.thread backend (async_thread.lua),
--- with one line on stderr saying why (async.backendReason keeps it). ASYNC_BACKEND=native|thread (or
--- async.load{backend = ...}) asks for one.
+-- with one line on stderr saying why (async.backendReason keeps it).
+-- ASYNC_BACKEND=native|thread (or async.load{backend = ...}) asks for one.
 local M = {}
 
 local OS_NAMES = { Windows = "windows", Linux = "linux", OSX = "macos", BSD = "bsd", POSIX = "posix" }
@@ -117,6 +117,20 @@ end
 
 local UNLISTED = "async_native.manifest beside it does not list it (a module from another release?)"
 
+-- Why a module of `size` bytes does not match the manifest's line for it
+-- (want, sha: see listed), or nil. bytes() gives its content, read only
+-- for the hash, which needs LÖVE (love.data.hash): plain LuaJIT checks the
+-- size alone.
+local function againstManifest(want, sha, size, bytes)
+  if want == false then return UNLISTED end
+  if want == nil then return nil end
+  if size ~= want then return ("damaged: %d bytes where async_native.manifest says %d"):format(size, want) end
+  if type(love) == "table" and type(love.data) == "table" and love.data.hash and sha1hex(bytes()) ~= sha then
+    return "damaged: its SHA-1 differs from async_native.manifest's"
+  end
+  return nil
+end
+
 -- Why `data`, the module `name` read from the game's archive at folder
 -- `dir`, must not be copied out and loaded, or nil: the manifest beside it
 -- in the archive must vouch for it, where there is one.
@@ -124,12 +138,7 @@ local function archivedDamage(dir, name, data)
   local fs = love.filesystem
   local text = fs.getInfo(dir .. "async_native.manifest") and fs.read(dir .. "async_native.manifest")
   local want, sha = listed(text or nil, name)
-  if want == false then return UNLISTED end
-  if want ~= nil and data:getSize() ~= want then
-    return ("damaged: %d bytes where async_native.manifest says %d"):format(data:getSize(), want)
-  end
-  if want ~= nil and sha1hex(data) ~= sha then return "damaged: its SHA-1 differs from async_native.manifest's" end
-  return nil
+  return againstManifest(want, sha, data:getSize(), function() return data end)
 end
 
 local NOT_A_LIBRARY = "neither an ELF, a PE nor a Mach-O file"
@@ -144,18 +153,10 @@ function M.damage(path)
   local size = f:seek("end")
   local dir, name = path:match("^(.-)([^/\\]*)$")
   local want, sha = manifestEntry(dir, name)
-  local why
-  if want == false then
-    why = UNLISTED
-  elseif want ~= nil then
-    if size ~= want then
-      why = ("damaged: %d bytes where async_native.manifest says %d"):format(size, want)
-    elseif type(love) == "table" and type(love.data) == "table" and love.data.hash then
-      f:seek("set", 0)
-      local data = f:read("*a") or ""
-      if sha1hex(data) ~= sha then why = "damaged: its SHA-1 differs from async_native.manifest's" end
-    end
-  end
+  local why = againstManifest(want, sha, size, function()
+    f:seek("set", 0)
+    return f:read("*a") or ""
+  end)
   if why == nil then
     f:seek("set", 0)
     local h = f:read(64) or ""
