@@ -98,6 +98,7 @@ function Ensure.atMost(n) end
 ---@field maxDepth integer table nesting limit for values sent to and from workers
 ---@field maxParts integer the most calls one map/parallelFor may issue (default 16384; assignable)
 ---@field backend "native"|"thread" the native module, or the love.thread fallback
+---@field backendReason string|nil why the thread backend runs instead of the native module; nil on native
 ---@field ensure async.Ensure
 local async = {}
 
@@ -107,11 +108,18 @@ local async = {}
 function async.getPath() end
 
 --- Starts a pool of `n` workers (default 1) for this Lua state, or with options.
+--- Called again while loaded, it keeps the pool and sets its worker count
+--- (docs/lifecycle.md).
 ---@param n? integer|async.LoadOptions
 function async.load(n) end
 
---- Waits for every queued and running call, delivers their callbacks, frees everything.
-function async.shutdown() end
+---@class async.ShutdownOptions
+---@field timeout? number seconds: jobs still running then are stopped (interpreted Lua) or abandoned
+
+--- Queued calls end cancelled, running jobs see async.cancelled(); waits for
+--- them, delivers every callback, frees everything (docs/lifecycle.md).
+---@param opts? async.ShutdownOptions
+function async.shutdown(opts) end
 
 ---@return boolean
 function async.isLoaded() end

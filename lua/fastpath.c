@@ -81,6 +81,8 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, const unsigned char *ar
 	c->failed = c->cancelled = c->superseded = 0;
 	c->fast = 1;
 	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->finished, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->handed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
 	ctx->inflight++;
 	*gen = c->gen;
@@ -250,7 +252,7 @@ static const struct async_fast_api fast_api = {
  * context's id (handles name it: a freed context's address is reused). */
 int l_fast_api(lua_State *L)
 {
-	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx *ctx = ctx_of(L, 1);
 	lua_pushlightuserdata(L, ctx);
 	lua_pushlightuserdata(L, (void *)&fast_api);
 	lua_pushnumber(L, (lua_Number)ctx->id);
@@ -261,7 +263,7 @@ int l_fast_api(lua_State *L)
  * that the C side delivers (see deliver.c). */
 int l_fast_hook(lua_State *L)
 {
-	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx *ctx = ctx_of(L, 1);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	if (ctx->closed)
 		return luaL_error(L, "async: the pool is shut down");
