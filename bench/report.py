@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """report.py: turns one benchmark run into bench/RESULTS.md and a PNG chart.
 
-    report.py core.json lua.tsv RESULTS.md ratios.png [gallery.tsv]
+    report.py core.json lua.tsv RESULTS.md ratios.png [gallery.tsv [forkjoin.tsv]]
 
 core.json is Google Benchmark's JSON (medians of the repetitions); lua.tsv
 and gallery.tsv are the LÖVE benchmark's "name<TAB>value<TAB>unit" lines.
 lua.tsv is what run.sh gathers: the per-call rounds of both paths (a name
 repeats once per round; medians and ranges are reported), the rest of the
 Lua benchmarks and the demo's frame times; gallery.tsv holds the workload
-gallery's repetitions. Every ratio and every met/missed is computed from
+gallery's repetitions; forkjoin.tsv is bench/fj_main.c's output (Lace's
+programs on ours, oneTBB and OpenMP). Every ratio and every met/missed is computed from
 this run's figures: peers ran beside ours, nothing is quoted. The
 explanations of misses stay in bench/ANALYSIS.md; the report points to them.
 Standard library only; the chart is drawn by gnuplot."""
@@ -211,6 +212,55 @@ def check(value, ok):
     return "—" if value is None else verdict(ok(value))
 
 
+# Lace's inputs (its benchmarks/bench.py and programs' usage) beside ours.
+FJ_PROGRAMS = (("fib", "fib(32)", "fib(46)"), ("nqueens", "12 queens", "14 queens"),
+               ("cilksort", "2,000,000 longs", "its argument (no bench.py input)"),
+               ("uts", "T3's binomial shape (2,000 root children, m = 8) with q = 0.124 and a 16-round hash for SHA-1: 146,553 nodes",
+                "T2L and T3L, about 10^8 nodes"),
+               ("knapsack", "36 items (strongly correlated)", "an input file"),
+               ("matmul", "512 × 512 floats", "2048 × 2048"), ("pi", "40,000,000 points", "its argument"))
+
+
+def forkjoin_section(path, w, chart):
+    fj = load_lua(path)
+    if not fj:
+        return
+    w("## Lace's fork-join programs")
+    w("")
+    w("`bench/fj_main.c` (`async-forkjoin`): each program written from its published description on our typed")
+    w("tasks (`ASYNC_TASK_n`), oneTBB `task_group` and OpenMP tasks, one task where the program forks (no")
+    w("cutoffs beyond the programs' own), runs interleaved, every result checked against the serial")
+    w("program's. Inputs are cut from Lace's to fit this 2-core VM's run. Medians (range) of the repetitions, ms.")
+    w("")
+    w("| program | input (Lace's) | serial | ours, 1 | ours, 2 | ours 2-worker speedup | oneTBB, 1 | oneTBB, 2 | OpenMP, 1 | OpenMP, 2 |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    med = {}
+    for prog, ours_in, lace_in in FJ_PROGRAMS:
+        key = lambda sy, n: "fj/%s/%s/%d" % (prog, sy, n)
+        if key("async", 1) not in fj:
+            continue
+        cell = {}
+        for sy in ("serial", "async", "tbb", "omp"):
+            for n in (1, 2):
+                if key(sy, n) in fj:
+                    cell[sy, n], med[prog, sy, n] = spread(fj[key(sy, n)], "%.1f")
+        sp = med[prog, "async", 1] / med[prog, "async", 2]
+        w("| %s | %s (%s) | %s | %s | %s | %.2f× | %s | %s | %s | %s |" % (
+            prog, ours_in, lace_in, cell.get(("serial", 1), "—"), cell["async", 1], cell["async", 2], sp,
+            cell["tbb", 1], cell["tbb", 2], cell["omp", 1], cell["omp", 2]))
+    w("")
+    if ("fib", "async", 1) in med:
+        sp = med["fib", "async", 1] / med["fib", "async", 2]
+        w("| target | this run | |")
+        w("| --- | --- | --- |")
+        w("| fib(32), 2 workers ≥ 1.8× of 1 (ours) | %.2f× | %s |" % (sp, verdict(sp >= 1.8)))
+        w("| fib(32) at 1 worker within 1.2× of Lace | measured beside Lace v1.4.2 (not packaged by Debian) in `%s`, \"Typed fork-join: Lace's programs\" | |" % ANALYSIS)
+        w("")
+        pointer(w, sp < 1.8, "Typed fork-join: Lace's programs")
+        chart.append(("fj fib(32) time at 1 worker: oneTBB / ours", med["fib", "tbb", 1] / med["fib", "async", 1]))
+        chart.append(("fj fib(32) time at 1 worker: OpenMP / ours", med["fib", "omp", 1] / med["fib", "async", 1]))
+
+
 def lua_section(lua, w, chart):
     cols = (("ours", "async, FFI path"), ("ours-capi", "async, C API path (`ASYNC_PATH=capi`)"),
             ("async1.1-design", "Async 1.1 design"), ("luv", "luv `uv.new_work`"))
@@ -319,6 +369,7 @@ def lua_section(lua, w, chart):
 def main():
     core_json, lua_tsv, out_md, out_png = sys.argv[1:5]
     gallery_tsv = sys.argv[5] if len(sys.argv) > 5 else None
+    forkjoin_tsv = sys.argv[6] if len(sys.argv) > 6 else None
     ctx, c = load_core(core_json)
     lua = load_lua(lua_tsv)
     chart = []  # (label, ratio): > 1 means ours is better
@@ -340,7 +391,7 @@ def main():
     w("| --- | --- |")
     # The run's date: when its last result file was written, so that a
     # report made again from the same files (a wording change) keeps it.
-    ran = max(os.path.getmtime(f) for f in (core_json, lua_tsv, gallery_tsv) if f and os.path.exists(f))
+    ran = max(os.path.getmtime(f) for f in (core_json, lua_tsv, gallery_tsv, forkjoin_tsv) if f and os.path.exists(f))
     w("| date | %s |" % datetime.datetime.fromtimestamp(ran, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     w("| machine | %s, %s CPUs, %s |" % (sh("lscpu | sed -n 's/^Model name: *//p'") or platform.processor(),
                                           os.cpu_count(), platform.platform()))
@@ -393,6 +444,9 @@ def main():
     chart.append(("fib pair cost: plain Chase-Lev / ours", rows["cl"][0] / ours_ov))
     chart.append(("fib pair cost: OpenMP / ours", rows["omp"][0] / ours_ov))
     chart.append(("fib pair cost: oneTBB / ours", rows["tbb"][0] / ours_ov))
+
+    if forkjoin_tsv:
+        forkjoin_section(forkjoin_tsv, w, chart)
 
     # ---- submit ----
     w("## 1,000,000 empty jobs from one non-worker thread to 2 workers")

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # bench/run.sh: the one benchmark command. Builds in Release, runs the core
-# benchmarks (Google Benchmark, peers in the same run), the Lua benchmarks
+# benchmarks (Google Benchmark, peers in the same run), Lace's fork-join
+# programs (ours, oneTBB, OpenMP interleaved), the Lua benchmarks
 # (LÖVE, peers in the same process), the demo's frame time unpinned and
 # pinned, and the workload gallery (game jobs: serial, two processes with no
 # library (the machine's 2-core ceiling), ours and the love.thread baseline at
 # 1 and 2 workers, alternating), then writes bench/RESULTS.md and
 # bench/ratios.png.
 #   REPS=n          core repetitions (default 5, medians reported)
+#   FJ_REPS=n       repetitions of Lace's fork-join programs (default 5)
 #   MICRO_ROUNDS=n  rounds of the per-call Lua figures, FFI path then C API
 #                   path in each (default 2, medians reported)
 #   DEMO_ROUNDS=n   rounds of the demo, unpinned then pinned (default 2)
@@ -27,6 +29,9 @@ stamp() { echo "bench: ($((SECONDS - start)) s) $*"; }
 stamp "core (Google Benchmark, ${REPS:-5} repetitions)"
 ./build/bench/bench/async-bench --benchmark_repetitions="${REPS:-5}" --benchmark_report_aggregates_only=true \
   --benchmark_out="$out/core.json" --benchmark_out_format=json
+
+stamp "Lace's fork-join programs on ours, oneTBB and OpenMP (${FJ_REPS:-5} repetitions)"
+./build/bench/bench/async-forkjoin "${FJ_REPS:-5}" > "$out/forkjoin.tsv"
 
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 export UV_THREADPOOL_SIZE=2
@@ -59,5 +64,5 @@ cat "$out"/micro-*.tsv "$out/rest.tsv" "$out/demo.tsv" > "$out/lua.tsv"
 
 stamp "the workload gallery (${GALLERY_REPS:-3} repetitions)"
 love bench/love "$lib" --gallery --reps "${GALLERY_REPS:-3}" ${QUICK:+--quick} --out "$out/gallery.tsv"
-python3 bench/report.py "$out/core.json" "$out/lua.tsv" bench/RESULTS.md bench/ratios.png "$out/gallery.tsv"
+python3 bench/report.py "$out/core.json" "$out/lua.tsv" bench/RESULTS.md bench/ratios.png "$out/gallery.tsv" "$out/forkjoin.tsv"
 stamp "wrote bench/RESULTS.md and bench/ratios.png"

@@ -84,109 +84,13 @@ function Buffer:isLent() end
 ---@class async.Ensure
 local Ensure = {}
 ---@param n integer
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
----@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Ensure
+---@return async.Ensure
 function Ensure.exactly(n) end
 ---@param n integer
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
----@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Ensure
+---@return async.Ensure
 function Ensure.atLeast(n) end
 ---@param n integer
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
----@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Ensure
+---@return async.Ensure
 function Ensure.atMost(n) end
 
 ---@class async
@@ -194,6 +98,7 @@ function Ensure.atMost(n) end
 ---@field maxDepth integer table nesting limit for values sent to and from workers
 ---@field maxParts integer the most calls one map/parallelFor may issue (default 16384; assignable)
 ---@field backend "native"|"thread" the native module, or the love.thread fallback
+---@field backendReason string|nil why the thread backend runs instead of the native module; nil on native
 ---@field ensure async.Ensure
 local async = {}
 
@@ -203,11 +108,18 @@ local async = {}
 function async.getPath() end
 
 --- Starts a pool of `n` workers (default 1) for this Lua state, or with options.
+--- Called again while loaded, it keeps the pool and sets its worker count
+--- (docs/lifecycle.md).
 ---@param n? integer|async.LoadOptions
 function async.load(n) end
 
---- Waits for every queued and running call, delivers their callbacks, frees everything.
-function async.shutdown() end
+---@class async.ShutdownOptions
+---@field timeout? number seconds: jobs still running then are stopped (interpreted Lua) or abandoned
+
+--- Queued calls end cancelled, running jobs see async.cancelled(); waits for
+--- them, delivers every callback, frees everything (docs/lifecycle.md).
+---@param opts? async.ShutdownOptions
+function async.shutdown(opts) end
 
 ---@return boolean
 function async.isLoaded() end
@@ -229,39 +141,7 @@ function async.define(name, func) end
 ---@param callback async.Callback
 ---@param name string
 ---@param ... async.Value
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
----@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Handle
+---@return async.Handle
 function async.call(callback, name, ...) end
 
 ---@param name string
@@ -279,39 +159,7 @@ async.onerror = nil
 
 --- Counters; pass the table from the last call to have it refilled.
 ---@param into? async.Stats
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
----@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Stats
+---@return async.Stats
 function async.stats(into) end
 
 --- Runs fn(...) as a coroutine driven by async.update(), in which async.await may be used.
@@ -333,39 +181,7 @@ function async.setWorkerInit(fn) end
 
 --- A zero-filled buffer that jobs see without a copy.
 ---@param size integer bytes
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
 ---@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Buffer
 function async.newBuffer(size) end
 
 --- Calls name(list[i], ...) for every element in parallel; the callback gets the
@@ -373,111 +189,15 @@ function async.newBuffer(size) end
 ---@param callback async.Callback
 ---@param name string
 ---@param list any[]
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
----@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Group
+---@return async.Group
 function async.map(callback, name, list, ...) end
 
 --- Calls name(i0, i1, ...) for tiles of `grain` indices of [first, last].
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
----@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Group
+---@return async.Group
 function async.parallelFor(callback, name, first, last, grain, ...) end
 
 --- Calls name(tx0, ty0, tx1, ty1, ...) for tiles of the rectangle.
----@--- What a job sees as `async`: the worker-side API. In a job, the `async`
---- of `local async = require "async"` (or the global `async`) is this table,
---- not the game's. Annotate it in job code with `---@type async.Job`.
----@class async.Job
----@field shared table<string, async.Value> values published with async.share (read-only by contract)
----@field state table a per-worker table that survives between calls (caches)
----@field workerIndex integer this worker's index
----@field isWorker true present only on this side: `async.isWorker` tells job code from game code
-local Job = {}
-
---- Runs another defined function as a job and returns its results; the
---- worker runs other jobs while it waits. Raises the awaited job's error.
----@param name string
----@param ... async.Value
----@return ...
-function Job.await(name, ...) end
-
---- Starts several defined functions as jobs and waits for all of them.
----@param calls table[] each {name, args...}
----@return any[] firsts the first result of each, in order
-function Job.awaitAll(calls) end
-
---- True once the game cancelled the running call (handle:cancel(), a newer
---- call with its key, a group's cancel). Long jobs poll it to stop early.
----@return boolean
-function Job.cancelled() end
-
---- A zero-filled buffer the job can fill and return to the game.
----@param size integer bytes
----@return async.Buffer
-function Job.newBuffer(size) end
-
-return async.Group
+---@return async.Group
 function async.parallelFor2D(callback, name, x0, y0, x1, y1, tileW, tileH, ...) end
 
 --- Inside async.go: calls a defined function and returns its results once they arrive;

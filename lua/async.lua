@@ -7,12 +7,15 @@
 -- backend; async.backend says which. async.load{backend = ...} may switch.
 local prefix = (...) and (...):match("^(.-)[^.]*$") or ""
 local loader = require(prefix .. "async_loader")
-local native, backend = loader.select(prefix)
+local native, backend, backendReason = loader.select(prefix)
 -- ---- end of backend selection --------------------------------------------------
 
 local async = {
   _VERSION = "async 0.1",
   backend = backend, -- "native" or "thread"
+  -- Why the thread backend runs instead of the native module (a sentence
+  -- a game may log or show); nil on the native backend.
+  backendReason = backendReason,
   -- Nesting limit for tables sent to or from a worker.
   maxDepth = native.max_depth,
 }
@@ -38,17 +41,49 @@ do
   end
 end
 
-local function notLoaded()
-  error("async: call async.load() first", 3)
+-- Misuse is raised at the game's line: the first caller that is not one of
+-- the library's own files (async.lua and the async_*.lua beside it).
+local LIBDIR = debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$")
+local function isLibrary(source)
+  local dir, name = source:match("^@(.-)([^/\\]*)$")
+  return dir ~= nil and dir == LIBDIR and name:match("^async[%w_]*%.lua$") ~= nil
 end
+
+local function misuse(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if info == nil then level = 0; break end -- no caller outside: no position
+    if not isLibrary(info.source) then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
+-- A backend's error raised at its caller in the library (a C function's
+-- luaL_error, the thread backend's failAt) is raised again at the game's line.
+local function relay(ok, ...)
+  if ok then return ... end
+  local msg = ...
+  if type(msg) == "string" then
+    local where, rest = msg:match("^([^\n]-):%d+: ()")
+    if where and where:match("async[%w_]*%.lua$") then msg = msg:sub(rest) end
+  end
+  misuse(msg)
+end
+
+local NOT_LOADED = "async: call async.load() first"
+local function notLoaded() misuse(NOT_LOADED) end
 
 local nativeCall, nativeUpdate
 local onFastPath = false -- whether the loaded pool took the FFI path
+local loadedWith -- the loaded pool's options that a second load() must match
 
 local function unload()
   ctx = nil
-  nativeCall = function() error("async: call async.load() first", 3) end
-  nativeUpdate = function() notLoaded() end
+  loadedWith = nil
+  nativeCall = notLoaded
+  nativeUpdate = notLoaded
 end
 unload()
 
@@ -80,12 +115,12 @@ end
 --- across shutdown() and load().
 function async.call(callback, name, ...)
   if type(name) ~= "string" then
-    error("async.call: argument 2 (the name) must be a string, got " .. type(name), 2)
+    misuse("async.call: argument 2 (the name) must be a string, got " .. type(name))
   end
   -- No definition has such a name (define refuses it), and the native side
   -- would read it as a C string: "a\0evil" would run "a".
   if name:find("\0", 1, true) then
-    error(("async.call: no function named %q is defined (names cannot contain a NUL byte)"):format(name), 2)
+    misuse(("async.call: no function named %q is defined (names cannot contain a NUL byte)"):format(name))
   end
   return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
 end
@@ -98,10 +133,10 @@ function async.update(opts)
   if type(opts) == "table" then
     budget = opts.budget
     if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
-      error("async.update: budget must be a number of seconds >= 0, got " .. tostring(budget), 2)
+      misuse("async.update: budget must be a number of seconds >= 0, got " .. tostring(budget))
     end
   elseif opts ~= nil and type(opts) ~= "number" then
-    error("async.update: expected nothing, dt (ignored) or {budget = seconds}, got a " .. type(opts), 2)
+    misuse("async.update: expected nothing, dt (ignored) or {budget = seconds}, got a " .. type(opts))
   end
   if not ctx then notLoaded() end
   runDeferred()
@@ -113,10 +148,16 @@ local function context()
   return ctx
 end
 
+-- ctx:method(...) with its misuse raised at the game's line.
+local function pool(method, ...)
+  local c = context()
+  return relay(pcall(c[method], c, ...))
+end
+
 -- Worker counts: fractions (cores * 0.75) are floored.
 local function checkCount(n, fname)
   if type(n) ~= "number" or not (n >= 0) then
-    error(("%s: expected a number >= 0, got %s"):format(fname, tostring(n)), 3)
+    misuse(("%s: expected a number >= 0, got %s"):format(fname, tostring(n)))
   end
   return math.floor(n)
 end
@@ -136,48 +177,82 @@ end
 --- CPU k; by default workers float, so that the game's main thread and
 --- other pools are not stacked onto the cores the workers hold.
 function async.load(n)
-  local limit, pin
+  local limit, pin, opts
   if type(n) == "table" then
-    local opts = n
+    opts = n
     for k in pairs(opts) do
       if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" and k ~= "pin" then
-        error(("async.load: unknown option '%s' (expected workers, memoryLimit, pin, backend)"):format(tostring(k)), 2)
+        misuse(("async.load: unknown option '%s' (expected workers, memoryLimit, pin, backend)"):format(tostring(k)))
       end
     end
     n, limit, pin = opts.workers, opts.memoryLimit, opts.pin
     -- backend selection: "native" or "thread" for this pool and the next ones
     if opts.backend ~= nil and opts.backend ~= async.backend and not ctx then
-      native, async.backend = loader.select(prefix, opts.backend)
+      native, async.backend, async.backendReason = loader.select(prefix, opts.backend)
       async.newBuffer = native.newBuffer
     end
     if limit ~= nil and (type(limit) ~= "number" or limit < 1 or limit ~= math.floor(limit)) then
-      error(("async.load: memoryLimit must be a whole number of bytes > 0, got %s"):format(tostring(limit)), 2)
+      misuse(("async.load: memoryLimit must be a whole number of bytes > 0, got %s"):format(tostring(limit)))
     end
     if pin ~= nil and type(pin) ~= "boolean" then
-      error(("async.load: pin must be a boolean, got %s"):format(type(pin)), 2)
+      misuse(("async.load: pin must be a boolean, got %s"):format(type(pin)))
     end
   end
   -- A fraction of one (cores * 0.25 on a small machine) still gets a worker.
   if n ~= nil then n = math.max(checkCount(n, "async.load"), n > 0 and 1 or 0) end
-  if ctx then error("async.load: already loaded (call async.shutdown() first)", 2) end
-  local c, call, update = native.new(n or 1, async, limit, pin == true)
+  if ctx then
+    -- Loaded already (Async 1.1 accepted this: a game whose love.load runs
+    -- again to restart a level): the pool stays, with its definitions,
+    -- shared values and calls in flight, and gets the worker count asked.
+    -- An option a running pool cannot change is an error.
+    local want = opts or {}
+    if (want.backend ~= nil and want.backend ~= async.backend) or limit ~= loadedWith.limit
+        or (pin == true) ~= loadedWith.pin then
+      misuse(("async.load: already loaded with other options (%s); call async.shutdown() first to change them")
+        :format(("backend %s, memoryLimit %s, pin %s"):format(async.backend, tostring(loadedWith.limit),
+          tostring(loadedWith.pin))))
+    end
+    async.ensure.exactly(n or 1)
+    return
+  end
+  local c, call, update = relay(pcall(native.new, n or 1, async, limit, pin == true))
   -- The thread backend has no fastApi and keeps its own call and update.
   onFastPath = fastpath ~= nil and async.backend == "native" and c.fastApi ~= nil
   if onFastPath then call, update = fastpath.wrap(c, call, update, async) end
   ctx = c
+  loadedWith = { limit = limit, pin = pin == true }
   nativeCall = call
   nativeUpdate = update
 end
 
---- Waits for every queued and running call, delivers their callbacks (and
---- the deferred ones), and frees everything. Calls that callbacks make
---- meanwhile do not run: they end as cancelled. async.load() may be called
---- again afterwards, also from a callback that shutdown() delivers.
-function async.shutdown()
+--- Stops the pool: queued calls do not run (their callbacks hear
+--- cancelled), running jobs see async.cancelled() true; waits for those,
+--- delivers every callback (and the deferred ones), and frees everything.
+--- async.shutdown{timeout = seconds}: jobs still running then are stopped
+--- by a debug hook where they run interpreted Lua, and those left are
+--- abandoned to the process's exit (docs/lifecycle.md). Calls that
+--- callbacks make meanwhile do not run: they end as cancelled.
+--- async.load() may be called again afterwards, also from a callback that
+--- shutdown() delivers.
+function async.shutdown(opts)
+  local timeout
+  if type(opts) == "table" then
+    for k in pairs(opts) do
+      if k ~= "timeout" then
+        misuse(("async.shutdown: unknown option '%s' (expected timeout)"):format(tostring(k)))
+      end
+    end
+    timeout = opts.timeout
+    if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then
+      misuse("async.shutdown: timeout must be a number of seconds >= 0, got " .. tostring(timeout))
+    end
+  elseif opts ~= nil then
+    misuse("async.shutdown: expected nothing or {timeout = seconds}, got a " .. type(opts))
+  end
   if not ctx then return end
   local c = ctx
   runDeferred()
-  c:shutdown(runDeferred) -- a callback that raises interrupts it; call again to go on
+  c:shutdown(runDeferred, timeout) -- a callback that raises interrupts it; call again to go on
   if ctx == c then unload() end -- a callback may have loaded a new pool
 end
 
@@ -192,31 +267,30 @@ function async.getPath()
 end
 
 --- Number of worker threads running (and not asked to stop).
-function async.getWorkerCount() return context():count() end
+function async.getWorkerCount() return pool("count") end
 
 function async.addWorker()
-  local ok, err = context():add(1)
-  if not ok then error("async.addWorker: " .. err, 2) end
+  local ok, err = pool("add", 1)
+  if not ok then misuse("async.addWorker: " .. err) end
 end
 
 --- Stops `n` workers (at most the number running). Each finishes its current
 --- job; no queued call is lost.
 function async.stopWorkers(n)
-  context():stop(checkCount(n, "async.stopWorkers"))
+  pool("stop", checkCount(n, "async.stopWorkers"))
 end
 
 async.ensure = {}
 
 function async.ensure.atLeast(n)
   n = checkCount(n, "async.ensure.atLeast")
-  local c = context()
-  local have = c:count()
+  local have = pool("count")
   if have < n then
-    local ok, err = c:add(n - have)
-    if not ok then error("async.ensure.atLeast: " .. err, 2) end
-    if c:count() < n then -- as load() does: more than the pool's maximum is a warning
+    local ok, err = pool("add", n - have)
+    if not ok then misuse("async.ensure.atLeast: " .. err) end
+    if pool("count") < n then -- as load() does: more than the pool's maximum is a warning
       io.stderr:write(("async.ensure.atLeast: %d workers asked, more than the pool's maximum: %d running\n"):format(
-        n, c:count()))
+        n, pool("count")))
     end
   end
   return async.ensure
@@ -224,9 +298,8 @@ end
 
 function async.ensure.atMost(n)
   n = checkCount(n, "async.ensure.atMost")
-  local c = context()
-  local have = c:count()
-  if have > n then c:stop(have - n) end
+  local have = pool("count")
+  if have > n then pool("stop", have - n) end
   return async.ensure
 end
 
@@ -243,13 +316,14 @@ local names = setmetatable({}, { __mode = "k" }) -- shorthand -> name, for async
 
 function async.define(name, func)
   if type(name) ~= "string" then
-    error("async.define: the name must be a string, got " .. type(name), 2)
+    misuse("async.define: the name must be a string, got " .. type(name))
   end
   -- The native side keeps names as C strings: "a\0b" would replace "a".
   if name:find("\0", 1, true) then
-    error(("async.define: the name %q contains a NUL byte"):format(name), 2)
+    misuse(("async.define: the name %q contains a NUL byte"):format(name))
   end
-  context():define(name, func)
+  if type(func) ~= "function" then misuse("async.define('" .. name .. "'): expected a function, got a " .. type(func)) end
+  pool("define", name, func)
   -- The shorthand goes through async.call, so it survives shutdown/load.
   local function f(callback, ...)
     return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
@@ -261,13 +335,13 @@ end
 --- Removes a definition. Calls already made still run with it.
 function async.undefine(name)
   if type(name) ~= "string" then
-    error("async.undefine: the name must be a string, got " .. type(name), 2)
+    misuse("async.undefine: the name must be a string, got " .. type(name))
   end
   -- As call's: the native side would cut "a\0x" to "a" and remove that.
   if name:find("\0", 1, true) then
-    error(("async.undefine: the name %q contains a NUL byte"):format(name), 2)
+    misuse(("async.undefine: the name %q contains a NUL byte"):format(name))
   end
-  context():undefine(name)
+  pool("undefine", name)
 end
 
 --- Counters: queued, running, ready, inflight, completed, failed, cancelled,
@@ -275,24 +349,24 @@ end
 --- statesReplaced, channels (LÖVE channel names used), and workers[i] = {jobs, steals, busy, idle, running,
 --- memory}.
 --- Pass the table from last time to have it refilled without allocating.
-function async.stats(into) return context():stats(into) end
+function async.stats(into) return pool("stats", into) end
 
 --- Publishes a read-only value to every job as async.shared[name] (in the
 --- worker), decoded once per worker per version instead of sent per call.
 --- Sharing again replaces it for calls made afterwards; earlier calls keep
 --- the version they were made against. nil removes it.
 function async.share(name, value)
-  if type(name) ~= "string" then error("async.share: the name must be a string, got " .. type(name), 2) end
+  if type(name) ~= "string" then misuse("async.share: the name must be a string, got " .. type(name)) end
   -- As define's: the native side would cut "a\0b" to "a" and replace it.
-  if name:find("\0", 1, true) then error(("async.share: the name %q contains a NUL byte"):format(name), 2) end
-  return context():share(name, value) -- a tail call: errors point at the caller
+  if name:find("\0", 1, true) then misuse(("async.share: the name %q contains a NUL byte"):format(name)) end
+  return pool("share", name, value)
 end
 
 --- fn(state, workerIndex) runs on every worker, present and future, before
 --- its next job (once per worker per version); `state` is async.state, a
 --- per-worker table that survives between calls. nil removes it.
 function async.setWorkerInit(fn)
-  context():setWorkerInit(fn)
+  pool("setWorkerInit", fn)
 end
 
 --- A zero-filled buffer of `size` bytes that jobs see through the FFI without

@@ -11,9 +11,47 @@
 
 static uint64_t ctx_ids; /* distinguishes contexts in LÖVE channel names */
 
+/* Every context of the process, from new to its collection (or for good,
+ * when abandoned), under a spin lock: states on other threads (a job's own
+ * pool) make them too. The list is also what keeps a context reachable for
+ * a leak checker, which does not scan LuaJIT's memory where the userdata
+ * holding the pointer lives. */
+static struct ctx *ctx_list;
+static uint32_t ctx_list_lock;
+
+static void ctx_list_update(struct ctx *ctx, int add)
+{
+	while (__atomic_exchange_n(&ctx_list_lock, 1, __ATOMIC_ACQUIRE))
+		;
+	if (add) {
+		ctx->next_ctx = ctx_list;
+		if (ctx_list != NULL)
+			ctx_list->prev_ctx = ctx;
+		ctx_list = ctx;
+	} else {
+		if (ctx->prev_ctx != NULL)
+			ctx->prev_ctx->next_ctx = ctx->next_ctx;
+		else
+			ctx_list = ctx->next_ctx;
+		if (ctx->next_ctx != NULL)
+			ctx->next_ctx->prev_ctx = ctx->prev_ctx;
+	}
+	__atomic_store_n(&ctx_list_lock, 0, __ATOMIC_RELEASE);
+}
+
+/* The userdata holds a pointer: the context itself is heap memory, so
+ * that a context abandoned to a job that never ends outlives the state. */
+struct ctx *ctx_of(lua_State *L, int idx)
+{
+	struct ctx *ctx = *(struct ctx **)luaL_checkudata(L, idx, CTX_MT);
+	if (ctx == NULL)
+		luaL_error(L, "async: the pool is shut down (call async.load() again)");
+	return ctx;
+}
+
 struct ctx *check_ctx(lua_State *L, int idx)
 {
-	struct ctx *ctx = luaL_checkudata(L, idx, CTX_MT);
+	struct ctx *ctx = ctx_of(L, idx);
 	if (ctx->closed)
 		luaL_error(L, "async: the pool is shut down (call async.load() again)");
 	return ctx;
@@ -160,13 +198,9 @@ static int l_stats(lua_State *L)
 	return 1;
 }
 
-void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
+/* Takes ctx out of the live contexts that buffers and handles check. */
+void ctx_forget(lua_State *L, struct ctx *ctx)
 {
-	if (ctx->pool != NULL) {
-		batch_flush(ctx); /* the pool runs (or skips, if cancelled) what it was given */
-		async_pool_destroy(ctx->pool);
-		ctx->pool = NULL;
-	}
 	lua_getfield(L, LUA_REGISTRYINDEX, "async.live");
 	if (lua_istable(L, -1)) {
 		lua_pushlightuserdata(L, ctx);
@@ -174,6 +208,16 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 		lua_rawset(L, -3);
 	}
 	lua_pop(L, 1);
+}
+
+void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
+{
+	if (ctx->pool != NULL) {
+		batch_flush(ctx); /* the pool runs (or skips, if cancelled) what it was given */
+		async_pool_destroy(ctx->pool);
+		ctx->pool = NULL;
+	}
+	ctx_forget(L, ctx);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
 		/* Its channel name is reused only if nothing is left on it. */
@@ -224,16 +268,38 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 }
 
 /* The game's state is closing without shutdown() (a game that quits):
- * queued calls are cancelled rather than run, running ones are waited
- * for, and no callback runs from a collector. */
+ * queued calls are cancelled rather than run, running ones see
+ * async.cancelled() and get QUIT_GRACE_S to end, then the stop hook, and
+ * HOOK_GRACE_S later are left to the process's exit (the context with
+ * them). No callback runs from a collector. */
 static int l_gc(lua_State *L)
 {
-	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx **p = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx *ctx = *p;
+	if (ctx == NULL)
+		return 0;
+	*p = NULL;
 	if (!ctx->closed) {
-		for (size_t i = 0; i < ctx->nall; i++)
-			if (ctx->all[i]->live)
-				cancel_call(ctx->all[i]);
+		batch_flush(ctx);
+		ctx->shutting = 1;
+		cancel_all(ctx);
+		double deadline = now_s() + QUIT_GRACE_S;
+		while (any_running(ctx)) {
+			if (now_s() >= deadline) {
+				if (__atomic_load_n(&ctx->hard_stop, __ATOMIC_RELAXED)) {
+					ctx->abandoned = 1;
+					return 0;
+				}
+				hook_running(ctx);
+				deadline = now_s() + HOOK_GRACE_S;
+			}
+			nap_ms(1);
+		}
 		ctx_free_all(L, ctx, 0);
+	}
+	if (!ctx->abandoned) {
+		ctx_list_update(ctx, 0);
+		free(ctx);
 	}
 	return 0;
 }
@@ -251,10 +317,15 @@ static int l_new(lua_State *L)
 		return luaL_error(L, "async.load: memoryLimit must be a whole number of bytes > 0, got %s",
 		                  lua_tostring(L, 3));
 	uint64_t *mem = calloc((size_t)ASYNC_MAX_SLOTS * ASYNC_MEM_STRIDE, sizeof *mem);
-	if (mem == NULL)
+	struct ctx *ctx = calloc(1, sizeof *ctx);
+	if (mem == NULL || ctx == NULL) {
+		free(mem);
+		free(ctx);
 		return luaL_error(L, "async.load: out of memory");
-	struct ctx *ctx = lua_newuserdata(L, sizeof *ctx);
-	memset(ctx, 0, sizeof *ctx);
+	}
+	struct ctx **box = lua_newuserdata(L, sizeof *box);
+	*box = ctx; /* freed by the collector (l_gc) */
+	ctx_list_update(ctx, 1);
 	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = ctx->error_fn = LUA_NOREF;
 	ctx->fast_hook = ctx->busy_fns = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */

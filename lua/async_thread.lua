@@ -185,24 +185,63 @@ function Ctx:setWorkerInit(fn)
   publish(self)
 end
 
+-- Threads still running a job when the pool is left (a job that outlived
+-- shutdown's deadline, or a state closing meanwhile): a love.thread Thread
+-- freed while its thread runs crashes LÖVE, so each is handed to a named
+-- Channel, which holds it until the process exits and ends the thread.
+local function keepRunning(threads)
+  local keep = love.thread.getChannel("async.abandoned")
+  for _, t in pairs(threads) do
+    if t:isRunning() then keep:push(t) else t:wait() end
+  end
+end
+
+local function anyRunning(threads)
+  for _, t in pairs(threads) do if t:isRunning() then return true end end
+  return false
+end
+
+-- Each worker leaves at the first QUIT once its running job is done (or at
+-- a stop it was asked for). Counted before any is pushed: a worker that
+-- takes the first QUIT at once would no longer count as running.
+local function pushQuits(ctx)
+  local live = 0
+  for _, t in pairs(ctx.threads) do
+    if t:isRunning() then live = live + 1 end
+  end
+  for _ = 1, live do ctx.requests:push({ C.QUIT }) end
+end
+
 -- A game that quits without shutdown() (its state closes): as in
--- async_native, queued calls are cancelled rather than run, running ones are
--- waited for, and no callback runs from a collector. LuaJIT finalizes the
--- newest objects first when a state closes, and a love.thread Thread freed
--- while its thread runs crashes LÖVE: so the proxy is made anew after every
--- thread started, and the newest one alone acts, before any Thread or
--- Channel of this pool is finalized.
+-- async_native, queued calls are cancelled rather than run, running ones
+-- see async.cancelled() and get C.QUIT_GRACE seconds, then the stop hook,
+-- and C.HOOK_GRACE later are left to the process's exit; no callback runs
+-- from a collector. LuaJIT finalizes the newest objects first when a state
+-- closes: so the proxy is made anew after every thread started, and the
+-- newest one alone acts, before any Thread or Channel of this pool is
+-- finalized.
 local function armCloser(ctx)
   local proxy = newproxy(true)
   getmetatable(proxy).__gc = function()
     if ctx.closed or ctx.gcproxy ~= proxy then return end -- a replaced one
     ctx.closed = true
-    -- Queued calls leave the queue unrun; each worker then leaves at a QUIT
-    -- once its running job is done. pcall: should a Channel or Thread have
-    -- been finalized already, the rest is still done.
-    pcall(ctx.requests.clear, ctx.requests)
-    for _ = 1, ctx.nslots do pcall(ctx.requests.push, ctx.requests, { C.QUIT }) end
-    for _, t in pairs(ctx.threads) do pcall(t.wait, t) end
+    -- pcall: should a Channel or Thread have been finalized already, the
+    -- rest is still done.
+    pcall(calls.stopAll, ctx)
+    pcall(pushQuits, ctx)
+    local okt, timer = pcall(require, "love.timer")
+    if okt then
+      local deadline = timer.getTime() + C.QUIT_GRACE
+      while anyRunning(ctx.threads) do
+        if timer.getTime() >= deadline then
+          if ctx.ctl[C.CTL_HARD] ~= 0 then break end
+          ctx.ctl[C.CTL_HARD] = 1
+          deadline = timer.getTime() + C.HOOK_GRACE
+        end
+        timer.sleep(0.001)
+      end
+    end
+    pcall(keepRunning, ctx.threads)
   end
   ctx.gcproxy = proxy
 end
@@ -313,40 +352,59 @@ local function release(ctx)
   ctx.keys, ctx.defs, ctx.shares, ctx.init, ctx.snapCh = {}, {}, {}, nil, nil
 end
 
--- Waits for every queued and running call, delivers every callback, frees
--- everything. A callback that raises interrupts it; calling again goes on.
--- flush (the façade's deferred callbacks) is called between deliveries and
--- returns whether it delivered anything. Calls that callbacks make meanwhile
--- do not run: they end as cancelled and are delivered too. A callback that
--- shuts the pool down itself (and loads a new one) ends it.
-function Ctx:shutdown(flush)
-  if self.closed then return end
-  if type(flush) ~= "function" then flush = nil end
-  if not self.joined then
-    -- Jobs need a worker: keep one if calls remain.
-    if self.inflight > 0 and self.nworkers == 0 then self:add(1) end
-    local live = 0
-    for _, t in pairs(self.threads) do if t:isRunning() then live = live + 1 end end
-    -- After everything queued: each worker leaves at the first QUIT (or at a
-    -- stop it was asked for), so every call before them runs.
-    for _ = 1, live do self.requests:push({ C.QUIT }) end
-    for _, t in pairs(self.threads) do
+-- Once no worker runs any more: joins them (true). At the deadline, the
+-- jobs still running get the stop hook; C.HOOK_GRACE later the pool is
+-- left to them (nil: abandoned). false: wait on.
+local function joinOrAbandon(ctx)
+  if os.getenv("SLDBG") then local n = 0 for _, t in pairs(ctx.threads) do if t:isRunning() then n = n + 1 end end io.stderr:write("join? running ", n, " requests ", ctx.requests:getCount(), "\n") end
+  if not anyRunning(ctx.threads) then
+    for _, t in pairs(ctx.threads) do
       t:wait()
       local e = t:getError()
       if e then io.stderr:write("async: a worker of ", C.NAME, " failed: ", tostring(e), "\n") end
     end
-    self.joined = true
+    ctx.joined = true
+    return true
+  end
+  if ctx.deadline and love.timer.getTime() >= ctx.deadline then
+    if ctx.ctl[C.CTL_HARD] == 0 then
+      ctx.ctl[C.CTL_HARD] = 1
+      ctx.deadline = love.timer.getTime() + C.HOOK_GRACE
+      return false
+    end
+    keepRunning(ctx.threads)
+    release(ctx)
+    return nil
+  end
+  return false
+end
+
+-- Queued calls do not run (answered cancelled), running jobs see
+-- async.cancelled(); waits for those, delivers every callback, frees
+-- everything. With a timeout (seconds): see joinOrAbandon. A callback that
+-- raises interrupts it; calling again goes on. flush (the façade's deferred
+-- callbacks) is called between deliveries and returns whether it delivered
+-- anything. Calls that callbacks make meanwhile do not run: they end as
+-- cancelled and are delivered too. A callback that shuts the pool down
+-- itself (and loads a new one) ends it.
+function Ctx:shutdown(flush, timeout)
+  if self.closed then return end
+  if type(flush) ~= "function" then flush = nil end
+  if not self.shutting then
     self.shutting = true
+    calls.stopAll(self)
+    pushQuits(self)
+    self.deadline = timeout and love.timer.getTime() + timeout
   end
   while true do
     calls.take(self)
     if self.qh <= self.qt then
       calls.deliver(self)
-    elseif flush then
-      local more = flush()
-      if not more and not self.closed and self.qh > self.qt then break end
-    else
-      break
+    elseif not (flush and flush()) and not self.closed and self.qh > self.qt then
+      if self.joined then break end
+      local r = joinOrAbandon(self)
+      if r == nil then return end
+      if r == false then love.timer.sleep(0.001) end
     end
     if self.closed then return end -- a callback shut it down
   end

@@ -205,10 +205,15 @@ function Handle.cancel(h)
   return rec ~= nil and h[1].lock:performAtomic(cancelAtomic, rec.p)
 end
 
+-- Read under the lock that a worker's start writes it under: a plain FFI
+-- read in a loop that polls status() would be hoisted out of the loop by
+-- the JIT, and the loop would never see the call start.
+local function stateOf(_, p) return p[0] end
+
 function Handle.status(h)
   checkHandle(h, "status")
   local rec = handleRec(h)
-  return rec == nil and "done" or STATE_NAMES[rec.p[0]]
+  return rec == nil and "done" or STATE_NAMES[h[1].lock:performAtomic(stateOf, rec.p)]
 end
 
 -- ---- delivery ------------------------------------------------------------------
@@ -313,5 +318,25 @@ local function update(ctx, budget)
   return n
 end
 
-return { call = doCall, update = update, take = take, deliver = deliver, publishRegistry = publishRegistry }
+-- Shutdown, and a state closing without it: the queued calls leave the
+-- queue unrun and are answered cancelled; running jobs see
+-- async.cancelled(). A record a worker took off the queue and has not
+-- started is cancelled under the lock, and that worker answers it.
+local function stopAll(ctx)
+  local lock = ctx.lock
+  while true do
+    local m = ctx.requests:pop()
+    if m == nil then break end
+    if m[1] == C.CALL then
+      lock:performAtomic(cancelAtomic, ctx.recs[m[2]].p) -- no worker has it
+      ctx.pushed = ctx.pushed - 1
+      ctx.qt = ctx.qt + 1
+      ctx.pending[ctx.qt] = { m[2], C.CANCELLED, 0 }
+    end
+  end
+  for _, rec in pairs(ctx.recs) do lock:performAtomic(cancelAtomic, rec.p) end
+end
+
+return { call = doCall, update = update, take = take, deliver = deliver, publishRegistry = publishRegistry,
+         stopAll = stopAll }
 end

@@ -15,6 +15,12 @@ local C = {
   SLOT = 8,            -- doubles per worker slot: see the indexes below
   S_JOBS = 0, S_TAKEN = 1, S_BUSY = 2, S_IDLE = 3, S_MEMORY = 4, S_RUNNING = 5,
   NAME = "the thread backend (love.thread)",
+  -- ctl (int32 x 2): [0] stops asked of the workers, [1] shutdown's deadline
+  -- passed (the workers' stop hook then stops interpreted Lua).
+  CTL_STOPS = 0, CTL_HARD = 1,
+  QUIT_GRACE = 0.5, -- seconds a closing state gives running jobs before the hook
+  HOOK_GRACE = 0.1, -- seconds after the hook before the jobs left are abandoned
+  STOP_MSG = "stopped: async.shutdown's deadline passed while the job ran",
   -- Where LÖVE objects may not go (the native codec's words): share, a
   -- definition's upvalues, and a worker's await (arguments and results).
   LOVE_CALL_ONLY = "is a userdata: LÖVE objects and buffers go only as call arguments",

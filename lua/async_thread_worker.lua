@@ -84,9 +84,20 @@ end
 local OWN = debug.getinfo(1, "S").source
 local realSethook, realGethook, getinfo = debug.sethook, debug.gethook, debug.getinfo
 local userHook, setFunc, setLine
+-- Shutdown's deadline: every job runs under this count hook (compiled
+-- traces run no hook, so it costs them nothing), which stops the job once
+-- the game sets ctl[CTL_HARD], as the native backend's hook does.
+local function stopHook()
+  if ctl[C.CTL_HARD] ~= 0 then
+    local info = getinfo(2, "S")
+    if info ~= nil and info.source ~= OWN then error(C.STOP_MSG, 0) end
+  end
+end
+local function armStop() realSethook(stopHook, "", 10000) end
 local function guard(ev, line)
   local info = getinfo(2, "Sf")
   if info == nil or info.source == OWN then return end
+  if ctl[C.CTL_HARD] ~= 0 then error(C.STOP_MSG, 0) end
   -- debug.sethook is a C function in a native worker: returning from it
   -- to the line that called it is no new line there either.
   if setFunc ~= nil then
@@ -99,7 +110,7 @@ end
 function debug.sethook(...)
   local args, n = { ... }, select("#", ...)
   local i = type(args[1]) == "thread" and 2 or 1 -- one hook per state anyway
-  if args[i] == nil then userHook = nil; return realSethook() end
+  if args[i] == nil then userHook = nil; return armStop() end
   userHook = args[i]
   local caller = getinfo(2, "fl")
   setFunc, setLine = caller and caller.func, caller and caller.currentline
@@ -108,6 +119,7 @@ end
 function debug.gethook()
   local f, mask, count = realGethook()
   if f == guard then return userHook, mask, count end
+  if f == stopHook then return nil end
   return f, mask, count
 end
 local function collect(ok, ...) return ok, select("#", ...), { ... } end
@@ -299,8 +311,13 @@ function api.awaitAll(list)
   return out
 end
 
+-- Read under the lock that cancel writes it under. A plain read would be
+-- wrong in a compiled loop: LuaJIT hoists an FFI load out of a loop that
+-- does not store to it (volatile is ignored), so a job polling cancelled()
+-- would never see it; performAtomic is a C call, which no trace crosses.
+local function stopFlag(_, p) return p[1] ~= 0 end
 function api.cancelled()
-  return cur ~= nil and cur.owner.p[1] ~= 0
+  return cur ~= nil and lock:performAtomic(stopFlag, cur.owner.p)
 end
 
 function api.newBuffer()
@@ -342,6 +359,7 @@ end
 local function handlePart(m)
   local item = m[2]:pop()
   if item == nil then return end
+  armStop()
   local ok, st, rn, r = pcall(runPart, item, getSnap(m[4], m[5]), record(m[6]))
   if not ok then st, rn, r = C.FAILED, 2, { ("%s: %s: %s"):format(item[2], C.NAME, tostring(st)), "" } end
   if realGethook() then realSethook(); userHook = nil end
@@ -371,6 +389,7 @@ local function handleCall(m)
     return
   end
   local name = m[4]
+  armStop()
   local ok, st, n, r = pcall(runCall, m, owner)
   if not ok then st, n, r = C.FAILED, 2, { ("%s: %s: %s"):format(name, C.NAME, tostring(st)), "" } end
   -- A hook a job left behind would run in every later job of this worker.
@@ -384,7 +403,7 @@ local function handleCall(m)
 end
 
 while true do
-  if ctl[0] > 0 and lock:performAtomic(takeStop, ctl, sl) then break end
+  if ctl[C.CTL_STOPS] > 0 and lock:performAtomic(takeStop, ctl, sl) then break end
   local t0 = now()
   local m = requests:demand()
   local t1 = now()

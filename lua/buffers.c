@@ -213,12 +213,17 @@ void register_buffer_type(lua_State *L)
 		lua_setfield(L, -2, "__index");
 		lua_pushstring(L, "async.buffer");
 		lua_setfield(L, -2, "__metatable");
+		/* address()'s error names the line that called it: here, this
+		 * chunk's; ptr raises it again at its own caller's line. */
 		const char *ptr = "local mt = ...\n"
 		                  "local ffi = require 'ffi'\n"
+		                  "local address = mt.__index.address\n"
 		                  "mt.__index.ptr = function(self, ct)\n"
-		                  "  return ffi.cast((ct or 'uint8_t') .. '*', self:address())\n"
+		                  "  local ok, a = pcall(address, self)\n"
+		                  "  if not ok then error((tostring(a):gsub('^=?async buffer:%d+: ', '')), 2) end\n"
+		                  "  return ffi.cast((ct or 'uint8_t') .. '*', a)\n"
 		                  "end\n";
-		if (luaL_loadstring(L, ptr) == 0) {
+		if (luaL_loadbuffer(L, ptr, strlen(ptr), "=async buffer") == 0) {
 			lua_pushvalue(L, -2);
 			if (lua_pcall(L, 1, 0, 0) != 0)
 				lua_pop(L, 1);

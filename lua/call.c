@@ -144,7 +144,7 @@ void call_release(lua_State *L, struct ctx *ctx, struct call *c)
 }
 
 /* Appends c to the list of calls waiting for delivery. */
-static void pending_push(struct ctx *ctx, struct call *c)
+void pending_push(struct ctx *ctx, struct call *c)
 {
 	c->next = NULL;
 	if (ctx->pending_tail != NULL)
@@ -263,6 +263,8 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	c->snap->refs++;
 	c->failed = c->cancelled = c->superseded = 0;
 	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->finished, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->handed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
 	if (t == LUA_TFUNCTION || t == LUA_TTABLE) {
 		lua_pushvalue(L, cbidx);
@@ -273,6 +275,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		 * it ends as cancelled and shutdown delivers that too. */
 		c->cancelled = 1;
 		__atomic_store_n(&c->state, CALL_CANCELLED, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->handed, 1, __ATOMIC_RELAXED); /* handed back here */
 		pending_push(ctx, c);
 	} else {
 		batch_flush(ctx); /* the FFI path's calls made before this one go first */

@@ -219,13 +219,6 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 	lua_settop(L, base);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* update([budget]) -> number delivered. upvalue 1: the context. */
 int l_update(lua_State *L)
 {
@@ -258,7 +251,7 @@ int l_update(lua_State *L)
  * path's update hands this what its own decoder does not take. */
 int l_deliver_one(lua_State *L)
 {
-	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx *ctx = ctx_of(L, 1);
 	if (ctx->closed)
 		return luaL_error(L, "async: the pool is shut down");
 	take_done(ctx);
@@ -275,20 +268,73 @@ int l_deliver_one(lua_State *L)
  * or a result's decoding (busy_now). */
 int l_busy_now(lua_State *L)
 {
-	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx *ctx = ctx_of(L, 1);
 	lua_pushboolean(L, !ctx->closed && busy_now(L, ctx));
 	return 1;
 }
 
-/* shutdown([flush]): waits for every call, delivers every callback, frees
- * all. Calls that callbacks make meanwhile do not run: they end as
- * cancelled and are delivered too. flush (the façade's deferred callbacks)
- * is called between deliveries and returns whether it delivered anything.
- * A callback that raises interrupts it; calling shutdown again goes on. A
- * callback that shuts the pool down itself (and loads a new one) ends it. */
+/* The context is left running for the process's exit: a job outlived the
+ * deadline and its hook. Its pool, records, definitions and worker states
+ * stay allocated (the job's worker may still reach them); the game's side
+ * forgets it. */
+static void abandon(lua_State *L, struct ctx *ctx)
+{
+	/* Cancelled calls still in the pool's queue would be handed back only
+	 * by a worker: those busy for good never will, so they are delivered
+	 * from here, the claim keeping a worker from handing them back too. */
+	take_done(ctx);
+	for (size_t i = 0; i < ctx->nall; i++) {
+		struct call *c = ctx->all[i];
+		if (!c->live || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CALL_CANCELLED ||
+		    __atomic_exchange_n(&c->handed, 1, __ATOMIC_ACQ_REL))
+			continue;
+		c->cancelled = 1;
+		pending_push(ctx, c);
+	}
+	while (ctx->pending != NULL) /* calls that callbacks make end cancelled (shutting) */
+		deliver(L, ctx, ctx->pending);
+	ctx->abandoned = 1;
+	ctx->closed = 1;
+	ctx_forget(L, ctx);
+}
+
+/* Once no job runs any more (or the deadline passed): whether the pool
+ * could be shut down; 0 when the context was abandoned. */
+static int stop_or_abandon(lua_State *L, struct ctx *ctx, double *deadline)
+{
+	if (!any_running(ctx)) {
+		/* Only cancelled records are left queued: the pool hands them back. */
+		int rc = async_pool_shutdown(ctx->pool);
+		if (rc != 0)
+			luaL_error(L, "async.shutdown: %s", async_strerror(rc));
+		ctx->joined = 1;
+		return 1;
+	}
+	if (*deadline >= 0 && now_s() >= *deadline) {
+		if (!__atomic_load_n(&ctx->hard_stop, __ATOMIC_RELAXED)) {
+			hook_running(ctx);
+			*deadline = now_s() + HOOK_GRACE_S;
+			return -1;
+		}
+		abandon(L, ctx);
+		return 0;
+	}
+	return -1;
+}
+
+/* shutdown([flush[, timeout]]): queued calls are cancelled, running ones
+ * see async.cancelled(); waits for those, delivers every callback, frees
+ * all. With a timeout (seconds), jobs still running then get a hook that
+ * stops interpreted Lua, and HOOK_GRACE_S later the ones left are
+ * abandoned (see abandon). Calls that callbacks make meanwhile do not run:
+ * they end as cancelled and are delivered too. flush (the façade's
+ * deferred callbacks) is called between deliveries and returns whether it
+ * delivered anything. A callback that raises interrupts it; calling
+ * shutdown again goes on. A callback that shuts the pool down itself (and
+ * loads a new one) ends it. */
 int l_shutdown(lua_State *L)
 {
-	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx *ctx = ctx_of(L, 1);
 	if (ctx->closed)
 		return 0;
 	if (busy_now(L, ctx))
@@ -296,14 +342,11 @@ int l_shutdown(lua_State *L)
 		                     "arguments or async.update decodes results (shut down after it)");
 	int flush = lua_isfunction(L, 2) ? 2 : 0;
 	if (!ctx->shutting) {
-		batch_flush(ctx); /* every call made runs (or is cancelled) before the pool goes */
-		/* Jobs need a worker's Lua state: keep one worker if calls remain. */
-		if (ctx->inflight > 0 && async_pool_worker_count(ctx->pool) == 0)
-			async_pool_add_workers(ctx->pool, 1);
-		int rc = async_pool_shutdown(ctx->pool);
-		if (rc != 0)
-			return luaL_error(L, "async.shutdown: %s", async_strerror(rc));
+		double timeout = luaL_optnumber(L, 3, -1);
+		batch_flush(ctx); /* every call made is cancelled or seen running */
 		ctx->shutting = 1;
+		ctx->stop_deadline = timeout >= 0 ? now_s() + timeout : -1;
+		cancel_all(ctx);
 	}
 	for (;;) {
 		take_done(ctx);
@@ -314,10 +357,23 @@ int l_shutdown(lua_State *L)
 			lua_call(L, 0, 1);
 			int more = lua_toboolean(L, -1);
 			lua_pop(L, 1);
-			if (!more && !ctx->closed && ctx->pending == NULL)
-				break;
-		} else {
+			if (!more && !ctx->closed && ctx->pending == NULL) {
+				if (ctx->joined)
+					break;
+				int r = stop_or_abandon(L, ctx, &ctx->stop_deadline);
+				if (r == 0)
+					return 0;
+				if (r < 0)
+					nap_ms(1);
+			}
+		} else if (ctx->joined) {
 			break;
+		} else {
+			int r = stop_or_abandon(L, ctx, &ctx->stop_deadline);
+			if (r == 0)
+				return 0;
+			if (r < 0)
+				nap_ms(1);
 		}
 		if (ctx->closed)
 			return 0; /* a callback shut it down */

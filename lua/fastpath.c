@@ -86,6 +86,8 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, double epoch, const uns
 	c->failed = c->cancelled = c->superseded = 0;
 	c->fast = 1;
 	__atomic_store_n(&c->stop_asked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->finished, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->handed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->state, CALL_QUEUED, __ATOMIC_RELAXED);
 	ctx->inflight++;
 	*gen = c->gen;
@@ -257,7 +259,7 @@ static const struct async_fast_api fast_api = {
  * lightuserdata int32_t *: the context's busy flag. */
 int l_fast_api(lua_State *L)
 {
-	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx *ctx = ctx_of(L, 1);
 	lua_pushlightuserdata(L, ctx);
 	lua_pushlightuserdata(L, (void *)&fast_api);
 	lua_pushnumber(L, (lua_Number)ctx->id);
@@ -270,7 +272,7 @@ int l_fast_api(lua_State *L)
  * {f = true} for the functions that set the busy flag (busy_now). */
 int l_fast_hook(lua_State *L)
 {
-	struct ctx *ctx = luaL_checkudata(L, 1, CTX_MT);
+	struct ctx *ctx = ctx_of(L, 1);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	if (ctx->closed)

@@ -123,6 +123,15 @@ struct call {
 	                 * in async_fast.lua's table, not in the registry */
 	uint32_t stop_asked; /* cancelled while running: async.cancelled() in
 	                      * the job says so (atomic) */
+	uint32_t finished;   /* the worker is done with it (atomic): shutdown
+	                      * waits for records RUNNING and not finished */
+	uint32_t hook_lock;  /* guards runL between its worker and shutdown's
+	                      * deadline, which hooks the state running it */
+	lua_State *runL;     /* the worker state running it, while it runs */
+	uint32_t handed;     /* who hands a cancelled record back is claimed
+	                      * (atomic): its worker, or shutdown abandoning
+	                      * the pool while it is still in the pool's queue */
+	int hooked;          /* the deadline's hook is set on runL */
 	struct async_buf args, res;
 	struct call *next;
 	/* Long strings the FFI path passes by reference: the game's own bytes
@@ -232,6 +241,12 @@ struct ctx {
 	int love;
 	int closed;
 	int shutting;   /* shutdown() is delivering: new calls end cancelled */
+	int joined;     /* shutdown(): no job runs any more, the pool is shut down */
+	int abandoned;  /* a job outlived shutdown's deadline: the context, its
+	                 * pool and records are left to the process's exit */
+	uint32_t hard_stop; /* the deadline passed: jobs get the stop hook (atomic) */
+	struct ctx *prev_ctx, *next_ctx; /* every context of the process (async_native.c) */
+	double stop_deadline; /* shutdown(): when jobs are hooked; < 0: never */
 	int error_fn;   /* registry ref: the game's `error` builtin ({error = error}) */
 	uint64_t def_epoch; /* moved by define/undefine only: workers drop compiled code */
 	struct wstate *fallback;
@@ -385,6 +400,24 @@ void batch_worker_check(struct ctx *ctx);
 
 /* async_native.c */
 struct ctx *check_ctx(lua_State *L, int idx);
+/* The context behind the userdata at idx, open or closed. */
+struct ctx *ctx_of(lua_State *L, int idx);
+/* Shutdown's stop of running jobs (deliver.c). */
+void run_enter(struct call *c, lua_State *L);
+void run_leave(struct call *c);
+void cancel_all(struct ctx *ctx);
+void ctx_forget(lua_State *L, struct ctx *ctx);
+void pending_push(struct ctx *ctx, struct call *c);
+int any_running(struct ctx *ctx);
+void hook_running(struct ctx *ctx);
+double now_s(void);
+void nap_ms(int ms);
+/* How long a shutdown waits, after hooking the jobs still running at its
+ * deadline, before it leaves them to the process's exit. */
+#define HOOK_GRACE_S 0.1
+/* A state that closes without shutdown() (a game that quits) gives its
+ * running jobs this long to see async.cancelled() before the hook. */
+#define QUIT_GRACE_S 0.5
 void ctx_free_all(lua_State *L, struct ctx *ctx, int unref);
 
 #endif

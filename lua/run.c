@@ -356,8 +356,11 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
                     const struct async_buf *args, struct async_buf *res, int *failed, struct objctx *oc)
 {
 	struct call *outer = ws->call; /* a call run while another awaits */
-	if (ws->depth == 0)
+	if (ws->depth == 0) {
 		collect_near_limit(ws);
+		if (owner != NULL)
+			run_enter(owner, ws->L);
+	}
 	ws->call = owner;
 	ws->depth++;
 	run_def_guarded(ws, d, sn, args, res, failed, oc);
@@ -365,6 +368,9 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
 	ws->call = outer;
 	if (ws->depth > 0)
 		return;
+	/* Before the state may be replaced: shutdown must not hook a closed one. */
+	if (owner != NULL)
+		run_leave(owner);
 	if (ws->dead)
 		wstate_replace(ws);
 	else
@@ -439,9 +445,12 @@ void call_run(void *arg)
 	batch_worker_check(ctx);
 	uint32_t queued = CALL_QUEUED;
 	if (!__atomic_compare_exchange_n(&c->state, &queued, CALL_RUNNING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		/* Cancelled before it started: hand the record back unrun. */
-		c->cancelled = 1;
-		call_done(c);
+		/* Cancelled before it started: hand the record back unrun,
+		 * unless an abandoning shutdown has delivered it already. */
+		if (!__atomic_exchange_n(&c->handed, 1, __ATOMIC_ACQ_REL)) {
+			c->cancelled = 1;
+			call_done(c);
+		}
 		return;
 	}
 	struct wstate *ws = tls_ws;
@@ -463,6 +472,7 @@ void call_run(void *arg)
 	}
 	/* Before the hand-over: a delivered call is never still counted as running. */
 	running_add(ctx, index, -1);
+	__atomic_store_n(&c->finished, 1, __ATOMIC_RELEASE);
 	call_done(c);
 	/* The pool ran dry: the big blocks kept for the next jobs go back but
 	 * for a few (internal.h, KEEP_IDLE_BYTES), and the garbage the last

@@ -7,6 +7,8 @@
 # compiler's reorderings and ck's aarch64 code paths, not every hardware one).
 #
 #   bash scripts/cross-aarch64.sh [ctest args...]
+#   bash scripts/cross-aarch64.sh sysroot    only unpack the sysroot below
+#                                            (scripts/release.sh links its libck.a)
 #
 # Needs (scripts/setup.sh installs them): gcc-aarch64-linux-gnu, qemu-user,
 # the arm64 architecture in dpkg, libhwloc-dev:arm64. The arm64 packages apt
@@ -25,6 +27,7 @@ if [ ! -f "$sysroot/.unpacked" ]; then
   for d in "$sysroot"/debs/*.deb; do dpkg-deb -x "$d" "$sysroot"; done
   touch "$sysroot/.unpacked"
 fi
+[ "${1:-}" = sysroot ] && exit 0
 
 # The toolchain file is read on the first configure only (CMake warns otherwise).
 toolchain=()

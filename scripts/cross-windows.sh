@@ -5,6 +5,8 @@
 #   bash scripts/cross-windows.sh [ctest args...]  build, then run the core's
 #                         suites and the Lua suites (soak included) under Wine
 #   bash scripts/cross-windows.sh build            build only
+#   bash scripts/cross-windows.sh module [DIR]     the release module only
+#                         (Release, no tests) into DIR (build/release-windows-x64)
 #
 # The target's libraries are built from Debian's own source packages
 # (apt-get source; scripts/setup.sh adds the deb-src entry): concurrencykit
@@ -79,6 +81,17 @@ if [ ! -f "$prefix/bin/lua51.dll" ]; then
   mkdir -p "$prefix/include/luajit-2.1" "$prefix/bin/lua/jit"
   cp "$lj"/src/{lua.h,lualib.h,lauxlib.h,luaconf.h,lua.hpp,luajit.h} "$prefix/include/luajit-2.1/"
   cp "$lj"/src/jit/*.lua "$prefix/bin/lua/jit/"
+fi
+
+# ---- the release module alone (scripts/release.sh): no suites to build.
+if [ "${1:-}" = module ]; then
+  out=${2:-build/release-windows-x64}
+  toolchain=()
+  [ -f "$out/CMakeCache.txt" ] || toolchain=(-DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-x86_64-w64-mingw32.cmake)
+  cmake -S . -B "$out" "${toolchain[@]}" -DCMAKE_BUILD_TYPE=Release -DASYNC_BUILD_TESTS=OFF \
+    -DASYNC_BUILD_BENCH=OFF -DASYNC_WINDOWS_PREFIX="$prefix" >/dev/null
+  cmake --build "$out" --target async_lua -j"$jobs" >/dev/null
+  exit 0
 fi
 
 # ---- the core, its suites and the module.

@@ -1,6 +1,6 @@
 /* fork.c: fork-join on a per-worker split deque (Lace): the slow paths of
- * async_spawn/async_sync (async/fork.h), stealing, leapfrogging, and the
- * owner's moves of the split.
+ * the inline spawns and syncs of async/fork.h (untyped and typed), stealing,
+ * leapfrogging, and the owner's moves of the split.
  *
  * References
  *   [CL]   D. Chase, Y. Lev. Dynamic circular work-stealing deque. SPAA 2005.
@@ -100,6 +100,55 @@
  *      late costs parallelism until the next spawn, never a frame (the
  *      owner runs its private frames itself; an owner that waits has no
  *      private frame, I5).
+ *
+ * Typed frames (ASYNC_TASK_n in async/fork.h)
+ *   T1 A typed spawn writes its record over the frame at head with plain
+ *      stores: fn = the generated wrapper, arg = the frame itself, then the
+ *      arguments in the data words; thief is left at 0 (I5), exactly as an
+ *      untyped spawn leaves it. It then pushes through the same inline code
+ *      (async_fork_push_h_), so I1-I5 and F1-F4 hold unchanged: to the deque
+ *      and to a thief a typed frame is an untyped one whose call is
+ *      wrapper(w, frame). The thief's acquire (F1) makes the arguments
+ *      visible, since they were stored before the publication's release.
+ *   T0 A typed body holds the worker's head in a register (its hidden
+ *      parameter, as Lace passes its deque head), so that a spawn and a
+ *      sync do not wait on each other's store and reload of w->head; every
+ *      push and pop still stores w->head, so the out-of-line paths here,
+ *      thieves' wrappers and untyped calls read the same head. Each body
+ *      starts from w->head, and every call it makes returns with its
+ *      spawns synced (fork-join order), so the two stay equal at each of
+ *      the body's spawns and syncs; an untyped spawn left unsynced across
+ *      one breaks that, which debug builds refuse (ASYNC_EINVAL).
+ *   T2 The fast pop (async_fork_pop_h_) is the untyped sync's: the top frame
+ *      is private (head - 1 >= split, I2) and the owner's alone. The typed
+ *      sync then reads the arguments back and calls the known function
+ *      directly; the frame is free from the pop on, and the arguments are
+ *      read before the call (C's sequencing of a call's arguments), before
+ *      any spawn of the callee can reuse the slot.
+ *   T3 Stolen: the thief's wrapper stores the result in the frame's data
+ *      words before its release fence and DONE (F2); leapfrog's acquire
+ *      after reading DONE makes it visible, and the owner reads it before
+ *      anything can reuse the slot (head = the slot after leapfrog, and the
+ *      next spawn writes there only after the sync returned).
+ *   T4 Leftovers (async__fork_drain) and untyped syncs run a typed frame as
+ *      fn(w, arg) = wrapper(w, frame): its result goes unread.
+ *   T5 Misuse. low = max(split, floor) is what the inline pop compares
+ *      with, so one compare covers "private" (I2) and "of the current
+ *      task": a sync with nothing spawned by its task (head <= floor)
+ *      always reaches sync_prepare, which refuses it (ASYNC_EINVAL)
+ *      instead of leapfrogging on a frame below the array or popping the
+ *      enclosing task's frame. low is updated wherever split or floor
+ *      moves (set_split here, fork_set_floor in pool_impl.h), all on slow
+ *      paths.
+ *   T6 Overflow. A typed spawn that finds the array full (head at end)
+ *      runs its frame at once, there, and leaves it pushed, so that its
+ *      sync (which callers cannot skip, having no fallback) returns the
+ *      result from the frame. While head > end, low = head: every sync
+ *      takes the slow path, which pops such a frame without running it.
+ *      The run's floor is the frame above it, so the run's own syncs stay
+ *      within its frames (T5). Frames past end are never shared
+ *      (grow_shared stops at end): a thief never sees a frame that ran.
+ *      Untyped spawns still refuse with ASYNC_ENOMEM at end.
  */
 #define _GNU_SOURCE
 #include "pool_impl.h"
@@ -118,6 +167,13 @@ static inline uint32_t idx(const async_worker *w, const async_frame *f)
 	return (uint32_t)(f - w->base);
 }
 
+/* Owner: its copy of the split, and low, which follows it (T5). */
+static inline void set_split(async_worker *w, async_frame *s)
+{
+	w->split = s;
+	fork_update_low(w);
+}
+
 async_worker *async_worker_self(void)
 {
 	struct worker *w = async__self;
@@ -128,18 +184,20 @@ async_worker *async_worker_self(void)
 
 int async__fork_init(async_worker *w, const uint32_t *sleepers)
 {
-	size_t bytes = sizeof(async_frame) * (ASYNC_FRAMES + 1);
+	size_t bytes = sizeof(async_frame) * (ASYNC_FRAMES_MAX + 1);
 	/* Reserved, not committed: pages are touched only as deep as the
 	 * worker's fork-join recursion goes. */
 	void *m = async_os_pages_alloc(bytes);
 	if (m == NULL)
 		return ASYNC_ENOMEM;
-	/* One frame past end: async_spawn writes a frame before its bounds
-	 * check. Fresh pages are zero: every thief field starts at 0 (I5). */
-	w->base = w->head = w->split = w->floor = m;
+	/* The overflow of typed spawns past end (T6), and one frame past it:
+	 * async_spawn writes a frame before its bounds check. Fresh pages are
+	 * zero: every thief field starts at 0 (I5). */
+	w->base = w->head = w->split = w->floor = w->low = m;
 	w->end = w->limit = w->base + ASYNC_FRAMES;
 	w->sleepers = sleepers;
 	w->allstolen = 0;
+	w->misuse = 0;
 	w->ts = TS(0, 0);
 	w->pub_allstolen = 0;
 	w->movesplit = 0;
@@ -149,7 +207,7 @@ int async__fork_init(async_worker *w, const uint32_t *sleepers)
 void async__fork_free(async_worker *w)
 {
 	if (w->base != NULL)
-		async_os_pages_free(w->base, sizeof(async_frame) * (ASYNC_FRAMES + 1));
+		async_os_pages_free(w->base, sizeof(async_frame) * (ASYNC_FRAMES_MAX + 1));
 	w->base = NULL;
 }
 
@@ -158,6 +216,8 @@ void async__fork_free(async_worker *w)
 /* Owner: share the private frames [split, to). */
 static void grow_shared(async_worker *w, async_frame *to)
 {
+	if (to > w->end)
+		to = w->end; /* frames past it ran already (T6): never shared */
 	uint32_t ns = idx(w, to);
 	/* Release (F1): the frames' plain stores before the split that
 	 * publishes them. Pairs with the acquire fence after a thief's CAS in
@@ -169,7 +229,7 @@ static void grow_shared(async_worker *w, async_frame *to)
 			break;
 		/* A thief took a frame meanwhile: the tail moved, retry. */
 	}
-	w->split = to;
+	set_split(w, to);
 }
 
 /* Owner, top frame shared (head - 1 == split - 1): take back the upper half
@@ -190,7 +250,7 @@ static int shrink_shared(async_worker *w)
 		 * CAS decides the race with the thieves (I2, F3). */
 		uint32_t ns = (tail + split) / 2;
 		if (ck_pr_cas_64(&w->ts, v, TS(tail, ns))) {
-			w->split = w->base + ns;
+			set_split(w, w->base + ns);
 			return 0;
 		}
 	}
@@ -231,7 +291,7 @@ void async__fork_share_all(async_worker *w)
 
 /* Owner, the frame just pushed (head - 1), with allstolen set or movesplit
  * seen: publish (at least that frame), then wake a sleeper if any. */
-void async__spawn_slow(async_worker *w)
+void async_fork_spawn_slow_(async_worker *w)
 {
 	async_frame *t = w->head - 1;
 	if (w->allstolen) {
@@ -246,7 +306,7 @@ void async__spawn_slow(async_worker *w)
 		 * load order in async__fork_steal. */
 		ck_pr_fence_store();
 		ck_pr_store_32(&w->pub_allstolen, 0);
-		w->split = t + 1;
+		set_split(w, t + 1);
 		w->allstolen = 0;
 		w->limit = w->end;
 		if (ck_pr_load_32(&w->movesplit))
@@ -264,13 +324,32 @@ void async__spawn_slow(async_worker *w)
 
 /* Owner: the spawn's one compare failed: the frame array is full, or
  * every shared frame was stolen (limit == base, I4). */
-int async__spawn_limit(async_worker *w)
+int async_fork_spawn_limit_(async_worker *w)
 {
 	async_frame *t = w->head; /* fn and arg are written already */
-	if (t == w->end)
+	if (t >= w->end)
 		return ASYNC_ENOMEM;
 	w->head = t + 1;
-	async__spawn_slow(w);
+	async_fork_spawn_slow_(w);
+	return 0;
+}
+
+/* Owner: a typed spawn's compare failed. Below end, as an untyped one; past
+ * it, the frame runs at once and stays pushed for its sync (T6). */
+int async_fork_spawn_eager_(async_worker *w)
+{
+	async_frame *t = w->head; /* the record is written already */
+	if (t < w->end)
+		return async_fork_spawn_limit_(w);
+	if (t >= w->base + ASYNC_FRAMES_MAX)
+		return ASYNC_ENOMEM;
+	async_frame *saved = w->floor;
+	w->head = t + 1;
+	w->floor = w->head; /* its syncs stay within its own frames */
+	fork_update_low(w);
+	t->fn(w, t->arg);
+	w->floor = saved;
+	fork_update_low(w);
 	return 0;
 }
 
@@ -282,7 +361,7 @@ async_frame *async__fork_steal(async_worker *v, async_worker *me, int *contended
 {
 	if (ck_pr_load_32(&v->pub_allstolen))
 		return NULL;
-	/* Load order: pairs with the store fence in async__spawn_slow. */
+	/* Load order: pairs with the store fence in async_fork_spawn_slow_. */
 	ck_pr_fence_load();
 	uint64_t val = ck_pr_load_64(&v->ts);
 	uint32_t tail = ts_tail(val), split = ts_split(val);
@@ -292,7 +371,7 @@ async_frame *async__fork_steal(async_worker *v, async_worker *me, int *contended
 			return NULL;
 		}
 		/* Acquire (F1): pairs with the release fence before the owner's
-		 * publication (grow_shared, or the reset in async__spawn_slow). */
+		 * publication (grow_shared, or the reset in async_fork_spawn_slow_). */
 		ck_pr_fence_acquire();
 		async_frame *t = v->base + tail;
 		/* I5: the owner waits for this before it leapfrogs. */
@@ -313,11 +392,11 @@ void async__fork_run_stolen(struct worker *w, async_frame *t)
 	/* Counted as a steal; as a job only if it is a record (run_job). */
 	stat_add(&w->steals, 1);
 	async_frame *saved = w->fk.floor;
-	w->fk.floor = w->fk.head;
+	fork_set_floor(&w->fk, w->fk.head);
 	fn(&w->fk, arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk); /* spawns the call did not sync */
-	w->fk.floor = saved;
+	fork_set_floor(&w->fk, saved);
 	/* Release (F2): the call's effects before DONE. Pairs with the acquire
 	 * fence in leapfrog. */
 	ck_pr_fence_release();
@@ -378,12 +457,25 @@ static void leapfrog(async_worker *fk, async_frame *t)
 	fk->head = t;
 }
 
-void async__sync_slow(async_worker *w)
+/* Owner, the inline pop failed. 1: the top frame t has run (stolen, and
+ * leapfrog waited; or run at its spawn, T6): head = t, a typed result is
+ * in t (T3). 0: t is private and
+ * popped (head = t): the caller runs it. ASYNC_EINVAL: the current task has
+ * nothing to sync (T5). */
+static int sync_prepare(async_worker *w)
 {
+	if (w->head <= w->floor)
+		return ASYNC_EINVAL;
 	async_frame *t = w->head - 1;
+	if (t >= w->end) {
+		/* A typed frame that ran when it was spawned (T6). */
+		w->head = t;
+		fork_update_low(w);
+		return 1;
+	}
 	if (w->allstolen || (t < w->split && shrink_shared(w))) {
 		leapfrog(w, t);
-		return;
+		return 1;
 	}
 	/* t is private. A thief asked for work: share half of the private
 	 * frames below t (t itself stays private). With none to share the
@@ -397,10 +489,35 @@ void async__sync_slow(async_worker *w)
 			wake_sleepers(w, t);
 		}
 	}
-	async_task_fn fn = t->fn;
-	void *arg = t->arg;
 	w->head = t;
-	fn(w, arg);
+	return 0;
+}
+
+int async_fork_sync_slow_(async_worker *w)
+{
+	int rc = sync_prepare(w);
+	if (rc == 0) {
+		async_frame *t = w->head;
+		t->fn(w, t->arg);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+int async_fork_sync_typed_(async_worker *w)
+{
+	int rc = sync_prepare(w);
+	if (rc < 0)
+		w->misuse = rc; /* the typed sync returns a zeroed result */
+	return rc;
+}
+
+int async_fork_error(async_worker *w)
+{
+	if (w == NULL)
+		return ASYNC_EINVAL;
+	int rc = w->misuse;
+	w->misuse = 0;
+	return rc;
 }
 
 /* Owner: sync every frame above the floor (spawns a call left unsynced). */

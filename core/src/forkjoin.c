@@ -15,6 +15,7 @@ int async_group_init(async_group *g)
 		return ASYNC_EINVAL;
 	g->pending = 0;
 	g->pool = NULL;
+	g->then = NULL;
 	return 0;
 }
 
@@ -22,7 +23,7 @@ int async_group_init(async_group *g)
  * that pool's waiters (done_ec), so a wait through another pool would
  * sleep through the last job's notify. The CAS settles two first
  * submitters racing with different pools. */
-static int group_bind(async_pool *p, async_group *g)
+int async__group_bind(async_pool *p, async_group *g)
 {
 	async_pool *owner = ck_pr_load_ptr(&g->pool);
 	if (owner == NULL && ck_pr_cas_ptr(&g->pool, NULL, p))
@@ -34,7 +35,7 @@ int async_group_submit(async_pool *p, async_group *g, async_job *job)
 {
 	if (p == NULL || g == NULL)
 		return ASYNC_EINVAL;
-	int rc = group_bind(p, g);
+	int rc = async__group_bind(p, g);
 	return rc != 0 ? rc : async__submit_one(p, g, job);
 }
 
@@ -69,7 +70,7 @@ static void help_until_zero(struct worker *w, uint64_t *counter, uint32_t *state
 	ck_pr_fence_acquire();
 }
 
-int async_group_wait(async_pool *p, async_group *g)
+static int group_wait(async_pool *p, async_group *g, int help)
 {
 	if (p == NULL || g == NULL)
 		return ASYNC_EINVAL;
@@ -78,9 +79,16 @@ int async_group_wait(async_pool *p, async_group *g)
 		return ASYNC_EINVAL; /* its jobs wake another pool's waiters */
 	struct worker *w = self_in(p);
 	if (w != NULL) {
+		for (struct running_job *r = w->running; r != NULL; r = r->up)
+			if (r->group == g)
+				return ASYNC_EDEADLK; /* its own count keeps it pending */
 		help_until_zero(w, &g->pending, NULL);
 		return 0;
 	}
+	/* Elsewhere it runs the pool's jobs meanwhile, in a helper slot;
+	 * with every slot taken it sleeps. */
+	if (help && async__help(p, g, 0) >= 0)
+		return 0;
 	while (ck_pr_load_64(&g->pending) != 0) {
 		uint32_t key = async_ec_prepare(&p->done_ec);
 		if (ck_pr_load_64(&g->pending) == 0) {
@@ -92,6 +100,16 @@ int async_group_wait(async_pool *p, async_group *g)
 	/* Acquire: pairs with the release fence in group_done. */
 	ck_pr_fence_acquire();
 	return 0;
+}
+
+int async_group_wait(async_pool *p, async_group *g)
+{
+	return group_wait(p, g, 1);
+}
+
+int async_group_wait_asleep(async_pool *p, async_group *g)
+{
+	return group_wait(p, g, 0);
 }
 
 /* A spawned record's frame function: runs it as a job on whichever worker
@@ -111,7 +129,7 @@ int async_job_spawn(async_job *job)
 	/* A plain check, not submit's CAS: only the spawning worker may touch
 	 * a record it spawns until it is synced, so no other thread races for
 	 * it, and the fork-join path keeps its cost (no locked instruction). */
-	if (ck_pr_load_32(&job->state) == JOB_QUEUED)
+	if (job_held(ck_pr_load_32(&job->state)))
 		return ASYNC_EBUSY;
 	job->group = NULL;
 	job->flags = JOB_JOINABLE;

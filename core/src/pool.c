@@ -47,12 +47,46 @@ void (*async_test_hook)(const char *point);
 
 /* ---- configuration ------------------------------------------------------ */
 
+/* The machine's cores and PUs, read once: the defaults are real numbers a
+ * caller can read and adjust, so they are worked out here, not in create. */
+static unsigned machine_cores, machine_pus;
+static pthread_once_t machine_once = PTHREAD_ONCE_INIT;
+
+static void machine_read(void)
+{
+	int npu = 0, ncore = 0;
+	hwloc_topology_t t;
+	if (hwloc_topology_init(&t) == 0) {
+		if (hwloc_topology_load(t) == 0) {
+			npu = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_PU);
+			ncore = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
+		}
+		hwloc_topology_destroy(t);
+	}
+#ifdef _SC_NPROCESSORS_ONLN /* portability: not in mingw's unistd.h */
+	if (npu < 1) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		npu = n > 0 && n < ASYNC_MAX_WORKERS ? (int)n : 1;
+	}
+#endif
+	if (npu < 1)
+		npu = 1;
+	if (ncore < 1 || ncore > npu)
+		ncore = npu;
+	machine_pus = (unsigned)npu;
+	machine_cores = (unsigned)ncore;
+}
+
 async_pool_config async_pool_config_default(void)
 {
+	pthread_once(&machine_once, machine_read);
+	unsigned max = 4 * machine_pus > 64 ? 4 * machine_pus : 64;
+	if (max > ASYNC_MAX_WORKERS)
+		max = ASYNC_MAX_WORKERS;
 	async_pool_config c;
 	memset(&c, 0, sizeof c);
-	c.workers = ASYNC_AUTO;
-	c.max_workers = ASYNC_AUTO;
+	c.workers = machine_cores < max ? machine_cores : max;
+	c.max_workers = max;
 	c.pin = 1;
 	c.spin_rounds = 64;
 	c.spin_us = 10;
@@ -70,6 +104,7 @@ static int start_worker(async_pool *p, unsigned slot)
 	ck_pr_store_32(&w->stop, STOP_NONE);
 	ck_pr_store_32((uint32_t *)&w->idle, 0);
 	ck_pr_store_32(&w->state, SLOT_RUNNING);
+	async__inbox_open(w);
 	if (slot + 1 > ck_pr_load_32(&p->high_water))
 		ck_pr_store_32(&p->high_water, slot + 1);
 	if (pthread_create(&w->thread, NULL, async__worker_main, w) != 0) {
@@ -123,6 +158,7 @@ static void pool_free(async_pool *p)
 			async__fork_free(&p->w[s].fk);
 		}
 	}
+	async__engine_free(p);
 	async_os_aligned_free(p->w); /* portability: os_mem.h */
 	async_placement_free(&p->place);
 	if (p->topo != NULL)
@@ -164,18 +200,8 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 	if (hwloc_topology_load(p->topo) != 0)
 		goto fail;
 
-	int npu = hwloc_get_nbobjs_by_type(p->topo, HWLOC_OBJ_PU);
-	int ncore = hwloc_get_nbobjs_by_type(p->topo, HWLOC_OBJ_CORE);
-	if (npu < 1)
-		npu = 1;
-	if (ncore < 1)
-		ncore = npu;
-	if (cfg.max_workers == ASYNC_AUTO)
-		cfg.max_workers = (unsigned)(4 * npu > 64 ? 4 * npu : 64);
-	if (cfg.workers == ASYNC_AUTO)
-		cfg.workers = (unsigned)ncore < cfg.max_workers ? (unsigned)ncore : cfg.max_workers;
 	rc = ASYNC_EINVAL;
-	if (cfg.max_workers == 0 || cfg.max_workers > 4096 || cfg.workers > cfg.max_workers)
+	if (cfg.max_workers == 0 || cfg.max_workers > ASYNC_MAX_WORKERS || cfg.workers > cfg.max_workers)
 		goto fail;
 	p->cfg = cfg;
 	p->max_workers = cfg.max_workers;
@@ -204,6 +230,8 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg_in)
 		if (async_deque_init(&p->w[s].dq, DEQUE_INITIAL, &p->w[s].rec) != 0 ||
 		    async__fork_init(&p->w[s].fk, &p->work_ec.waiters) != 0)
 			goto fail;
+	if (async__engine_init(p) != 0)
+		goto fail;
 	if (cfg.workers > 0) {
 		pthread_mutex_lock(&p->ctl);
 		rc = add_locked(p, cfg.workers);
@@ -304,6 +332,8 @@ static void run_leftovers(async_pool *p)
 			j = async__take_batches(me, &contended);
 		if (j == NULL)
 			j = async__take_injected(me, &contended);
+		if (j == NULL)
+			j = async__take_leftover(p, &contended); /* priority and main-thread queues */
 		if (j == NULL && contended) {
 			/* A push still linking (from before the close, or a
 			 * leftover job's): let it finish. */
@@ -330,7 +360,7 @@ int async_pool_shutdown(async_pool *p)
 	if (p == NULL)
 		return ASYNC_EINVAL;
 	if (self_in(p) != NULL)
-		return ASYNC_ENOTWORKER; /* a worker cannot join itself */
+		return ASYNC_EONWORKER; /* a worker cannot join itself */
 	pthread_mutex_lock(&p->shut);
 	if (p->shut_done) {
 		pthread_mutex_unlock(&p->shut);
@@ -346,6 +376,7 @@ int async_pool_shutdown(async_pool *p)
 	 * got in before are in the queue, for the workers or run_leftovers.
 	 * One RMW on the queue's head decides (inject.h): no fence pairs. */
 	async_inject_close(&p->inj);
+	async__engine_close(p);
 	pthread_mutex_unlock(&p->ctl);
 	async_ec_notify_all(&p->work_ec);
 	for (unsigned s = 0; s < p->max_workers; s++) {
@@ -357,6 +388,7 @@ int async_pool_shutdown(async_pool *p)
 		ck_pr_store_32(&p->w[s].state, SLOT_EMPTY);
 	ck_pr_store_32(&p->active, 0);
 	pthread_mutex_unlock(&p->ctl);
+	async__engine_quiesce(p); /* threads helping return first */
 	run_leftovers(p);
 	p->shut_done = 1;
 	pthread_mutex_unlock(&p->shut);

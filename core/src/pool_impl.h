@@ -10,6 +10,7 @@
 
 #include "async/pool.h"
 #include "async/fork.h"
+#include "async/engine.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -23,7 +24,14 @@
 #include "placement.h"
 #include "pr.h"
 
-enum { JOB_IDLE = 0, JOB_QUEUED = 1, JOB_RUNNING = 2, JOB_DONE = 3 };
+/* CANCELLED: still linked in a queue, dropped (not run) when a runner
+ * reaches it. A record is held by the pool while QUEUED or CANCELLED
+ * (job_held), so it cannot be queued twice. */
+enum { JOB_IDLE = 0, JOB_RUNNING = 1, JOB_DONE = 2, JOB_QUEUED = 3, JOB_CANCELLED = 4 };
+static inline int job_held(uint32_t st)
+{
+	return st >= JOB_QUEUED; /* QUEUED or CANCELLED: one compare on submit */
+}
 enum { JOB_JOINABLE = 1u };
 enum { SLOT_EMPTY = 0, SLOT_RUNNING, SLOT_STOPPING, SLOT_EXITED };
 /* A stop request is withdrawn if add_workers gets to it first (CAS
@@ -32,11 +40,18 @@ enum { SLOT_EMPTY = 0, SLOT_RUNNING, SLOT_STOPPING, SLOT_EXITED };
  * thread, and a slot never waits on an exit that was called off. */
 enum { STOP_NONE = 0, STOP_ASKED = 1, STOP_COMMITTED = 2 };
 
-#define ASYNC_AUTO ((unsigned)-1)
+/* A job running on a thread, on that thread's stack: the chain of them,
+ * innermost first, is what a group wait checks so that a job waiting for
+ * its own group is refused (ASYNC_EDEADLK) instead of waiting forever. */
+struct running_job {
+	async_group *group;
+	struct running_job *up;
+};
+
 #define DEQUE_INITIAL 256
 /* Frames per worker: the deepest nest of unsynced spawns one worker can
  * hold (reserved address space; pages are committed as used). */
-#define ASYNC_FRAMES 16384
+#define ASYNC_FRAMES 16384 /* the frame array; ASYNC_FRAMES_MAX with the overflow */
 
 struct worker {
 	async_worker fk;          /* the split deque of fork-join frames (fork.c) */
@@ -48,10 +63,15 @@ struct worker {
 	                 * worker, withdrawn by add_workers (CAS both ways) */
 	uint32_t state; /* SLOT_* */
 	int idle;       /* the worker is in its idle loop (stats only) */
+	struct running_job *running; /* jobs running here, innermost first */
 	pthread_t thread;
 	ck_epoch_record_t rec;
 	/* Counters: written by the worker alone (atomic stores), read racily. */
 	uint64_t jobs, steals, pushed, busy_ns, idle_ns, mark_ns;
+	/* Jobs pinned to this worker (async_pool_submit_to): many producers,
+	 * this worker the one consumer. Closed while no thread runs the slot. */
+	struct async_inject inbox;
+	unsigned picks; /* jobs taken while a priority level had work (engine.c) */
 } __attribute__((aligned(64)));
 
 /* External submitters count their jobs for async_pool_queued in a slot of
@@ -89,7 +109,23 @@ struct async_pool {
 	async_pool_config cfg;
 	char prefix[11];
 	ck_epoch_t epoch;
+	/* engine.c: the high and low priority levels (normal is the path
+	 * above), the main-thread queue, and the slots of threads that help. */
+	struct async_inject prio[2];
+	struct async_inject mainq;
+	struct worker *helper;   /* ASYNC_HELPERS slots */
+	uint32_t helping __attribute__((aligned(64))); /* bit k: helper slot k in use */
+	/* Jobs in the two extra levels and the inboxes: counted before they
+	 * are pushed, uncounted once taken, so 0 means there are none. */
+	uint32_t extra __attribute__((aligned(64)));
 };
+
+/* Threads outside the pool that run its jobs at once (waiting on a group,
+ * async_pool_help, async_pool_run_main); more wait by sleeping. */
+#define ASYNC_HELPERS 8
+/* A group's pending count with this bit set has continuations to submit
+ * before it may read as done (engine.c). */
+#define GROUP_THEN ((uint64_t)1 << 63)
 
 /* fork.c */
 int async__fork_init(async_worker *w, const uint32_t *sleepers);
@@ -142,13 +178,63 @@ static inline struct worker *self_in(const async_pool *p)
 	return (w != NULL && w->pool == p) ? w : NULL;
 }
 
+/* engine.c */
+void async__group_fire(async_pool *p, async_group *g);
+int async__engine_init(async_pool *p);
+void async__engine_free(async_pool *p);
+void async__engine_close(async_pool *p);
+void async__engine_quiesce(async_pool *p);
+async_job *async__take_leftover(async_pool *p, int *contended);
+async_job *async__find_extra(struct worker *w, int *contended);
+void async__inbox_open(struct worker *w);
+void async__inbox_leave(struct worker *w);
+int async__help(async_pool *p, async_group *until, unsigned flags);
+
+static inline int prio_nonempty(async_pool *p)
+{
+	return async_inject_nonempty(&p->prio[0]) || async_inject_nonempty(&p->prio[1]);
+}
+
+/* Drops one count of g. The last count of a group with continuations is
+ * not dropped before they are submitted (async__group_fire, called with
+ * the count still held), and nothing touches g after the count that makes
+ * it read as done: a waiter may free it at once. A CAS loop rather than an
+ * add for that reason. */
 static inline void group_done(async_pool *p, async_group *g)
 {
 	/* Release: the job's effects are visible before the count drops. Pairs
 	 * with the acquire fence after the waits in async_group_wait. */
 	ck_pr_fence_release();
-	if (ck_pr_faa_64(&g->pending, (uint64_t)-1) == 1)
+	uint64_t old = ck_pr_load_64(&g->pending);
+	for (;;) {
+		if (old == (GROUP_THEN | 1)) {
+			/* The last count, continuations registered: clear the
+			 * bit keeping the count, submit them, then drop it. */
+			if (ck_pr_cas_64(&g->pending, old, 1))
+				async__group_fire(p, g);
+		} else if (ck_pr_cas_64(&g->pending, old, old - 1)) {
+			break;
+		}
+		old = ck_pr_load_64(&g->pending);
+	}
+	if (old == 1)
 		async_ec_notify_all(&p->done_ec);
+}
+
+/* low, which the inline sync compares with (fork.c T5, T6): the higher of
+ * split and floor, or head while typed frames that ran at once sit past
+ * the array's end (so that their syncs take the slow path). */
+static inline void fork_update_low(async_worker *w)
+{
+	async_frame *l = w->split > w->floor ? w->split : w->floor;
+	w->low = w->head > w->end ? w->head : l;
+}
+
+/* The floor of w's syncs (async/fork.h). */
+static inline void fork_set_floor(async_worker *w, async_frame *f)
+{
+	w->floor = f;
+	fork_update_low(w);
 }
 
 /* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
@@ -169,13 +255,25 @@ static inline void run_job(struct worker *w, async_job *j)
 	 * its field writes) cannot change what this run reads. Pairs with the
 	 * AtomicStore fence after that CAS. */
 	ck_pr_fence_load_store();
-	ck_pr_store_32(&j->state, JOB_RUNNING);
+	/* A CAS, not a store: of this start and async_job_cancel, exactly one
+	 * wins. A cancelled record is dropped here: free again (a joinable
+	 * one reads as done, for its sync), then its group's count drops. */
+	if (!ck_pr_cas_32(&j->state, JOB_QUEUED, JOB_RUNNING)) {
+		ck_pr_fence_release();
+		ck_pr_store_32(&j->state, (flags & JOB_JOINABLE) ? JOB_DONE : JOB_IDLE);
+		if (g != NULL)
+			group_done(w->pool, g);
+		return;
+	}
 	async_frame *saved = w->fk.floor;
-	w->fk.floor = w->fk.head;
+	fork_set_floor(&w->fk, w->fk.head);
+	struct running_job me = { g, w->running };
+	w->running = &me;
 	fn(arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk);
-	w->fk.floor = saved;
+	w->running = me.up;
+	fork_set_floor(&w->fk, saved);
 	if (flags & JOB_JOINABLE) {
 		/* Release: pairs with the acquire fence in async_job_sync. */
 		ck_pr_fence_release();
@@ -207,9 +305,28 @@ async_job *async__take_batches(struct worker *w, int *contended);
 int async__injected_work_visible(async_pool *p);
 int async__claim_job(async_job *job);
 int async__submit_one(async_pool *p, async_group *g, async_job *job);
+int async__submit_claimed(async_pool *p, async_job *first, async_job *last, size_t n);
+/* forkjoin.c */
+int async__group_bind(async_pool *p, async_group *g);
 uint64_t async__pool_serial(void);
+
+/* Claims job for one queueing as a detached job, counted in g if any.
+ * Inline: it is on the submit path. */
+static inline int async__claim_for(async_job *job, async_group *g)
+{
+	int rc = async__claim_job(job);
+	if (rc != 0)
+		return rc;
+	job->group = g;
+	job->flags = 0;
+	job->next = NULL;
+	if (g != NULL)
+		ck_pr_faa_64(&g->pending, 1);
+	return 0;
+}
 /* worker.c */
 async_job *async__find_work(struct worker *w, int *contended);
+async_job *async__find_normal(struct worker *w, int *contended);
 void *async__worker_main(void *arg);
 void async__set_thread_name(struct worker *w);
 

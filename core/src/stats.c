@@ -13,9 +13,20 @@ int async_pool_worker_count(const async_pool *p)
 
 int async_pool_worker_index(const async_pool *p)
 {
+	if (p == NULL)
+		return ASYNC_EINVAL;
 	struct worker *w = self_in(p);
 	/* The shutdown runner is not a worker: it has no slot of its own. */
 	return w != NULL && w->index < p->max_workers ? (int)w->index : ASYNC_ENOTWORKER;
+}
+
+int async_pool_limits(const async_pool *p, async_limits *out)
+{
+	if (p == NULL || out == NULL)
+		return ASYNC_EINVAL;
+	out->max_workers = p->max_workers;
+	out->spawn_depth = ASYNC_FRAMES;
+	return 0;
 }
 
 /* ---- introspection ----------------------------------------------------- */
@@ -67,6 +78,11 @@ int64_t async_pool_queued(const async_pool *p)
 		const struct worker *w = &p->w[s < hw ? s : p->max_workers];
 		n += (int64_t)ck_pr_load_64(&w->pushed);
 		n -= (int64_t)ck_pr_load_64(&w->jobs);
+	}
+	for (unsigned k = 0; k < ASYNC_HELPERS; k++) {
+		/* Threads that helped: what their jobs queued, what they ran. */
+		n += (int64_t)ck_pr_load_64(&p->helper[k].pushed);
+		n -= (int64_t)ck_pr_load_64(&p->helper[k].jobs);
 	}
 	return n < 0 ? 0 : n;
 }

@@ -35,7 +35,9 @@ async_job *async__take_injected(struct worker *w, int *contended)
 	 * oldest back from it: so when this worker is preempted (the wake-up
 	 * below may do it), the others still take them in order. Otherwise
 	 * it takes just the oldest job. */
-	int fill = !async_batch_nonempty(&w->batch);
+	/* A helper (a slot past the shutdown runner's) takes one job and
+	 * fills no batch: nobody takes from a helper's batch once it leaves. */
+	int fill = w->index <= p->max_workers && !async_batch_nonempty(&w->batch);
 	unsigned n = 0, cap = fill ? ASYNC_BATCH : 1;
 	int busy = 0;
 	async_job *j = NULL;
@@ -89,7 +91,7 @@ async_job *async__take_batches(struct worker *w, int *contended)
  * re-checks on the way out of the spinning state. */
 int async__injected_work_visible(async_pool *p)
 {
-	if (async_inject_nonempty(&p->inj))
+	if (async_inject_nonempty(&p->inj) || prio_nonempty(p))
 		return 1;
 	unsigned hw = ck_pr_load_32(&p->high_water);
 	for (unsigned s = 0; s < hw; s++)
@@ -110,7 +112,7 @@ int async__claim_job(async_job *job)
 		return ASYNC_EINVAL;
 	for (;;) {
 		uint32_t st = ck_pr_load_32(&job->state);
-		if (st == JOB_QUEUED)
+		if (job_held(st))
 			return ASYNC_EBUSY;
 		if (ck_pr_cas_32(&job->state, st, JOB_QUEUED)) {
 			/* AtomicStore: the claim is visible before the caller's
@@ -221,17 +223,25 @@ static int submit_chain(async_pool *p, async_job *first, async_job *last, size_t
 	return 0;
 }
 
+/* A chain of records already claimed and filled in (a group's
+ * continuations), queued as submit_array queues one. */
+int async__submit_claimed(async_pool *p, async_job *first, async_job *last, size_t n)
+{
+	return submit_chain(p, first, last, n);
+}
+
+/* Out of line: group_done's loop would cost the submit path registers. */
+static void __attribute__((noinline)) group_give_back(async_pool *p, async_group *g)
+{
+	group_done(p, g);
+}
+
 /* One job, detached (g == NULL) or counted in g. */
 int async__submit_one(async_pool *p, async_group *g, async_job *job)
 {
-	int rc = async__claim_job(job);
+	int rc = async__claim_for(job, g);
 	if (rc != 0)
 		return rc;
-	job->group = g;
-	job->flags = 0;
-	job->next = NULL;
-	if (g != NULL)
-		ck_pr_faa_64(&g->pending, 1);
 	rc = submit_chain(p, job, job, 1);
 	if (rc != 0) {
 		/* Refused (shutdown): the record is free again before the
@@ -240,7 +250,7 @@ int async__submit_one(async_pool *p, async_group *g, async_job *job)
 		 * gone to sleep meanwhile. */
 		ck_pr_store_32(&job->state, JOB_IDLE);
 		if (g != NULL)
-			group_done(p, g);
+			group_give_back(p, g);
 	}
 	return rc;
 }

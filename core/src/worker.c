@@ -17,33 +17,49 @@ _Thread_local struct worker *async__self;
 
 /* ---- finding and running work ------------------------------------------ */
 
+static async_job *steal_from(struct worker *w, struct worker *v, int *contended)
+{
+	async_pool *p = w->pool;
+	/* Fork-join frames first: the oldest is the biggest subtree. */
+	async_frame *f = async__fork_steal(&v->fk, &w->fk, contended);
+	if (f != NULL)
+		return frame_tag(f);
+	void *r = async_deque_steal(&v->dq, &w->rec);
+	if (r == ASYNC_DEQUE_ABORT) {
+		*contended = 1;
+		return NULL;
+	}
+	if (r != NULL) {
+		stat_add(&w->steals, 1);
+		if (async_deque_size(&v->dq) > 0 && ck_pr_load_32(&p->spinning) == 0)
+			async_ec_hint(&p->work_ec);
+	}
+	return r;
+}
+
 static async_job *steal_round(struct worker *w, int *contended)
 {
 	async_pool *p = w->pool;
 	unsigned hw = ck_pr_load_32(&p->high_water);
-	/* The placement has a row for shutdown's pseudo-worker too (slot
-	 * max_workers, pool.c): every row names all the other slots. */
-	const unsigned *v = async_placement_victims(&p->place, w->index);
-	for (unsigned k = 0; k + 1 < p->place.nslots; k++) {
-		unsigned s = v[k];
-		if (s >= hw)
-			continue;
-		/* Fork-join frames first: the oldest is the biggest subtree. */
-		async_frame *f = async__fork_steal(&p->w[s].fk, &w->fk, contended);
-		if (f != NULL)
-			return frame_tag(f);
-		void *r = async_deque_steal(&p->w[s].dq, &w->rec);
-		if (r == ASYNC_DEQUE_ABORT) {
-			*contended = 1;
-			continue;
-		}
-		if (r != NULL) {
-			stat_add(&w->steals, 1);
-			if (async_deque_size(&p->w[s].dq) > 0 && ck_pr_load_32(&p->spinning) == 0)
-				async_ec_hint(&p->work_ec);
-			return r;
-		}
+	async_job *j;
+	if (w->index <= p->max_workers) {
+		/* The placement has a row for shutdown's pseudo-worker too (slot
+		 * max_workers, pool.c): every row names all the other slots. */
+		const unsigned *v = async_placement_victims(&p->place, w->index);
+		for (unsigned k = 0; k + 1 < p->place.nslots; k++)
+			if (v[k] < hw && (j = steal_from(w, &p->w[v[k]], contended)) != NULL)
+				return j;
+	} else {
+		/* A helper has no placement row: the workers in slot order. */
+		for (unsigned s = 0; s < hw; s++)
+			if ((j = steal_from(w, &p->w[s], contended)) != NULL)
+				return j;
 	}
+	/* Threads helping hold work too: what the jobs they run spawn. */
+	uint32_t mask = ck_pr_load_32(&p->helping);
+	for (unsigned k = 0; mask != 0; k++, mask >>= 1)
+		if ((mask & 1u) && &p->helper[k] != w && (j = steal_from(w, &p->helper[k], contended)) != NULL)
+			return j;
 	return NULL;
 }
 
@@ -51,7 +67,7 @@ static async_job *steal_round(struct worker *w, int *contended)
  * here, LIFO) is empty: the own batch, other batches, the injection queue;
  * then steal (split-deque frames, then deques). A stolen frame comes back
  * tagged (frame_tag): run what this returns with async__run_found. */
-async_job *async__find_work(struct worker *w, int *contended)
+static inline async_job *find_normal(struct worker *w, int *contended)
 {
 	async_job *j = async_deque_pop(&w->dq);
 	if (j == NULL) {
@@ -68,6 +84,20 @@ async_job *async__find_work(struct worker *w, int *contended)
 	if (j == NULL)
 		j = steal_round(w, contended);
 	return j;
+}
+
+async_job *async__find_normal(struct worker *w, int *contended)
+{
+	return find_normal(w, contended);
+}
+
+/* Jobs pinned or queued at another level (engine.c) are counted in one
+ * word: without them the normal path pays one load. */
+async_job *async__find_work(struct worker *w, int *contended)
+{
+	if (ck_pr_load_32(&w->pool->extra) != 0)
+		return async__find_extra(w, contended);
+	return find_normal(w, contended);
 }
 
 static void mark(struct worker *w, int to_idle)
@@ -245,6 +275,7 @@ void *async__worker_main(void *arg)
 	while ((j = async_deque_pop(&w->dq)) != NULL) {
 		async__inject_push(p, j, j); /* still counted in pushed */
 	}
+	async__inbox_leave(w); /* pinned jobs too: another worker runs them */
 	/* Leaving for good, the worker looks at the queues once more (the
 	 * rule in eventcount.h): a submitter may have seen it spinning, or a
 	 * wake in flight, and sent no wake-up, while another worker sleeps.

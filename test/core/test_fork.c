@@ -16,12 +16,6 @@
 #include "watchdog.h"
 #include "pool_helpers.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SCALE 8
-#else
-#define SCALE 1
-#endif
-
 /* ---- one worker: order, state, capacity --------------------------------- */
 
 struct order {
@@ -171,15 +165,11 @@ static void stress_body(void *arg)
 Test(fork, many_thieves_every_frame_runs_once, .timeout = 300)
 {
 	async_pool *p = make_pool(4);
-	struct stress s = { 20000 / SCALE, 64, 0, 0 };
+	struct stress s = { 20000 / FORK_SCALE, 64, 0, 0 };
 	run_on_pool(p, stress_body, &s, 240, "owner against three thieves");
 	cr_assert_eq(s.bad_hits, 0, "%u frames ran other than once", s.bad_hits);
 	cr_assert_eq(s.bad_value, 0, "%u syncs returned before their frame ran", s.bad_value);
-	async_worker_stats st[8];
-	int nw = async_pool_stats(p, st, 8);
-	unsigned long long steals = 0;
-	for (int i = 0; i < nw; i++)
-		steals += st[i].steals;
+	unsigned long long steals = pool_steals(p);
 	cr_log_info("steals: %llu", steals);
 	async_pool_destroy(p);
 }
@@ -240,8 +230,8 @@ static void fib_on(unsigned workers, int n)
 	async_pool_destroy(p);
 }
 
-Test(fork, fib_one_worker, .timeout = 120) { fib_on(1, SCALE > 1 ? 20 : 27); }
-Test(fork, fib_two_workers, .timeout = 120) { fib_on(2, SCALE > 1 ? 20 : 27); }
+Test(fork, fib_one_worker, .timeout = 120) { fib_on(1, FORK_SCALE > 1 ? 20 : 27); }
+Test(fork, fib_two_workers, .timeout = 120) { fib_on(2, FORK_SCALE > 1 ? 20 : 27); }
 
 /* ---- stealing and leapfrogging while workers stop and start ------------- */
 
@@ -303,8 +293,8 @@ static void leapfrog_under_resize(unsigned workers)
 	struct resizer r = { p, 0, 0 };
 	pthread_t t;
 	pthread_create(&t, NULL, resize_loop, &r);
-	int n = SCALE > 1 ? 18 : 24;
-	for (int round = 0; round < 20 / SCALE + 2; round++) {
+	int n = FORK_SCALE > 1 ? 18 : 24;
+	for (int round = 0; round < 20 / FORK_SCALE + 2; round++) {
 		struct fib f = { n, 0 };
 		struct root r = { round % 2 ? fib : fib_mixed, &f };
 		run_on_pool(p, root_job, &r, 60,
@@ -313,11 +303,7 @@ static void leapfrog_under_resize(unsigned workers)
 	}
 	__atomic_store_n(&r.stop, 1, __ATOMIC_SEQ_CST);
 	pthread_join(t, NULL);
-	async_worker_stats st[8];
-	int nw = async_pool_stats(p, st, 8);
-	unsigned long long steals = 0;
-	for (int i = 0; i < nw; i++)
-		steals += st[i].steals;
+	unsigned long long steals = pool_steals(p);
 	cr_log_info("resize rounds %u, steals %llu", r.rounds, steals);
 	async_pool_destroy(p);
 }
@@ -361,11 +347,7 @@ Test(fork, sync_of_a_stolen_frame_waits_and_sees_its_writes, .timeout = 120)
 		struct root r = { slow_tree, &s };
 		run_on_pool(p, root_job, &r, 60, "sync of stolen frames");
 		cr_assert_eq(s.sum, 256);
-		async_worker_stats st[8];
-		int nw = async_pool_stats(p, st, 8);
-		steals = 0;
-		for (int i = 0; i < nw; i++)
-			steals += st[i].steals;
+		steals = pool_steals(p);
 	}
 	cr_assert_gt(steals, 0, "no frame was ever stolen");
 	async_pool_destroy(p);
@@ -426,7 +408,7 @@ Test(fork, records_spawned_by_a_job_run_on_an_idle_worker_meanwhile, .timeout = 
 {
 	/* A fresh pool each round, used at once (as async.load then a call),
 	 * and a warm one after a pause: the other worker mid-spin or asleep. */
-	for (int round = 0; round < 24 / SCALE + 2; round++) {
+	for (int round = 0; round < 24 / FORK_SCALE + 2; round++) {
 		async_pool *p = make_pool(2);
 		if (round & 1)
 			usleep(5000);

@@ -72,7 +72,7 @@ Test(fork, a_worker_waiting_on_a_group_wakes_a_sleeper_for_its_frames, .timeout 
 	for (int round = 0; round < 8; round++) {
 		async_pool *p = make_pool(3);
 		usleep(20000); /* all three asleep */
-		struct share_wake s = { 0, 0, 0, p, { 0, NULL } };
+		struct share_wake s = { 0, 0, 0, p, { 0 } };
 		async_group_init(&s.g2);
 		async_job gate;
 		async_job_init(&gate, sw_gate, &s);

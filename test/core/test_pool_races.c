@@ -4,7 +4,8 @@
  * waking flag, parallel-for near SIZE_MAX, the shutdown runner's steal
  * row, stop then add, cross-pool groups, a failed thread at create. Anything that could
  * hang runs under a watchdog (SIGALRM) that fails the test instead of
- * stalling CI.
+ * stalling CI. Waits are async_group_wait_asleep: a waiting thread that
+ * helps would run the jobs itself and hide a lost wake-up of the workers.
  *
  * Linked with -Wl,--wrap=malloc and --wrap=pthread_create so a test can
  * make the core's allocations (the deque's growth) or thread creation fail
@@ -96,7 +97,7 @@ static void wait_while_resizing(unsigned workers, unsigned spin_rounds, unsigned
 		async_job_init(&j, bump, &ran);
 		cr_assert_eq(async_group_submit(p, &g, &j), 0);
 		watchdog_arm(10, "async_group_wait while workers are stopped and added (lost wake-up)");
-		async_group_wait(p, &g);
+		async_group_wait_asleep(p, &g);
 		watchdog_disarm();
 	}
 	__atomic_store_n(&r.stop, 1, __ATOMIC_SEQ_CST);
@@ -137,7 +138,7 @@ Test(races, stop_right_after_submit_then_wait, .timeout = 120)
 		cr_assert_eq(async_group_submit(p, &g, &b), 0);
 		cr_assert_eq(async_pool_stop_workers(p, 1), 1);
 		watchdog_arm(10, "async_group_wait after a stop (lost wake-up)");
-		async_group_wait(p, &g);
+		async_group_wait_asleep(p, &g);
 		watchdog_disarm();
 		cr_assert_eq(async_pool_add_workers(p, 1), 1);
 	}
@@ -175,7 +176,7 @@ Test(races, job_submitted_while_the_stopping_worker_still_spins_runs, .timeout =
 		async_job_init(&j, bump, &ran);
 		cr_assert_eq(async_group_submit(p, &g, &j), 0);
 		watchdog_arm(10, "a job submitted while the stopping worker spun (lost wake-up)");
-		async_group_wait(p, &g);
+		async_group_wait_asleep(p, &g);
 		watchdog_disarm();
 		cr_assert_eq(async_pool_add_workers(p, 1), 1);
 	}
@@ -368,7 +369,7 @@ Test(races, sync_after_a_failed_spawn_returns, .timeout = 60)
 	async_job_init(&j, spawn_until_failure, s);
 	cr_assert_eq(async_group_submit(p, &g, &j), 0);
 	watchdog_arm(20, "async_job_sync on a job whose spawn failed");
-	async_group_wait(p, &g);
+	async_group_wait_asleep(p, &g);
 	watchdog_disarm();
 	cr_assert_geq(s->failed_at, 0, "no spawn failed: the malloc wrapper is not in effect");
 	cr_assert_eq(s->failed_rc, ASYNC_ENOMEM);
@@ -439,7 +440,7 @@ Test(races, external_submissions_start_oldest_first_with_two_workers, .timeout =
 		}
 		cr_assert_eq(async_pool_add_workers(p, 2), 2);
 		watchdog_arm(20, "waiting for the ordered backlog");
-		async_group_wait(p, &g);
+		async_group_wait_asleep(p, &g);
 		watchdog_disarm();
 		far += count_displaced(o, n, &worst);
 		/* A stream submitted while both workers run. */
@@ -450,7 +451,7 @@ Test(races, external_submissions_start_oldest_first_with_two_workers, .timeout =
 			cr_assert_eq(async_group_submit(p, &g, &o[i].job), 0);
 		}
 		watchdog_arm(20, "waiting for the ordered stream");
-		async_group_wait(p, &g);
+		async_group_wait_asleep(p, &g);
 		watchdog_disarm();
 		far += count_displaced(o, n, &worst);
 	}
@@ -507,7 +508,7 @@ Test(races, one_call_on_an_idle_pool_wakes_one_worker, .timeout = 60)
 		async_job_init(&j, bump, &ran);
 		cr_assert_eq(async_group_submit(p, &g, &j), 0);
 		watchdog_arm(10, "one call on an idle pool");
-		async_group_wait(p, &g);
+		async_group_wait_asleep(p, &g);
 		watchdog_disarm();
 		usleep(30000); /* whoever woke is asleep again */
 		long a = sleeps_of(t0) - a0, b = sleeps_of(t1) - b0;
@@ -620,7 +621,7 @@ static void *group_submit_from_outside(void *arg)
 static void *wait_group_from_outside(void *arg)
 {
 	struct refused_group *r = arg;
-	async_group_wait(r->p, &r->g);
+	async_group_wait_asleep(r->p, &r->g);
 	__atomic_store_n(&r->waited, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
@@ -785,7 +786,7 @@ Test(races, a_wake_that_finds_nobody_asleep_is_not_lost, .timeout = 60)
 	async_job_init(&i2, set_flag, &ran2);
 	cr_assert_eq(async_group_submit(p, &g, &i2), 0);
 	watchdog_arm(10, "a job submitted while a stale wake was 'in flight' (waking stuck at 1)");
-	async_group_wait(p, &g);
+	async_group_wait_asleep(p, &g);
 	watchdog_disarm();
 	cr_assert_eq(ran2, 1);
 	__atomic_store_n(&async_test_hook, NULL, __ATOMIC_RELEASE);

@@ -40,6 +40,18 @@ function raises(pattern, fn, ...)
   return err
 end
 -- Runs async.update() until nothing is in flight (or fails after `secs`).
+-- Waits (without delivering) until no call is queued or running: what a
+-- test needs before shutdown() when it wants the callbacks of calls that
+-- ran, since shutdown() cancels the queued ones.
+function settle(async, secs)
+  local deadline = os.time() + (secs or 20)
+  while true do
+    local s = async.stats()
+    if s.queued == 0 and s.running == 0 then return end
+    if os.time() > deadline then error("settle: calls still queued or running after " .. (secs or 20) .. " s", 2) end
+  end
+end
+
 function drain(async, secs)
   local t0 = os.clock()
   local deadline = os.time() + (secs or 20)

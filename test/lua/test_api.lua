@@ -15,7 +15,7 @@ test("load, call, update, shutdown, load again", function()
   raises("expected a number >= 0", async.load, -1)
   async.load()
   eq(async.getWorkerCount(), 1, "default workers")
-  raises("already loaded", async.load, 2)
+  raises("already loaded with other options", async.load, { workers = 1, memoryLimit = 1e7 })
   local add = async.define("add", function(a, b) return a + b end)
   eq(type(add), "function", "define returns the shorthand")
   local got = {}
@@ -271,20 +271,22 @@ test("worker management reaches the asked count and loses no call", function()
   async.shutdown()
 end)
 
-test("shutdown waits for queued and running calls and delivers them", function()
+test("shutdown cancels queued calls, waits for running ones and delivers every callback", function()
   local async = fresh(1)
   async.define("slow", function(x) local t = os.clock() + 0.002; while os.clock() < t do end; return x end)
-  local n = 0
-  for i = 1, 50 do async.call(function() n = n + 1 end, "slow", i) end
+  local ran, cancelled = 0, 0
+  local cb = { success = function() ran = ran + 1 end, cancelled = function() cancelled = cancelled + 1 end }
+  for i = 1, 50 do async.call(cb, "slow", i) end
   async.shutdown()
-  eq(n, 50, "all delivered by shutdown")
-  -- also with no worker left at all
+  eq(ran + cancelled, 50, "every callback delivered by shutdown")
+  ok(cancelled > 0, "the queued calls were cancelled, not run")
+  -- also with no worker left at all: the call is cancelled, not run
   async.load(0)
   async.define("id", function(x) return x end)
   local r
-  async.call(function(x) r = x end, "id", "late")
+  async.call({ success = function(x) r = x end, cancelled = function() r = "cancelled" end }, "id", "late")
   async.shutdown()
-  eq(r, "late")
+  eq(r, "cancelled")
 end)
 
 test("each Lua state has its own pool", function()
@@ -296,6 +298,7 @@ test("each Lua state has its own pool", function()
     inner.define("dbl", function(v) return v * 2 end)
     local r
     inner.call(function(v) r = v end, "dbl", x)
+    while r == nil do inner.update() end
     inner.shutdown()
     return r, inner.isLoaded()
   end)

@@ -100,6 +100,7 @@ test("a callback or a coroutine that calls during shutdown does not make it rais
                                        cancelled = function() log.cancelled = true end }, "id", 1)
     log.ok, log.h = okk, h
   end, "id", 0)
+  settle(async) -- its callback runs in shutdown only if the call ran
   local reached
   async.go(function()
     async.await("id", 1)
@@ -191,6 +192,7 @@ test("load() inside a callback that shutdown delivers keeps the new pool", funct
     async.shutdown()
     async.load(1)
   end, "id", 1)
+  settle(async) -- its callback runs in shutdown only if the call ran
   async.shutdown()
   ok(async.isLoaded(), "the pool loaded in the callback was discarded")
   async.define("one", function() return 1 end)
@@ -445,4 +447,41 @@ test("idiom: worker states run love.jitsetup where it exists", { needs = { "plai
   love = oldlove
   package.path = oldpath
   ok(okk, tostring(err))
+end)
+
+-- Async 1.1 accepted a second load() (a game whose love.load runs again to
+-- restart a level): the pool stays, with its definitions and calls in
+-- flight, and gets the worker count asked.
+test("a second load keeps the pool, its definitions and calls in flight, and sets the worker count", function()
+  local async = require "async"
+  async.load(1)
+  local sq = async.define("sq", function(x) return x * x end)
+  async.share("scale", 3)
+  local got = {}
+  for i = 1, 20 do sq(function(v) got[#got + 1] = v end, i) end
+  async.load(3)
+  eq(async.isLoaded(), true)
+  eq(async.getWorkerCount(), 3, "the worker count the second load asked")
+  async.load() -- as a first load: one worker
+  eq(async.getWorkerCount(), 1)
+  async.define("scaled", function(x) return x * async.shared.scale end)
+  sq(function(v) got[#got + 1] = v end, 100)
+  async.call(function(v) got[#got + 1] = v end, "scaled", 2)
+  drain(async)
+  eq(#got, 22, "every call made before and after the second load delivered")
+  local seen = {}
+  for _, v in ipairs(got) do seen[v] = true end
+  ok(seen[10000], "the definition made before the second load still runs")
+  ok(seen[6], "the shared value published before it is still seen")
+  async.shutdown()
+end)
+
+test("a second load with options a running pool cannot change raises; the pool goes on", function()
+  local async = require "async"
+  async.load { workers = 1 }
+  raises("already loaded with other options", async.load, { workers = 1, pin = true })
+  raises("already loaded with other options", async.load, { workers = 1, backend = async.backend == "native" and "thread" or "native" })
+  async.load { workers = 2, pin = false }
+  eq(async.getWorkerCount(), 2)
+  async.shutdown()
 end)

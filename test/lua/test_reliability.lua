@@ -246,7 +246,7 @@ test("cancelling a running job asks it to stop; async.cancelled() tells it", fun
   async.shutdown()
 end)
 
-test("shutdown waits for a long-running job and delivers it", function()
+test("shutdown waits for a running job that never checks cancelled() and delivers it", function()
   local async = require "async"
   async.load(1)
   async.define("busy", function(s)
@@ -256,6 +256,7 @@ test("shutdown waits for a long-running job and delivers it", function()
   end)
   local r
   async.call(function(v) r = v end, "busy", 1)
+  while async.stats().running == 0 do end
   async.shutdown()
   eq(r, "finished")
 end)
@@ -293,12 +294,17 @@ test("shutdown() called from inside a callback still delivers every call", funct
   async.load(2)
   async.define("id", function(x) return x end)
   local seen, count = {}, 0
-  local function cb(x)
-    seen[x] = (seen[x] or 0) + 1
-    count = count + 1
-    if count == 10 then async.shutdown() end
+  local function cb(i)
+    return {
+      success = function()
+        seen[i] = (seen[i] or 0) + 1
+        count = count + 1
+        if count == 10 then async.shutdown() end
+      end,
+      cancelled = function() seen[i] = (seen[i] or 0) + 1 end,
+    }
   end
-  for i = 1, 100 do async.call(cb, "id", i) end
+  for i = 1, 100 do async.call(cb(i), "id", i) end
   waitFor(async, function() return not async.isLoaded() end, "the shutdown from a callback")
   for i = 1, 100 do eq(seen[i], 1, "callback " .. i .. " ran once") end
   raises("call async.load() first", async.update)

@@ -1,5 +1,5 @@
--- test_shutdown.lua: shutdown under load. Queued and running calls
--- of every kind complete and deliver exactly once; under the ASan build,
+-- test_shutdown.lua: shutdown under load. Calls of every kind, queued
+-- (cancelled) or running (finished), deliver exactly once; under the ASan build,
 -- LeakSanitizer checks at exit that nothing was leaked.
 
 local MiB = 1024 * 1024
@@ -85,9 +85,41 @@ test("shutdown while a job runs out of memory and others are queued", { needs = 
   define_all(async)
   async.define("hog", function() local t = {}; for i = 1, 1e9 do t[i] = { i } end end)
   local err
-  async.call({ error = function(e) err = e end }, "hog")
+  local h = async.call({ error = function(e) err = e end }, "hog")
+  while h:status() == "queued" do end -- shutdown cancels a queued call
   local tally = load_up(async, 500, function(n) return (n > 2) and 7 or 1 end)
   async.shutdown()
   ok(tostring(err):find("out of memory", 1, true), tostring(err))
-  eq(tally.ok, tally.issued, "the queued calls all ran")
+  eq(tally.ok + tally.failed + tally.cancelled, tally.issued, "every queued call answered")
+end)
+
+test("shutdown{timeout} stops a job running interpreted Lua, leaves a compiled loop and answers the queued calls", function()
+  local async = require "async"
+  async.load(2)
+  -- Never checks async.cancelled(): interpreted (its JIT off), the
+  -- deadline's hook stops it.
+  async.define("interpreted", function() jit.off(); while true do end end)
+  -- Never checks either, in a loop the JIT compiles: no hook runs there, so
+  -- shutdown leaves it running; it ends by itself after a second or two.
+  async.define("compiled", function() local x = 0; for i = 1, 2e9 do x = x + i % 3 end; return x end)
+  local got = { cancelled = 0 }
+  async.call({ success = function() got.interpreted = "returned" end, error = function(e) got.interpreted = e end },
+    "interpreted")
+  async.call({ success = function() got.compiled = "returned" end, error = function(e) got.compiled = e end }, "compiled")
+  while async.stats().running < 2 do end
+  for _ = 1, 5 do async.call({ cancelled = function() got.cancelled = got.cancelled + 1 end }, "interpreted") end
+  async.shutdown { timeout = 0.2 }
+  ok(tostring(got.interpreted):find("stopped: async.shutdown's deadline passed", 1, true), tostring(got.interpreted))
+  eq(got.compiled, nil, "the compiled loop was left running: its callback never runs")
+  eq(got.cancelled, 5, "the queued calls were answered cancelled")
+  ok(not async.isLoaded(), "unloaded")
+  -- A new pool works beside the one left behind.
+  async.load(1)
+  async.define("id", function(x) return x end)
+  local r
+  async.call(function(x) r = x end, "id", 7)
+  drain(async)
+  eq(r, 7)
+  async.shutdown()
+  eq(got.compiled, nil, "still never delivered")
 end)

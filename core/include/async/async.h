@@ -5,6 +5,7 @@
 #include "async/error.h"
 #include "async/pool.h"
 #include "async/fork.h"
+#include "async/engine.h"
 
 #define ASYNC_VERSION_MAJOR 0
 #define ASYNC_VERSION_MINOR 1

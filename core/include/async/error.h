@@ -3,6 +3,8 @@
 #ifndef ASYNC_ERROR_H
 #define ASYNC_ERROR_H
 
+#include "async/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -13,11 +15,13 @@ extern "C" {
 	X(EINVAL, -1, "invalid argument")                                      \
 	X(ENOMEM, -2, "out of memory")                                         \
 	X(ESHUTDOWN, -3, "the pool is shut down")                              \
-	X(ELIMIT, -4, "the pool already has its maximum number of workers")    \
+	X(ELIMIT, -4, "the pool already has its maximum number of workers or helping threads") \
 	X(ETHREAD, -5, "a worker thread could not be started")                 \
 	X(ENOTWORKER, -6, "the calling thread is not a worker of this pool")   \
-	X(EBUSY, -7, "the job is already queued and has not started")          \
-	X(ETOPOLOGY, -8, "the hardware topology could not be read")
+	X(EBUSY, -7, "the job is busy: queued and not started (to submit), or started (to cancel)") \
+	X(ETOPOLOGY, -8, "the hardware topology could not be read")            \
+	X(EONWORKER, -9, "called from a worker of this pool")                  \
+	X(EDEADLK, -10, "the calling job belongs to the group it would wait for")
 
 typedef enum {
 	ASYNC_OK = 0,
@@ -28,10 +32,10 @@ typedef enum {
 
 /* Any thread, never blocks. A static message for a code from the table;
  * "unknown error" for anything else. Never NULL. */
-const char *async_strerror(int code);
+ASYNC_API const char *async_strerror(int code);
 
 /* Any thread, never blocks. The code's short name ("ASYNC_EINVAL"). */
-const char *async_err_name(int code);
+ASYNC_API const char *async_err_name(int code);
 
 #ifdef __cplusplus
 }

@@ -21,11 +21,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "async/api.h"
 #include "async/error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The most workers a pool can have: max_workers above it is refused
+ * (ASYNC_EINVAL). Each slot costs a deque, a frame array (reserved address
+ * space) and a placement row, whether or not a thread runs in it. */
+#define ASYNC_MAX_WORKERS 4096
 
 typedef struct async_pool async_pool;
 typedef struct async_group async_group;
@@ -55,13 +61,17 @@ typedef struct async_job {
 struct async_group {
 	uint64_t pending;
 	async_pool *pool; /* the pool it belongs to, NULL until first used */
+	async_job *then;  /* continuations (async/engine.h) */
 };
 
 typedef struct async_pool_config {
-	/* Workers started by async_pool_create. Default: one per physical
-	 * core. 0 is allowed: jobs queue until a worker is added. */
+	/* Workers started by async_pool_create, at most max_workers. Default:
+	 * the machine's physical cores (hwloc; the online CPUs where hwloc
+	 * cannot tell). 0 is allowed: jobs queue until a worker is added. */
 	unsigned workers;
-	/* Upper bound for async_pool_add_workers. Default: max(64, 4 x PUs). */
+	/* Upper bound for async_pool_add_workers: 1 to ASYNC_MAX_WORKERS.
+	 * Default: max(64, 4 x the machine's PUs), at most ASYNC_MAX_WORKERS.
+	 * async_pool_limits tells a pool's. */
 	unsigned max_workers;
 	/* Bind each worker to its processing unit with hwloc. Default 1. */
 	int pin;
@@ -113,22 +123,35 @@ typedef struct async_worker_stats {
 	uint64_t idle_ns;     /* time spinning or asleep looking for work */
 } async_worker_stats;
 
-/* Any thread; never blocks. Clears job and sets what it will run. Call it
- * again before reusing a record for another function. */
-void async_job_init(async_job *job, async_job_fn fn, void *arg);
+/* What a pool can hold, from async_pool_limits. */
+typedef struct async_limits {
+	unsigned max_workers;  /* this pool's bound for async_pool_add_workers */
+	unsigned spawn_depth;  /* unsynced spawns one worker can hold at once;
+	                        * one more returns ASYNC_ENOMEM (a typed
+	                        * spawn runs at once instead, up to
+	                        * ASYNC_FRAMES_MAX in all) */
+} async_limits;
 
-/* Any thread; never blocks. The defaults described above. */
-async_pool_config async_pool_config_default(void);
+/* Any thread; never blocks. Clears job and sets what it will run. Call it
+ * again before reusing a record for another function. A NULL job is
+ * ignored. */
+ASYNC_API void async_job_init(async_job *job, async_job_fn fn, void *arg);
+
+/* Any thread; never blocks once the machine has been read (the first call
+ * reads its topology). The defaults described above, as real numbers. */
+ASYNC_API async_pool_config async_pool_config_default(void);
 
 /* Any thread; blocks while the threads start. Creates a pool in *out.
- * cfg may be NULL for the defaults. ASYNC_EINVAL for workers > max_workers
- * or a malformed synthetic topology; ASYNC_ETHREAD if any of the workers
+ * cfg may be NULL for the defaults. ASYNC_EINVAL for a NULL out,
+ * max_workers 0 or above ASYNC_MAX_WORKERS, workers > max_workers or a
+ * malformed synthetic topology; ASYNC_ETHREAD if any of the workers
  * asked for could not be started (the pool is then not created, and the
  * workers that had started are stopped and joined: a pool never starts
  * with fewer workers than asked). */
-int async_pool_create(async_pool **out, const async_pool_config *cfg);
+ASYNC_API int async_pool_create(async_pool **out, const async_pool_config *cfg);
 
-/* Any thread that is not one of the pool's workers; blocks. Runs every
+/* Any thread that is not one of the pool's workers (ASYNC_EONWORKER there,
+ * and in a job that shutdown itself runs; nothing is done); blocks. Runs every
  * queued job (including jobs those jobs submit), then joins the workers.
  * Afterwards submit returns ASYNC_ESHUTDOWN. Where no worker is left, the
  * remaining jobs run on the calling thread, as on a worker: they may
@@ -138,14 +161,14 @@ int async_pool_create(async_pool **out, const async_pool_config *cfg);
  * Other threads may submit while it runs: each submission either runs
  * before shutdown returns or is refused with ASYNC_ESHUTDOWN, never
  * dropped. Idempotent. */
-int async_pool_shutdown(async_pool *pool);
+ASYNC_API int async_pool_shutdown(async_pool *pool);
 
 /* Same thread rule as shutdown; blocks. Shuts down if needed and frees the
  * pool (on one of the pool's own workers it does nothing: it cannot join
  * itself). Must not race with any other call on the same pool (it frees
  * it): to stop submitters cleanly, shut down first, let them see
  * ASYNC_ESHUTDOWN and finish, then destroy. */
-void async_pool_destroy(async_pool *pool);
+ASYNC_API void async_pool_destroy(async_pool *pool);
 
 /* Any thread; never blocks; never runs the job on the calling thread. Queues
  * a detached job. From a worker of this pool it goes to that worker's own
@@ -153,34 +176,38 @@ void async_pool_destroy(async_pool *pool);
  * queue: jobs submitted from outside start oldest first.
  * ASYNC_EBUSY if the record is queued and has not started yet (of several
  * threads submitting one record at once, exactly one succeeds). */
-int async_pool_submit(async_pool *pool, async_job *job);
+ASYNC_API int async_pool_submit(async_pool *pool, async_job *job);
 
 /* As async_pool_submit for n contiguous records, with one atomic
  * publication and at most one wake-up: the cheap way to queue a batch. */
-int async_pool_submit_array(async_pool *pool, async_job *jobs, size_t n);
+ASYNC_API int async_pool_submit_array(async_pool *pool, async_job *jobs, size_t n);
 
 /* As async_pool_submit_array for n records anywhere in memory, named by
  * jobs[0..n-1] (oldest first): one publication and at most one wake-up
  * without copying records into one array, so each can stay inside the
  * object it belongs to (and records run by different workers share no
  * cache line). ASYNC_EBUSY, with none queued, if any is already queued. */
-int async_pool_submit_list(async_pool *pool, async_job *const *jobs, size_t n);
+ASYNC_API int async_pool_submit_list(async_pool *pool, async_job *const *jobs, size_t n);
 
 /* Any thread; never blocks. */
-int async_group_init(async_group *group);
+ASYNC_API int async_group_init(async_group *group);
 
 /* Any thread; never blocks. Queues job as part of group. ASYNC_EINVAL if
  * the group belongs to another pool (see async_group). */
-int async_group_submit(async_pool *pool, async_group *group, async_job *job);
+ASYNC_API int async_group_submit(async_pool *pool, async_group *group, async_job *job);
 
 /* Any thread; blocks until every job submitted to the group has finished.
- * On a worker of the pool it runs other jobs meanwhile instead of
- * sleeping; elsewhere it sleeps, so the jobs need workers: from a thread
- * that is not a worker, on a pool with no worker running (workers = 0, or
- * after stop_workers of all of them), it sleeps until add_workers or
- * shutdown runs the jobs. ASYNC_EINVAL if the group belongs to another
- * pool (see async_group). */
-int async_group_wait(async_pool *pool, async_group *group);
+ * ASYNC_EDEADLK, at once, from a job that belongs to the group (or from
+ * any job running beneath such a job on the same thread): the group
+ * cannot finish while that job waits for it. (Two jobs of two groups that
+ * wait for each other's group are not detected: they wait forever.)
+ * It runs other jobs of the pool meanwhile instead of sleeping: on a
+ * worker as that worker, elsewhere as a helper (async/engine.h,
+ * async_pool_help; async_group_wait_asleep does not help), so it also
+ * gets the jobs done on a pool with no worker running. It sleeps when it
+ * finds nothing to run, or when 8 threads help already. ASYNC_EINVAL if
+ * the group belongs to another pool (see async_group). */
+ASYNC_API int async_group_wait(async_pool *pool, async_group *group);
 
 /* Worker threads of a pool only (typically inside a job, including a job
  * that shutdown runs); never blocks. Pushes job onto the calling worker's
@@ -190,7 +217,7 @@ int async_group_wait(async_pool *pool, async_group *group);
  * then the record is not spawned (run it yourself; async_job_sync on it
  * returns ASYNC_EINVAL). Spawns a job leaves unsynced are synced when it
  * returns. */
-int async_job_spawn(async_job *job);
+ASYNC_API int async_job_spawn(async_job *job);
 
 /* The thread that spawned job; blocks only in the sense that it returns when
  * job has run: if no thief took it, it runs here and now, otherwise the
@@ -199,18 +226,16 @@ int async_job_spawn(async_job *job);
  * fork-join code naturally does); a sync out of order first syncs the
  * frames spawned after job. ASYNC_EINVAL for a record that was not
  * spawned. */
-int async_job_sync(async_job *job);
+ASYNC_API int async_job_sync(async_job *job);
 
 typedef void (*async_range_fn)(void *arg, size_t begin, size_t end);
 
 /* Any thread that is not inside the pool's shutdown; blocks until done.
  * Calls fn over [begin, end) cut into chunks of at most grain indices (grain
  * 0: chosen from the range and the worker count), split recursively so
- * idle workers steal the large halves. From a worker it joins in; from
- * another thread it sleeps while the workers run it (so, as for
- * async_group_wait, a pool with no worker running leaves it asleep until
- * add_workers or shutdown). Any range is accepted, up to [0, SIZE_MAX). */
-int async_parallel_for(async_pool *pool, size_t begin, size_t end, size_t grain,
+ * idle workers steal the large halves. The calling thread joins in, as
+ * in async_group_wait. Any range is accepted, up to [0, SIZE_MAX). */
+ASYNC_API int async_parallel_for(async_pool *pool, size_t begin, size_t end, size_t grain,
                        async_range_fn fn, void *arg);
 
 /* Any thread; blocks only while threads start, to join a worker that
@@ -225,29 +250,33 @@ int async_parallel_for(async_pool *pool, size_t begin, size_t end, size_t grain,
  * negative code (ASYNC_ELIMIT when none could be added, ASYNC_ETHREAD when
  * thread creation failed before any was). Called from one of the pool's
  * own workers (on_worker_stop, say) it does not wait, and may add fewer. */
-int async_pool_add_workers(async_pool *pool, unsigned n);
+ASYNC_API int async_pool_add_workers(async_pool *pool, unsigned n);
 
 /* Any thread; never blocks. Asks up to n running workers (the most recently
  * placed first) to stop. Each finishes the job it is running and exits;
  * jobs left in its deque go back to the injection queue, so none is lost or
  * run twice. Returns how many were asked (at most the number running: no
  * stop request outlives this call to hit a later worker). */
-int async_pool_stop_workers(async_pool *pool, unsigned n);
+ASYNC_API int async_pool_stop_workers(async_pool *pool, unsigned n);
 
 /* Any thread; never blocks. Workers running and not asked to stop. */
-int async_pool_worker_count(const async_pool *pool);
+ASYNC_API int async_pool_worker_count(const async_pool *pool);
 
 /* Any thread; never blocks. The calling thread's worker index in this pool,
- * or ASYNC_ENOTWORKER. */
-int async_pool_worker_index(const async_pool *pool);
+ * ASYNC_ENOTWORKER on another thread, ASYNC_EINVAL for a NULL pool. */
+ASYNC_API int async_pool_worker_index(const async_pool *pool);
+
+/* Any thread; never blocks. Fills *out with the pool's limits (see
+ * async_limits). ASYNC_EINVAL for a NULL pool or out. */
+ASYNC_API int async_pool_limits(const async_pool *pool, async_limits *out);
 
 /* Any thread; never blocks. Fills up to cap entries, one per worker slot
  * ever used, and returns how many slots there are. */
-int async_pool_stats(const async_pool *pool, async_worker_stats *out, unsigned cap);
+ASYNC_API int async_pool_stats(const async_pool *pool, async_worker_stats *out, unsigned cap);
 
 /* Any thread; never blocks. Jobs queued and not yet started (an estimate
  * while workers run). */
-int64_t async_pool_queued(const async_pool *pool);
+ASYNC_API int64_t async_pool_queued(const async_pool *pool);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,13 @@
 #   4b. the same with the library in a subfolder (require "lib.async"): the
 #      native module and the FFI path, as at the top level;
 #   5. a game that quits with calls in flight exits, and its queued calls do
-#      not run (thread backend; 5b: native).
+#      not run (thread backend; 5b: native);
+#   6. a module beside main.lua or the fused executable that is cut short or
+#      damaged, or that async_native.manifest does not vouch for: the thread
+#      backend with the reason in async.backendReason, never a crash; with a
+#      manifest that matches, the native backend;
+#   7. the library in a folder on love.filesystem.setRequirePath, required
+#      as "async": the native module beside it is found.
 # Prints "shipping: all cases passed" at the end; exits non-zero on a failure.
 set -euo pipefail
 lua=$(cd "$1" && pwd)
@@ -106,13 +112,18 @@ play "4. folder game" -- love "$(stage folder with-module)"
 grep -q "^backend: native$" <<<"$out" || fail "4: not the native backend"
 grep -q "^path: ffi$" <<<"$out" || fail "4: not the FFI path"
 
+# stage_lib NAME: a folder game with the library and the module in lib/
+stage_lib() {
+  local d=$tmp/$1
+  mkdir -p "$d/lib"
+  cp "$here"/game/*.lua "$d"/
+  cp "$lua"/*.lua "$d/lib/"
+  cp "$lua/async_native.so" "$d/lib/$plat"
+  echo "$d"
+}
+
 # 4b. the library in a subfolder, required as lib.async
-d=$tmp/sub
-mkdir -p "$d/lib"
-cp "$here"/game/*.lua "$d"/
-cp "$lua"/*.lua "$d/lib/"
-cp "$lua/async_native.so" "$d/lib/$plat"
-play "4b. folder game, library in lib/" -- env ASYNC_MODULE=lib.async love "$d"
+play "4b. folder game, library in lib/" -- env ASYNC_MODULE=lib.async love "$(stage_lib sub)"
 grep -q "^backend: native$" <<<"$out" || fail "4b: not the native backend"
 grep -q "^sq(12) = 144$" <<<"$out" || fail "4b: the job did not run"
 grep -q "^path: ffi$" <<<"$out" || fail "4b: the library in lib/ did not get the FFI path"
@@ -129,5 +140,45 @@ grep -q "^backend: native$" <<<"$out" || fail "5b: not the native backend"
 ran=$(grep -c "^slow ran$" <<<"$out" || true)
 echo "5b: $ran of 50 calls ran"
 [ "$ran" -le 6 ] || fail "5b: $ran of 50 queued calls ran after quitting: queued calls must be cancelled"
+
+# 6. modules that must not be loaded, beside main.lua and beside the fused
+# executable, and one that must
+size=$(stat -c %s "$lua/async_native.so")
+manifest() { printf '%s %s %s\n' "$plat" "$2" "$3" >"$1/async_native.manifest"; }
+# fallback CASE DIR-OR-EXE REASON-PATTERN: the thread backend, saying why
+fallback() {
+  play "$1" -- love "$2"
+  grep -q "^backend: thread$" <<<"$out" || fail "$1: not the thread backend"
+  grep -q "^sq(12) = 144$" <<<"$out" || fail "$1: the job did not run"
+  grep -q "^reason: .*$plat: .*$3" <<<"$out" || fail "$1: async.backendReason does not say '$3'"
+  grep -q "^async: using the thread backend (love.thread): .*$3" <<<"$out" || fail "$1: no notice on stderr"
+}
+d=$(stage cut with-module); truncate -s $((size / 2)) "$d/$plat"
+fallback "6a. beside main.lua, cut to half, no manifest" "$d" "cut short or damaged"
+d=$(stage cut-header with-module); truncate -s 4000 "$d/$plat"
+fallback "6b. beside main.lua, cut to 4000 bytes, no manifest" "$d" "cut short or damaged"
+d=$(stage bad-hash with-module)
+manifest "$d" "$size" "$(sha1sum "$lua/async_native.so" | cut -d' ' -f1)"
+printf 'X' | dd of="$d/$plat" bs=1 seek=$((size / 3)) conv=notrunc 2>/dev/null # same size, one byte changed
+fallback "6c. beside main.lua, one byte changed, the manifest's hash" "$d" "SHA-1 differs"
+d=$(stage bad-size with-module); manifest "$d" $((size + 1)) 0000000000000000000000000000000000000000
+fallback "6d. beside main.lua, the manifest's size differs" "$d" "bytes where async_native.manifest says"
+d=$(stage unlisted with-module); printf 'async_native-other-x64.so 1 00\n' >"$d/async_native.manifest"
+fallback "6e. beside main.lua, not listed in the manifest" "$d" "does not list it"
+d=$(stage good-manifest with-module)
+manifest "$d" "$size" "$(sha1sum "$lua/async_native.so" | cut -d' ' -f1)"
+play "6f. beside main.lua, the manifest matches" -- love "$d"
+grep -q "^backend: native$" <<<"$out" || fail "6f: a module the manifest vouches for was not loaded"
+grep -q "^reason: nil$" <<<"$out" || fail "6f: backendReason is not nil on the native backend"
+truncate -s $((size / 2)) "$tmp/fused/$plat"
+play "6g. fused executable, the module beside it cut to half" -- "$tmp/fused/mygame"
+grep -q "^backend: thread$" <<<"$out" || fail "6g: not the thread backend"
+grep -q "^reason: .*$plat: cut short or damaged" <<<"$out" || fail "6g: async.backendReason does not say why"
+
+# 7. the library in lib/ on LÖVE's require path, required as "async"
+play "7. library in lib/ on love.filesystem.setRequirePath" -- \
+  env ASYNC_REQUIRE_PATH="lib/?.lua;lib/?/init.lua" love "$(stage_lib reqpath)"
+grep -q "^backend: native$" <<<"$out" || fail "7: the module in the require path's folder was not found"
+grep -q "^sq(12) = 144$" <<<"$out" || fail "7: the job did not run"
 
 echo "shipping: all cases passed"

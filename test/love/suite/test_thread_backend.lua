@@ -227,6 +227,7 @@ test("thread backend: every terminal path ends the call and leaves nothing in fl
   async.call(function()
     async.call(cb("during shutdown"), "id", 1) -- made while shutdown delivers: cancelled
   end, "id", 1)
+  settle(async) -- its callback runs in shutdown only if the call ran (shutdown cancels queued ones)
   async.shutdown()
   eq(ended.delivered, "success"); eq(ended.failed, "error"); eq(ended["by handle"], "cancelled")
   eq(ended.superseded, "cancelled"); eq(ended["init failed"], "error"); eq(ended["during shutdown"], "cancelled")
@@ -306,5 +307,6 @@ test("define's misuse and a too-deep path read the same on both backends", funct
     got[b] = m
   end
   for i = 1, 4 do eq(got.thread[i], got.native[i], "message " .. i) end
-  ok(got.thread[1]:find("^.-async%.lua:%d+: async%.define%('x'%)"), got.thread[1])
+  -- Called through pcall, a C function: no position, and never the library's.
+  ok(got.thread[1]:find("^async%.define%('x'%)"), got.thread[1])
 end)

@@ -9,9 +9,15 @@ function love.errorhandler(msg)
 end
 
 function love.load(args)
+  -- ASYNC_REQUIRE_PATH: a game that puts its library folder on LÖVE's
+  -- require path and requires "async" by its bare name.
+  if os.getenv("ASYNC_REQUIRE_PATH") then
+    love.filesystem.setRequirePath(os.getenv("ASYNC_REQUIRE_PATH") .. ";" .. love.filesystem.getRequirePath())
+  end
   -- ASYNC_MODULE: the library kept in a folder, as many games do (lib.async).
   local async = require(os.getenv("ASYNC_MODULE") or "async")
   print("backend: " .. async.backend)
+  print("reason: " .. tostring(async.backendReason))
   print("path: " .. async.getPath())
   async.load(2)
   async.define("sq", function(x) return x * x end)
