@@ -15,6 +15,8 @@
 
 /* ---- the pool's extra state ------------------------------------------- */
 
+static async_job *take_queue(struct async_inject *q, int *contended);
+
 int async__engine_init(async_pool *p)
 {
 	async_inject_init(&p->prio[0]);
@@ -70,11 +72,28 @@ void async__engine_close(async_pool *p)
 
 /* Shutdown, once the workers are joined: a helping thread may still run
  * jobs, and re-injects what its jobs queued when it leaves; run_leftovers
- * must come after that. */
-void async__engine_quiesce(async_pool *p)
+ * must come after that. A helper may be waiting for a main-thread job,
+ * which it cannot take (it has no ASYNC_HELP_MAIN, or waits on a group):
+ * that queue is run here meanwhile, as me (the pool's pseudo-worker), or
+ * the helper and this thread would wait for each other. */
+void async__engine_quiesce(async_pool *p, struct worker *me)
 {
-	while (ck_pr_load_32(&p->helping) != 0)
-		usleep(100);
+	struct worker *saved = async__self; /* a worker of another pool, or NULL */
+	async__self = me;
+	unsigned backoff = 0;
+	while (ck_pr_load_32(&p->helping) != 0) {
+		int contended = 0;
+		async_job *j = take_queue(&p->mainq, &contended);
+		if (j != NULL) {
+			run_job(me, j);
+			backoff = 0;
+		} else if (contended) {
+			async_backoff(&backoff);
+		} else {
+			usleep(100);
+		}
+	}
+	async__self = saved;
 }
 
 /* The one consumer of a queue at a time takes its oldest job. */

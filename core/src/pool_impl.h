@@ -183,7 +183,7 @@ void async__group_fire(async_pool *p, async_group *g);
 int async__engine_init(async_pool *p);
 void async__engine_free(async_pool *p);
 void async__engine_close(async_pool *p);
-void async__engine_quiesce(async_pool *p);
+void async__engine_quiesce(async_pool *p, struct worker *me);
 async_job *async__take_leftover(async_pool *p, int *contended);
 async_job *async__find_extra(struct worker *w, int *contended);
 void async__inbox_open(struct worker *w);

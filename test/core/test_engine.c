@@ -769,6 +769,33 @@ Test(main_queue, shutdown_runs_what_is_left_on_the_calling_thread)
 	finish(p);
 }
 
+/* A thread helping on a group whose job is a main-thread job cannot run
+ * it; shutdown, which waits for helpers, runs it meanwhile instead of
+ * waiting for a helper that waits for it. */
+Test(main_queue, shutdown_runs_the_main_thread_job_a_helper_waits_for, .timeout = 60)
+{
+	async_pool *p = make_pool(1);
+	struct rec r = { 0 };
+	struct item *v = items(1, &r, NULL);
+	async_group g;
+	async_group_init(&g);
+	cr_assert_eq(async_pool_submit_main(p, &g, &v[0].job), 0);
+	struct helper_arg h = { p, &g, -100 };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, helper_thread, &h), 0);
+	watchdog_arm(20, "shutdown with a helper waiting for a main-thread job");
+	while (__atomic_load_n(&p->helping, __ATOMIC_ACQUIRE) == 0)
+		sched_yield();
+	cr_assert_eq(async_pool_shutdown(p), 0);
+	pthread_join(t, NULL);
+	watchdog_disarm();
+	cr_assert_eq(h.rc, 0, "the helper ran nothing: the job was the main thread's");
+	cr_assert_eq(r.count, 1);
+	cr_assert(pthread_equal(r.thread[0], pthread_self()));
+	free(v);
+	finish(p);
+}
+
 /* ---- priorities ---------------------------------------------------------- */
 
 struct plog {
