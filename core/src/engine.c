@@ -330,11 +330,15 @@ static void slot_give(struct worker *h)
 	/* Jobs the jobs it ran queued here, that nobody stole, go to the
 	 * others, as a stopping worker's do. */
 	async_job *j;
-	while ((j = async_deque_pop(&h->dq)) != NULL)
+	int left = 0;
+	while ((j = async_deque_pop(&h->dq)) != NULL) {
 		async__inject_push(p, j, j);
+		left = 1;
+	}
 	ck_pr_fence_release();
+	uint32_t m;
 	for (;;) {
-		uint32_t m = ck_pr_load_32(&p->helping);
+		m = ck_pr_load_32(&p->helping);
 		if (ck_pr_cas_32(&p->helping, m, m & ~bit))
 			break;
 	}
@@ -343,6 +347,11 @@ static void slot_give(struct worker *h)
 	async_ec_leave(&p->work_ec);
 	if (async__injected_work_visible(p))
 		async_ec_notify_all(&p->work_ec);
+	/* Another helper may sleep on done_ec waiting for a group that needs
+	 * what this one left (with no worker running, nobody else would take
+	 * it): new work does not wake it otherwise. */
+	if (left && (m & ~bit) != 0)
+		async_ec_notify_all(&p->done_ec);
 }
 
 static async_job *help_find(struct worker *h, unsigned flags, int *contended)

@@ -796,6 +796,50 @@ Test(main_queue, shutdown_runs_the_main_thread_job_a_helper_waits_for, .timeout 
 	finish(p);
 }
 
+struct submitter {
+	async_pool *p;
+	async_group *g;
+	async_job *next;
+};
+
+static void submit_next(void *arg)
+{
+	struct submitter *s = arg;
+	cr_assert_eq(async_group_submit(s->p, s->g, s->next), 0);
+}
+
+static void *run_main_later(void *arg)
+{
+	usleep(20000); /* the waiter asleep, most likely: either way it must finish */
+	async_pool_run_main(arg, 0);
+	return NULL;
+}
+
+/* No worker: the waiting thread runs the group's jobs. Another thread
+ * drains the main queue, whose job submits the group's second job; that
+ * job is left in the drainer's slot when it returns, and must wake the
+ * sleeping waiter, which alone would run it. */
+Test(help, a_sleeping_helper_wakes_for_what_another_helper_leaves, .timeout = 60)
+{
+	async_pool *p = make_pool(0);
+	int n = 0;
+	async_group g;
+	async_group_init(&g);
+	async_job first, second;
+	struct submitter s = { p, &g, &second };
+	async_job_init(&first, submit_next, &s);
+	async_job_init(&second, count_job, &n);
+	cr_assert_eq(async_pool_submit_main(p, &g, &first), 0);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, run_main_later, p), 0);
+	watchdog_arm(20, "a job left by a helper for a sleeping one");
+	cr_assert_eq(async_group_wait(p, &g), 0);
+	watchdog_disarm();
+	pthread_join(t, NULL);
+	cr_assert_eq(n, 1);
+	finish(p);
+}
+
 /* ---- priorities ---------------------------------------------------------- */
 
 struct plog {
