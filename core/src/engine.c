@@ -481,27 +481,41 @@ int async_group_done(const async_group *g)
 }
 
 /* group_done, holding g's last count with the continuation bit just
- * cleared: queue what was registered, oldest first. Registrations that
- * race with this set the bit again, so their job is queued by a later
- * call (group_done loops while the bit comes back). */
-void async__group_fire(async_pool *p, async_group *g)
+ * cleared: takes what was registered and appends it, oldest first, to
+ * *first..*last. Registrations that race with this set the bit again, so
+ * their jobs are taken by a later call (group_done loops while the bit
+ * comes back). */
+void async__group_take(async_group *g, async_job **first, async_job **last)
 {
 	async_job *list = ck_pr_fas_ptr(&g->then, NULL);
 	/* Acquire: the registrars' links and fields, and the group's jobs'
 	 * effects (released before each count drop), are visible here and so
-	 * to the continuations, which the push below releases in turn. */
+	 * to the continuations, which the push in async__group_fire releases
+	 * in turn. */
 	ck_pr_fence_acquire();
 	if (list == NULL)
 		return;
-	async_job *first = NULL, *last = list;
-	size_t n = 0;
+	async_job *head = NULL, *tail = list;
 	while (list != NULL) {
 		async_job *next = list->next;
-		list->next = first;
-		first = list;
+		list->next = head;
+		head = list;
 		list = next;
-		n++;
 	}
+	if (*first == NULL)
+		*first = head;
+	else
+		(*last)->next = head;
+	*last = tail;
+}
+
+/* group_done, once g's count is dropped (g is not touched here): queues
+ * its continuations first..last. */
+void async__group_fire(async_pool *p, async_job *first, async_job *last)
+{
+	size_t n = 0;
+	for (async_job *j = first; j != NULL; j = j->next)
+		n++;
 	struct worker *w = self_in(p);
 	if (w != NULL) {
 		/* On the pool's threads they go to the injection queue, not the

@@ -546,6 +546,45 @@ Test(then, chains_groups_into_stages_under_load, .timeout = 120)
 
 /* A registration racing with the group's last job: never lost, never
  * queued twice. */
+/* A frame loop waits on the last stage of a chain, then reinitialises
+ * the stages for the next frame. The thread that queued a stage's
+ * continuation must be done with that stage's group by then: a count it
+ * dropped late would land on the next frame's group, which would read as
+ * done with a job still queued. */
+Test(then, a_chain_s_groups_are_free_once_its_last_stage_is_done, .timeout = 120)
+{
+	async_pool *p = make_pool(2);
+	int n = 0, early = 0;
+	async_group s1, s2, s3;
+	async_job a, c1, c2, held;
+	watchdog_arm(100, "chains reused each frame");
+	for (int frame = 0; frame < 20000 && early == 0; frame++) {
+		async_group_init(&s1);
+		async_group_init(&s2);
+		async_group_init(&s3);
+		async_job_init(&a, count_job, &n);
+		async_job_init(&c1, count_job, &n);
+		async_job_init(&c2, count_job, &n);
+		cr_assert_eq(async_group_submit(p, &s1, &a), 0);
+		cr_assert_eq(async_group_then(p, &s1, &c1, &s2), 0);
+		cr_assert_eq(async_group_then(p, &s2, &c2, &s3), 0);
+		cr_assert_eq(async_group_wait(p, &s3), 0);
+		/* The next frame's s2, held open by a job only this thread runs. */
+		async_group_init(&s2);
+		async_job_init(&held, count_job, &n);
+		cr_assert_eq(async_pool_submit_main(p, &s2, &held), 0);
+		for (int i = 0; i < 50; i++)
+			sched_yield();
+		early += async_group_done(&s2);
+		cr_assert_eq(async_pool_run_main(p, 0), 1);
+		cr_assert_eq(async_group_wait(p, &s2), 0);
+		cr_assert_eq(async_group_wait(p, &s1), 0);
+	}
+	watchdog_disarm();
+	cr_assert_eq(early, 0, "a reinitialised group read as done with its job queued");
+	finish(p);
+}
+
 Test(then, registered_while_the_group_finishes_runs_exactly_once, .timeout = 120)
 {
 	async_pool *p = make_pool(2);

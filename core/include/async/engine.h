@@ -24,15 +24,17 @@ enum { ASYNC_PRIO_HIGH = 0, ASYNC_PRIO_NORMAL = 1, ASYNC_PRIO_LOW = 2 };
 /* async_pool_help: also run jobs of the main-thread queue. */
 #define ASYNC_HELP_MAIN 1u
 
-/* Any thread; never blocks. 1 if every job of the group has finished (and
- * its continuations are queued), 0 if not, ASYNC_EINVAL for NULL. After a
- * 1, the jobs' effects are visible to the caller. */
+/* Any thread; never blocks. 1 if every job of the group has finished (its
+ * continuations are queued right after), 0 if not, ASYNC_EINVAL for NULL.
+ * After a 1, the jobs' effects are visible to the caller. */
 ASYNC_API int async_group_done(const async_group *group);
 
 /* Any thread; never blocks. Queues job as soon as every job of group has
  * finished, without any thread waiting for it: at once (from this call) if
  * it already has. Continuations of one group are queued together, in the
- * order registered, before a wait on the group returns; they see the
+ * order registered, right after the group reads as done (the thread that
+ * queues them no longer touches the group: once the last group of a chain
+ * is done, each of its groups may be reused or freed); they see the
  * group's jobs' effects. into (may be NULL) counts job from now: waiting
  * on into waits for job too, so groups chain into a dependency graph.
  * ASYNC_EINVAL for NULL pool, group or job, for into == group, or for a
