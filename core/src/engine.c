@@ -345,12 +345,14 @@ static void slot_give(struct worker *h)
 	/* Leaving for good: the consumer rule of eventcount.h, as a stopping
 	 * worker's exit. */
 	async_ec_leave(&p->work_ec);
-	if (async__injected_work_visible(p))
+	int visible = async__injected_work_visible(p);
+	if (visible)
 		async_ec_notify_all(&p->work_ec);
 	/* Another helper may sleep on done_ec waiting for a group that needs
-	 * what this one left (with no worker running, nobody else would take
-	 * it): new work does not wake it otherwise. */
-	if (left && (m & ~bit) != 0)
+	 * what this one left, or what was submitted while this one ran (with
+	 * no worker running, nobody else would take it): new work does not
+	 * wake it otherwise. */
+	if ((left || visible) && (m & ~bit) != 0)
 		async_ec_notify_all(&p->done_ec);
 }
 

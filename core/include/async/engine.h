@@ -57,8 +57,11 @@ ASYNC_API int async_group_wait_asleep(async_pool *pool, async_group *group);
  * this on any thread that is not a worker. Returns the number of jobs run
  * (at most INT_MAX); ASYNC_ELIMIT when 8 threads help already (then
  * nothing ran); ASYNC_EINVAL for NULL pool, or until of another pool. From
- * a worker of the pool it helps as a worker does. Shutdown waits for
- * helping threads to return. */
+ * a worker of the pool it helps as a worker does (with until, it waits as
+ * async_group_wait does, running no main-thread job). Shutdown waits for
+ * helping threads to return, running main-thread jobs meanwhile.
+ * async_group_wait runs no main-thread job: on the thread that drains the
+ * main queue, wait for a group holding one with this and ASYNC_HELP_MAIN. */
 ASYNC_API int async_pool_help(async_pool *pool, async_group *until, unsigned flags);
 
 /* Any thread; never blocks. Queues job (counted in group, which may be
