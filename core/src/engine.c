@@ -487,12 +487,12 @@ int async_group_done(const async_group *g)
  * *first..*last. Registrations that race with this set the bit again, so
  * their jobs are taken by a later call (group_done loops while the bit
  * comes back). */
-void async__group_take(async_group *g, async_job **first, async_job **last)
+static void group_take(async_group *g, async_job **first, async_job **last)
 {
 	async_job *list = ck_pr_fas_ptr(&g->then, NULL);
 	/* Acquire: the registrars' links and fields, and the group's jobs'
 	 * effects (released before each count drop), are visible here and so
-	 * to the continuations, which the push in async__group_fire releases
+	 * to the continuations, which the push in group_fire releases
 	 * in turn. */
 	ck_pr_fence_acquire();
 	if (list == NULL)
@@ -513,7 +513,7 @@ void async__group_take(async_group *g, async_job **first, async_job **last)
 
 /* group_done, once g's count is dropped (g is not touched here): queues
  * its continuations first..last. */
-void async__group_fire(async_pool *p, async_job *first, async_job *last)
+static void group_fire(async_pool *p, async_job *first, async_job *last)
 {
 	size_t n = 0;
 	for (async_job *j = first; j != NULL; j = j->next)
@@ -545,6 +545,27 @@ void async__group_fire(async_pool *p, async_job *first, async_job *last)
 	}
 }
 
+/* group_done on g's last count with continuations registered: clear the
+ * bit keeping the count, take them, drop the count, then queue them. */
+void async__group_last(async_pool *p, async_group *g)
+{
+	async_job *first = NULL, *last = NULL;
+	uint64_t old = GROUP_THEN | 1;
+	for (;;) {
+		if (old == (GROUP_THEN | 1)) {
+			if (ck_pr_cas_64(&g->pending, old, 1))
+				group_take(g, &first, &last);
+		} else if (ck_pr_cas_64(&g->pending, old, old - 1)) {
+			break;
+		}
+		old = ck_pr_load_64(&g->pending);
+	}
+	if (old == 1)
+		async_ec_notify_all(&p->done_ec);
+	if (first != NULL)
+		group_fire(p, first, last);
+}
+
 int async_group_then(async_pool *p, async_group *g, async_job *job, async_group *into)
 {
 	if (p == NULL || g == NULL || into == g)
@@ -570,7 +591,7 @@ int async_group_then(async_pool *p, async_group *g, async_job *job, async_group 
 		async_job *h = ck_pr_load_ptr(&g->then);
 		job->next = h;
 		/* Release: the link and fields before the push; pairs with the
-		 * acquire after the exchange in async__group_fire. */
+		 * acquire after the exchange in group_take. */
 		ck_pr_fence_store_atomic();
 		if (ck_pr_cas_ptr(&g->then, h, job))
 			break;

@@ -179,8 +179,7 @@ static inline struct worker *self_in(const async_pool *p)
 }
 
 /* engine.c */
-void async__group_take(async_group *g, async_job **first, async_job **last);
-void async__group_fire(async_pool *p, async_job *first, async_job *last);
+void async__group_last(async_pool *p, async_group *g);
 int async__engine_init(async_pool *p);
 void async__engine_free(async_pool *p);
 void async__engine_close(async_pool *p);
@@ -197,10 +196,10 @@ static inline int prio_nonempty(async_pool *p)
 }
 
 /* Drops one count of g. The last count of a group with continuations
- * takes them (async__group_take, with the count still held, so that no
- * registration is missed), drops the count, and only then queues them
- * (async__group_fire): nothing touches g after the count that makes it read
- * as done, for a waiter may free or reinitialise it at once, and a chain's
+ * goes out of line (async__group_last): it takes them with the count still
+ * held (so that no registration is missed), drops the count, and only then
+ * queues them. Nothing touches g after the count that makes it read as
+ * done, for a waiter may free or reinitialise it at once, and a chain's
  * later stage (counted elsewhere) may finish as soon as they are queued. A
  * CAS loop rather than an add for that reason. */
 static inline void group_done(async_pool *p, async_group *g)
@@ -208,23 +207,19 @@ static inline void group_done(async_pool *p, async_group *g)
 	/* Release: the job's effects are visible before the count drops. Pairs
 	 * with the acquire fence after the waits in async_group_wait. */
 	ck_pr_fence_release();
-	async_job *first = NULL, *last = NULL;
 	uint64_t old = ck_pr_load_64(&g->pending);
 	for (;;) {
 		if (old == (GROUP_THEN | 1)) {
-			/* The last count, continuations registered: clear the
-			 * bit keeping the count and take them. */
-			if (ck_pr_cas_64(&g->pending, old, 1))
-				async__group_take(g, &first, &last);
-		} else if (ck_pr_cas_64(&g->pending, old, old - 1)) {
-			break;
+			/* The last count, continuations registered: out of line. */
+			async__group_last(p, g);
+			return;
 		}
+		if (ck_pr_cas_64(&g->pending, old, old - 1))
+			break;
 		old = ck_pr_load_64(&g->pending);
 	}
 	if (old == 1)
 		async_ec_notify_all(&p->done_ec);
-	if (first != NULL)
-		async__group_fire(p, first, last);
 }
 
 /* low, which the inline sync compares with (fork.c T5, T6): the higher of
