@@ -15,6 +15,8 @@
 
 /* ---- the pool's extra state ------------------------------------------- */
 
+static async_job *take_queue(struct async_inject *q, int *contended);
+
 int async__engine_init(async_pool *p)
 {
 	async_inject_init(&p->prio[0]);
@@ -70,11 +72,28 @@ void async__engine_close(async_pool *p)
 
 /* Shutdown, once the workers are joined: a helping thread may still run
  * jobs, and re-injects what its jobs queued when it leaves; run_leftovers
- * must come after that. */
-void async__engine_quiesce(async_pool *p)
+ * must come after that. A helper may be waiting for a main-thread job,
+ * which it cannot take (it has no ASYNC_HELP_MAIN, or waits on a group):
+ * that queue is run here meanwhile, as me (the pool's pseudo-worker), or
+ * the helper and this thread would wait for each other. */
+void async__engine_quiesce(async_pool *p, struct worker *me)
 {
-	while (ck_pr_load_32(&p->helping) != 0)
-		usleep(100);
+	struct worker *saved = async__self; /* a worker of another pool, or NULL */
+	async__self = me;
+	unsigned backoff = 0;
+	while (ck_pr_load_32(&p->helping) != 0) {
+		int contended = 0;
+		async_job *j = take_queue(&p->mainq, &contended);
+		if (j != NULL) {
+			run_job(me, j);
+			backoff = 0;
+		} else if (contended) {
+			async_backoff(&backoff);
+		} else {
+			usleep(100);
+		}
+	}
+	async__self = saved;
 }
 
 /* The one consumer of a queue at a time takes its oldest job. */
@@ -311,19 +330,30 @@ static void slot_give(struct worker *h)
 	/* Jobs the jobs it ran queued here, that nobody stole, go to the
 	 * others, as a stopping worker's do. */
 	async_job *j;
-	while ((j = async_deque_pop(&h->dq)) != NULL)
+	int left = 0;
+	while ((j = async_deque_pop(&h->dq)) != NULL) {
 		async__inject_push(p, j, j);
+		left = 1;
+	}
 	ck_pr_fence_release();
+	uint32_t m;
 	for (;;) {
-		uint32_t m = ck_pr_load_32(&p->helping);
+		m = ck_pr_load_32(&p->helping);
 		if (ck_pr_cas_32(&p->helping, m, m & ~bit))
 			break;
 	}
 	/* Leaving for good: the consumer rule of eventcount.h, as a stopping
 	 * worker's exit. */
 	async_ec_leave(&p->work_ec);
-	if (async__injected_work_visible(p))
+	int visible = async__injected_work_visible(p);
+	if (visible)
 		async_ec_notify_all(&p->work_ec);
+	/* Another helper may sleep on done_ec waiting for a group that needs
+	 * what this one left, or what was submitted while this one ran (with
+	 * no worker running, nobody else would take it): new work does not
+	 * wake it otherwise. */
+	if ((left || visible) && (m & ~bit) != 0)
+		async_ec_notify_all(&p->done_ec);
 }
 
 static async_job *help_find(struct worker *h, unsigned flags, int *contended)
@@ -453,27 +483,41 @@ int async_group_done(const async_group *g)
 }
 
 /* group_done, holding g's last count with the continuation bit just
- * cleared: queue what was registered, oldest first. Registrations that
- * race with this set the bit again, so their job is queued by a later
- * call (group_done loops while the bit comes back). */
-void async__group_fire(async_pool *p, async_group *g)
+ * cleared: takes what was registered and appends it, oldest first, to
+ * *first..*last. Registrations that race with this set the bit again, so
+ * their jobs are taken by a later call (group_done loops while the bit
+ * comes back). */
+static void group_take(async_group *g, async_job **first, async_job **last)
 {
 	async_job *list = ck_pr_fas_ptr(&g->then, NULL);
 	/* Acquire: the registrars' links and fields, and the group's jobs'
 	 * effects (released before each count drop), are visible here and so
-	 * to the continuations, which the push below releases in turn. */
+	 * to the continuations, which the push in group_fire releases
+	 * in turn. */
 	ck_pr_fence_acquire();
 	if (list == NULL)
 		return;
-	async_job *first = NULL, *last = list;
-	size_t n = 0;
+	async_job *head = NULL, *tail = list;
 	while (list != NULL) {
 		async_job *next = list->next;
-		list->next = first;
-		first = list;
+		list->next = head;
+		head = list;
 		list = next;
-		n++;
 	}
+	if (*first == NULL)
+		*first = head;
+	else
+		(*last)->next = head;
+	*last = tail;
+}
+
+/* group_done, once g's count is dropped (g is not touched here): queues
+ * its continuations first..last. */
+static void group_fire(async_pool *p, async_job *first, async_job *last)
+{
+	size_t n = 0;
+	for (async_job *j = first; j != NULL; j = j->next)
+		n++;
 	struct worker *w = self_in(p);
 	if (w != NULL) {
 		/* On the pool's threads they go to the injection queue, not the
@@ -501,6 +545,27 @@ void async__group_fire(async_pool *p, async_group *g)
 	}
 }
 
+/* group_done on g's last count with continuations registered: clear the
+ * bit keeping the count, take them, drop the count, then queue them. */
+void async__group_last(async_pool *p, async_group *g)
+{
+	async_job *first = NULL, *last = NULL;
+	uint64_t old = GROUP_THEN | 1;
+	for (;;) {
+		if (old == (GROUP_THEN | 1)) {
+			if (ck_pr_cas_64(&g->pending, old, 1))
+				group_take(g, &first, &last);
+		} else if (ck_pr_cas_64(&g->pending, old, old - 1)) {
+			break;
+		}
+		old = ck_pr_load_64(&g->pending);
+	}
+	if (old == 1)
+		async_ec_notify_all(&p->done_ec);
+	if (first != NULL)
+		group_fire(p, first, last);
+}
+
 int async_group_then(async_pool *p, async_group *g, async_job *job, async_group *into)
 {
 	if (p == NULL || g == NULL || into == g)
@@ -526,7 +591,7 @@ int async_group_then(async_pool *p, async_group *g, async_job *job, async_group 
 		async_job *h = ck_pr_load_ptr(&g->then);
 		job->next = h;
 		/* Release: the link and fields before the push; pairs with the
-		 * acquire after the exchange in async__group_fire. */
+		 * acquire after the exchange in group_take. */
 		ck_pr_fence_store_atomic();
 		if (ck_pr_cas_ptr(&g->then, h, job))
 			break;

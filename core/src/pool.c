@@ -388,7 +388,7 @@ int async_pool_shutdown(async_pool *p)
 		ck_pr_store_32(&p->w[s].state, SLOT_EMPTY);
 	ck_pr_store_32(&p->active, 0);
 	pthread_mutex_unlock(&p->ctl);
-	async__engine_quiesce(p); /* threads helping return first */
+	async__engine_quiesce(p, &p->w[p->max_workers]); /* threads helping return first */
 	run_leftovers(p);
 	p->shut_done = 1;
 	pthread_mutex_unlock(&p->shut);

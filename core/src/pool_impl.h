@@ -179,11 +179,11 @@ static inline struct worker *self_in(const async_pool *p)
 }
 
 /* engine.c */
-void async__group_fire(async_pool *p, async_group *g);
+void async__group_last(async_pool *p, async_group *g);
 int async__engine_init(async_pool *p);
 void async__engine_free(async_pool *p);
 void async__engine_close(async_pool *p);
-void async__engine_quiesce(async_pool *p);
+void async__engine_quiesce(async_pool *p, struct worker *me);
 async_job *async__take_leftover(async_pool *p, int *contended);
 async_job *async__find_extra(struct worker *w, int *contended);
 void async__inbox_open(struct worker *w);
@@ -195,11 +195,13 @@ static inline int prio_nonempty(async_pool *p)
 	return async_inject_nonempty(&p->prio[0]) || async_inject_nonempty(&p->prio[1]);
 }
 
-/* Drops one count of g. The last count of a group with continuations is
- * not dropped before they are submitted (async__group_fire, called with
- * the count still held), and nothing touches g after the count that makes
- * it read as done: a waiter may free it at once. A CAS loop rather than an
- * add for that reason. */
+/* Drops one count of g. The last count of a group with continuations
+ * goes out of line (async__group_last): it takes them with the count still
+ * held (so that no registration is missed), drops the count, and only then
+ * queues them. Nothing touches g after the count that makes it read as
+ * done, for a waiter may free or reinitialise it at once, and a chain's
+ * later stage (counted elsewhere) may finish as soon as they are queued. A
+ * CAS loop rather than an add for that reason. */
 static inline void group_done(async_pool *p, async_group *g)
 {
 	/* Release: the job's effects are visible before the count drops. Pairs
@@ -208,13 +210,12 @@ static inline void group_done(async_pool *p, async_group *g)
 	uint64_t old = ck_pr_load_64(&g->pending);
 	for (;;) {
 		if (old == (GROUP_THEN | 1)) {
-			/* The last count, continuations registered: clear the
-			 * bit keeping the count, submit them, then drop it. */
-			if (ck_pr_cas_64(&g->pending, old, 1))
-				async__group_fire(p, g);
-		} else if (ck_pr_cas_64(&g->pending, old, old - 1)) {
-			break;
+			/* The last count, continuations registered: out of line. */
+			async__group_last(p, g);
+			return;
 		}
+		if (ck_pr_cas_64(&g->pending, old, old - 1))
+			break;
 		old = ck_pr_load_64(&g->pending);
 	}
 	if (old == 1)

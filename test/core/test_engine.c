@@ -546,6 +546,45 @@ Test(then, chains_groups_into_stages_under_load, .timeout = 120)
 
 /* A registration racing with the group's last job: never lost, never
  * queued twice. */
+/* A frame loop waits on the last stage of a chain, then reinitialises
+ * the stages for the next frame. The thread that queued a stage's
+ * continuation must be done with that stage's group by then: a count it
+ * dropped late would land on the next frame's group, which would read as
+ * done with a job still queued. */
+Test(then, a_chain_s_groups_are_free_once_its_last_stage_is_done, .timeout = 120)
+{
+	async_pool *p = make_pool(2);
+	int n = 0, early = 0;
+	async_group s1, s2, s3;
+	async_job a, c1, c2, held;
+	watchdog_arm(100, "chains reused each frame");
+	for (int frame = 0; frame < 20000 && early == 0; frame++) {
+		async_group_init(&s1);
+		async_group_init(&s2);
+		async_group_init(&s3);
+		async_job_init(&a, count_job, &n);
+		async_job_init(&c1, count_job, &n);
+		async_job_init(&c2, count_job, &n);
+		cr_assert_eq(async_group_submit(p, &s1, &a), 0);
+		cr_assert_eq(async_group_then(p, &s1, &c1, &s2), 0);
+		cr_assert_eq(async_group_then(p, &s2, &c2, &s3), 0);
+		cr_assert_eq(async_group_wait(p, &s3), 0);
+		/* The next frame's s2, held open by a job only this thread runs. */
+		async_group_init(&s2);
+		async_job_init(&held, count_job, &n);
+		cr_assert_eq(async_pool_submit_main(p, &s2, &held), 0);
+		for (int i = 0; i < 50; i++)
+			sched_yield();
+		early += async_group_done(&s2);
+		cr_assert_eq(async_pool_run_main(p, 0), 1);
+		cr_assert_eq(async_group_wait(p, &s2), 0);
+		cr_assert_eq(async_group_wait(p, &s1), 0);
+	}
+	watchdog_disarm();
+	cr_assert_eq(early, 0, "a reinitialised group read as done with its job queued");
+	finish(p);
+}
+
 Test(then, registered_while_the_group_finishes_runs_exactly_once, .timeout = 120)
 {
 	async_pool *p = make_pool(2);
@@ -766,6 +805,77 @@ Test(main_queue, shutdown_runs_what_is_left_on_the_calling_thread)
 		cr_assert(pthread_equal(r.thread[i], pthread_self()));
 	cr_assert_eq(async_pool_submit_main(p, NULL, &v[0].job), ASYNC_ESHUTDOWN);
 	free(v);
+	finish(p);
+}
+
+/* A thread helping on a group whose job is a main-thread job cannot run
+ * it; shutdown, which waits for helpers, runs it meanwhile instead of
+ * waiting for a helper that waits for it. */
+Test(main_queue, shutdown_runs_the_main_thread_job_a_helper_waits_for, .timeout = 60)
+{
+	async_pool *p = make_pool(1);
+	struct rec r = { 0 };
+	struct item *v = items(1, &r, NULL);
+	async_group g;
+	async_group_init(&g);
+	cr_assert_eq(async_pool_submit_main(p, &g, &v[0].job), 0);
+	struct helper_arg h = { p, &g, -100 };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, helper_thread, &h), 0);
+	watchdog_arm(20, "shutdown with a helper waiting for a main-thread job");
+	while (__atomic_load_n(&p->helping, __ATOMIC_ACQUIRE) == 0)
+		sched_yield();
+	cr_assert_eq(async_pool_shutdown(p), 0);
+	pthread_join(t, NULL);
+	watchdog_disarm();
+	cr_assert_eq(h.rc, 0, "the helper ran nothing: the job was the main thread's");
+	cr_assert_eq(r.count, 1);
+	cr_assert(pthread_equal(r.thread[0], pthread_self()));
+	free(v);
+	finish(p);
+}
+
+struct submitter {
+	async_pool *p;
+	async_group *g;
+	async_job *next;
+};
+
+static void submit_next(void *arg)
+{
+	struct submitter *s = arg;
+	cr_assert_eq(async_group_submit(s->p, s->g, s->next), 0);
+}
+
+static void *run_main_later(void *arg)
+{
+	usleep(20000); /* the waiter asleep, most likely: either way it must finish */
+	async_pool_run_main(arg, 0);
+	return NULL;
+}
+
+/* No worker: the waiting thread runs the group's jobs. Another thread
+ * drains the main queue, whose job submits the group's second job; that
+ * job is left in the drainer's slot when it returns, and must wake the
+ * sleeping waiter, which alone would run it. */
+Test(help, a_sleeping_helper_wakes_for_what_another_helper_leaves, .timeout = 60)
+{
+	async_pool *p = make_pool(0);
+	int n = 0;
+	async_group g;
+	async_group_init(&g);
+	async_job first, second;
+	struct submitter s = { p, &g, &second };
+	async_job_init(&first, submit_next, &s);
+	async_job_init(&second, count_job, &n);
+	cr_assert_eq(async_pool_submit_main(p, &g, &first), 0);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, run_main_later, p), 0);
+	watchdog_arm(20, "a job left by a helper for a sleeping one");
+	cr_assert_eq(async_group_wait(p, &g), 0);
+	watchdog_disarm();
+	pthread_join(t, NULL);
+	cr_assert_eq(n, 1);
 	finish(p);
 }
 

@@ -24,15 +24,17 @@ enum { ASYNC_PRIO_HIGH = 0, ASYNC_PRIO_NORMAL = 1, ASYNC_PRIO_LOW = 2 };
 /* async_pool_help: also run jobs of the main-thread queue. */
 #define ASYNC_HELP_MAIN 1u
 
-/* Any thread; never blocks. 1 if every job of the group has finished (and
- * its continuations are queued), 0 if not, ASYNC_EINVAL for NULL. After a
- * 1, the jobs' effects are visible to the caller. */
+/* Any thread; never blocks. 1 if every job of the group has finished (its
+ * continuations are queued right after), 0 if not, ASYNC_EINVAL for NULL.
+ * After a 1, the jobs' effects are visible to the caller. */
 ASYNC_API int async_group_done(const async_group *group);
 
 /* Any thread; never blocks. Queues job as soon as every job of group has
  * finished, without any thread waiting for it: at once (from this call) if
  * it already has. Continuations of one group are queued together, in the
- * order registered, before a wait on the group returns; they see the
+ * order registered, right after the group reads as done (the thread that
+ * queues them no longer touches the group: once the last group of a chain
+ * is done, each of its groups may be reused or freed); they see the
  * group's jobs' effects. into (may be NULL) counts job from now: waiting
  * on into waits for job too, so groups chain into a dependency graph.
  * ASYNC_EINVAL for NULL pool, group or job, for into == group, or for a
@@ -55,8 +57,11 @@ ASYNC_API int async_group_wait_asleep(async_pool *pool, async_group *group);
  * this on any thread that is not a worker. Returns the number of jobs run
  * (at most INT_MAX); ASYNC_ELIMIT when 8 threads help already (then
  * nothing ran); ASYNC_EINVAL for NULL pool, or until of another pool. From
- * a worker of the pool it helps as a worker does. Shutdown waits for
- * helping threads to return. */
+ * a worker of the pool it helps as a worker does (with until, it waits as
+ * async_group_wait does, running no main-thread job). Shutdown waits for
+ * helping threads to return, running main-thread jobs meanwhile.
+ * async_group_wait runs no main-thread job: on the thread that drains the
+ * main queue, wait for a group holding one with this and ASYNC_HELP_MAIN. */
 ASYNC_API int async_pool_help(async_pool *pool, async_group *until, unsigned flags);
 
 /* Any thread; never blocks. Queues job (counted in group, which may be
