@@ -36,6 +36,15 @@ local function le(s, at, n) -- unsigned little-endian integer of n bytes at 0-ba
   return v
 end
 
+-- ELF e_machine for each jit.arch: a module for another architecture is
+-- named as such, where dlopen says only "No such file or directory".
+local ELF_MACHINE = { x64 = 62, x86 = 3, arm64 = 183, arm = 40 }
+local function elfArch(h)
+  local m = le(h, 0x12, 2)
+  for arch, v in pairs(ELF_MACHINE) do if v == m then return arch end end
+  return ("machine %d"):format(m)
+end
+
 -- Why an ELF file is not whole, or nil.
 local function elfDamage(f, size, h)
   local wide = h:byte(5) == 2 -- ELFCLASS64
@@ -97,7 +106,7 @@ end
 local function listed(text, name)
   if text == nil then return nil end
   for line in text:gmatch("[^\r\n]+") do
-    local n, size, sha = line:match("^(%S+)%s+(%d+)%s+(%x+)%s*$")
+    local n, size, sha = line:match("^%s*(%S+)%s+(%d+)%s+(%x+)%s*$")
     if n == name then return tonumber(size), sha:lower() end
   end
   return false
@@ -161,7 +170,10 @@ function M.damage(path)
     f:seek("set", 0)
     local h = f:read(64) or ""
     local bad
-    if h:sub(1, 4) == "\127ELF" and #h >= 52 then
+    local own = jit and ELF_MACHINE[jit.arch]
+    if h:sub(1, 4) == "\127ELF" and #h >= 52 and h:byte(6) == 1 and own and le(h, 0x12, 2) ~= own then
+      why = ("built for %s, not for this machine's %s"):format(elfArch(h), jit.arch)
+    elseif h:sub(1, 4) == "\127ELF" and #h >= 52 then
       bad = elfDamage(f, size, h)
     elseif h:sub(1, 2) == "MZ" and #h >= 64 then
       bad = peDamage(f, size, h)

@@ -1,6 +1,6 @@
 -- test_hostile.lua: what a game that uses the library in unexpected ways
 -- must get: a cancelled empty map, jobs that break their worker's globals,
--- buffers of cancelled calls, deep await chains, parallelFor's limits,
+-- buffers of cancelled calls, deep await chains and endless ones, parallelFor's limits,
 -- messages at the caller's line, NUL in names, mistaken callback tables,
 -- a fraction of a worker.
 
@@ -99,6 +99,25 @@ test("a failure through 300 nested awaits arrives with a bounded message", funct
   eq(select(2, msg:gsub("%[awaited job%]", "")), 1, "tracebacks in the message")
   ok(msg:find("... and 289 more levels", 1, true), "the levels past the first 10 are counted: " .. msg:sub(-300))
   ok(#msg < 4096, ("the message is %d bytes"):format(#msg))
+  async.shutdown()
+end)
+
+-- A recursion of awaits without an end fails the call with a message;
+-- it used to overflow the worker's C stack and kill the process.
+test("awaits nested without end fail the call instead of crashing", function()
+  local async = require "async"
+  async.load(1)
+  async.define("down", function(n) return 1 + async.await("down", n - 1) end)
+  async.define("downAll", function() return #async.awaitAll({ { "downAll" } }) end)
+  for _, name in ipairs({ "down", "downAll" }) do
+    local msg
+    async.call({ error = function(e) msg = e end }, name, 0)
+    drain(async, 60)
+    ok(type(msg) == "string", name .. ": the failure was delivered")
+    -- the thread backend runs an awaited job in the awaiting one: its Lua stack overflows first
+    local why = async.backend == "thread" and "stack overflow" or "jobs nested more than 1000 deep on one worker"
+    ok(msg:find(why, 1, true), name .. ": says why: " .. tostring(msg):sub(1, 200))
+  end
   async.shutdown()
 end)
 

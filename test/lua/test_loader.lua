@@ -67,7 +67,7 @@ test("the loader refuses a module file cut short or not a library, naming it", f
   ok(mod, "the built module is beside async.lua")
   eq(loader.damage(mod), nil, "the built module is whole")
   local bytes = slurp(mod)
-  local names = { "half.so", "head.so", "text.so", "pe.dll", "pecut.dll", "pesym.dll" }
+  local names = { "half.so", "head.so", "text.so", "pe.dll", "pecut.dll", "pesym.dll", "arch.so" }
   spit(dir .. "/half.so", bytes:sub(1, math.floor(#bytes / 2)))
   spit(dir .. "/head.so", bytes:sub(1, 4000))
   spit(dir .. "/text.so", "not a library\n")
@@ -83,6 +83,10 @@ test("the loader refuses a module file cut short or not a library, naming it", f
   if bytes:sub(1, 4) == "\127ELF" then
     refused("half.so", "cut short or damaged")
     refused("head.so", "cut short or damaged")
+    -- the same module marked for another architecture (e_machine): named so
+    local other = jit.arch == "arm64" and "\62\0" or "\183\0"
+    spit(dir .. "/arch.so", bytes:sub(1, 18) .. other .. bytes:sub(21))
+    refused("arch.so", "built for " .. (jit.arch == "arm64" and "x64" or "arm64") .. ", not for this machine's " .. jit.arch)
   end
   refused("text.so", "not a shared library")
   eq(loader.damage(dir .. "/pe.dll"), nil, "a whole PE file")
@@ -101,6 +105,9 @@ test("the loader checks a module against async_native.manifest beside it", funct
   manifest(("m.so %d 0000000000000000000000000000000000000000\n"):format(#bytes + 1))
   ok(tostring(loader.damage(dir .. "/m.so")):find("bytes where async_native.manifest says " .. (#bytes + 1), 1, true),
     "a size the manifest does not give")
+  manifest(("  m.so  %d  0000000000000000000000000000000000000000  \r\n"):format(#bytes + 1))
+  ok(tostring(loader.damage(dir .. "/m.so")):find("bytes where async_native.manifest says", 1, true),
+    "a line with spaces around its fields and a CRLF is read")
   manifest("other.so 1 00\n")
   ok(tostring(loader.damage(dir .. "/m.so")):find("does not list it", 1, true), "a manifest that does not list it")
   manifest(("other.so 1 00\nm.so %d 0000000000000000000000000000000000000000\n"):format(#bytes))
