@@ -356,7 +356,6 @@ end
 -- jobs still running get the stop hook; C.HOOK_GRACE later the pool is
 -- left to them (nil: abandoned). false: wait on.
 local function joinOrAbandon(ctx)
-  if os.getenv("SLDBG") then local n = 0 for _, t in pairs(ctx.threads) do if t:isRunning() then n = n + 1 end end io.stderr:write("join? running ", n, " requests ", ctx.requests:getCount(), "\n") end
   if not anyRunning(ctx.threads) then
     for _, t in pairs(ctx.threads) do
       t:wait()
