@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* bench_core.c: benchmark bodies for the async core, and the plain ck ring
  * and deque-only baselines. See bench_core.h. */
 #define _GNU_SOURCE

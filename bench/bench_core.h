@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* bench_core.h: the core benchmarks' bodies, written in C (bench_core.c,
  * peers_omp.c) and C++ only where the peer's API is C++ (peers_tbb.cpp);
  * bench_main.cpp registers them with Google Benchmark. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 // bench_main.cpp: the small C++ shim. It registers the C bodies of
 // bench_core.h with Google Benchmark and hands them the state; the peers run
 // in the same process and run, so their ratios are measured, not quoted.

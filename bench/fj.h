@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* fj.h: Lace's fork-join benchmark programs (fib, nqueens, cilksort, uts,
  * knapsack, matmul, pi), written here from their published descriptions,
  * on three systems in the same run: ours (typed tasks, fj_async.c), OpenMP

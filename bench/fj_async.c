@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* fj_async.c: Lace's fork-join programs (fj.h) on our typed tasks
  * (ASYNC_TASK_n and the body forms ASYNC_SPAWN/SYNC/CALL, async/fork.h).
  * Each program runs as one job on the pool. No program holds 32,768

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* fj_main.c: async-forkjoin, Lace's fork-join programs (fj.h) on ours,
  * oneTBB and OpenMP in the same run, at 1 and 2 workers, interleaved
  * (ours, oneTBB, OpenMP, at 1 then 2 workers, repeated), each result

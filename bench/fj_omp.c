@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* fj_omp.c: Lace's fork-join programs (fj.h) on OpenMP tasks (GCC's
  * libgomp): the same recursion as fj_async.c, a task where it spawns,
  * taskwait where it syncs. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 // fj_tbb.cpp: Lace's fork-join programs (fj.h) on oneTBB (Debian's
 // libtbb-dev): the same recursion as fj_async.c, a task_group run where it
 // spawns and its wait where it syncs. C++ only because oneTBB's API is.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* peers_cl.c: the plain baseline for fork-join: Chase–Lev deques (ours,
  * deque.c) with task frames on the stack and nothing else: no pool, no
  * injection, no sleeping (idle threads spin), no counters. A spawn pushes a

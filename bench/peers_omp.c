@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* peers_omp.c: the OpenMP peer (GCC's libgomp), same bodies as ours. */
 #include "bench_core.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 // peers_tbb.cpp: the oneTBB peer (Debian's libtbb-dev). C++ only because its
 // API is; same bodies as ours.
 #include "bench_core.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT (see LICENSE)
 """report.py: turns one benchmark run into bench/RESULTS.md and a PNG chart.
 
     report.py core.json lua.tsv RESULTS.md ratios.png [gallery.tsv [forkjoin.tsv]]

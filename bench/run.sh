@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # bench/run.sh: the one benchmark command. Builds in Release, runs the core
 # benchmarks (Google Benchmark, peers in the same run), Lace's fork-join
 # programs (ours, oneTBB, OpenMP interleaved), the Lua benchmarks

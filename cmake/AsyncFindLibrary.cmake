@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT (see LICENSE)
 # AsyncFindLibrary.cmake: the one pattern behind our find modules: pkg-config
 # first (hints), then a plain search, then an IMPORTED target.
 #   async_find_library(<Pkg> PC <pc-name> HEADER <file> LIBS <names...>

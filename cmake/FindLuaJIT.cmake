@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT (see LICENSE)
 # FindLuaJIT.cmake: LuaJIT (Debian: libluajit-5.1-dev, luajit).
 #   LuaJIT::headers   include directory only: what a Lua C module compiles against
 #                     (a module must not link LuaJIT: the host process provides it)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* glibc-compat.c: stat, fstat and fstatat for a release module that must run
  * on glibc 2.28 (see glibc-compat.h). The module links with
  * --wrap=stat,--wrap=fstat,--wrap=fstatat, so hwloc's calls land here and go

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* glibc-compat.h: force-included (-include) into every file of a release
  * Linux module and of its static hwloc, so that the module runs on glibc 2.28
  * (Debian 10; Ubuntu 20.04 has 2.31) although it is built against Debian

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT (see LICENSE)
 # toolchain-aarch64-linux-gnu.cmake: cross-build for aarch64 Linux with Debian's
 # gcc-aarch64-linux-gnu, running the tests under qemu-user (scripts/cross-aarch64.sh).
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT (see LICENSE)
 # toolchain-x86_64-w64-mingw32.cmake: cross-build for Windows x64 with Debian's
 # mingw-w64, running the tests under Wine (scripts/cross-windows.sh).
 # ASYNC_WINDOWS_PREFIX holds the target's concurrencykit, hwloc and LuaJIT,

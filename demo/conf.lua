@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- conf.lua: a window for people; none in headless mode (CI, no display).
 local headless = os.getenv("ASYNC_DEMO_HEADLESS") == "1"
 for _, a in ipairs(arg or {}) do if a == "--headless" then headless = true end end

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- main.lua: the async demo. A procedurally generated world, built in chunks
 -- on the workers while the camera moves, and hundreds of units that keep
 -- asking for A* paths across it. Tab switches the same work to the main

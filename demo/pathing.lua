@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- pathing.lua: A* on the tile grid, the work a path job does. Required by the
 -- game and inside jobs; the grid is built once per world version per Lua
 -- state (a worker keeps it in async.state).

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- sim.lua: the demo's game state without graphics: the world in chunks,
 -- units that keep asking for paths, and the two ways of doing the work (on
 -- the workers through async, or on the main thread). main.lua draws it and

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- world.lua: procedural terrain, the work a chunk job does. Plain functions
 -- of their arguments, required both by the game and inside jobs, so the two
 -- modes of the demo run exactly the same code.

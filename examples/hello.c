@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* hello.c: the core at work from plain C: a pool, a batch of detached jobs,
  * a fork-join computation and a parallel-for, with what each worker did. */
 #include <async/async.h>

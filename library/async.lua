@@ -1,4 +1,5 @@
 ---@meta async
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- Lua language server annotations for async (completion and type checks in
 -- editors). Add the folder library/ to "Lua.workspace.library"; it is never loaded.
 

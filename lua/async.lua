@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- async.lua: the façade a game requires. Async 1.1's API (load, shutdown,
 -- update, ensure, define, call, ...) on the native module, which runs the
 -- jobs on the C core's work-stealing workers. Works in LÖVE 11 and in plain

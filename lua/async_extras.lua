@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- async_extras.lua: the helpers beyond Async 1.1, loaded by async.lua:
 -- fan-out (map, parallelFor, parallelFor2D: many calls, one callback) and
 -- coroutines (go/await). They use only the public API, plus `private`:

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- async_fast.lua: the FFI path of async.call and async.update, for LuaJIT
 -- with the JIT and the FFI on. Calls whose arguments are numbers, booleans,
 -- nil, strings and tables of those (shared and cyclic ones too), with a

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- async_loader.lua: picks the backend behind async.lua. The native module
 -- (async_native) where it can be loaded: through require, under its platform
 -- name (async_native-<os>-<arch>.so/.dll) on package.cpath, next to main.lua,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* async_native.c: the module entry: luaopen, the pool context (new,
  * worker counts, stats, shutdown by the collector) and encode/decode.
  * The layer schedules nothing itself: jobs go to the core.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- async_thread.lua: the thread backend, used where the native module cannot
 -- load (or with ASYNC_BACKEND=thread). It offers async.lua the same interface
 -- as async_native (new -> context, call, update; the context's methods; call

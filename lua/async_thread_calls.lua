@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- async_thread_calls.lua: the thread backend's calls, on the game's side:
 -- async.call (records, "latest request wins" keys, callback tables checked
 -- at the call), call handles, and delivery (update, the failure printer).

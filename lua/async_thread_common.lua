@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- async_thread_common.lua: the thread backend's code that both sides run:
 -- its constants and the check of what may travel through a Channel. It is
 -- source text, compiled by the game's side (async_thread.lua) and prepended

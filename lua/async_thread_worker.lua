@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- async_thread_worker.lua: the code each worker of the thread backend runs,
 -- as source text that async_thread.lua starts as a love.thread (after
 -- async_thread_common.lua's). It serves the request Channel: runs calls and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* buffers.c: async.newBuffer, raw memory both sides see through the FFI
  * without a copy, and the lists of buffers a call or job holds while in
  * flight. Owns the rule "one owner at a time": a buffer lent to a call is

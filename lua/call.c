@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* call.c: call records and the call lifecycle, main thread. A call is
  * made (do_call), runs or is cancelled on the core, is delivered, and ends
  * in call_release, the one place every terminal path goes through and the

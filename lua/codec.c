@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* codec.c: the encoder of async's value format (see codec.h; the decoder is
  * codec_decode.c).
  *

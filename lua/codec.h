@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* codec.h: the binary format in which Lua values cross between Lua states
  * (arguments to a worker, results back). Own format rather than
  * string.buffer so that it is bit-exact for every double, keeps nil holes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* codec_decode.c: the decoder of async's value format (codec.c describes
  * the format and holds the encoder). Never reads outside its input, and
  * refuses counts larger than the data before they size an allocation. */

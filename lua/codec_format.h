@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* codec_format.h: the tags and flags of the codec's format, shared by its
  * encoder (codec.c, whose header describes the format) and its decoder
  * (codec_decode.c). async_fast.lua writes the same tags. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* deliver.c: the main thread's side of finished calls: taking them from
  * the workers' lock-free stack, decoding and handing them to their
  * callbacks (update), and shutdown's final delivery. */

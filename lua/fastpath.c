@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* fastpath.c: the C half of the FFI path (async_fast.lua). Plain C
  * functions, reached through a table of pointers that LuaJIT calls from
  * compiled traces: no Lua C API, no registry refs, no userdata per call.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* internal.h: what the files of the native module share: the structs of
  * a pool context, call records, definitions and snapshots, worker states
  * and buffers, and the functions one file offers another. Not installed. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* objects.c: values the codec cannot copy but passes by reference: async
  * buffers (by index in the call's lent list) and LÖVE objects (through the
  * record's named Channel, each named by its ordinal there). A payload never

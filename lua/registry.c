@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* registry.c: definitions, shared values and the worker-init function,
  * and the immutable snapshot of them that each call carries ("calls
  * already made keep their version"). Main thread, except the lookups in a

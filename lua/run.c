@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* run.c: running a job on a worker: the snapshot's shared values and
  * init function brought up to date, the compiled definition (cached per
  * worker), a fresh environment per call, and the results or the failure

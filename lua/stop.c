@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* stop.c: how shutdown() and a closing game state stop the jobs: queued
  * calls are cancelled, running ones see async.cancelled(), and at a
  * deadline a debug hook stops those that run interpreted Lua. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* worker_api.c: the `async` table a job sees: await and awaitAll (jobs
  * that start jobs, fork-join through the core), cancelled, shared, state,
  * newBuffer. Runs on the workers. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* wstate.c: worker Lua states: creation (LuaJIT's allocator wrapped to
  * count bytes and enforce memoryLimit), the LÖVE set-up a love.thread gets,
  * what is put back after each job, replacement after running out of

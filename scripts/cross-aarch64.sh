@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # cross-aarch64.sh: build the core and its Criterion suites for aarch64 and
 # run them under qemu-user. x86-64 is TSO and hides missing fences; aarch64
 # is weakly ordered, and ck's aarch64 RMWs are relaxed, so this is where the

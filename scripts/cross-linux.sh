@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # cross-linux.sh x64|arm64: the static hwloc a self-contained Linux module
 # links (scripts/release.sh), built from Debian's source package into
 # build/cross-linux/<arch>/prefix (cached: delete the folder to rebuild).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # cross-windows.sh: build the core and the Lua module for Windows x64 with
 # mingw-w64 on Debian, and test them under Wine.
 #

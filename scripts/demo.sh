@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # demo.sh: the main job. Installs what the demo needs where missing (the
 # demo set of setup.sh: no test, benchmark or cross packages), builds the
 # module without the tests, and starts the LÖVE demo. With a display it

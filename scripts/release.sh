@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # release.sh [BINARY...]: every native binary this machine can build, and the
 # release folder a game copies from:
 #   dist/async-<version>/   the .lua files, one native binary per platform

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # setup.sh: install the Debian 12 packages the demo, build, tests and
 # benchmarks need, where missing. As root it installs them; otherwise it
 # names them.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # test.sh: every test. Installs what is missing, then builds and runs
 #   1. the full suite (RelWithDebInfo),
 #   2. the full suite under ASan+UBSan,

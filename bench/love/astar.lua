@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- astar.lua: the path-finding workload: the demo's A* (demo/pathing.lua) on
 -- a random map. Required by the main thread and inside the workers; a grid
 -- is built once per map per Lua state (keyed by the map string, which Lua

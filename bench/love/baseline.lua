@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- baseline.lua: Async 1.1's design, re-created for measurement (its code is
 -- not available here; its behaviour is described in shared/notes): workers
 -- are love.threads reading one request Channel; arguments and results travel

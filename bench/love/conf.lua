@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- conf.lua: the benchmark game runs headless.
 function love.conf(t)
   t.identity = "async-bench"

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- gallery.lua: the workload gallery: game jobs written the way
 -- game code is written (gallery_jobs.lua), each run serially on the main
 -- thread, on ours with 1 and 2 workers and on the love.thread baseline

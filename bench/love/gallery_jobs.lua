@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- gallery_jobs.lua: the workload gallery's job functions, written the way game
 -- code is written (plain Lua tables, no FFI in the jobs themselves), so that
 -- the measured time is what a game's jobs would pay. Pure Lua, no LÖVE: the

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- gallery_pair.lua: the gallery's "two processes, no library" run.
 -- The serial loop of one workload runs in this LÖVE process and, at the same
 -- moment, in a second one, with no job system anywhere: what this machine's

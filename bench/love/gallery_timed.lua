@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- gallery_timed.lua: runs one gallery job and measures it with the calling
 -- thread's own clocks, so that a job's cost on the main thread and in a
 -- worker compare without the machine's load or the queueing in between:

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- gallery_workloads.lua: the workload gallery's workloads, apart
 -- from gallery.lua so that plain LuaJIT scripts (bench/tax/corun.lua) build
 -- the very same requests. Plain Lua: no LÖVE needed.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- hostile_jobs.lua: game jobs the library was not tuned for (the worker
 -- tax and speed-ups checked on other game code):
 -- a navmesh Dijkstra over a graph of node tables, an influence-map step over

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- hostile_workloads.lua: the requests for hostile_jobs.lua, in the shape of
 -- gallery_workloads.lua (run with `--gallery --workloads hostile_workloads`).
 local J = require "hostile_jobs"

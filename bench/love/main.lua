@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- main.lua: the Lua benchmarks, run headless in LÖVE 11.4 against ours, the
 -- Async-1.1-design baseline (baseline.lua) and luv's uv.new_work pool, in
 -- one process so the ratios are measured, not remembered.

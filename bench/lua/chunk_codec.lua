@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- chunk_codec.lua: the codec's cost on the gallery's terrain chunk (1,024
 -- tile tables) and on the micro bench's small values; run from the repo
 -- root after building build/release:

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- chunk_worker.lua: the terrain workload (bench/love/gallery_jobs.lua)
 -- through one worker, in bursts of `burst` calls (the first burst's
 -- records are fresh: their result buffers start empty). The main thread

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # bench/lua/compare.sh: both paths in one run, interleaved (REPS rounds,
 # default 5) so that machine noise falls on both alike.
 # Usage: bash bench/lua/compare.sh [build folder, default build/release]

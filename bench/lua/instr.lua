@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- bench/lua/instr.lua: a fixed workload for instruction counts (callgrind):
 -- n calls of function(a, b) return a + b end, issued 1,000 per "frame",
 -- delivered by update(). Run with n = 0 and n = N and subtract to get the

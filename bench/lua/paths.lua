@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- bench/lua/paths.lua: the game's cost per call on the path this process
 -- takes (ASYNC_PATH=capi or ffi), in plain LuaJIT. Usage:
 --   luajit bench/lua/paths.lua <build>/lua [frames]

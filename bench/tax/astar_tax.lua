@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- astar_tax.lua: the worker tax of the gallery's A* under plain LuaJIT, the
 -- experiment behind bench/ANALYSIS.md ("The worker tax").
 --   luajit bench/tax/astar_tax.lua <lua build folder> [modes] [n]

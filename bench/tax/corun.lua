@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- corun.lua: one gallery workload's serial loop under plain LuaJIT, for the
 -- co-run experiment of bench/ANALYSIS.md ("The machine's 2-core ceiling"):
 --   luajit bench/tax/corun.lua <workload> [go-file]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # corun.sh: the co-run tax under plain LuaJIT (bench/ANALYSIS.md, "The
 # machine's 2-core ceiling"): each gallery workload's loop alone, then in two
 # processes at once, ROUNDS times. Run it under the shared lock:

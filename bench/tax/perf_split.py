@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT (see LICENSE)
 """perf_split.py: one gallery profile (bench/tax/profile.sh) as shares per
 thread group and category, so a worker's profile and the main thread's for
 the same jobs compare line by line.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # profile.sh: where the gallery's job time goes, main thread against workers
 # (bench/ANALYSIS.md, "Profiles of the gallery's misses"). For each workload
 # and system, one LÖVE process runs the serial jobs then the system's, under

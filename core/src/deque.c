@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* deque.c: Chase–Lev work-stealing deque on ck_pr, with growth and epoch-
  * based reclamation of retired arrays.
  *

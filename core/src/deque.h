@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* deque.h: the per-worker Chase–Lev work-stealing deque (single owner,
  * many thieves): the owner pushes and pops at the bottom, thieves take from
  * the top. Correctness argument and references: deque.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* engine.c: async/engine.h: helping threads, continuations, pinned jobs,
  * the priority levels and cancellation. They reuse the pool's pieces:
  * every extra queue is an injection queue (inject.h), a helping thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* error.c: messages and names for the error table in async/error.h. */
 #include "async/error.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* eventcount.h: lets idle threads sleep on a futex without lost wake-ups,
  * and keeps the notifier's cost to a fence and a load when nobody sleeps.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* fork.c: fork-join on a per-worker split deque (Lace): the slow paths of
  * the inline spawns and syncs of async/fork.h (untyped and typed), stealing,
  * leapfrogging, and the owner's moves of the split.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* forkjoin.c: waiting for work inside the pool: groups, the record-based
  * spawn/sync (wrappers over the split deque of fork.c) and parallel-for
  * (recursive halving with spawn/sync). A worker that waits runs other work

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* inject.h: how jobs from outside the pool reach the workers, oldest first.
  * Two structures: the pool's injection queue (many producers, one consumer
  * at a time) and each worker's batch (a small FIFO ring its owner fills

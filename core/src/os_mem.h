@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* os_mem.h: the portability layer for aligned allocations (cache-line
  * aligned pool and worker records) and for page-granular arrays. POSIX has posix_memalign + free; the
  * Windows CRT has _aligned_malloc, whose blocks must go to _aligned_free. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* os_wait.h: the portability layer for sleeping: block on a 32-bit word
  * until it changes, and wake the threads blocked on it (futex semantics).
  * One implementation per OS, chosen by CMake (ASYNC_OS_WAIT):

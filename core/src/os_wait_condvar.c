@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* os_wait_condvar.c: os_wait.h for any pthreads system, with no kernel wait
  * on addresses: a fixed table of buckets, the address hashed to its bucket
  * (a "parking lot"), each bucket a mutex and the list of its sleepers. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* os_wait_linux.c: os_wait.h on Linux, with the private futex. */
 #include "os_wait.h"
 

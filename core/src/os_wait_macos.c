@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* os_wait_macos.c: os_wait.h on macOS. os_sync_wait_on_address is the public
  * API from macOS 14.4; older systems get __ulock_wait/__ulock_wake, the
  * private calls libc++'s std::atomic::wait is built on (since 10.12).

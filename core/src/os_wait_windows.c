@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* os_wait_windows.c: os_wait.h on Windows 8 and later, with WaitOnAddress
  * (synchronization.lib / api-ms-win-core-synch-l1-2-0). */
 #ifndef _WIN32_WINNT

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* placement.c: worker placement and steal order from an hwloc topology.
  * See placement.h for the rules; this file only applies them. */
 #include "placement.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* placement.h: where each worker slot runs and whom it steals from first,
  * computed from the hardware topology alone (no binding), so it can be
  * tested on synthetic topologies. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* pool.c: the pool's life: creation and placement, adding and stopping
  * workers, shutdown (joining, then running what is left as a pseudo-worker)
  * and destruction. The other concepts live beside it (pool_impl.h says

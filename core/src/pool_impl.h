@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* pool_impl.h: what the core's pool files share: the pool and worker
  * records, the job and slot states, and the small helpers every file uses.
  * Who owns what: pool.c creates, resizes and shuts down; submit.c is the way

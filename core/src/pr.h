@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* pr.h: the atomics the core uses are concurrencykit's ck_pr; this header
  * includes them, and under ThreadSanitizer only, swaps in compiler builtins.
  *

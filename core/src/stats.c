@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* stats.c: introspection: worker counts and indices, per-worker counters
  * and the queued estimate. Every read here is racy by design (atomic loads
  * of counters their owners update), cheap enough to call every frame. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* submit.c: the way into the pool: claiming a record, the injection queue
  * and the workers' batches (inject.h), submit and submit_array. From a
  * worker a job goes to its own deque; from anywhere else it goes to the

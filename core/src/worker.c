@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* worker.c: the worker loop: finding work (own deque, batches, the
  * injection queue, stealing), running it, and idling: a spin bounded in
  * time, then sleep on the eventcount, with no lost wake-up (pool.c's header

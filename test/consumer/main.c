@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* main.c: the six-call program of docs/c-api.md, built against an install. */
 #include <async/async.h>
 #include <stdio.h>

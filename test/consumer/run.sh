@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # run.sh BUILD_DIR: install the core into a temporary prefix, then build and
 # run a consumer with find_package(async), another with pkg-config, and the
 # same source as C++; the .pc file must hand consumers nothing but include

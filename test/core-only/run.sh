@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # run.sh SOURCE_DIR WORK_DIR: what an engine does with the core: configure
 # it alone (-DASYNC_CORE_ONLY=ON) as a shared library in a clean folder,
 # build it, check that nothing but ck and hwloc was looked for and that it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* pool_helpers.h: for the core suites that need a small unpinned pool
  * (test_fork*.c, test_stats.c): the pool, a way to run one job on it under
  * the watchdog, the pool's steals, and the fork-join suites' scale. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_deque.c: the Chase–Lev deque alone: sequential semantics, growth,
  * and a concurrent stress of the owner against several thieves in which
  * every item must be taken exactly once. */

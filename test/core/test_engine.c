@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_engine.c: async/engine.h: threads that wait help run jobs, group
  * queries, continuations, pinned and main-thread jobs, priority levels and
  * cancellation. Every test counts its jobs (each ran, or was dropped,

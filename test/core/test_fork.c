@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_fork.c: the split deque of fork-join frames (core/src/fork.c) and its
  * inline API (async/fork.h): order and capacity on one worker, a
  * multi-thief stress on the race for the last shared frames, fib with one

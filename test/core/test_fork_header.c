@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_fork_header.c: compiled, not run (test_fork_header.sh): every typed-task
  * arity and the untyped calls of async/fork.h, as the users' compilers see
  * them. */

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT (see LICENSE)
 # test_fork_header.sh: the public headers with the typed tasks of async/fork.h
 # through the compilers engines use: C11 with -Wpedantic and C++11 (the
 # build's own C and C++ compilers), and clang's MSVC front end (MSVC itself

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_fork_misuse.c: the inline fork-join calls of async/fork.h misused,
  * as a debug build (NDEBUG not defined) checks them: no worker (NULL, or
  * called from a thread that is not a worker), another thread's worker, a

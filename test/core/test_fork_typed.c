@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_fork_typed.c: the typed fork-join API (ASYNC_TASK_n in async/fork.h):
  * results of fib and quicksort at one and two workers, results carried back
  * from stolen frames under load, typed and untyped spawns mixed, a full

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_fork_wait.c: a worker that waits inside the pool (a group wait from
  * a job) never runs its own shared frames, so it must share them and wake a
  * sleeper for them (fork.c F4, async__fork_share_all), and share again what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_misuse.c: the pool API refuses misuse with the documented code
  * instead of crashing or hanging: a job waiting for its own group, shutdown
  * from a worker, NULL and out-of-range arguments; the defaults are real

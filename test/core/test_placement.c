@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_placement.c: placement and steal order on synthetic hwloc topologies,
  * checked against assignments worked out by hand. Nothing is bound. */
 #include <criterion/criterion.h>

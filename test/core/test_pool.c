@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_pool.c: the pool end to end: exactly-once execution from a
  * non-worker thread, fork-join, parallel-for, resizing under load,
  * shutdown with queued work, idle CPU, errors. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_pool_races.c: the pool's races and hangs: a lost wake-up on stop,
  * shutdown deadlock, leftover jobs at shutdown, two submitters of one
  * record, a failed spawn, the order of external submissions, a stuck

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_sched.c: the scheduler attributes a worker asks for itself on Linux
  * (cfg.slice_us: a short time slice, so that a worker woken onto a busy CPU
  * preempts the thread there). Read back with

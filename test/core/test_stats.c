@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* test_stats.c: async_pool_queued across the external producers' stat slots
  * (submit.c): more threads than slots, threads that exit and new ones that
  * take their place, a worker of one pool submitting to another, and the

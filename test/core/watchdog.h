@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* watchdog.h: for the core's test suites: a hang becomes a failure. A
  * test arms it around anything that could block forever; SIGALRM (a timer
  * thread on Windows) then names what hung and aborts, instead of stalling CI. */

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- api_names.lua: the LuaLS annotation file (library/async.lua) declares
 -- exactly the names the library exposes, game side and job side, so that an
 -- editor's completion neither misses a function nor offers one that is not

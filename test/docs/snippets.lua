@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- snippets.lua: every ```lua block in README.md and docs/*.md runs as
 -- written, each in its own luajit process started in the repository root
 -- with the built module on its paths; every ```lua-love block (code that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # check.sh LIB CC INCLUDE_DIR: the shared core LIB exports exactly the
 # functions the public headers declare: nothing internal (deque, placement,
 # OS layer), and nothing public missing (a declaration without ASYNC_API is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* fuzz_codec.c: libFuzzer target for the value codec (lua/codec.c).
  *  1. decode(arbitrary bytes) never crashes or reads outside the input
  *     (ASan+UBSan watch); what decodes, re-encodes, and decodes again to

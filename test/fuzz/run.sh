@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # run.sh [SECONDS]: build the codec fuzzer with clang (libFuzzer, ASan,
 # UBSan) and run it for SECONDS (default 60) from the seed corpus. A longer
 # run: bash test/fuzz/run.sh 3600. Prints libFuzzer's summary; exits non-zero

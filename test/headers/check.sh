@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # check.sh MODE INCLUDE_DIR [SKIP...]: compiles each public header alone, as
 # its own translation unit, in one MODE, and fails naming every header that
 # does not compile cleanly. SKIP names headers left out of this mode.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- quit_cancels_queued.lua: a game that quits without async.shutdown()
 -- (its Lua state closes) must not run the calls still queued: they are
 -- cancelled, the running ones waited for. The parent runs itself as a

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- quit_without_shutdown.lua: a game that quits without async.shutdown().
 -- It loads, queues calls that are still queued or running, and exits with
 -- os.exit(0, true), which closes its Lua state as LÖVE does on quit: the

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- runner.lua: a small test runner for the Lua suites. Usage:
 --   luajit runner.lua <folder with async.lua and async_native.so> suite.lua...
 -- Each suite file returns nothing and registers tests with test(name, fn),

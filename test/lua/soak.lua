@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- soak.lua: millions of calls while workers are added and stopped at random,
 -- definitions and shared values are replaced, calls are cancelled, jobs fail
 -- and run out of memory; checks that every call is answered exactly once with

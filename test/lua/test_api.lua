@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_api.lua: every function of the façade and every rule of its behaviour
 -- (docs/lua-api.md), in plain LuaJIT.
 

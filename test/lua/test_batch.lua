@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_batch.lua: the FFI path holds calls back and submits them in
 -- batches (fastpath.c, batch_flush); nothing may wait or be lost for it:
 -- a call on an idle pool starts without update(), held calls run at

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_data.lua: shared read-only data, zero-copy buffers, map and
 -- parallel-for, jobs that start jobs, persistent worker state.
 

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_edges.lua: values at the edges of what a call takes, on every path
 -- and backend alike: names with a NUL byte, NULL-pointer and hostile cdata,
 -- a callable table as the callback, a table raised in a coroutine, and

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_gameloop.lua: the game-loop API: handles and cancel, "latest
 -- request wins" keys, async.go/await, update(budget), stats.
 

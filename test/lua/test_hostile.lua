@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_hostile.lua: what a game that uses the library in unexpected ways
 -- must get: a cancelled empty map, jobs that break their worker's globals,
 -- buffers of cancelled calls, deep await chains and endless ones, parallelFor's limits,

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_lifecycle.lua: in plain LuaJIT: one call lifecycle (every way a
 -- call ends releases what it held), the lifecycle's edge cases, and the Async 1.1 idioms that must keep
 -- working. LÖVE-object cases are in test/love/integration.

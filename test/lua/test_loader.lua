@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_loader.lua: the loader's check of a module file before loading it
 -- (async_loader.damage): a whole module passes; one cut short, a file that is
 -- not a library, a PE file whose sections or symbols run past its end, and a

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_paths.lua: what the FFI path (async_fast.lua) must keep identical to
 -- the C API path: values at the edges of its own encoder and decoder, the
 -- order of calls that mix both paths, arity, failures and shutdown. Runs

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_positions.lua: every misuse error names the game's line (file:line
 -- of the caller), not the library's. Table-driven: each case is a function
 -- written on one line that misuses the API; its error must begin with this

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_reentrancy.lua: finalizers (__gc) that call the library while it is
 -- busy (encoding a call's arguments, decoding results, filling stats). Each
 -- public function is called from finalizers that run at such moments; what

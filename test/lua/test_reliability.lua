@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_reliability.lua: faults in jobs and in the game: jobs
 -- that run out of memory under a memory limit, long-running jobs, update()
 -- and shutdown() called from inside callbacks.

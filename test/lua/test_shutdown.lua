@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_shutdown.lua: shutdown under load. Calls of every kind, queued
 -- (cancelled) or running (finished), deliver exactly once; under the ASan build,
 -- LeakSanitizer checks at exit that nothing was leaked.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_workers.lua: what a worker thread is, seen from inside a job (issue
 -- 13): its CPU affinity (unpinned by default, async.load{pin = true} binds
 -- worker k to one CPU), its Lua state's memory (big blocks a job frees

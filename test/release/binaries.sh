@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # binaries.sh SOURCE_DIR: scripts/release.sh as a user runs it, into a
 # temporary folder: both Linux targets, and Windows when its pieces are
 # built. release.sh checks each binary itself (test/release/check.sh:

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- call.lua: one call through a release folder's own loader, run by a luajit
 -- started in that folder; prints the backend and the result ("native 144").
 package.path = "./?.lua;" .. package.path

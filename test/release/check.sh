@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # check.sh RELEASE_FOLDER: checks every native binary of a release folder
 # (scripts/release.sh runs it on what it built; the release_binaries test runs
 # that) and prints one line per check:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # rejects.sh SOURCE_DIR LUA_DIR: test/release/check.sh refuses the binaries a
 # player's machine could not load, each for its own reason: a module needing
 # glibc 2.34, one importing dlopen, the development build's module (it needs

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # run.sh SOURCE_DIR BUILD_DIR: scripts/release.sh from an existing build into
 # a temporary folder; checks the zip's contents, then uses the unzipped
 # folder as a game ships it (a LÖVE folder game) and from plain LuaJIT.

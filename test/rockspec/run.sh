@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # run.sh SOURCE_DIR: the rockspec passes `luarocks lint`; `luarocks make` from
 # a copy of the source tree, run by a user who is not root, installs into a
 # fresh rocks tree and nowhere else (a user cannot write /usr/local, so a rule

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- main.lua: per-call cost of the thread backend beside the Async-1.1-design
 -- baseline (../baseline.lua), alternated in one LÖVE process so both see the
 -- same machine load: 5,000 small calls (wall, main-thread CPU in all and for

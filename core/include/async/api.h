@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* async/api.h: ASYNC_API, which marks the core's public functions: the only
  * symbols its shared library exports (it is built with hidden visibility). */
 #ifndef ASYNC_API_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* async/async.h: everything a C program needs from the async core. */
 #ifndef ASYNC_ASYNC_H
 #define ASYNC_ASYNC_H

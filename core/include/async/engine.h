@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* async/engine.h: what a game engine's frame loop needs beside plain jobs:
  * threads that wait help run jobs, a non-blocking "is this group done?",
  * continuations, jobs pinned to a worker or to a main-thread queue the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* async/error.h: the one table of error codes every core function returns.
  * 0 means success; failures are small negative numbers, stable across releases. */
 #ifndef ASYNC_ERROR_H

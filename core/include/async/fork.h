@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* async/fork.h: the fast fork-join path, inlined into the caller, on the
  * calling worker's split deque (core/src/fork.c has the algorithm and its
  * correctness argument). Two forms share the deque and may be mixed:

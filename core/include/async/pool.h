@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* async/pool.h: the work-stealing worker pool, its jobs, fork-join and
  * parallel-for. Plain C11 with no dependency in the interface.
  *

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- main.lua: the LÖVE integration test. Run as: love <this folder> <lua build folder>
 -- Prints [PASS]/[FAIL] per check and "N passed, N failed"; the exit code is
 -- the number of failures.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- conf.lua: headless (no window, no audio), as the tests run LÖVE.
 function love.conf(t)
   t.identity = "async-quit-test"

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- main.lua: a game whose jobs never end, quitting. Arguments:
 --   love DIR LUA_DIR JOB HOW
 -- JOB: check (the job returns once async.cancelled() is true), spin (it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # run.sh LUA_BUILD_DIR: a game whose jobs never end quits, on both backends,
 # each way a game quits: async.shutdown() in love.quit where the jobs check
 # async.cancelled(), async.shutdown{timeout = 0.5} whether they check or

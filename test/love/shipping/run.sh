@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT (see LICENSE)
 # run.sh LUA_BUILD_DIR: ships test/love/shipping/game the ways a game ships
 # and checks that `require "async"` finds the native module each time, or
 # falls back to the love.thread backend with one line saying why:

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- conf.lua: headless (no window, no graphics, no audio), as for test/love/integration.
 function love.conf(t)
   t.identity = "async-love-suite"

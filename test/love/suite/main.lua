@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- main.lua: runs test/lua's suites inside LÖVE, headless, with the backend
 -- that ASYNC_BACKEND names (native or thread), through test/lua/runner.lua:
 --   love test/love/suite <lua build folder> <test/lua folder> suite.lua...

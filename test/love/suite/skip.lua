@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- skip.lua: loaded by runner.lua before the suites. Prints the backend in
 -- use and says which capabilities a test may need (test(name, { needs =
 -- {...} }, fn)) this backend lacks inside LÖVE, and why: runner.lua skips

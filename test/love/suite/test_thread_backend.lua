@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- test_thread_backend.lua: what is particular to the love.thread backend
 -- (run by test/love/suite with ASYNC_BACKEND=thread): it says so, it refuses
 -- what it cannot carry with an error naming it, and it survives shutdown

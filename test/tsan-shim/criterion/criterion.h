@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* criterion.h stand-in for ThreadSanitizer builds only.
  *
  * Criterion cannot start under TSan (its inheritable arena mmap collides

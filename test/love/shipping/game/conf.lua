@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- conf.lua: headless, with a fixed identity so the test knows the save directory.
 function love.conf(t)
   t.identity = "async-shipping-test"

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT (see LICENSE)
 -- main.lua: the smallest game that ships async: require it, run one job,
 -- print which backend it got. With the argument "quit" it quits with calls
 -- still in flight and without async.shutdown(), as a player closing the game
