@@ -187,9 +187,9 @@ test("a finalizer that raises inside async.call leaves update and shutdown worki
   local raised = underRaisingFinalizers(function(i)
     async.call(nil, "echo", { "s" .. i, { i, { x = i .. "" } } }, ("x"):rep(i % 7))
   end, 5, 1000)
-  -- What is checked is the FFI path's flags; on the C API path finalizers
-  -- run inside the call less reliably.
-  if async.getPath() == "ffi" then ok(raised > 0, "no call raised the finalizer's error") end
+  -- What is checked is the FFI path's flags; on the C API path, and in
+  -- LÖVE's larger heap, finalizers run inside the call less reliably.
+  if async.getPath() == "ffi" and not love then ok(raised > 0, "no call raised the finalizer's error") end
   local heard = 0
   for i = 1, 20 do async.call(function() heard = heard + 1 end, "echo", i) end
   drain(async, 10)
@@ -202,7 +202,7 @@ test("a finalizer that raises inside async.call leaves update and shutdown worki
   if async.isLoaded() then async.shutdown() end
 end)
 
-test("a finalizer that raises inside async.update leaves the next updates delivering", function()
+test("a finalizer that raises inside async.update leaves the next updates delivering", { needs = { "finalizerRaiseInUpdate" } }, function()
   local async = fresh()
   local heard = 0
   -- Results are strings this state does not hold yet, so that decoding
@@ -212,7 +212,7 @@ test("a finalizer that raises inside async.update leaves the next updates delive
   local t0 = os.clock()
   while os.clock() - t0 < 0.3 do end -- the workers finish them meanwhile
   local raised = underRaisingFinalizers(async.update, 3, 1)
-  if async.getPath() == "ffi" then ok(raised > 0, "no update raised the finalizer's error") end
+  if async.getPath() == "ffi" and not love then ok(raised > 0, "no update raised the finalizer's error") end
   drain(async, 10)
   -- The FFI path pops a result only once it is decoded; the C API path
   -- pops it first, and a result whose decoding raised is not delivered.
