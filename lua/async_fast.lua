@@ -316,13 +316,13 @@ function M.wrap(c, ccall, cupdate, facade)
   local decoding = false
   local call, deliverHead, update
 
-  -- Whether fn is running in this coroutine (a finalizer runs on the stack
-  -- of the code whose allocation started it). Only asked when a flag is
-  -- set, which is rare.
+  -- Whether fn is running in this coroutine below the function asking,
+  -- which is fn itself (a finalizer runs on the stack of the code whose
+  -- allocation started it). Only asked when a flag is set, which is rare.
   local getinfo = debug and debug.getinfo
   local function onStack(fn)
     if not getinfo then return true end
-    for level = 2, 200 do
+    for level = 3, 200 do
       local info = getinfo(level, "f")
       if info == nil then return false end
       if info.func == fn then return true end

@@ -81,12 +81,12 @@ void pending_pop(struct ctx *ctx, struct call *c)
  * decoding (ctx->busy, found on this stack): then update() delivers
  * nothing and shutdown() refuses. A flag left set by an encode that raised
  * is found on no stack, and cleared. */
-int busy_now(lua_State *L, struct ctx *ctx)
+static int busy_from(lua_State *L, struct ctx *ctx, int first)
 {
 	if (!ctx->busy)
 		return 0;
 	lua_Debug ar;
-	for (int level = 1; lua_getstack(L, level, &ar); level++) {
+	for (int level = first; lua_getstack(L, level, &ar); level++) {
 		lua_getinfo(L, "f", &ar);
 		lua_CFunction f = lua_tocfunction(L, -1);
 		int hit = f == l_call || f == l_shorthand || f == l_update || f == l_deliver_one || f == l_shutdown;
@@ -103,6 +103,11 @@ int busy_now(lua_State *L, struct ctx *ctx)
 	}
 	ctx->busy = 0;
 	return 0;
+}
+
+int busy_now(lua_State *L, struct ctx *ctx)
+{
+	return busy_from(L, ctx, 1);
 }
 
 static void deliver_fast(lua_State *L, struct ctx *ctx, struct call *c)
@@ -266,11 +271,13 @@ int l_deliver_one(lua_State *L)
 }
 
 /* ctx:busyNow() -> whether a finalizer runs now inside a call's encoding
- * or a result's decoding (busy_now). */
+ * or a result's decoding (busy_now). The search starts above the caller,
+ * async_fast.lua's update, which is itself one of the busy functions: seen
+ * there, a flag left by a call that raised would never be cleared. */
 int l_busy_now(lua_State *L)
 {
 	struct ctx *ctx = ctx_of(L, 1);
-	lua_pushboolean(L, !ctx->closed && busy_now(L, ctx));
+	lua_pushboolean(L, !ctx->closed && busy_from(L, ctx, 2));
 	return 1;
 }
 
