@@ -80,7 +80,9 @@ static long fib_on_pool(void *pool, async_job_fn root_fn, int n)
 	async_group_init(&g);
 	async_job_init(&root, root_fn, &f);
 	async_group_submit(pool, &g, &root);
-	async_group_wait(pool, &g);
+	/* Asleep: a helping wait would add this thread to the pool's W
+	 * workers, and the figures compare W threads with the peers' W. */
+	async_group_wait_asleep(pool, &g);
 	return f.r;
 }
 
@@ -273,10 +275,30 @@ static void pfor_body(void *arg, size_t b, size_t e)
 		a->out[i] = bench_poly(a->in[i]);
 }
 
+struct pfor_root {
+	void *pool;
+	struct pfor_arg a;
+	size_t n;
+};
+
+static void pfor_root(void *arg)
+{
+	struct pfor_root *r = arg;
+	async_parallel_for(r->pool, 0, r->n, 0, pfor_body, &r->a);
+}
+
+/* From a worker, the benchmark's thread asleep: called from this thread,
+ * parallel_for would run ranges here too, W + 1 threads against the peers'
+ * W (OpenMP's and oneTBB's calling thread is one of their W). */
 void bench_pfor_async(void *pool, const float *in, float *out, size_t n)
 {
-	struct pfor_arg a = { in, out };
-	async_parallel_for(pool, 0, n, 0, pfor_body, &a);
+	struct pfor_root r = { pool, { in, out }, n };
+	async_job root;
+	async_group g;
+	async_group_init(&g);
+	async_job_init(&root, pfor_root, &r);
+	async_group_submit(pool, &g, &root);
+	async_group_wait_asleep(pool, &g);
 }
 
 /* ---- idle ---- */

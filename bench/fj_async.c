@@ -30,7 +30,8 @@ static long on_pool(void *pool, long (*fn)(async_worker *, void *), void *arg)
 	async_group_init(&g);
 	async_job j;
 	async_job_init(&j, root_job, &r);
-	if (async_group_submit(pool, &g, &j) != 0 || async_group_wait(pool, &g) != 0)
+	/* Asleep: a helping wait would add this thread to the W workers. */
+	if (async_group_submit(pool, &g, &j) != 0 || async_group_wait_asleep(pool, &g) != 0)
 		return -1;
 	return r.r;
 }
