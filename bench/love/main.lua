@@ -259,7 +259,7 @@ local function codec(native, N)
   end
 end
 
--- Issue 8: each feature against doing the same through plain calls.
+-- Each feature against doing the same through plain calls.
 local function features(async, scale)
   local ffi = require "ffi"
   local function waitFor(pred)

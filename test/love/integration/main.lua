@@ -140,7 +140,7 @@ function love.load(args)
   check("the state was replaced once", async.stats().statesReplaced == 1, async.stats().statesReplaced)
   async.shutdown()
 
-  -- Issue 12, defect 1: an ImageData on a call that ends without its
+  -- An ImageData on a call that ends without its
   -- arguments being read (cancelled, superseded by its key, the rest of a
   -- failed map, a worker init that fails) never reaches a later call.
   async.load(1)
