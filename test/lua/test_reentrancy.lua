@@ -192,9 +192,11 @@ test("a finalizer that raises inside async.call leaves update and shutdown worki
   local raised = underRaisingFinalizers(function(i)
     async.call(nil, "echo", { "s" .. i, { i, { x = i .. "" } } }, ("x"):rep(i % 7))
   end, 5, 1000)
-  -- What is checked is the FFI path's flags; on the C API path, and in
-  -- LÖVE's larger heap, finalizers run inside the call less reliably.
-  if async.getPath() == "ffi" and not love then ok(raised > 0, "no call raised the finalizer's error") end
+  -- What is checked is the FFI path's flags; on the C API path, in LÖVE's
+  -- larger heap and under TSan's runtime (1 run in 7 saw none), finalizers
+  -- run inside the call less reliably: the release and ASan runs check it.
+  local tsan = (os.getenv("LD_PRELOAD") or ""):find("tsan", 1, true)
+  if async.getPath() == "ffi" and not love and not tsan then ok(raised > 0, "no call raised the finalizer's error") end
   local heard = 0
   for i = 1, 20 do async.call(function() heard = heard + 1 end, "echo", i) end
   drain(async, 10)
