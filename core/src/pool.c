@@ -98,6 +98,8 @@ async_pool_config async_pool_config_default(void)
 
 /* ---- creation and the control path ------------------------------------- */
 
+#define WORKER_STACK ((size_t)8 << 20)
+
 /* With p->ctl held (or before the pool is shared). */
 static int start_worker(async_pool *p, unsigned slot)
 {
@@ -108,7 +110,18 @@ static int start_worker(async_pool *p, unsigned slot)
 	async__inbox_open(w);
 	if (slot + 1 > ck_pr_load_32(&p->high_water))
 		ck_pr_store_32(&p->high_water, slot + 1);
-	if (pthread_create(&w->thread, NULL, async__worker_main, w) != 0) {
+	/* Every platform's workers get Linux's default 8 MiB stack: Windows
+	 * gives a thread 1 MiB and macOS 512 KiB, where deep fork-join or a
+	 * job nesting the Lua layer's awaits overflows long before it does
+	 * on Linux. Only touched pages cost memory. */
+	pthread_attr_t attr;
+	int rc = pthread_attr_init(&attr);
+	if (rc == 0) {
+		pthread_attr_setstacksize(&attr, WORKER_STACK);
+		rc = pthread_create(&w->thread, &attr, async__worker_main, w);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc != 0) {
 		ck_pr_store_32(&w->state, SLOT_EMPTY);
 		return ASYNC_ETHREAD;
 	}
