@@ -29,6 +29,7 @@
 __asm__(".symver pthread_create, pthread_create@" ASYNC_GLIBC_BASE);
 __asm__(".symver pthread_join, pthread_join@" ASYNC_GLIBC_BASE);
 __asm__(".symver pthread_once, pthread_once@" ASYNC_GLIBC_BASE);
+__asm__(".symver pthread_attr_setstacksize, pthread_attr_setstacksize@" ASYNC_GLIBC_BASE);
 __asm__(".symver pthread_setname_np, pthread_setname_np@" ASYNC_GLIBC_SETNAME);
 __asm__(".symver pthread_getaffinity_np, pthread_getaffinity_np@" ASYNC_GLIBC_AFFINITY);
 __asm__(".symver pthread_setaffinity_np, pthread_setaffinity_np@" ASYNC_GLIBC_AFFINITY);
