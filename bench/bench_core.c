@@ -71,18 +71,24 @@ void *bench_pool_new(unsigned workers)
 
 void bench_pool_free(void *pool) { async_pool_destroy(pool); }
 
+/* Runs fn(arg) as one job on a worker and waits for it asleep: a helping
+ * wait would add this thread to the pool's W workers, and the figures
+ * compare W threads with the peers' W (their calling thread is one of W). */
+static void run_on_worker(void *pool, async_job_fn fn, void *arg)
+{
+	async_job root;
+	async_group g;
+	async_group_init(&g);
+	async_job_init(&root, fn, arg);
+	async_group_submit(pool, &g, &root);
+	async_group_wait_asleep(pool, &g);
+}
+
 /* fib(n) with root as the job that starts it on a worker. */
 static long fib_on_pool(void *pool, async_job_fn root_fn, int n)
 {
 	struct fib f = { n, 0 };
-	async_job root;
-	async_group g;
-	async_group_init(&g);
-	async_job_init(&root, root_fn, &f);
-	async_group_submit(pool, &g, &root);
-	/* Asleep: a helping wait would add this thread to the pool's W
-	 * workers, and the figures compare W threads with the peers' W. */
-	async_group_wait_asleep(pool, &g);
+	run_on_worker(pool, root_fn, &f);
 	return f.r;
 }
 
@@ -287,18 +293,12 @@ static void pfor_root(void *arg)
 	async_parallel_for(r->pool, 0, r->n, 0, pfor_body, &r->a);
 }
 
-/* From a worker, the benchmark's thread asleep: called from this thread,
- * parallel_for would run ranges here too, W + 1 threads against the peers'
- * W (OpenMP's and oneTBB's calling thread is one of their W). */
+/* From a worker: called from this thread, parallel_for would run ranges
+ * here too. */
 void bench_pfor_async(void *pool, const float *in, float *out, size_t n)
 {
 	struct pfor_root r = { pool, { in, out }, n };
-	async_job root;
-	async_group g;
-	async_group_init(&g);
-	async_job_init(&root, pfor_root, &r);
-	async_group_submit(pool, &g, &root);
-	async_group_wait_asleep(pool, &g);
+	run_on_worker(pool, pfor_root, &r);
 }
 
 /* ---- idle ---- */
