@@ -42,11 +42,8 @@ local band = bit.band
 local dblp = ffi.typeof("double *")
 local ffi_string, ffi_copy, ffi_cast = ffi.string, ffi.copy, ffi.cast
 
--- Tags of the codec's format (codec.c).
-local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_OBJ = 0, 1, 2, 3, 4, 5, 6, 7, 8
 local u64p = ffi.typeof("uint64_t *")
-local OBJ_STR = 0x2000000000000000ULL -- internal.h: | the string's index in the call
-local XSTR_MAX, XSTR_MIN = 4, 4097 -- longer strings go by reference, up to 4 a call
+local XSTR_MIN = 4097 -- longer strings go by reference (up to the module's xstrMax a call)
 
 local M = {}
 
@@ -95,7 +92,16 @@ end
 --- Wraps the C API path's call and update of the context `c` (made by
 --- native.new for `facade`) into the FFI path's. Returns call, update.
 function M.wrap(c, ccall, cupdate, facade)
-  local lctx, lapi, id, lbusy = c:fastApi()
+  local lctx, lapi, id, lbusy, format = c:fastApi()
+  -- The codec's tags and this path's limits, as the module defines them
+  -- (codec_format.h, internal.h); never assigned after, so the JIT treats
+  -- them as the constants they are.
+  local tags = format.tags
+  local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM = tags.NIL, tags.FALSE, tags.TRUE, tags.INT, tags.NUM
+  local T_STR, T_TABLE, T_REF, T_OBJ = tags.STR, tags.TABLE, tags.REF, tags.OBJ
+  local F_REFS = format.flags.REFS
+  local XSTR_MAX = format.xstrMax
+  local OBJ_STR = ffi.cast("uint64_t", format.objStr) -- | the string's index in the call
   local ctxp = ffi_cast("void *", lctx)
   -- The context's busy flag (internal.h): set while a call is encoded or a
   -- result decoded, on either path, so that a finalizer that runs then
@@ -181,7 +187,7 @@ function M.wrap(c, ccall, cupdate, facade)
     if pos + 11 > cap then grow(pos + 11) end
     local ref = seen[v]
     if ref ~= nil then
-      buf[0] = 1 -- flags: REF values occur
+      buf[0] = F_REFS
       buf[pos] = T_REF
       return putVarint(pos + 1, ref)
     end

@@ -514,5 +514,7 @@ ASYNC_EXPORT int luaopen_async_native(lua_State *L)
 	lua_setfield(L, -2, "encode");
 	lua_pushinteger(L, ASYNC_CODEC_MAX_DEPTH);
 	lua_setfield(L, -2, "max_depth");
+	async_codec_push_format(L);
+	lua_setfield(L, -2, "format");
 	return 1;
 }

@@ -66,6 +66,27 @@ static int buf_reserve(struct async_buf *b, size_t extra)
 	return 0;
 }
 
+void async_codec_push_format(lua_State *L)
+{
+	lua_createtable(L, 0, 3);
+	lua_createtable(L, 0, 16);
+#define PUSH_TAG(name)              \
+	lua_pushinteger(L, T_##name); \
+	lua_setfield(L, -2, #name);
+	ASYNC_CODEC_TAGS(PUSH_TAG)
+#undef PUSH_TAG
+	lua_setfield(L, -2, "tags");
+	lua_createtable(L, 0, 2);
+#define PUSH_FLAG(name, bit)     \
+	lua_pushinteger(L, bit); \
+	lua_setfield(L, -2, #name);
+	ASYNC_CODEC_FLAGS(PUSH_FLAG)
+#undef PUSH_FLAG
+	lua_setfield(L, -2, "flags");
+	lua_pushinteger(L, ASYNC_CODEC_MAX_DEPTH);
+	lua_setfield(L, -2, "maxDepth");
+}
+
 /* ---- encoder ----------------------------------------------------------- */
 
 /* Tables already encoded, by address: open addressing, grown by doubling.

@@ -257,7 +257,8 @@ static const struct async_fast_api fast_api = {
 
 /* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the
  * context's id (handles name it: a freed context's address is reused),
- * lightuserdata int32_t *: the context's busy flag. */
+ * lightuserdata int32_t *: the context's busy flag, the wire format's
+ * constants (async_codec_push_format, with xstrMax and objStr). */
 int l_fast_api(lua_State *L)
 {
 	struct ctx *ctx = ctx_of(L, 1);
@@ -265,7 +266,14 @@ int l_fast_api(lua_State *L)
 	lua_pushlightuserdata(L, (void *)&fast_api);
 	lua_pushnumber(L, (lua_Number)ctx->id);
 	lua_pushlightuserdata(L, &ctx->busy);
-	return 4;
+	/* The format's constants, and this path's own: how many strings a call
+	 * may pass by reference, and the payload bit that marks one. */
+	async_codec_push_format(L);
+	lua_pushinteger(L, XSTR_MAX);
+	lua_setfield(L, -2, "xstrMax");
+	lua_pushnumber(L, (lua_Number)OBJ_STR);
+	lua_setfield(L, -2, "objStr");
+	return 5;
 }
 
 /* ctx:setFastHook(fn, busyFns): fn(index, status, ...) delivers an
