@@ -46,7 +46,7 @@ struct ctx *ctx_of(lua_State *L, int idx)
 {
 	struct ctx *ctx = *(struct ctx **)luaL_checkudata(L, idx, CTX_MT);
 	if (ctx == NULL)
-		luaL_error(L, "async: the pool is shut down (call async.load() again)");
+		luaL_error(L, MSG(POOL_SHUT_DOWN));
 	return ctx;
 }
 
@@ -54,7 +54,7 @@ struct ctx *check_ctx(lua_State *L, int idx)
 {
 	struct ctx *ctx = ctx_of(L, idx);
 	if (ctx->closed)
-		luaL_error(L, "async: the pool is shut down (call async.load() again)");
+		luaL_error(L, MSG(POOL_SHUT_DOWN));
 	return ctx;
 }
 
@@ -62,7 +62,7 @@ static unsigned check_count(lua_State *L, int idx, const char *fn)
 {
 	lua_Number n = luaL_checknumber(L, idx);
 	if (!(n >= 0))
-		return (unsigned)luaL_error(L, "%s: expected a number of workers >= 0, got %s", fn, lua_tostring(L, idx));
+		return (unsigned)luaL_error(L, MSG(WORKER_COUNT), fn, lua_tostring(L, idx));
 	/* Fractions (cores * 0.75) are floored; more than a pool can hold
 	 * is what the pool's own limit then cuts. */
 	n = floor(n);
@@ -310,19 +310,18 @@ static int l_new(lua_State *L)
 {
 	lua_Number n = luaL_optnumber(L, 1, 1);
 	if (!(n >= 0))
-		return luaL_error(L, "async.load: expected a number of workers >= 0, got %s", lua_tostring(L, 1));
+		return luaL_error(L, MSG(WORKER_COUNT), "async.load", lua_tostring(L, 1));
 	n = floor(n);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_Number limit = luaL_optnumber(L, 3, 0);
 	if (!(limit >= 0) || limit != floor(limit) || limit > 9.0e15)
-		return luaL_error(L, "async.load: memoryLimit must be a whole number of bytes > 0, got %s",
-		                  lua_tostring(L, 3));
+		return luaL_error(L, MSG(LOAD_MEMORY_LIMIT), lua_tostring(L, 3));
 	uint64_t *mem = calloc((size_t)ASYNC_MAX_SLOTS * ASYNC_MEM_STRIDE, sizeof *mem);
 	struct ctx *ctx = calloc(1, sizeof *ctx);
 	if (mem == NULL || ctx == NULL) {
 		free(mem);
 		free(ctx);
-		return luaL_error(L, "async.load: out of memory");
+		return luaL_error(L, MSG(OUT_OF_MEMORY), "async.load");
 	}
 	struct ctx **box = lua_newuserdata(L, sizeof *box);
 	*box = ctx; /* freed by the collector (l_gc) */
@@ -367,13 +366,12 @@ static int l_new(lua_State *L)
 		rc = async_pool_create(&ctx->pool, &cfg);
 		if (rc == 0) {
 			int added = async_pool_add_workers(ctx->pool, n > ASYNC_MAX_SLOTS ? ASYNC_MAX_SLOTS : (unsigned)n);
-			fprintf(stderr, "async.load: %.0f workers asked, more than the pool's maximum: started %d\n", n,
-			        added < 0 ? 0 : added);
+			fprintf(stderr, MSG(TOO_MANY_WORKERS), n, added < 0 ? 0 : added);
 		}
 	}
 	if (rc != 0) {
 		ctx_free_all(L, ctx, 1);
-		return luaL_error(L, "async.load: %s", async_strerror(rc));
+		return luaL_error(L, MSG(LOAD_FAILED), async_strerror(rc));
 	}
 	ctx->closed = 0;
 	lua_getfield(L, LUA_REGISTRYINDEX, "async.live");
@@ -425,7 +423,7 @@ static int l_encode(lua_State *L)
 	if (b->cap > RECORD_KEEP_BYTES)
 		async_buf_free(b);
 	if (rc != 0)
-		return luaL_error(L, "async.encode: %s", err);
+		return luaL_error(L, MSG(ENCODE_REFUSED), err);
 	return 1;
 }
 

@@ -62,9 +62,9 @@ static struct abuf *check_buffer(lua_State *L, int idx)
 	if (p == NULL)
 		luaL_typerror(L, idx, "async buffer");
 	if (!p->valid)
-		luaL_error(L, "async buffer: this worker's view of it ended with the job that received it");
+		luaL_error(L, MSG(BUFFER_VIEW_ENDED));
 	if (p->main && __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) != 0)
-		luaL_error(L, "async buffer: in use by a job until its callback has run");
+		luaL_error(L, MSG(BUFFER_IN_USE));
 	return p->b;
 }
 
@@ -73,12 +73,12 @@ int l_new_buffer(lua_State *L)
 {
 	lua_Number n = luaL_checknumber(L, 1);
 	if (!(n >= 1) || n != floor(n) || n > (lua_Number)((size_t)1 << 40))
-		return luaL_error(L, "async.newBuffer: expected a size in bytes >= 1, got %s", lua_tostring(L, 1));
+		return luaL_error(L, MSG(BUFFER_SIZE), lua_tostring(L, 1));
 	struct abuf *b = calloc(1, sizeof *b);
 	if (b == NULL || async_os_aligned_alloc((void **)&b->data, 64, (size_t)n) != 0) { /* portability: os_mem.h */
 		free(b);
 		lua_pushnil(L);
-		lua_pushstring(L, "async.newBuffer: out of memory");
+		lua_pushstring(L, MSG(BUFFER_OUT_OF_MEMORY));
 		return 2;
 	}
 	memset(b->data, 0, (size_t)n);

@@ -4,6 +4,7 @@
  * refuses counts larger than the data before they size an allocation. */
 #include "codec.h"
 #include "codec_format.h"
+#include "messages.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ struct dec {
 
 static int dfail(struct dec *d, const char *what)
 {
-	snprintf(d->err, d->errlen, "malformed value data: %s", what);
+	snprintf(d->err, d->errlen, MSG(MALFORMED), what);
 	return -1;
 }
 

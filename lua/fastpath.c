@@ -285,7 +285,7 @@ int l_fast_hook(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	luaL_checktype(L, 3, LUA_TTABLE);
 	if (ctx->closed)
-		return luaL_error(L, "async: the pool is shut down");
+		return luaL_error(L, MSG(POOL_SHUT_DOWN));
 	lua_settop(L, 3);
 	if (ctx->busy_fns != LUA_NOREF)
 		luaL_unref(L, LUA_REGISTRYINDEX, ctx->busy_fns);

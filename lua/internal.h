@@ -18,6 +18,7 @@
 
 #include "async/async.h"
 #include "codec.h"
+#include "messages.h"
 
 struct ctx;
 
@@ -305,10 +306,6 @@ struct objctx {
 #define OBJ_LOVE ((uint64_t)1 << 62)
 #define OBJ_STR ((uint64_t)1 << 61) /* | index in c->xs (FFI path, arguments only) */
 
-/* async_fast.lua and async_thread_calls.lua say the same. */
-#define CALLABLE_TABLE_MSG                                                                                     \
-	"the callback is a callable table without success, error or cancelled (pass a function, or {success = t})"
-#define LENT_MSG "an async buffer among them is lent to a call still in flight (wait for its callback)"
 
 
 struct handle {

@@ -134,7 +134,7 @@ static int apply_snapshot(struct wstate *ws, struct snap *sn, char *err, size_t 
 				lua_rawgeti(L, -1, 1);
 				m = lua_tostring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1);
 			}
-			snprintf(err, errlen, "the worker init function failed: %s", m);
+			snprintf(err, errlen, MSG(INIT_FAILED), m);
 			lua_settop(L, top);
 			return -1; /* retried before the next job */
 		}
@@ -210,8 +210,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 		if (oc->c)
 			obj_clear(L, oc->c);
 		char msg[200];
-		snprintf(msg, sizeof msg, "%s: returned %d values, too many to send back (return them in a table)",
-		         d->name, nres);
+		snprintf(msg, sizeof msg, MSG(RESULTS_TOO_MANY), d->name, nres);
 		fail_res(res, failed, L, msg, NULL);
 	} else if (rc == 0) {
 		size_t hint = __atomic_load_n(&d->res_hint, __ATOMIC_RELAXED);
@@ -231,7 +230,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 			if (oc->c)
 				obj_clear(L, oc->c);
 			char msg[300];
-			snprintf(msg, sizeof msg, "%s: %s, which cannot be sent back", d->name, err);
+			snprintf(msg, sizeof msg, MSG(RESULT_NOT_SENT), d->name, err);
 			fail_res(res, failed, L, msg, NULL);
 		}
 	} else if (rc == LUA_ERRRUN && lua_istable(L, -1)) {
@@ -245,7 +244,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 			if (oc->c)
 				obj_clear(L, oc->c);
 			char msg[440];
-			snprintf(msg, sizeof msg, "%s: error object is a %s value, which cannot be sent back (%s)", d->name,
+			snprintf(msg, sizeof msg, MSG(ERROR_NOT_SENT), d->name,
 			         luaL_typename(L, t + 1), err);
 			fail_res(res, failed, L, msg, lua_tostring(L, t + 2));
 		}
@@ -253,7 +252,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 		/* Memory or error-handler failure: no traceback to be had. */
 		*errmem = rc == LUA_ERRMEM;
 		const char *m = lua_tostring(L, -1);
-		fail_res(res, failed, L, m ? m : "error in error handling", NULL);
+		fail_res(res, failed, L, m ? m : MSG(ERROR_IN_ERROR), NULL);
 	}
 invalidate:
 	/* Buffers handed to this job are the game's again once it ends. */
@@ -402,14 +401,11 @@ static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, c
 		return;
 	char msg[320];
 	if (oom && ws->acct.limit != 0)
-		snprintf(msg, sizeof msg,
-		         "%s: out of memory: the worker's Lua state reached its memoryLimit of %llu bytes "
-		         "(the worker gets a fresh Lua state)",
-		         d->name, (unsigned long long)ws->acct.limit);
+		snprintf(msg, sizeof msg, MSG(JOB_OUT_OF_LIMIT), d->name, (unsigned long long)ws->acct.limit);
 	else if (oom)
-		snprintf(msg, sizeof msg, "%s: out of memory (the worker gets a fresh Lua state)", d->name);
+		snprintf(msg, sizeof msg, MSG(JOB_OUT_OF_MEMORY), d->name);
 	else
-		snprintf(msg, sizeof msg, "%s: %s", d->name, why ? why : "error while running the job");
+		snprintf(msg, sizeof msg, MSG(DEF_REFUSED), d->name, why ? why : MSG(JOB_ERROR));
 	/* Whatever was half encoded goes (fail_res resets res); LÖVE objects
 	 * pushed for it are cleared at the call's release (their counts
 	 * differ). */
@@ -466,7 +462,7 @@ void call_run(void *arg)
 	running_add(ctx, index, 1);
 	c->failed = 0;
 	if (ws == NULL || ws->init_error != NULL) {
-		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
+		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : MSG(NO_STATE), NULL);
 	} else {
 		struct objctx oc = { c, &c->bufs, 0, ws, NULL };
 		run_def(ws, c, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);

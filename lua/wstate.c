@@ -225,7 +225,7 @@ static void worker_env(struct wstate *ws)
 		}
 		if (rc != 0) {
 			const char *m = lua_tostring(L, -1);
-			ws->init_error = strdup(m ? m : "LÖVE modules failed to load in a worker");
+			ws->init_error = strdup(m ? m : MSG(LOVE_MODULES));
 			lua_pop(L, 1);
 		}
 	}
@@ -401,7 +401,7 @@ static void wstate_open(struct wstate *ws)
 	ws->globals = LUA_NOREF;
 	ws->L = luaL_newstate();
 	if (ws->L == NULL) {
-		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
+		ws->init_error = strdup(MSG(STATE_OUT_OF_MEMORY));
 		return;
 	}
 	memset(&ws->acct, 0, sizeof ws->acct);
@@ -416,8 +416,7 @@ static void wstate_open(struct wstate *ws)
 	if (rc != 0 && ws->init_error == NULL) {
 		const char *m = lua_tostring(ws->L, -1);
 		char buf[300];
-		snprintf(buf, sizeof buf, "the worker's Lua state could not be set up: %s%s", m ? m : "error",
-		         ws->acct.refused ? " (its memoryLimit is too small)" : "");
+		snprintf(buf, sizeof buf, MSG(STATE_SETUP), m ? m : "error", ws->acct.refused ? MSG(STATE_LIMIT_SMALL) : "");
 		ws->init_error = strdup(buf);
 	}
 }
