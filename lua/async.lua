@@ -7,6 +7,7 @@
 -- The native module where it loads, else (inside LÖVE) the love.thread
 -- backend; async.backend says which. async.load{backend = ...} may switch.
 local prefix = (...) and (...):match("^(.-)[^.]*$") or ""
+local MSG = require(prefix .. "async_messages")
 local loader = require(prefix .. "async_loader")
 local native, backend, backendReason = loader.select(prefix)
 -- ---- end of backend selection --------------------------------------------------
@@ -37,7 +38,7 @@ do
     if ok and m.available() then
       fastpath = m
     elseif want == "ffi" then
-      error("async: ASYNC_PATH=ffi but the FFI path is unavailable: " .. tostring(ok and "the JIT is off" or m))
+      error(MSG.FFI_UNAVAILABLE:format(tostring(ok and "the JIT is off" or m)))
     end
   end
 end
@@ -73,7 +74,7 @@ local function relay(ok, ...)
   misuse(msg)
 end
 
-local NOT_LOADED = "async: call async.load() first"
+local NOT_LOADED = MSG.NOT_LOADED
 local function notLoaded() misuse(NOT_LOADED) end
 
 local nativeCall, nativeUpdate
@@ -116,12 +117,12 @@ end
 --- across shutdown() and load().
 function async.call(callback, name, ...)
   if type(name) ~= "string" then
-    misuse("async.call: argument 2 (the name) must be a string, got " .. type(name))
+    misuse(MSG.CALL_NAME:format(type(name)))
   end
   -- No definition has such a name (define refuses it), and the native side
   -- would read it as a C string: "a\0evil" would run "a".
   if name:find("\0", 1, true) then
-    misuse(("async.call: no function named %q is defined (names cannot contain a NUL byte)"):format(name))
+    misuse(MSG.CALL_NAME_NUL:format(name))
   end
   return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
 end
@@ -134,10 +135,10 @@ function async.update(opts)
   if type(opts) == "table" then
     budget = opts.budget
     if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
-      misuse("async.update: budget must be a number of seconds >= 0, got " .. tostring(budget))
+      misuse(MSG.UPDATE_BUDGET:format(tostring(budget)))
     end
   elseif opts ~= nil and type(opts) ~= "number" then
-    misuse("async.update: expected nothing, dt (ignored) or {budget = seconds}, got a " .. type(opts))
+    misuse(MSG.UPDATE_OPTIONS:format(type(opts)))
   end
   if not ctx then notLoaded() end
   runDeferred()
@@ -158,7 +159,7 @@ end
 -- Worker counts: fractions (cores * 0.75) are floored.
 local function checkCount(n, fname)
   if type(n) ~= "number" or not (n >= 0) then
-    misuse(("%s: expected a number >= 0, got %s"):format(fname, tostring(n)))
+    misuse(MSG.COUNT:format(fname, tostring(n)))
   end
   return math.floor(n)
 end
@@ -167,7 +168,7 @@ end
 -- error handler (a plain function, or none). Replace it to route failures
 -- elsewhere; the default writes them to stderr.
 function async.onerror(message, traceback)
-  io.stderr:write(("async: a job failed: %s\n%s\n"):format(tostring(message), tostring(traceback)))
+  io.stderr:write(MSG.JOB_FAILED:format(tostring(message), tostring(traceback)))
   if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
 end
 
@@ -183,7 +184,7 @@ function async.load(n)
     opts = n
     for k in pairs(opts) do
       if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" and k ~= "pin" then
-        misuse(("async.load: unknown option '%s' (expected workers, memoryLimit, pin, backend)"):format(tostring(k)))
+        misuse(MSG.LOAD_UNKNOWN_OPTION:format(tostring(k)))
       end
     end
     n, limit, pin = opts.workers, opts.memoryLimit, opts.pin
@@ -193,10 +194,10 @@ function async.load(n)
       async.newBuffer = native.newBuffer
     end
     if limit ~= nil and (type(limit) ~= "number" or limit < 1 or limit ~= math.floor(limit)) then
-      misuse(("async.load: memoryLimit must be a whole number of bytes > 0, got %s"):format(tostring(limit)))
+      misuse(MSG.LOAD_MEMORY_LIMIT:format(tostring(limit)))
     end
     if pin ~= nil and type(pin) ~= "boolean" then
-      misuse(("async.load: pin must be a boolean, got %s"):format(type(pin)))
+      misuse(MSG.LOAD_PIN:format(type(pin)))
     end
   end
   -- A fraction of one (cores * 0.25 on a small machine) still gets a worker.
@@ -209,7 +210,7 @@ function async.load(n)
     local want = opts or {}
     if (want.backend ~= nil and want.backend ~= async.backend) or limit ~= loadedWith.limit
         or (pin == true) ~= loadedWith.pin then
-      misuse(("async.load: already loaded with other options (%s); call async.shutdown() first to change them")
+      misuse(MSG.LOAD_OTHER_OPTIONS
         :format(("backend %s, memoryLimit %s, pin %s"):format(async.backend, tostring(loadedWith.limit),
           tostring(loadedWith.pin))))
     end
@@ -240,15 +241,15 @@ function async.shutdown(opts)
   if type(opts) == "table" then
     for k in pairs(opts) do
       if k ~= "timeout" then
-        misuse(("async.shutdown: unknown option '%s' (expected timeout)"):format(tostring(k)))
+        misuse(MSG.SHUTDOWN_UNKNOWN_OPTION:format(tostring(k)))
       end
     end
     timeout = opts.timeout
     if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then
-      misuse("async.shutdown: timeout must be a number of seconds >= 0, got " .. tostring(timeout))
+      misuse(MSG.SHUTDOWN_TIMEOUT:format(tostring(timeout)))
     end
   elseif opts ~= nil then
-    misuse("async.shutdown: expected nothing or {timeout = seconds}, got a " .. type(opts))
+    misuse(MSG.SHUTDOWN_OPTIONS:format(type(opts)))
   end
   if not ctx then return end
   local c = ctx
@@ -272,7 +273,7 @@ function async.getWorkerCount() return pool("count") end
 
 function async.addWorker()
   local ok, err = pool("add", 1)
-  if not ok then misuse("async.addWorker: " .. err) end
+  if not ok then misuse(MSG.PREFIXED:format("async.addWorker", err)) end
 end
 
 --- Stops `n` workers (at most the number running). Each finishes its current
@@ -288,9 +289,9 @@ function async.ensure.atLeast(n)
   local have = pool("count")
   if have < n then
     local ok, err = pool("add", n - have)
-    if not ok then misuse("async.ensure.atLeast: " .. err) end
+    if not ok then misuse(MSG.PREFIXED:format("async.ensure.atLeast", err)) end
     if pool("count") < n then -- as load() does: more than the pool's maximum is a warning
-      io.stderr:write(("async.ensure.atLeast: %d workers asked, more than the pool's maximum: %d running\n"):format(
+      io.stderr:write(MSG.ENSURE_TOO_MANY:format(
         n, pool("count")))
     end
   end
@@ -317,13 +318,13 @@ local names = setmetatable({}, { __mode = "k" }) -- shorthand -> name, for async
 
 function async.define(name, func)
   if type(name) ~= "string" then
-    misuse("async.define: the name must be a string, got " .. type(name))
+    misuse(MSG.NAME_NOT_STRING:format("async.define", type(name)))
   end
   -- The native side keeps names as C strings: "a\0b" would replace "a".
   if name:find("\0", 1, true) then
-    misuse(("async.define: the name %q contains a NUL byte"):format(name))
+    misuse(MSG.NAME_NUL:format("async.define", name))
   end
-  if type(func) ~= "function" then misuse("async.define('" .. name .. "'): expected a function, got a " .. type(func)) end
+  if type(func) ~= "function" then misuse(MSG.DEF_NOT_FUNCTION:format(MSG.DEFINE_WHAT:format(name), type(func))) end
   pool("define", name, func)
   -- The shorthand goes through async.call, so it survives shutdown/load.
   local function f(callback, ...)
@@ -336,11 +337,11 @@ end
 --- Removes a definition. Calls already made still run with it.
 function async.undefine(name)
   if type(name) ~= "string" then
-    misuse("async.undefine: the name must be a string, got " .. type(name))
+    misuse(MSG.NAME_NOT_STRING:format("async.undefine", type(name)))
   end
   -- As call's: the native side would cut "a\0x" to "a" and remove that.
   if name:find("\0", 1, true) then
-    misuse(("async.undefine: the name %q contains a NUL byte"):format(name))
+    misuse(MSG.NAME_NUL:format("async.undefine", name))
   end
   pool("undefine", name)
 end
@@ -357,9 +358,9 @@ function async.stats(into) return pool("stats", into) end
 --- Sharing again replaces it for calls made afterwards; earlier calls keep
 --- the version they were made against. nil removes it.
 function async.share(name, value)
-  if type(name) ~= "string" then misuse("async.share: the name must be a string, got " .. type(name)) end
+  if type(name) ~= "string" then misuse(MSG.NAME_NOT_STRING:format("async.share", type(name))) end
   -- As define's: the native side would cut "a\0b" to "a" and replace it.
-  if name:find("\0", 1, true) then misuse(("async.share: the name %q contains a NUL byte"):format(name)) end
+  if name:find("\0", 1, true) then misuse(MSG.NAME_NUL:format("async.share", name)) end
   return pool("share", name, value)
 end
 

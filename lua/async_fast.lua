@@ -13,6 +13,7 @@
 -- or delivery, which raises and behaves as it always does. Both paths
 -- share the records, the queue and the order.
 local ffi = require "ffi"
+local MSG = require(((...) or ""):match("^(.-)[^.]*$") .. "async_messages")
 
 ffi.cdef [[
 struct async_fast_head {
@@ -66,7 +67,7 @@ local statusNames = { [0] = "queued", "running", "cancelled" }
 local Handle
 local function checkHandle(h, fname)
   if not ffi.istype(Handle, h) then
-    error(("bad argument #1 to '%s' (async call handle expected, got %s)"):format(fname, type(h)), 3)
+    error(MSG.HANDLE_EXPECTED:format(fname, type(h)), 3)
   end
 end
 Handle = ffi.metatype("struct async_fast_handle", {
@@ -388,7 +389,7 @@ function M.wrap(c, ccall, cupdate, facade)
   local function errorHandler(f, n, a, b, ...)
     if f == builtinError and n >= 2 then
       if type(a) == "string" and type(b) == "string" then
-        return f(a .. "\n[worker] " .. b, 0)
+        return f(a .. MSG.WORKER_TRACEBACK .. b, 0)
       end
       return f(a, 0)
     end
@@ -420,7 +421,7 @@ function M.wrap(c, ccall, cupdate, facade)
     local ta = type(a)
     local msg = (ta == "string" or ta == "number") and tostring(a) or ta
     local tb = (type(b) == "string" or type(b) == "number") and tostring(b) or ""
-    io.stderr:write(("async: a job failed: %s\n%s\n"):format(msg, tb))
+    io.stderr:write(MSG.JOB_FAILED:format(msg, tb))
     if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
   end
 

@@ -392,27 +392,27 @@ end
 --- `how` names where `want` came from). `prefix` is async.lua's module
 --- prefix ("" or "lib.").
 function M.select(prefix, want, how)
+  local MSG = require(prefix .. "async_messages")
   if want == nil then want, how = os.getenv("ASYNC_BACKEND"), "ASYNC_BACKEND=thread" end
   if want == "" then want = nil end
   if want ~= nil and want ~= "native" and want ~= "thread" then
-    error(("async: unknown backend '%s' (expected \"native\" or \"thread\")"):format(tostring(want)), 0)
+    error(MSG.UNKNOWN_BACKEND:format(tostring(want)), 0)
   end
   if want == "thread" then
     local t = threadBackend(prefix)
-    if not t.available() then error("async: the thread backend needs LÖVE (love.thread)", 0) end
-    return t, "thread", (how or "async.load{backend = \"thread\"}") .. " asked for the thread backend"
+    if not t.available() then error(MSG.THREAD_BACKEND_NEEDS_LOVE, 0) end
+    return t, "thread", MSG.THREAD_ASKED:format(how or "async.load{backend = \"thread\"}")
   end
   local mod, why = loadNative(prefix)
   if mod then
     package.loaded.async_native = mod
     return mod, "native"
   end
-  if want == "native" then error("async: the native module could not be loaded: " .. why, 0) end
+  if want == "native" then error(MSG.NATIVE_NOT_LOADED:format(why), 0) end
   local t = threadBackend(prefix)
-  if not t.available() then error("async: the native module could not be loaded: " .. why, 0) end
-  local reason = ("the native module for %s could not be loaded (%s)")
-    :format(M.platformName():match("^async_native%-(.-)%.%w+$"), why)
-  notice("async: using the thread backend (love.thread): " .. reason)
+  if not t.available() then error(MSG.NATIVE_NOT_LOADED:format(why), 0) end
+  local reason = MSG.NATIVE_REASON:format(M.platformName():match("^async_native%-(.-)%.%w+$"), why)
+  notice(MSG.USING_THREAD_BACKEND:format(reason))
   return t, "thread", reason
 end
 

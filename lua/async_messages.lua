@@ -6,6 +6,7 @@ return {
   -- The pool
   NOT_LOADED = "async: call async.load() first",
   POOL_SHUT_DOWN = "async: the pool is shut down (call async.load() again)",
+  PREFIXED = "%s: %s",
   OUT_OF_MEMORY = "%s: out of memory",
   WORKER_COUNT = "%s: expected a number of workers >= 0, got %s",
   COUNT = "%s: expected a number >= 0, got %s",
@@ -21,7 +22,7 @@ return {
   SHUTDOWN_TIMEOUT = "async.shutdown: timeout must be a number of seconds >= 0, got %s",
   SHUTDOWN_OPTIONS = "async.shutdown: expected nothing or {timeout = seconds}, got a %s",
   SHUTDOWN_IN_FINALIZER = "async.shutdown: refused inside a finalizer that runs while async.call encodes its arguments or async.update decodes results (shut down after it)",
-  UPDATE_BUDGET = "async.update: the budget must be a number of seconds >= 0, not %s",
+  UPDATE_BUDGET = "async.update: the budget must be a number of seconds >= 0, got %s",
   UPDATE_OPTIONS = "async.update: expected nothing, dt (ignored) or {budget = seconds}, got a %s",
   ENCODE_REFUSED = "async.encode: %s",
   -- Definitions and shared values
@@ -30,7 +31,6 @@ return {
   DEF_C_FUNCTION = "%s: a C function has no bytecode to send to a worker",
   DEF_NOT_DUMPED = "%s: could not dump the function",
   DEF_UPVALUE = "%s: upvalue '%s'%s, which cannot be sent to a worker",
-  DEF_REFUSED = "%s: %s",
   NAME_NOT_STRING = "%s: the name must be a string, got %s",
   NAME_EMPTY = "%s: the name must not be empty",
   NAME_NUL = "%s: the name %q contains a NUL byte",
@@ -63,6 +63,7 @@ return {
   VALUE_USERDATA = "is a userdata that is neither a LÖVE object nor an async buffer",
   LOVE_CALL_ONLY = "is a userdata: LÖVE objects and buffers go only as call arguments",
   LOVE_NOT_AWAIT = "a LÖVE object goes only as an async.call argument or result, not to await",
+  VALUE_LOVE_OBJECT = "is a LÖVE object: %s",
   VALUE_SHARED = "is a table already sent in this call: %s cannot send cycles or shared sub-tables",
   MALFORMED = "malformed value data: %s",
   -- Jobs and workers
@@ -88,14 +89,12 @@ return {
   -- Awaiting jobs inside a job
   TOO_DEEP = "%s: jobs nested more than %d deep on one worker (a recursion without an end?)",
   AWAIT_OUTSIDE_JOB = "async.await: only a running job can await another job",
-  AWAIT_NAME = "bad argument #1 to 'await' (string expected, got %s)",
   AWAIT_UNDEFINED = "async.await: no function named '%s' is defined",
   AWAIT_NAME_NUL = "async.await: no function named '%s\\0...' is defined (names cannot contain a NUL byte)",
   AWAIT_NOT_SENT = "async.await('%s'): %s, which cannot be sent to a worker",
   AWAIT_REFUSED_WHY = "async.await('%s'): %s: %s",
   AWAIT_REFUSED = "async.await('%s'): %s",
   AWAITALL_OUTSIDE_JOB = "async.awaitAll: only a running job can await other jobs",
-  AWAITALL_LIST = "bad argument #1 to 'awaitAll' (table expected, got %s)",
   AWAITALL_ENTRY = "async.awaitAll: entry %d must be a table {name, args...}",
   AWAITALL_UNDEFINED = "async.awaitAll: no function named '%s' is defined",
   AWAITALL_NOT_SENT = "async.awaitAll: entry %d: %s, which cannot be sent to a worker",
@@ -136,4 +135,6 @@ return {
   THREAD_BACKEND_NEEDS_LOVE = "async: the thread backend needs LÖVE (love.thread)",
   NATIVE_NOT_LOADED = "async: the native module could not be loaded: %s",
   USING_THREAD_BACKEND = "async: using the thread backend (love.thread): %s",
+  NATIVE_REASON = "the native module for %s could not be loaded (%s)",
+  THREAD_ASKED = "%s asked for the thread backend",
 }

@@ -233,7 +233,7 @@ static struct def *make_def(lua_State *L, struct ctx *ctx, int fnidx, const char
 			snprintf(msg, sizeof msg, MSG(DEF_UPVALUE), what, lua_getupvalue(L, fnidx, k), rest ? rest : "");
 			lua_pop(L, 1);
 		} else
-			snprintf(msg, sizeof msg, MSG(DEF_REFUSED), what, err);
+			snprintf(msg, sizeof msg, MSG(PREFIXED), what, err);
 		def_unref(d);
 		lua_settop(L, base);
 		lua_pushstring(L, msg);

@@ -405,7 +405,7 @@ static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, c
 	else if (oom)
 		snprintf(msg, sizeof msg, MSG(JOB_OUT_OF_MEMORY), d->name);
 	else
-		snprintf(msg, sizeof msg, MSG(DEF_REFUSED), d->name, why ? why : MSG(JOB_ERROR));
+		snprintf(msg, sizeof msg, MSG(PREFIXED), d->name, why ? why : MSG(JOB_ERROR));
 	/* Whatever was half encoded goes (fail_res resets res); LÖVE objects
 	 * pushed for it are cleared at the call's release (their counts
 	 * differ). */

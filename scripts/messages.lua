@@ -6,7 +6,7 @@
 --     differs from what the .def gives, a key is used by no file of lua/, or
 --     a file of lua/ uses a key the .def lacks (ctest lua_messages)
 local check = arg[1] == "--check"
-local root = (check and arg[2] or arg[1]) or "."
+local root = (check and arg[2] or not check and arg[1]) or "."
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))

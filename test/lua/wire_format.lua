@@ -57,7 +57,7 @@ check(not fast:find("0x2000000000000000"), "async_fast.lua declares no payload b
 check(fast:find("c:fastApi%(%)"), "async_fast.lua reads the module's format")
 
 -- The thread backend's copy.
-local C = assert(loadstring(dofile(root .. "/lua/async_thread_common.lua")))()
+local C = assert(loadstring(dofile(root .. "/lua/async_thread_common.lua")))(dofile(root .. "/lua/async_messages.lua"))
 check(C.MAXDEPTH == maxDepth, ("async_thread_common.lua MAXDEPTH (%s) == ASYNC_CODEC_MAX_DEPTH (%s)"):format(tostring(C.MAXDEPTH), tostring(maxDepth)))
 
 print(failures == 0 and "wire format: one definition" or ("wire format: %d mismatches"):format(failures))
