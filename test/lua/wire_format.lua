@@ -4,7 +4,8 @@
 -- by-reference string limit and payload bit) and checks every Lua copy
 -- against them: the table the native module exports (which async_fast.lua
 -- reads), and the thread backend's constants, which run where the module
--- cannot load and so are written out in async_thread_common.lua.
+-- cannot load and so are written out (its depth limit, how it cuts a refused
+-- value's path, the await chain's notes, shutdown's grace periods).
 --   luajit wire_format.lua <source root> <folder with async_native.so>
 local root, dir = assert(arg[1], "usage: wire_format.lua <source root> <lua build folder>"), arg[2]
 package.cpath = (dir and dir .. "/?.so;" .. dir .. "/?.dll;" or "") .. package.cpath
@@ -56,9 +57,22 @@ check(not fast:find("T_%u+%s*,[^\n]*=%s*%d"), "async_fast.lua declares no tag va
 check(not fast:find("0x2000000000000000"), "async_fast.lua declares no payload bit")
 check(fast:find("c:fastApi%(%)"), "async_fast.lua reads the module's format")
 
--- The thread backend's copy.
-local C = assert(loadstring(dofile(root .. "/lua/async_thread_common.lua")))(dofile(root .. "/lua/async_messages.lua"))
-check(C.MAXDEPTH == maxDepth, ("async_thread_common.lua MAXDEPTH (%s) == ASYNC_CODEC_MAX_DEPTH (%s)"):format(tostring(C.MAXDEPTH), tostring(maxDepth)))
+-- The thread backend's copies: the depth limit, how a refused value's
+-- path is cut (codec.c's fail), the await chain's notes (worker_api.c) and
+-- shutdown's grace periods (internal.h).
+local common = dofile(root .. "/lua/async_thread_common.lua")
+local C = assert(loadstring(common))(dofile(root .. "/lua/async_messages.lua"))
+local function same(lua, c, what)
+  check(lua ~= nil and lua == c, ("%s: thread backend %s, C %s"):format(what, tostring(lua), tostring(c)))
+end
+local codecC, workerApiC = slurp("lua/codec.c"), slurp("lua/worker_api.c")
+same(C.MAXDEPTH, maxDepth, "MAXDEPTH == ASYNC_CODEC_MAX_DEPTH")
+same(tonumber(common:match("k:sub%(1, (%d+)%)")), tonumber(codecC:match('"%.%%%.(%d+)s"')), "a string key's cut")
+same(tonumber(common:match("%):sub%(1, (%d+)%)")), tonumber(codecC:match("where%[(%d+)%]")) - 1, "a path's cut")
+same(C.QUIT_GRACE, tonumber(internalH:match("#define QUIT_GRACE_S ([%d.]+)")), "QUIT_GRACE == QUIT_GRACE_S")
+same(C.HOOK_GRACE, tonumber(internalH:match("#define HOOK_GRACE_S ([%d.]+)")), "HOOK_GRACE == HOOK_GRACE_S")
+same(tonumber(slurp("lua/async_thread_worker.lua"):match("AWAITED_NOTES = [^\n]-, (%d+)\n")),
+  tonumber(workerApiC:match("#define AWAITED_NOTES (%d+)")), "AWAITED_NOTES")
 
 print(failures == 0 and "wire format: one definition" or ("wire format: %d mismatches"):format(failures))
 os.exit(failures == 0 and 0 or 1)
