@@ -92,7 +92,6 @@ return {
   AWAIT_UNDEFINED = "async.await: no function named '%s' is defined",
   AWAIT_NAME_NUL = "async.await: no function named '%s\\0...' is defined (names cannot contain a NUL byte)",
   AWAIT_NOT_SENT = "async.await('%s'): %s, which cannot be sent to a worker",
-  AWAIT_REFUSED_WHY = "async.await('%s'): %s: %s",
   AWAIT_REFUSED = "async.await('%s'): %s",
   AWAITALL_OUTSIDE_JOB = "async.awaitAll: only a running job can await other jobs",
   AWAITALL_ENTRY = "async.awaitAll: entry %d must be a table {name, args...}",

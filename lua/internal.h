@@ -337,6 +337,10 @@ struct bufproxy *to_buffer(lua_State *L, int idx);
 
 /* objects.c */
 struct async_codec_objects codec_objects(struct objctx *oc);
+/* err, a refusal the codec wrote with oc's hooks, names a LÖVE object the
+ * hooks refused as one (the codec alone calls it a userdata it cannot
+ * carry), in the words the thread backend uses too. */
+void obj_name_refused(const struct objctx *oc, char *err, size_t errlen);
 void obj_clear(lua_State *L, struct call *c);
 
 /* registry.c */

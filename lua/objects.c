@@ -213,3 +213,11 @@ struct async_codec_objects codec_objects(struct objctx *oc)
 	struct async_codec_objects o = { obj_put, obj_get, oc };
 	return o;
 }
+
+void obj_name_refused(const struct objctx *oc, char *err, size_t errlen)
+{
+	const char *tail = MSG(VALUE_USERDATA);
+	size_t n = strlen(err), t = strlen(tail);
+	if (oc->why == MSG(LOVE_NOT_AWAIT) && n >= t && strcmp(err + n - t, tail) == 0)
+		snprintf(err + n - t, errlen - (n - t), MSG(VALUE_LOVE_OBJECT), oc->why);
+}

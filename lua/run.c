@@ -230,6 +230,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 			if (oc->c)
 				obj_clear(L, oc->c);
 			char msg[300];
+			obj_name_refused(oc, err, sizeof err);
 			snprintf(msg, sizeof msg, MSG(RESULT_NOT_SENT), d->name, err);
 			fail_res(res, failed, L, msg, NULL);
 		}

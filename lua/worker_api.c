@@ -151,8 +151,7 @@ static int l_w_await(lua_State *L)
 	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
 	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0) {
-		if (oc.why != NULL)
-			return luaL_error(L, MSG(AWAIT_REFUSED_WHY), name, err, oc.why);
+		obj_name_refused(&oc, err, sizeof err);
 		return luaL_error(L, MSG(AWAIT_NOT_SENT), name, err);
 	}
 	async_job_init(&sc->job, subcall_run, sc);
@@ -211,8 +210,10 @@ static int l_w_await_all(lua_State *L)
 		struct objctx oc = { NULL, &sc[k].bufs, 0, ws, NULL };
 		struct async_codec_objects objs = codec_objects(&oc);
 		char e2[256];
-		if (async_codec_encode(L, t + 1, t + nargs, &sc[k].args, "argument", &objs, e2, sizeof e2) != 0)
+		if (async_codec_encode(L, t + 1, t + nargs, &sc[k].args, "argument", &objs, e2, sizeof e2) != 0) {
+			obj_name_refused(&oc, e2, sizeof e2);
 			return luaL_error(L, MSG(AWAITALL_NOT_SENT), k + 1, e2);
+		}
 	}
 	lua_settop(L, list);
 	/* No Lua API call from here to the last sync: nothing can raise
