@@ -38,7 +38,7 @@ do
     if ok and m.available() then
       fastpath = m
     elseif want == "ffi" then
-      error(MSG.FFI_UNAVAILABLE:format(tostring(ok and "the JIT is off" or m)))
+      error(MSG.FFI_UNAVAILABLE:format(tostring(ok and MSG.FFI_JIT_OFF or m)))
     end
   end
 end

@@ -151,7 +151,7 @@ end
 --- calls name(tx0, ty0, tx1, ty1, ...) for each (inclusive bounds); callback
 --- gets the tiles' first results, row by row.
 function async.parallelFor2D(callback, name, x0, y0, x1, y1, tileW, tileH, ...)
-  for _, v in ipairs({ x0, y0, x1, y1, tileW, tileH }) do checkInt(v, "every bound and tile size", "async.parallelFor2D") end
+  for _, v in ipairs({ x0, y0, x1, y1, tileW, tileH }) do checkInt(v, MSG.BOUNDS_2D, "async.parallelFor2D") end
   if tileW < 1 or tileH < 1 then error(MSG.TILE_SIZE, 2) end
   local args, nargs = { ... }, select("#", ...)
   local cols = x1 >= x0 and math.ceil((x1 - x0 + 1) / tileW) or 0

@@ -135,6 +135,7 @@ return {
   PART_BUFFER = "%s: extra argument %d is an async buffer, which every tile would need at once; a buffer is lent to one call at a time (give each tile its own buffer, or return the results)",
   GRAIN = "async.parallelFor: grain must be >= 1",
   TILE_SIZE = "async.parallelFor2D: tile sizes must be >= 1",
+  BOUNDS_2D = "every bound and tile size",
   GO_FUNCTION = "async.go: expected a function, got %s",
   AWAIT_OUTSIDE_GO = "async.await: call it inside async.go(fn)",
   AWAIT_NO_NAME = "async.await: expected a defined name or a shorthand from async.define",
@@ -148,6 +149,7 @@ return {
   BAD_ARGUMENT = "bad argument #%d to '%s' (%s expected, got %s)",
   -- Choosing the backend (async_loader.lua)
   FFI_UNAVAILABLE = "async: ASYNC_PATH=ffi but the FFI path is unavailable: %s",
+  FFI_JIT_OFF = "the JIT is off",
   UNKNOWN_BACKEND = "async: unknown backend '%s' (expected \"native\" or \"thread\")",
   THREAD_BACKEND_NEEDS_LOVE = "async: the thread backend needs LÖVE (love.thread)",
   NATIVE_NOT_LOADED = "async: the native module could not be loaded: %s",
