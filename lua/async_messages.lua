@@ -56,6 +56,7 @@ return {
   -- What cannot travel (the codec's words): "argument 2 (at .pos.x) is a function"
   VALUE_AT = "%s %d (at %s) %s",
   VALUE = "%s %d %s",
+  VALUE_KEY_STEP = "[%s key]",
   VALUE_NOT_ENCODED = "could not be encoded (out of memory)",
   VALUE_STACK = "could not be encoded (Lua stack exhausted)",
   VALUE_TOO_DEEP = "is a table nested deeper than %d levels",

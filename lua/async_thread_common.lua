@@ -40,7 +40,7 @@ local function where(path, depth)
     local k = path[i]
     if type(k) == "string" then parts[i] = "." .. k:sub(1, 30)
     elseif type(k) == "number" then parts[i] = ("[%.14g]"):format(k)
-    else parts[i] = "[" .. type(k) .. " key]" end
+    else parts[i] = MSG.VALUE_KEY_STEP:format(type(k)) end
   end
   -- Cut as codec.c's fail does (a char[160]), so both backends name a deep
   -- path alike.

@@ -212,7 +212,7 @@ static int fail(struct enc *e, const char *fmt, ...)
 		else if (lua_type(L, st->key) == LUA_TNUMBER)
 			w = snprintf(where + n, sizeof where - n, "[%.14g]", lua_tonumber(L, st->key));
 		else
-			w = snprintf(where + n, sizeof where - n, "[%s key]", luaL_typename(L, st->key));
+			w = snprintf(where + n, sizeof where - n, MSG(VALUE_KEY_STEP), luaL_typename(L, st->key));
 		n = w < 0 || (size_t)w >= sizeof where - n ? sizeof where - 1 : n + (size_t)w;
 	}
 	if (e->depth > 0)

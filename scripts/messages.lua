@@ -3,8 +3,9 @@
 -- table of user-facing messages (the C module includes the .def itself).
 --   luajit scripts/messages.lua [root]          write it
 --   luajit scripts/messages.lua --check [root]  exit 1 if the committed file
---     differs from what the .def gives, a key is used by no file of lua/, or
---     a file of lua/ uses a key the .def lacks (ctest lua_messages)
+--     differs from what the .def gives, a key is used by no file of lua/, a
+--     file of lua/ uses a key the .def lacks, or a file of lua/ raises,
+--     returns or prints a text of its own (ctest lua_messages)
 local check = arg[1] == "--check"
 local root = (check and arg[2] or not check and arg[1]) or "."
 
@@ -68,6 +69,33 @@ local function fail(what) bad = bad + 1; print("[FAIL] " .. what) end
 local ok, committed = pcall(slurp, target)
 if not ok or committed ~= text then fail("lua/async_messages.lua differs from lua/messages.def: run luajit scripts/messages.lua") end
 
+-- Where a message is raised, returned or printed with its text (words, not
+-- a bare "%s" or a name) written in place: the ways lua/ does so.
+local W = '%s*"[^"\n]*%a %a'
+local INLINE = {
+  c = { "luaL_error%(L," .. W, "lua_pushfstring%(L," .. W, "lua_pushstring%(L," .. W, "fprintf%(stderr," .. W,
+    "snprintf%([^;]-," .. W, "fail%(e," .. W, "dfail%(&?d," .. W, "fail_res%([^;]-," .. W, "strdup%(" .. W },
+  lua = { "error%(%(?" .. W, "misuse%(%(?" .. W, "fail%(%(?" .. W, "failAt%(%d," .. W, "callFail%(" .. W,
+    "io%.stderr:write%(%(?" .. W, "return nil, %(?" .. W, "tried%[#tried %+ 1%] =" .. W, "notice%(" .. W },
+}
+local function inline(name, src, pats)
+  for _, pat in ipairs(pats) do
+    local at = 1
+    while true do
+      local s, e = src:find(pat, at)
+      if not s then break end
+      local bol = src:sub(1, s):match(".*\n()") or 1
+      local line = src:sub(bol, (src:find("\n", e, true) or #src + 1) - 1)
+      if not line:match("^%s*%-%-") and not line:match("^%s*/?%*") then
+        local _, l = src:sub(1, s):gsub("\n", "")
+        local text = src:match('^[^"]*"[^"\n]*"?', s):gsub("%s+", " ")
+        fail(("lua/%s:%d writes a message in place (put it in lua/messages.def): %s"):format(name, l + 1, text))
+      end
+      at = e + 1
+    end
+  end
+end
+
 -- Uses: MSG(KEY) in the C files, MSG.KEY in the Lua files.
 local used = {}
 local p = io.popen('ls "' .. root .. '/lua"')
@@ -76,6 +104,7 @@ for name in p:lines() do
   local lua = name:match("%.lua$") and name ~= "async_messages.lua"
   if c or lua then
     local src = slurp(root .. "/lua/" .. name)
+    inline(name, src, c and INLINE.c or INLINE.lua)
     for key in src:gmatch(c and "MSG%(([%u%d_]+)%)" or "MSG%.([%u%d_]+)") do
       used[key] = true
       if keys[key] == nil then fail(("lua/%s uses %s, which lua/messages.def lacks"):format(name, key)) end
