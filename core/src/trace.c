@@ -42,6 +42,7 @@ struct ring {
 	uint64_t head;  /* events ever written: the owner's store, R1 */
 	uint64_t floor; /* events below it belong to an earlier start (mutex) */
 	uint64_t owner; /* outside rings: the owning thread's token */
+	size_t pos;     /* head % nslots, kept by the owner alone (no division) */
 	uint32_t track;
 	size_t nslots;  /* capacity + 1 */
 	struct ring *next; /* the outside list, or the retired list */
@@ -119,7 +120,8 @@ static void ring_put(struct ring *r, uint64_t begin, uint64_t end, uint32_t kind
                      const char name[ASYNC_TRACE_NAME_SIZE])
 {
 	uint64_t h = ck_pr_load_64(&r->head);
-	struct slot *s = &r->ev[h % r->nslots];
+	struct slot *s = &r->ev[r->pos];
+	r->pos = r->pos + 1 == r->nslots ? 0 : r->pos + 1;
 	uint64_t words[NAME_WORDS];
 	if (name != NULL)
 		memcpy(words, name, sizeof words);
