@@ -382,7 +382,12 @@ Test(trace, sleeps_and_steals_are_recorded, .timeout = 120)
 	cr_assert_eq(async_pool_trace_stop(p), 0);
 	struct seen *s = collect(p, 2);
 	cr_assert_gt(s->sleeps, 0);
-	cr_assert_eq(s->steals, (unsigned)(pool_steals(p) - before));
+	/* One for one while the rings kept everything (a slow machine may
+	 * need many trees for a steal, and fill them). */
+	if (s->dropped == 0)
+		cr_assert_eq(s->steals, (unsigned)(pool_steals(p) - before));
+	else
+		cr_assert_leq(s->steals, (unsigned)(pool_steals(p) - before));
 	cr_assert_gt(s->steals, 0, "no steal in 21 trees of 4,096 leaves");
 	cr_assert_eq(s->bad_track + s->bad_order, 0);
 	free(s);
