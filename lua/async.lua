@@ -26,8 +26,10 @@ local ctx -- the native context while loaded: one pool per Lua state
 
 -- Which path calls and deliveries take (docs/lua-api.md, "Call paths"):
 -- the FFI path (async_fast.lua) where LuaJIT's JIT and FFI are on, else
--- the C API path; ASYNC_PATH=capi or ffi chooses. Only for this native
--- backend: another backend keeps its own call and update.
+-- the C API path; ASYNC_PATH=capi or ffi chooses (ffi even with the JIT
+-- off, where the interpreter runs the FFI path 3-8x slower than the C API
+-- path: bench/ANALYSIS.md). Only for this native backend: another backend
+-- keeps its own call and update.
 local fastpath
 do
   local want = os.getenv("ASYNC_PATH")
@@ -35,10 +37,10 @@ do
     -- With the same prefix as this file: a game that keeps the library in
     -- a folder (require "lib.async") must get the FFI path too.
     local ok, m = pcall(require, prefix .. "async_fast")
-    if ok and m.available() then
+    if ok and (want == "ffi" or m.available()) then
       fastpath = m
     elseif want == "ffi" then
-      error(MSG.FFI_UNAVAILABLE:format(tostring(ok and MSG.FFI_JIT_OFF or m)))
+      error(MSG.FFI_UNAVAILABLE:format(tostring(m)))
     end
   end
 end

@@ -150,7 +150,6 @@ return {
   BAD_ARGUMENT = "bad argument #%d to '%s' (%s expected, got %s)",
   -- Choosing the backend (async_loader.lua)
   FFI_UNAVAILABLE = "async: ASYNC_PATH=ffi but the FFI path is unavailable: %s",
-  FFI_JIT_OFF = "the JIT is off",
   UNKNOWN_BACKEND = "async: unknown backend '%s' (expected \"native\" or \"thread\")",
   THREAD_BACKEND_NEEDS_LOVE = "async: the thread backend needs LÖVE (love.thread)",
   NATIVE_NOT_LOADED = "async: the native module could not be loaded: %s",
