@@ -109,13 +109,15 @@ end
 local Trace = {}
 Trace.__index = Trace
 
-function P.newTrace(events)
-  return setmetatable({ on = true, events = events, tracks = {} }, Trace)
+-- A trace recording from `since` on (jobs that started before are left
+-- out when their results arrive).
+function P.newTrace(events, since)
+  return setmetatable({ on = true, events = events, since = since, tracks = {} }, Trace)
 end
 
 -- Records a span on `track` (a worker slot, or GAME_TRACK).
 function Trace:record(track, name, t0, t1)
-  if not self.on then return end
+  if not self.on or t0 < self.since then return end
   local r = self.tracks[track]
   if r == nil then r = newRing(self.events); self.tracks[track] = r end
   push(r, name, t0, t1)
