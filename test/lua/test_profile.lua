@@ -347,8 +347,10 @@ test("tracing changes nothing a callback or an error sees", function()
   ok(not okk and tostring(msg):find("kaboom", 1, true) and tostring(msg):find("[worker]", 1, true),
     "{error = error} raises out of update: " .. tostring(msg))
   drain(async)
-  -- Misuse is still raised with its own message.
-  raises("no function named 'nope'", async.call, nil, "nope")
+  -- Misuse is still raised with its own message, at the game's line.
+  local line, okc, err = debug.getinfo(1, "l").currentline, pcall(function() async.call(nil, "nope") end)
+  ok(not okc and tostring(err):find("test_profile.lua:" .. line .. ": async.call: no function named 'nope'", 1, true),
+    "misuse at the caller's line: " .. tostring(err))
   raises("unknown field 'sucess'", async.call, { sucess = function() end }, "echo")
   -- A callback that raises propagates out of update, and the next update goes on.
   async.call(function() error("from the callback") end, "echo", 1)
