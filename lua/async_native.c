@@ -412,6 +412,7 @@ static const luaL_Reg ctx_methods[] = {
 	{ "traceRecord", l_trace_record },
 	{ "traceWrite", l_trace_write },
 	{ "traceCollect", l_trace_collect },
+	{ "traceApi", l_trace_api },
 	{ NULL, NULL },
 };
 

@@ -11,6 +11,19 @@ local P = {}
 
 local type, floor, format = type, math.floor, string.format
 
+-- The native module's trace entry points (profile.c, struct async_trace_api).
+local okffi, ffi = pcall(require, "ffi")
+if okffi then
+  pcall(ffi.cdef, [[
+struct async_trace_api {
+  double (*now)(void);
+  void (*record)(void *, const char *, double, double);
+};
+]])
+else
+  ffi = nil
+end
+
 -- Events kept per thread when startTrace is not told (the core's default).
 P.DEFAULT_EVENTS = 65536
 -- Track numbers as the core gives them: workers 0.., the game after.
@@ -231,49 +244,76 @@ function P.install(async, private)
   -- not timed): a table with other fields, handlers that are not plain
   -- functions, `error = error` (recognised by identity).
   local builtinError = error
-  local function timed(f, label, c, now)
-    return function(...)
-      local t0 = now()
-      f(...)
-      c:traceRecord(label, t0, now())
-    end
-  end
   local HANDLERS = { success = true, error = true, cancelled = true, key = true }
-  local function wrapCallback(cb, name, c, now)
-    local t = type(cb)
-    if t == "function" then return timed(cb, cbLabel[name], c, now) end
-    if t ~= "table" or getmetatable(cb) ~= nil then return cb end
-    for k, v in next, cb do
-      if not HANDLERS[k] or (k ~= "key" and type(v) ~= "function") then return cb end
+
+  -- The clock and the recorder of the game's spans for context c: through
+  -- the FFI on the native backend (the JIT compiles the timed call then; a
+  -- call of a C function through the Lua API would end its trace), else
+  -- through c's methods.
+  local function spans(c)
+    if ffi and c.traceApi and jit and jit.status() then
+      local cp, ap = c:traceApi()
+      local ctxp, api = ffi.cast("void *", cp), ffi.cast("struct async_trace_api *", ap)
+      -- c in the closure: the context stays alive while a span may be recorded into it.
+      return api.now, function(label, t0, t1) if c then api.record(ctxp, label, t0, t1) end end
     end
-    local label = cbLabel[name]
-    local w = { key = cb.key }
-    if cb.success then w.success = timed(cb.success, label, c, now) end
-    if cb.cancelled then w.cancelled = timed(cb.cancelled, label, c, now) end
-    if cb.error then w.error = rawequal(cb.error, builtinError) and cb.error or timed(cb.error, label, c, now) end
-    return w
+    return private.clock, function(label, t0, t1) c:traceRecord(label, t0, t1) end
   end
 
   -- The backend's call and update, or, while a trace records, the same
   -- timed on the game's track.
   local function route(c, call, update)
     if not tracing then return call, update end
-    local now, relay = private.clock, private.relay
+    local now, record = spans(c)
+    local relay = private.relay
+    -- Timed callbacks, made once per callback function and name (a closure
+    -- made per call would end the JIT's trace of the caller's loop).
+    local cache = setmetatable({}, { __mode = "k" })
+    local function makeTimed(f, label)
+      return function(...)
+        local t0 = now()
+        f(...)
+        record(label, t0, now())
+      end
+    end
+    -- No closure made in here: its upvalues' closing is not compiled either.
+    local function timed(f, name)
+      local byName = cache[f]
+      if byName == nil then byName = {}; cache[f] = byName end
+      local w = byName[name]
+      if w == nil then
+        w = makeTimed(f, cbLabel[name])
+        byName[name] = w
+      end
+      return w
+    end
+    local function wrapCallback(cb, name)
+      local t = type(cb)
+      if t == "function" then return timed(cb, name) end
+      if t ~= "table" or getmetatable(cb) ~= nil then return cb end
+      for k, v in next, cb do
+        if not HANDLERS[k] or (k ~= "key" and type(v) ~= "function") then return cb end
+      end
+      local e = cb.error
+      return { key = cb.key, success = cb.success and timed(cb.success, name),
+               cancelled = cb.cancelled and timed(cb.cancelled, name),
+               error = e and (rawequal(e, builtinError) and e or timed(e, name)) }
+    end
     local function tcall(cb, name, ...)
       local t0 = now()
-      local h = relay(pcall(call, wrapCallback(cb, name, c, now), name, ...))
-      c:traceRecord(callLabel[name], t0, now())
+      -- pcall and relay: a misuse error is raised again at the game's line.
+      local h = relay(pcall(call, wrapCallback(cb, name), name, ...))
+      record(callLabel[name], t0, now())
       return h
     end
     local function tupdate(budget)
       local t0 = now()
       local n = update(budget)
-      c:traceRecord("update", t0, now())
+      record("update", t0, now())
       return n
     end
     return tcall, tupdate
   end
-
 
   --- async.startTrace([{events = n}]): records a timeline from now on.
   function async.startTrace(opts)

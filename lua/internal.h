@@ -456,6 +456,7 @@ int l_trace_on(lua_State *L);
 int l_trace_record(lua_State *L);
 int l_trace_write(lua_State *L);
 int l_trace_collect(lua_State *L);
+int l_trace_api(lua_State *L);
 int l_now(lua_State *L);
 
 /* async_native.c */

@@ -315,9 +315,40 @@ int l_trace_collect(lua_State *L)
 	return 1;
 }
 
+static double api_now(void)
+{
+	return (double)async_trace_now_ns() * 1e-9;
+}
+
 /* native.now() -> seconds on the trace's clock (monotonic) */
 int l_now(lua_State *L)
 {
-	lua_pushnumber(L, (lua_Number)async_trace_now_ns() * 1e-9);
+	lua_pushnumber(L, api_now());
 	return 1;
+}
+
+static void api_record(struct ctx *ctx, const char *name, double t0, double t1)
+{
+	if (ctx->closed || ctx->pool == NULL)
+		return;
+	uint64_t b = to_ns(t0), e = to_ns(t1);
+	async_pool_trace_record(ctx->pool, name, b, e < b ? b : e);
+}
+
+/* What async_profile.lua calls through the FFI while a trace records, so
+ * that the JIT compiles the timed call (a Lua C function would end its
+ * trace): its ffi.cdef says the same. */
+struct async_trace_api {
+	double (*now)(void);
+	void (*record)(struct ctx *, const char *, double, double);
+};
+static const struct async_trace_api trace_api = { api_now, api_record };
+
+/* ctx:traceApi() -> lightuserdata context, lightuserdata struct async_trace_api */
+int l_trace_api(lua_State *L)
+{
+	struct ctx *ctx = check_ctx(L, 1);
+	lua_pushlightuserdata(L, ctx);
+	lua_pushlightuserdata(L, (void *)&trace_api);
+	return 2;
 }
