@@ -26,9 +26,9 @@ struct defstat *defstat_for(struct ctx *ctx, const char *name)
 	return s;
 }
 
-/* The run time above which every call is timed (100 times the cost of
+/* The run time above which every call is timed (200 times the cost of
  * timing one), and the most calls one timed call stands for. */
-#define TIMED_BUDGET_S 10e-6
+#define TIMED_BUDGET_S 20e-6
 #define TIMED_EVERY_MAX 64
 
 void profile_free(struct ctx *ctx)
@@ -66,7 +66,7 @@ void profile_delivered(struct ctx *ctx, struct call *c)
 	s->run_total += run * c->weight;
 	s->run_avg = s->runs == 0 ? run : s->run_avg + (run - s->run_avg) / 8;
 	/* A timed call's clock reads and bookkeeping take ~0.1 µs: timing one
-	 * call in `every` keeps that under 1 % of the definition's run time. */
+	 * call in `every` keeps that under 0.5 % of the definition's run time. */
 	double every = ceil(TIMED_BUDGET_S / (s->run_avg > 1e-9 ? s->run_avg : 1e-9));
 	s->every = every < 1 ? 1 : every > TIMED_EVERY_MAX ? TIMED_EVERY_MAX : (uint32_t)every;
 	s->run[s->at] = (float)run;
