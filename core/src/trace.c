@@ -42,6 +42,7 @@ struct ring {
 	uint64_t head;  /* events ever written: the owner's store, R1 */
 	uint64_t floor; /* events below it belong to an earlier start (mutex) */
 	uint64_t owner; /* outside rings: the owning thread's token */
+	size_t pos;     /* head % nslots, kept by the owner alone (no division) */
 	uint32_t track;
 	size_t nslots;  /* capacity + 1 */
 	struct ring *next; /* the outside list, or the retired list */
@@ -119,7 +120,8 @@ static void ring_put(struct ring *r, uint64_t begin, uint64_t end, uint32_t kind
                      const char name[ASYNC_TRACE_NAME_SIZE])
 {
 	uint64_t h = ck_pr_load_64(&r->head);
-	struct slot *s = &r->ev[h % r->nslots];
+	struct slot *s = &r->ev[r->pos];
+	r->pos = r->pos + 1 == r->nslots ? 0 : r->pos + 1;
 	uint64_t words[NAME_WORDS];
 	if (name != NULL)
 		memcpy(words, name, sizeof words);
@@ -477,19 +479,48 @@ static void put_sep(struct writer *wr)
 	wr->first = 0;
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped; other
- * bytes as they are (names are cut at UTF-8 boundaries). */
-static void put_str(FILE *f, const char *s)
+/* The length of the well-formed UTF-8 sequence at s, or 0. */
+static int utf8_len(const unsigned char *s)
 {
+	int n = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+	for (int i = 1; i < n; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	/* Overlong, surrogate and past-U+10FFFF forms. */
+	if ((n == 3 && s[0] == 0xE0 && s[1] < 0xA0) || (n == 3 && s[0] == 0xED && s[1] >= 0xA0) ||
+	    (n == 4 && s[0] == 0xF0 && s[1] < 0x90) || (n == 4 && s[0] == 0xF4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped, bytes that
+ * are not UTF-8 (a label in another encoding) as U+FFFD, so that a strict
+ * reader accepts the file. */
+static void put_str(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
 	fputc('"', f);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
+	while (*s != '\0') {
+		unsigned char c = *s;
+		if (c == '"' || c == '\\') {
 			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
+			s++;
+		} else if (c < 0x20) {
 			fprintf(f, "\\u%04x", c);
-		else
+			s++;
+		} else if (c < 0x80) {
 			fputc(c, f);
+			s++;
+		} else {
+			int n = utf8_len(s);
+			if (n == 0) {
+				fputs("\\ufffd", f);
+				s++;
+			} else {
+				fwrite(s, 1, (size_t)n, f);
+				s += n;
+			}
+		}
 	}
 	fputc('"', f);
 }

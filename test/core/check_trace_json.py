@@ -3,8 +3,9 @@
 # check_trace_json.py PROGRAM FILE: runs PROGRAM (trace_json.c) to write
 # FILE, then reads FILE as a trace viewer would: valid JSON, a traceEvents
 # list, each of the 1,000 labelled jobs exactly once as a complete event on
-# a worker's track (a tid named async-w<i>), the 5 outside spans on two
-# tracks named game and game1, and times in microseconds.
+# a worker's track (a tid named async-w<i>), the 6 outside spans on two
+# tracks named game and game1 (one name made valid UTF-8), and times in
+# microseconds.
 import json, re, subprocess, sys
 
 prog, path = sys.argv[1], sys.argv[2]
@@ -38,13 +39,15 @@ for e in events:
         spans.append(e)
 check(sorted(seen) == list(range(1000)), "every job seen: %d distinct" % len(seen))
 check(all(n == 1 for n in seen.values()), "each job once: %r" % {k: v for k, v in seen.items() if v != 1})
-check(len(spans) == 5 and all(s["tid"] in outside and s["name"] == 'frame "quoted"' for s in spans),
-      "5 outside spans named as recorded: %r" % spans)
-check(all(abs(s["dur"] - 1.5) < 1e-9 for s in spans), "span durations in microseconds (1.5): %r" % [s["dur"] for s in spans])
+frames = [s for s in spans if s["name"] == 'frame "quoted"']
+check(len(frames) == 5 and all(s["tid"] in outside for s in frames), "5 outside spans named as recorded: %r" % spans)
+check(all(abs(s["dur"] - 1.5) < 1e-9 for s in frames), "span durations in microseconds (1.5): %r" % [s["dur"] for s in frames])
+# The Latin-1 byte becomes U+FFFD; the UTF-8 characters stay.
+check([s["name"] for s in spans if s not in frames] == ["caf\ufffd \u00e9t\u00e9"], "a non-UTF-8 name made valid: %r" % spans)
 per_track = {}
 for s in spans:
     per_track[s["tid"]] = per_track.get(s["tid"], 0) + 1
-check(sorted(per_track.values()) == [2, 3], "3 spans on one outside track, 2 on the other: %r" % per_track)
+check(sorted(per_track.values()) == [2, 4], "4 spans on one outside track, 2 on the other: %r" % per_track)
 for f in failures:
     print("FAIL:", f)
 print("trace json: %d events, %d jobs, %d spans: %s" % (len(events), sum(seen.values()), len(spans),

@@ -277,20 +277,34 @@ Test(trace, collect_since_and_a_visitor_that_stops)
 	async_pool_destroy(p);
 }
 
-/* Starting again forgets what was recorded, with the same ring size or
- * another. */
-Test(trace, starting_again_forgets)
+static int count_jobs(void *ud, const async_trace_event *ev)
+{
+	if (ev->kind == ASYNC_TRACE_JOB)
+		(*(unsigned *)ud)++;
+	return 0;
+}
+
+/* Starting again forgets what was recorded, on the workers' tracks and the
+ * outside ones, with the same ring size or another. */
+Test(trace, starting_again_forgets, .timeout = 60)
 {
 	async_pool *p = make_pool(1);
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < 4; round++) {
 		cr_assert_eq(async_pool_trace_start(p, round == 2 ? 50 : 0), 0);
 		struct kept k = { 0, 0, 0, 0, 1 };
+		unsigned jobs = 0;
 		cr_assert_eq(async_pool_trace_collect(p, keep_spans, &k), 0);
-		cr_assert_eq(k.n, 0, "round %d", round);
+		cr_assert_eq(async_pool_trace_collect(p, count_jobs, &jobs), 0);
+		cr_assert_eq(k.n + jobs, 0, "round %d", round);
 		record_numbered(p, 40);
+		struct labelled l;
+		init_labelled(&l, 1);
+		run_on_pool(p, run_labelled, &l, 30, "one labelled job");
 		k = (struct kept){ 0, 0, 0, 0, 1 };
 		cr_assert_eq(async_pool_trace_collect(p, keep_spans, &k), 0);
+		cr_assert_eq(async_pool_trace_collect(p, count_jobs, &jobs), 0);
 		cr_assert_eq(k.n, 40);
+		cr_assert_eq(jobs, 1);
 		cr_assert_eq(k.dropped, 0);
 	}
 	async_pool_destroy(p);
@@ -368,7 +382,12 @@ Test(trace, sleeps_and_steals_are_recorded, .timeout = 120)
 	cr_assert_eq(async_pool_trace_stop(p), 0);
 	struct seen *s = collect(p, 2);
 	cr_assert_gt(s->sleeps, 0);
-	cr_assert_eq(s->steals, (unsigned)(pool_steals(p) - before));
+	/* One for one while the rings kept everything (a slow machine may
+	 * need many trees for a steal, and fill them). */
+	if (s->dropped == 0)
+		cr_assert_eq(s->steals, (unsigned)(pool_steals(p) - before));
+	else
+		cr_assert_leq(s->steals, (unsigned)(pool_steals(p) - before));
 	cr_assert_gt(s->steals, 0, "no steal in 21 trees of 4,096 leaves");
 	cr_assert_eq(s->bad_track + s->bad_order, 0);
 	free(s);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT (see LICENSE) */
 /* trace_json.c: writes the trace of a known workload (1,000 labelled jobs on
- * two workers, 3 spans from this thread, 2 from another) to the file named
+ * two workers, 4 spans from this thread, 2 from another) to the file named
  * by argv[1], for check_trace_json.py to read as Perfetto would. */
 #include <pthread.h>
 #include <stdio.h>
@@ -49,6 +49,10 @@ int main(int argc, char **argv)
 			return 1;
 	unsigned three = 3, two = 2;
 	record(&three);
+	/* A label in Latin-1 beside one in UTF-8: the file stays UTF-8. */
+	uint64_t now = async_trace_now_ns();
+	if (async_pool_trace_record(pool, "caf\xe9 \xc3\xa9t\xc3\xa9", now, now + 1000) != 0)
+		return 1;
 	pthread_t t;
 	pthread_create(&t, NULL, record, &two);
 	pthread_join(t, NULL);

@@ -47,7 +47,9 @@ typedef struct async_trace_event {
 } async_trace_event;
 
 /* Called once per kept event; a nonzero return stops the walk (and is what
- * collect returns). */
+ * collect returns). It runs under the pool's trace lock: it must not call
+ * this pool's trace functions (async_trace_now_ns and async_trace_label
+ * excepted), nor wait for a thread that does. */
 typedef int (*async_trace_visit_fn)(void *ud, const async_trace_event *ev);
 
 /* Any thread; blocks briefly. Starts recording into rings of
