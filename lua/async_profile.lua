@@ -164,8 +164,44 @@ end
 -- ---- the Chrome trace JSON writer ---------------------------------------------
 
 local ESC = { ['"'] = '\\"', ['\\'] = '\\\\' }
+local byte = string.byte
+
+-- The length of the UTF-8 sequence at s[i], or 0 when it is not one (as
+-- the core's trace.c: overlong, surrogate and past-U+10FFFF forms are not).
+local function utf8Len(s, i)
+  local c, c1 = byte(s, i), byte(s, i + 1) or 0
+  local n = c >= 0xF0 and c <= 0xF4 and 4 or c >= 0xE0 and c < 0xF0 and 3 or c >= 0xC2 and c < 0xE0 and 2 or 0
+  for k = 1, n - 1 do
+    local b = byte(s, i + k)
+    if b == nil or b < 0x80 or b >= 0xC0 then return 0 end
+  end
+  if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 >= 0xA0) or (c == 0xF0 and c1 < 0x90)
+      or (c == 0xF4 and c1 >= 0x90) then
+    return 0
+  end
+  return n
+end
+
+-- A JSON string as the core writes it: quotes, backslashes and control
+-- bytes escaped, bytes that are not UTF-8 as U+FFFD (a strict reader
+-- accepts the file whatever the names' encoding).
 local function jsonString(s)
-  return '"' .. s:gsub('[%c"\\]', function(c) return ESC[c] or format("\\u%04x", c:byte()) end) .. '"'
+  s = s:gsub('[%c"\\]', function(c) return ESC[c] or format("\\u%04x", c:byte()) end)
+  if s:find("[\128-\255]") then
+    local out, i = {}, 1
+    while i <= #s do
+      local c = byte(s, i)
+      if c < 0x80 then
+        out[#out + 1] = string.char(c)
+        i = i + 1
+      else
+        local n = utf8Len(s, i)
+        if n == 0 then out[#out + 1] = "\\ufffd"; i = i + 1 else out[#out + 1] = s:sub(i, i + n - 1); i = i + n end
+      end
+    end
+    s = table.concat(out)
+  end
+  return '"' .. s .. '"'
 end
 
 -- Microseconds with three decimals, as the core writes them.

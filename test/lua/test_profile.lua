@@ -105,6 +105,8 @@ local function readTrace(path)
   local s = f:read("*a")
   f:close()
   os.remove(path)
+  -- UTF-8 whatever the names: no byte that never occurs in UTF-8.
+  ok(not s:find("[\192\193\245-\255]"), "the file is UTF-8")
   local t = parseJson(s)
   ok(type(t) == "table" and type(t.traceEvents) == "table", "the file is {traceEvents = [...]}")
   -- Tracks by tid: their thread names, their complete events, their drops.
@@ -273,6 +275,28 @@ test("stopTrace writes each job once, named after its definition, on a worker's 
   async.call(nil, "alpha", 1)
   drain(async)
   eq(async.stats().defs.alpha.calls, 21, "figures go on without a trace")
+  async.shutdown()
+end)
+
+test("a definition named in another encoding still gives a UTF-8 file", function()
+  local async = fresh(1)
+  local name = "caf\233 \"q\" \\ \1"
+  async.define(name, function() return 1 end)
+  ok(async.startTrace(), "startTrace")
+  async.call(function() end, name)
+  drain(async)
+  local path = tmpPath()
+  ok(async.stopTrace(path), "stopTrace")
+  local f = assert(io.open(path, "rb"))
+  local raw = f:read("*a")
+  f:close()
+  ok(raw:find("caf\\ufffd \\\"q\\\" \\\\ \\u0001", 1, true), "the name escaped, its bad byte as U+FFFD")
+  local tr = readTrace(path)
+  local jobs = 0
+  for _, e in ipairs(tr.events) do
+    if tostring(tr.names[e.tid]):match("^async%-w") and e.name:find("^caf") then jobs = jobs + 1 end
+  end
+  eq(jobs, 1, "the job, once")
   async.shutdown()
 end)
 
