@@ -277,11 +277,13 @@ local function deliver(ctx)
   end
   dropKey(ctx, rec)
   recordPut(ctx, rec)
-  -- The worker's times (none if it never ran) for stats().defs and the trace.
-  local t0, t1 = m.t0, m.t1
+  -- The worker's times after the results (none if it never ran) for
+  -- stats().defs and the trace.
+  local k = m[3]
+  local t0, t1 = m[k + 4], m[k + 5]
   profile.defRecord(ctx.defStats, name, st == C.CANCELLED and "cancelled" or st == C.OK and "ok" or "failed", tcall,
     t0, t1)
-  if t0 and ctx.trace then ctx.trace:record(m.w, name, t0, t1) end
+  if t0 and ctx.trace then ctx.trace:record(m[k + 6], name, t0, t1) end
   if st == C.CANCELLED then
     -- Never ran, or a newer call with its key was made while it ran: a
     -- table callback's `cancelled` hears of it, never `success`.

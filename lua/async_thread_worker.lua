@@ -399,8 +399,10 @@ local function handleCall(m)
   if realGethook() then realSethook(); userHook = nil end
   sl[C.S_JOBS] = sl[C.S_JOBS] + 1
   sl[C.S_MEMORY] = collectgarbage("count") * 1024
+  -- After the results: the run's start, end and this worker's slot, for
+  -- stats().defs and the trace (async_thread_calls.lua's deliver).
   local msg = { rec, st, n, unpack(r, 1, n) }
-  msg.t0, msg.t1, msg.w = t0, t1, slot -- for stats().defs and the trace (async_profile.lua)
+  msg[n + 4], msg[n + 5], msg[n + 6] = t0, t1, slot
   local sent, why = pcall(results.push, results, msg)
   if not sent then
     results:push({ rec, C.FAILED, 2, ("%s: the results could not be sent back (%s)"):format(name, tostring(why)), "" })
