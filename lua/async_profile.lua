@@ -355,9 +355,14 @@ function P.install(async, private)
   function async.startTrace(opts)
     local events = 0
     if opts ~= nil then
-      if type(opts) ~= "table" then private.misuse("async.startTrace: expected nothing or {events = n}, got a " .. type(opts)) end
+      local misuse = private.misuse
+      if type(opts) ~= "table" then
+        misuse("async.startTrace: expected nothing or {events = n}, got a " .. type(opts))
+      end
       for k in pairs(opts) do
-        if k ~= "events" then private.misuse(("async.startTrace: unknown option '%s' (expected events)"):format(tostring(k))) end
+        if k ~= "events" then
+          misuse(("async.startTrace: unknown option '%s' (expected events)"):format(tostring(k)))
+        end
       end
       events = opts.events or 0
       if type(events) ~= "number" or events < 0 or events ~= floor(events) then
