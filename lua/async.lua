@@ -80,6 +80,9 @@ local NOT_LOADED = MSG.NOT_LOADED
 local function notLoaded() misuse(NOT_LOADED) end
 
 local nativeCall, nativeUpdate
+-- The backend's own call and update, which a trace wraps (async_profile.lua).
+local backendCall, backendUpdate
+local profile -- set at the end of this file: route(ctx, call, update), unloaded()
 local onFastPath = false -- whether the loaded pool took the FFI path
 local loadedWith -- the loaded pool's options that a second load() must match
 
@@ -88,6 +91,7 @@ local function unload()
   loadedWith = nil
   nativeCall = notLoaded
   nativeUpdate = notLoaded
+  if profile then profile.unloaded() end
 end
 unload()
 
@@ -225,8 +229,8 @@ function async.load(n)
   if onFastPath then call, update = fastpath.wrap(c, call, update, async) end
   ctx = c
   loadedWith = { limit = limit, pin = pin == true }
-  nativeCall = call
-  nativeUpdate = update
+  backendCall, backendUpdate = call, update
+  nativeCall, nativeUpdate = profile.route(c, call, update)
 end
 
 --- Stops the pool: queued calls do not run (their callbacks hear
@@ -381,5 +385,10 @@ async.newBuffer = native.newBuffer
 -- The extras (map, parallelFor, go/await) live in their own file; they
 -- reach the façade's internals only through `private`.
 require(prefix .. "async_extras")(async, { defer = defer, names = names })
+profile = require(prefix .. "async_profile").install(async, {
+  context = context, misuse = misuse, relay = relay,
+  clock = function() return native.now() end,
+  reroute = function() nativeCall, nativeUpdate = profile.route(ctx, backendCall, backendUpdate) end,
+})
 
 return async

@@ -176,4 +176,12 @@ return {
   MODULE_NOT_COPIED = "could not copy %s to the save directory: %s",
   MODULE_IN_ARCHIVE = "%s (in the game's archive): %s",
   THREAD_ASKED = "%s asked for the thread backend",
+  -- Profiling
+  TRACE_OPTIONS = "async.startTrace: expected nothing or {events = n}, got a %s",
+  TRACE_UNKNOWN_OPTION = "async.startTrace: unknown option '%s' (expected events)",
+  TRACE_EVENTS = "async.startTrace: events must be a whole number >= 0, got %s",
+  TRACE_PATH = "async.stopTrace: the path must be a string, got a %s",
+  TRACE_NOT_RECORDING = "async.stopTrace: no trace is recording (call async.startTrace() first)",
+  TRACE_WRITE = "async.stopTrace: cannot write '%s': %s",
+  TIMELINE_SECONDS = "async.timeline: seconds must be a number >= 0, got %s",
 }

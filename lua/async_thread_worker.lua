@@ -389,13 +389,19 @@ local function handleCall(m)
   end
   local name = m[4]
   armStop()
+  local t0 = now()
   local ok, st, n, r = pcall(runCall, m, owner)
+  local t1 = now()
   if not ok then st, n, r = C.FAILED, 2, { MSG.PREFIXED:format(name, MSG.PREFIXED:format(C.NAME, tostring(st))), "" } end
   -- A hook a job left behind would run in every later job of this worker.
   if realGethook() then realSethook(); userHook = nil end
   sl[C.S_JOBS] = sl[C.S_JOBS] + 1
   sl[C.S_MEMORY] = collectgarbage("count") * 1024
-  local sent, why = pcall(results.push, results, { rec, st, n, unpack(r, 1, n) })
+  -- After the results: the run's start, end and this worker's slot, for
+  -- stats().defs and the trace (async_thread_calls.lua's deliver).
+  local msg = { rec, st, n, unpack(r, 1, n) }
+  msg[n + 4], msg[n + 5], msg[n + 6] = t0, t1, slot
+  local sent, why = pcall(results.push, results, msg)
   if not sent then
     results:push({ rec, C.FAILED, 2, MSG.RESULTS_LOST:format(name, tostring(why)), "" })
   end

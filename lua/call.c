@@ -258,6 +258,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		return luaL_error(L, MSG(CALL_REFUSED), name, MSG(BUFFER_LENT));
 	}
 	c->def = d;
+	profile_made(c);
 	d->refs++;
 	c->snap = ctx->snap;
 	c->snap->refs++;
