@@ -77,6 +77,9 @@ local NOT_LOADED = "async: call async.load() first"
 local function notLoaded() misuse(NOT_LOADED) end
 
 local nativeCall, nativeUpdate
+-- The backend's own call and update, which a trace wraps (async_profile.lua).
+local backendCall, backendUpdate
+local profile -- set at the end of this file: route(ctx, call, update), unloaded()
 local onFastPath = false -- whether the loaded pool took the FFI path
 local loadedWith -- the loaded pool's options that a second load() must match
 
@@ -85,6 +88,7 @@ local function unload()
   loadedWith = nil
   nativeCall = notLoaded
   nativeUpdate = notLoaded
+  if profile then profile.unloaded() end
 end
 unload()
 
@@ -240,8 +244,8 @@ function async.load(n)
   if onFastPath then call, update = fastpath.wrap(c, call, update, async) end
   ctx = c
   loadedWith = { limit = limit, pin = pin == true }
-  nativeCall = call
-  nativeUpdate = update
+  backendCall, backendUpdate = call, update
+  nativeCall, nativeUpdate = profile.route(c, call, update)
 end
 
 --- Stops the pool: queued calls do not run (their callbacks hear
@@ -396,5 +400,10 @@ async.newBuffer = native.newBuffer
 -- The extras (map, parallelFor, go/await) live in their own file; they
 -- reach the façade's internals only through `private`.
 require(prefix .. "async_extras")(async, { defer = defer, names = names })
+profile = require(prefix .. "async_profile").install(async, {
+  context = context, misuse = misuse, relay = relay,
+  clock = function() return native.now() end,
+  reroute = function() nativeCall, nativeUpdate = profile.route(ctx, backendCall, backendUpdate) end,
+})
 
 return async

@@ -196,6 +196,7 @@ static int l_stats(lua_State *L)
 	set_num(L, t, "channels", (lua_Number)chan_count());
 	set_num(L, t, "statesReplaced", counts[6]);
 	set_num(L, t, "recordBytes", counts[7]);
+	profile_push_defs(L, ctx, t);
 	return 1;
 }
 
@@ -302,6 +303,9 @@ static int l_gc(lua_State *L)
 	}
 	if (!ctx->abandoned) {
 		ctx_list_update(ctx, 0);
+		/* Not in ctx_free_all: stats() walks them while it allocates, and
+		 * a finalizer may shut the pool down meanwhile. */
+		profile_free(ctx);
 		free(ctx);
 	}
 	return 0;
@@ -414,6 +418,12 @@ static const luaL_Reg ctx_methods[] = {
 	{ "fastApi", l_fast_api },
 	{ "setFastHook", l_fast_hook },
 	{ "busyNow", l_busy_now },
+	{ "traceStart", l_trace_start },
+	{ "traceStop", l_trace_stop },
+	{ "traceOn", l_trace_on },
+	{ "traceRecord", l_trace_record },
+	{ "traceWrite", l_trace_write },
+	{ "traceCollect", l_trace_collect },
 	{ NULL, NULL },
 };
 
@@ -468,6 +478,7 @@ static const luaL_Reg module_functions[] = {
 	{ "new", l_new },
 	{ "decode", l_decode },
 	{ "newBuffer", l_new_buffer },
+	{ "now", l_now },
 	{ NULL, NULL },
 };
 

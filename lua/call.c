@@ -12,6 +12,8 @@ struct call *record_take(struct ctx *ctx)
 	if (c != NULL) {
 		ctx->free = c->next;
 		c->live = 1;
+		c->t_call = async_trace_now_ns();
+		c->t_start = 0;
 		return c;
 	}
 	if (ctx->nall == ctx->capall) {
@@ -32,6 +34,8 @@ struct call *record_take(struct ctx *ctx)
 	c->key = LUA_NOREF;
 	ctx->all[ctx->nall++] = c;
 	c->live = 1;
+	c->t_call = async_trace_now_ns(); /* stats().defs: the queue wait */
+	c->t_start = 0;
 	return c;
 }
 

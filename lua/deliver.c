@@ -71,6 +71,7 @@ void pending_pop(struct ctx *ctx, struct call *c)
 		ctx->pending_tail = NULL;
 	ctx->npending--;
 	ctx->inflight--;
+	profile_delivered(ctx, c);
 }
 
 /* A record of the FFI path: its callback is in async_fast.lua's table, so

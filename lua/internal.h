@@ -17,9 +17,11 @@
 #include <time.h>
 
 #include "async/async.h"
+#include "async/trace.h"
 #include "codec.h"
 
 struct ctx;
+struct defstat;
 
 #define CTX_MT "async.context"
 #ifdef _WIN32 /* portability: a DLL exports what is marked dllexport, and then only that */
@@ -42,6 +44,21 @@ struct def {
 	 * encoded, so that a fresh record's buffer is not grown from 64 bytes
 	 * by doubling, copying as it goes. */
 	size_t res_hint;
+	struct defstat *st; /* its name's figures (profile.c); NULL for none */
+};
+
+/* A definition name's figures for stats().defs (profile.c): counts since
+ * the pool's load, times over the last DEFSTAT_WINDOW runs. Main thread. */
+#define DEFSTAT_WINDOW 256
+struct defstat {
+	struct defstat *next;
+	char *name;
+	uint64_t calls, failures, cancels, runs, bytes_in, bytes_out;
+	double run_total;
+	float run[DEFSTAT_WINDOW], wait[DEFSTAT_WINDOW]; /* seconds, a ring */
+	unsigned n, at;    /* filled, next slot */
+	uint64_t summed;   /* `runs` when the figures below were worked out */
+	double run_mean, run_p99, wait_mean, wait_p99;
 };
 
 /* Argument and result buffers above this are freed when the record is
@@ -134,6 +151,9 @@ struct call {
 	                      * the pool while it is still in the pool's queue */
 	int hooked;          /* the deadline's hook is set on runL */
 	struct async_buf args, res;
+	/* async_trace_now_ns: made (main thread), started and ended (its
+	 * worker, before call_done's release); t_start 0 if it never ran. */
+	uint64_t t_call, t_start, t_end;
 	struct call *next;
 	/* Long strings the FFI path passes by reference: the game's own bytes
 	 * (LuaJIT never moves a string), kept alive by async_fast.lua until
@@ -269,6 +289,7 @@ struct ctx {
 	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
 	uint32_t batch_lock;
 	uint64_t submitted;  /* calls handed to the pool (atomic) */
+	struct defstat *defstats; /* every name defined (profile.c) */
 	/* Written by every worker for every job: a line of its own, away from
 	 * the fields the main thread writes per call. */
 	char pad_started[64];
@@ -401,6 +422,19 @@ int l_fast_api(lua_State *L);
 int l_fast_hook(lua_State *L);
 void batch_flush(struct ctx *ctx);
 void batch_worker_check(struct ctx *ctx);
+
+/* profile.c */
+struct defstat *defstat_for(struct ctx *ctx, const char *name);
+void profile_delivered(struct ctx *ctx, struct call *c);
+void profile_push_defs(lua_State *L, struct ctx *ctx, int t);
+void profile_free(struct ctx *ctx);
+int l_trace_start(lua_State *L);
+int l_trace_stop(lua_State *L);
+int l_trace_on(lua_State *L);
+int l_trace_record(lua_State *L);
+int l_trace_write(lua_State *L);
+int l_trace_collect(lua_State *L);
+int l_now(lua_State *L);
 
 /* async_native.c */
 struct ctx *check_ctx(lua_State *L, int idx);

@@ -255,6 +255,7 @@ int l_define(lua_State *L)
 	char what[200];
 	snprintf(what, sizeof what, "async.define('%s')", name);
 	struct def *d = make_def(L, ctx, 3, name, what);
+	d->st = defstat_for(ctx, name);
 	struct def *old = registry_swap(L, ctx->defs, name, d);
 	if (old != NULL)
 		def_unref(old); /* calls already made keep theirs */

@@ -25,6 +25,7 @@ static void subcall_run(void *arg)
 		return;
 	}
 	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
+	async_trace_label(sc->def->name);
 	run_def(ws, sc->call, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
 }
 
