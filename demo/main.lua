@@ -133,8 +133,8 @@ end
 -- The timeline overlay's data: a trace left on (its rings bound the memory).
 local function startTimeline()
   if not async.timeline then return nil, "this async has no timeline()" end
-  async.startTrace()
-  return true
+  if async.isTracing() then return true end
+  return async.startTrace()
 end
 
 local function runMode(mode)
