@@ -425,6 +425,7 @@ static void leapfrog(async_worker *fk, async_frame *t)
 		int contended = 0;
 		async_frame *f = async__fork_steal((async_worker *)th, fk, &contended);
 		if (f != NULL) {
+			stolen(w, worker_of((async_worker *)th));
 			async__fork_run_stolen(w, f);
 			spins = 0;
 		} else if ((++spins & 63) == 0) {

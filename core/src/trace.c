@@ -1,29 +1,343 @@
 /* SPDX-License-Identifier: MIT (see LICENSE) */
-/* trace.c: the pool's timeline (async/trace.h). Placeholder implementations
- * that record nothing, so that the interface can be built against. */
+/* trace.c: the pool's timeline (async/trace.h): a ring of events per
+ * worker and per outside thread, each written by its own thread alone,
+ * read by collect while it is written, and the Chrome trace event writer.
+ *
+ * A ring is a single-writer sequence. Its owner writes event k into slot
+ * k % nslots (nslots = capacity + 1) and then publishes head = k + 1. A
+ * reader may copy slots while the owner overwrites them, so every word of a
+ * slot is read and written with atomic accesses, and the reader keeps only
+ * what it can prove whole:
+ *   R1 (owner): the event's words are stored after the previous head store
+ *       (store fence, pairs with R3), and head is stored after them (store
+ *       fence, pairs with R2's load fence).
+ *   R2 (reader): head is loaded (h1), then a load fence, then the slots of
+ *       events [h1 - capacity, h1): each was whole when h1 was published.
+ *   R3 (reader): after the copies, a load fence, then head again (h2). Event
+ *       i's slot is next written by event i + nslots, which begins after
+ *       head = i + nslots is stored; had a copy seen any of its words, R1
+ *       and this fence make h2 >= i + nslots. So i + nslots > h2 proves the
+ *       copy of i whole; the others count as dropped.
+ * Rings are never freed while the pool lives: a start that changes the
+ * capacity retires the old ones (a thread may still be finishing an event
+ * in one) to a list freed with the pool. A start that keeps it moves each
+ * ring's floor to its head instead: collect ignores what lies below. */
 #include "pool_impl.h"
 #include "async/trace.h"
 
-int async_pool_trace_start(async_pool *pool, size_t events_per_thread)
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_WORDS (ASYNC_TRACE_NAME_SIZE / 8)
+
+struct slot {
+	uint64_t begin, end;
+	uint64_t meta; /* kind | other << 8 */
+	uint64_t name[NAME_WORDS];
+};
+
+struct ring {
+	uint64_t head;  /* events ever written: the owner's store, R1 */
+	uint64_t floor; /* events below it belong to an earlier start (mutex) */
+	uint64_t owner; /* outside rings: the owning thread's token */
+	uint32_t track;
+	size_t nslots;  /* capacity + 1 */
+	struct ring *next; /* the outside list, or the retired list */
+	struct slot *ev;
+};
+
+struct async_trace {
+	pthread_mutex_t mu; /* start, collect, an outside thread's first record */
+	uint64_t cap;       /* events per ring for rings made from now on */
+	uint32_t epoch;     /* moved when rings are retired: outside threads' caches */
+	struct ring **wr;   /* one per worker slot, made by the worker itself */
+	struct ring *outside; /* newest first; pushed under mu */
+	unsigned noutside;
+	struct ring *retired;
+	struct slot *buf;   /* collect's copy */
+	size_t bufn;
+};
+
+/* The innermost traced job running on this thread: async_trace_label's
+ * target. */
+static _Thread_local struct async_trace_frame *tl_job;
+
+/* One outside ring cached per thread (the last pool it recorded to). */
+static _Thread_local struct {
+	uint64_t serial;
+	uint32_t epoch;
+	struct ring *r;
+} tl_out;
+static _Thread_local char tl_token; /* its address names the thread */
+
+/* Copies at most 47 bytes of s, cut before a partial UTF-8 sequence (the
+ * JSON must stay valid), NUL-padded. */
+_Static_assert(sizeof(((struct async_trace_frame *)0)->name) == ASYNC_TRACE_NAME_SIZE, "frame name size");
+
+static void name_copy(char out[ASYNC_TRACE_NAME_SIZE], const char *s)
 {
-	(void)events_per_thread;
-	return pool == NULL ? ASYNC_EINVAL : 0;
+	size_t n = 0;
+	if (s != NULL)
+		while (n < ASYNC_TRACE_NAME_SIZE - 1 && s[n] != '\0')
+			n++;
+	/* Cut inside a character (s[n] continues it): end before its lead. */
+	if (s != NULL)
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	memset(out, 0, ASYNC_TRACE_NAME_SIZE);
+	if (n > 0)
+		memcpy(out, s, n);
 }
 
-int async_pool_trace_stop(async_pool *pool)
+static struct ring *ring_new(uint64_t cap, uint32_t track, uint64_t owner)
 {
-	return pool == NULL ? ASYNC_EINVAL : 0;
+	struct ring *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return NULL;
+	r->nslots = (size_t)cap + 1;
+	r->ev = malloc(sizeof *r->ev * r->nslots);
+	if (r->ev == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->track = track;
+	r->owner = owner;
+	return r;
 }
 
-int async_pool_trace_on(const async_pool *pool)
+static void ring_free(struct ring *r)
 {
-	(void)pool;
+	if (r != NULL)
+		free(r->ev);
+	free(r);
+}
+
+/* The owner's append (R1). */
+static void ring_put(struct ring *r, uint64_t begin, uint64_t end, uint32_t kind, uint32_t other,
+                     const char name[ASYNC_TRACE_NAME_SIZE])
+{
+	uint64_t h = ck_pr_load_64(&r->head);
+	struct slot *s = &r->ev[h % r->nslots];
+	uint64_t words[NAME_WORDS];
+	if (name != NULL)
+		memcpy(words, name, sizeof words);
+	else
+		memset(words, 0, sizeof words);
+	ck_pr_fence_store(); /* R1: after the previous head store */
+	ck_pr_store_64(&s->begin, begin);
+	ck_pr_store_64(&s->end, end);
+	ck_pr_store_64(&s->meta, (uint64_t)kind | (uint64_t)other << 8);
+	for (int i = 0; i < NAME_WORDS; i++)
+		ck_pr_store_64(&s->name[i], words[i]);
+	ck_pr_fence_store(); /* R1: before head */
+	ck_pr_store_64(&r->head, h + 1);
+}
+
+/* The calling worker's ring, made at its first event. The pool's trace and
+ * its cap were published before tracing read 1 (the release in start). */
+static struct ring *worker_ring(async_pool *p, struct worker *w)
+{
+	struct async_trace *t = ck_pr_load_ptr(&p->trace);
+	struct ring *r = ck_pr_load_ptr(&t->wr[w->index]);
+	if (r != NULL)
+		return r;
+	r = ring_new(ck_pr_load_64(&t->cap), w->index, 0);
+	if (r == NULL)
+		return NULL; /* out of memory: this event is lost */
+	if (!ck_pr_cas_ptr(&t->wr[w->index], NULL, r)) {
+		ring_free(r); /* only start replaces a worker's ring, and with NULL */
+		r = ck_pr_load_ptr(&t->wr[w->index]);
+	}
+	return r;
+}
+
+/* The calling outside thread's ring for p, made at its first record. */
+static struct ring *outside_ring(async_pool *p)
+{
+	struct async_trace *t = ck_pr_load_ptr(&p->trace);
+	if (tl_out.r != NULL && tl_out.serial == p->serial && tl_out.epoch == ck_pr_load_32(&t->epoch))
+		return tl_out.r;
+	uint64_t me = (uint64_t)(uintptr_t)&tl_token;
+	pthread_mutex_lock(&t->mu);
+	struct ring *r = t->outside;
+	while (r != NULL && r->owner != me)
+		r = r->next;
+	if (r == NULL) {
+		r = ring_new(t->cap, ASYNC_TRACE_OUTSIDE + t->noutside, me);
+		if (r != NULL) {
+			t->noutside++;
+			r->next = t->outside;
+			ck_pr_store_ptr(&t->outside, r);
+		}
+	}
+	if (r != NULL) {
+		tl_out.serial = p->serial;
+		tl_out.epoch = t->epoch;
+		tl_out.r = r;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return r;
+}
+
+/* Worker slots [0, max_workers) are workers; helpers and shutdown's
+ * pseudo-worker run on threads outside the pool, recorded on theirs. */
+static struct ring *ring_of(async_pool *p, struct worker *w)
+{
+	if (w != NULL && w->index < p->max_workers)
+		return worker_ring(p, w);
+	return outside_ring(p);
+}
+
+void async__trace_run_job(struct worker *w, async_job *j)
+{
+	ck_pr_fence_load(); /* the trace after the flag: pairs with start's release */
+	run_job_body(w, j, 1);
+}
+
+void async__trace_job_begin(struct async_trace_frame *f)
+{
+	memset(f->name, 0, sizeof f->name);
+	f->up = tl_job;
+	tl_job = f;
+	f->begin = now_ns();
+}
+
+/* Before the job reads as done (run_job_body). A job that stopped the trace
+ * itself still gets its event: it began while the trace was on. */
+void async__trace_job_end(struct worker *w, struct async_trace_frame *f)
+{
+	uint64_t end = now_ns();
+	tl_job = f->up;
+	struct ring *r = ring_of(w->pool, w);
+	if (r != NULL)
+		ring_put(r, f->begin, end, ASYNC_TRACE_JOB, 0, f->name);
+}
+
+void async__trace_steal(struct worker *w, const struct worker *victim)
+{
+	ck_pr_fence_load();
+	async_pool *p = w->pool;
+	struct ring *r = ring_of(p, w);
+	if (r == NULL)
+		return;
+	uint64_t t = now_ns();
+	uint32_t vt = victim->index < p->max_workers ? victim->index : ASYNC_TRACE_OUTSIDE;
+	char name[ASYNC_TRACE_NAME_SIZE];
+	name_copy(name, "steal");
+	ring_put(r, t, t, ASYNC_TRACE_STEAL, vt, name);
+}
+
+void async__trace_sleep(struct worker *w, uint64_t since)
+{
+	ck_pr_fence_load();
+	struct ring *r = ring_of(w->pool, w);
+	if (r == NULL)
+		return;
+	char name[ASYNC_TRACE_NAME_SIZE];
+	name_copy(name, "sleep");
+	ring_put(r, since, now_ns(), ASYNC_TRACE_SLEEP, 0, name);
+}
+
+/* Moves every ring to the retired list (mu held): threads that still hold
+ * one finish their event in it harmlessly. */
+static void retire_all(async_pool *p, struct async_trace *t)
+{
+	for (unsigned s = 0; s < p->max_workers; s++) {
+		struct ring *r = ck_pr_fas_ptr(&t->wr[s], NULL);
+		if (r != NULL) {
+			r->next = t->retired;
+			t->retired = r;
+		}
+	}
+	struct ring *r = t->outside;
+	while (r != NULL) {
+		struct ring *next = r->next;
+		r->next = t->retired;
+		t->retired = r;
+		r = next;
+	}
+	ck_pr_store_ptr(&t->outside, NULL);
+	t->noutside = 0;
+	ck_pr_store_32(&t->epoch, t->epoch + 1);
+}
+
+static struct async_trace *trace_get(async_pool *p)
+{
+	struct async_trace *t = ck_pr_load_ptr(&p->trace);
+	if (t != NULL)
+		return t;
+	t = calloc(1, sizeof *t);
+	if (t == NULL)
+		return NULL;
+	t->wr = calloc(p->max_workers, sizeof *t->wr);
+	if (t->wr == NULL) {
+		free(t);
+		return NULL;
+	}
+	pthread_mutex_init(&t->mu, NULL);
+	t->cap = ASYNC_TRACE_DEFAULT_EVENTS;
+	/* Release: the trace is whole before another thread sees it. */
+	ck_pr_fence_store();
+	if (!ck_pr_cas_ptr(&p->trace, NULL, t)) {
+		pthread_mutex_destroy(&t->mu);
+		free(t->wr);
+		free(t);
+		t = ck_pr_load_ptr(&p->trace);
+	}
+	return t;
+}
+
+int async_pool_trace_start(async_pool *p, size_t events_per_thread)
+{
+	if (p == NULL)
+		return ASYNC_EINVAL;
+	size_t cap = events_per_thread != 0 ? events_per_thread : ASYNC_TRACE_DEFAULT_EVENTS;
+	if (cap > SIZE_MAX / sizeof(struct slot) - 1)
+		return ASYNC_ENOMEM;
+	struct async_trace *t = trace_get(p);
+	if (t == NULL)
+		return ASYNC_ENOMEM;
+	pthread_mutex_lock(&t->mu);
+	if (cap != t->cap) {
+		retire_all(p, t);
+		ck_pr_store_64(&t->cap, (uint64_t)cap);
+	} else {
+		for (unsigned s = 0; s < p->max_workers; s++) {
+			struct ring *r = ck_pr_load_ptr(&t->wr[s]);
+			if (r != NULL)
+				r->floor = ck_pr_load_64(&r->head);
+		}
+		for (struct ring *r = t->outside; r != NULL; r = r->next)
+			r->floor = ck_pr_load_64(&r->head);
+	}
+	/* Release: the rings and cap above before the flag (pairs with the
+	 * load fences in the hooks). */
+	ck_pr_fence_store();
+	ck_pr_store_32(&p->tracing, 1);
+	pthread_mutex_unlock(&t->mu);
 	return 0;
+}
+
+int async_pool_trace_stop(async_pool *p)
+{
+	if (p == NULL)
+		return ASYNC_EINVAL;
+	ck_pr_store_32(&p->tracing, 0);
+	return 0;
+}
+
+int async_pool_trace_on(const async_pool *p)
+{
+	return p != NULL && ck_pr_load_32((uint32_t *)&p->tracing) != 0;
 }
 
 void async_trace_label(const char *name)
 {
-	(void)name;
+	struct async_trace_frame *f = tl_job;
+	if (f != NULL)
+		name_copy(f->name, name);
 }
 
 uint64_t async_trace_now_ns(void)
@@ -31,26 +345,277 @@ uint64_t async_trace_now_ns(void)
 	return now_ns();
 }
 
-int async_pool_trace_record(async_pool *pool, const char *name, uint64_t begin_ns, uint64_t end_ns)
+int async_pool_trace_record(async_pool *p, const char *name, uint64_t begin_ns, uint64_t end_ns)
 {
-	(void)name;
-	return pool == NULL || end_ns < begin_ns ? ASYNC_EINVAL : 0;
+	if (p == NULL || end_ns < begin_ns)
+		return ASYNC_EINVAL;
+	if (!ck_pr_load_32(&p->tracing))
+		return 0;
+	ck_pr_fence_load(); /* pairs with start's release */
+	struct ring *r = ring_of(p, self_in(p));
+	if (r == NULL)
+		return ASYNC_ENOMEM;
+	char buf[ASYNC_TRACE_NAME_SIZE];
+	name_copy(buf, name);
+	ring_put(r, begin_ns, end_ns, ASYNC_TRACE_SPAN, 0, buf);
+	return 0;
 }
 
-int async_pool_trace_collect_since(async_pool *pool, uint64_t since_ns, async_trace_visit_fn fn, void *ud)
+/* Copies ring r's kept events that ended at or after since into t->buf,
+ * oldest first (R2, R3), and says how many were dropped. Returns the count
+ * copied, or -1 when out of memory. */
+static long ring_copy(struct async_trace *t, struct ring *r, uint64_t since, uint64_t *dropped)
 {
-	(void)since_ns;
-	(void)ud;
-	return pool == NULL || fn == NULL ? ASYNC_EINVAL : 0;
+	size_t cap = r->nslots - 1;
+	if (t->bufn < cap) {
+		struct slot *b = realloc(t->buf, sizeof *b * cap);
+		if (b == NULL)
+			return -1;
+		t->buf = b;
+		t->bufn = cap;
+	}
+	uint64_t h1 = ck_pr_load_64(&r->head);
+	ck_pr_fence_load(); /* R2 */
+	uint64_t lo = h1 > cap ? h1 - cap : 0;
+	if (lo < r->floor)
+		lo = r->floor;
+	/* Newest first into the end of buf, so that since can stop the copy. */
+	size_t n = 0;
+	for (uint64_t i = h1; i > lo; i--) {
+		const struct slot *s = &r->ev[(i - 1) % r->nslots];
+		struct slot *d = &t->buf[cap - 1 - n];
+		d->end = ck_pr_load_64((uint64_t *)&s->end);
+		if (d->end < since)
+			break;
+		d->begin = ck_pr_load_64((uint64_t *)&s->begin);
+		d->meta = ck_pr_load_64((uint64_t *)&s->meta);
+		for (int k = 0; k < NAME_WORDS; k++)
+			d->name[k] = ck_pr_load_64((uint64_t *)&s->name[k]);
+		n++;
+	}
+	ck_pr_fence_load(); /* R3 */
+	uint64_t h2 = ck_pr_load_64(&r->head);
+	/* Event i is whole iff i + nslots > h2: drop the oldest copies that
+	 * fail it (they are the first n - keep of the n). */
+	uint64_t first = h1 - n; /* the index of the oldest copy */
+	size_t keep = n;
+	if (h2 >= r->nslots && first + r->nslots <= h2) {
+		uint64_t bad = h2 - r->nslots + 1 - first;
+		keep = bad >= n ? 0 : n - (size_t)bad;
+	}
+	/* Dropped: overwritten before the copy (below lo) or during it. */
+	*dropped = (lo - r->floor) + (n - keep);
+	memmove(t->buf, t->buf + cap - keep, sizeof *t->buf * keep);
+	return (long)keep;
 }
 
-int async_pool_trace_collect(async_pool *pool, async_trace_visit_fn fn, void *ud)
+static int visit_ring(struct async_trace *t, struct ring *r, uint64_t since, async_trace_visit_fn fn, void *ud)
 {
-	return async_pool_trace_collect_since(pool, 0, fn, ud);
+	uint64_t dropped = 0;
+	long n = ring_copy(t, r, since, &dropped);
+	if (n < 0)
+		return ASYNC_ENOMEM;
+	async_trace_event ev;
+	for (long i = 0; i < n; i++) {
+		const struct slot *s = &t->buf[i];
+		ev.begin_ns = s->begin;
+		ev.end_ns = s->end;
+		ev.dropped = dropped;
+		ev.track = r->track;
+		ev.kind = (uint32_t)(s->meta & 0xff);
+		ev.other = (uint32_t)(s->meta >> 8);
+		memcpy(ev.name, s->name, sizeof ev.name);
+		ev.name[ASYNC_TRACE_NAME_SIZE - 1] = '\0';
+		int rc = fn(ud, &ev);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
 }
 
-int async_pool_trace_write(async_pool *pool, const char *path)
+int async_pool_trace_collect_since(async_pool *p, uint64_t since_ns, async_trace_visit_fn fn, void *ud)
 {
-	(void)path;
-	return pool == NULL || path == NULL ? ASYNC_EINVAL : ASYNC_EIO;
+	if (p == NULL || fn == NULL)
+		return ASYNC_EINVAL;
+	struct async_trace *t = ck_pr_load_ptr(&p->trace);
+	if (t == NULL)
+		return 0;
+	ck_pr_fence_load();
+	int rc = 0;
+	pthread_mutex_lock(&t->mu);
+	for (unsigned s = 0; s < p->max_workers && rc == 0; s++) {
+		struct ring *r = ck_pr_load_ptr(&t->wr[s]);
+		if (r != NULL)
+			rc = visit_ring(t, r, since_ns, fn, ud);
+	}
+	/* Outside threads in the order they first recorded. */
+	for (unsigned k = 0; k < t->noutside && rc == 0; k++)
+		for (struct ring *r = t->outside; r != NULL; r = r->next)
+			if (r->track == ASYNC_TRACE_OUTSIDE + k) {
+				rc = visit_ring(t, r, since_ns, fn, ud);
+				break;
+			}
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+int async_pool_trace_collect(async_pool *p, async_trace_visit_fn fn, void *ud)
+{
+	return async_pool_trace_collect_since(p, 0, fn, ud);
+}
+
+/* ---- the Chrome trace event writer -------------------------------------- */
+
+struct writer {
+	FILE *f;
+	int first;
+};
+
+static void put_sep(struct writer *wr)
+{
+	fputs(wr->first ? "\n" : ",\n", wr->f);
+	wr->first = 0;
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped; other
+ * bytes as they are (names are cut at UTF-8 boundaries). */
+static void put_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+/* Microseconds with three decimals, exactly (a double would round). */
+static void put_us(FILE *f, uint64_t ns)
+{
+	fprintf(f, "%" PRIu64 ".%03u", ns / 1000u, (unsigned)(ns % 1000u));
+}
+
+static const char *const kind_cat[] = { "job", "steal", "sleep", "span" };
+
+static int write_event(void *ud, const async_trace_event *ev)
+{
+	struct writer *wr = ud;
+	FILE *f = wr->f;
+	put_sep(wr);
+	const char *name = ev->name[0] != '\0' ? ev->name : "job";
+	fputs("{\"name\":", f);
+	put_str(f, name);
+	fprintf(f, ",\"cat\":\"%s\",\"pid\":1,\"tid\":%" PRIu32 ",\"ts\":",
+	        ev->kind < 4 ? kind_cat[ev->kind] : "other", ev->track);
+	put_us(f, ev->begin_ns);
+	if (ev->kind == ASYNC_TRACE_STEAL) {
+		fprintf(f, ",\"ph\":\"i\",\"s\":\"t\",\"args\":{\"victim\":%" PRIu32 "}}", ev->other);
+	} else {
+		fputs(",\"ph\":\"X\",\"dur\":", f);
+		put_us(f, ev->end_ns - ev->begin_ns);
+		fputc('}', f);
+	}
+	return 0;
+}
+
+static void put_thread_name(struct writer *wr, uint32_t tid, const char *name)
+{
+	put_sep(wr);
+	fprintf(wr->f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%" PRIu32 ",\"args\":{\"name\":", tid);
+	put_str(wr->f, name);
+	fprintf(wr->f, "}}");
+	put_sep(wr);
+	/* Workers first, outside threads after them, in track order. */
+	fprintf(wr->f, "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":1,\"tid\":%" PRIu32
+	        ",\"args\":{\"sort_index\":%" PRIu32 "}}", tid, tid);
+}
+
+/* Per-track drop counts, gathered while writing, for the metadata. */
+struct drops {
+	struct writer *wr;
+	uint32_t last;
+	int any;
+};
+
+static int write_and_count(void *ud, const async_trace_event *ev)
+{
+	struct drops *d = ud;
+	if (ev->dropped != 0 && (!d->any || d->last != ev->track)) {
+		/* An instant at the track's oldest kept event: how many older
+		 * ones the ring overwrote. */
+		put_sep(d->wr);
+		fprintf(d->wr->f, "{\"name\":\"dropped\",\"cat\":\"trace\",\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":%" PRIu32 ",\"ts\":", ev->track);
+		put_us(d->wr->f, ev->begin_ns);
+		fprintf(d->wr->f, ",\"args\":{\"events\":%" PRIu64 "}}", ev->dropped);
+	}
+	d->last = ev->track;
+	d->any = 1;
+	return write_event(d->wr, ev);
+}
+
+int async_pool_trace_write(async_pool *p, const char *path)
+{
+	if (p == NULL || path == NULL)
+		return ASYNC_EINVAL;
+	FILE *f = fopen(path, "wb");
+	if (f == NULL)
+		return ASYNC_EIO;
+	struct writer wr = { f, 1 };
+	fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", f);
+	put_sep(&wr);
+	fputs("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"args\":{\"name\":\"async\"}}", f);
+	unsigned hw = ck_pr_load_32(&p->high_water);
+	char name[32];
+	for (unsigned s = 0; s < hw && s < p->max_workers; s++) {
+		snprintf(name, sizeof name, "%s%u", p->prefix, s);
+		put_thread_name(&wr, s, name);
+	}
+	struct async_trace *t = ck_pr_load_ptr(&p->trace);
+	if (t != NULL) {
+		pthread_mutex_lock(&t->mu);
+		unsigned nout = t->noutside;
+		pthread_mutex_unlock(&t->mu);
+		for (unsigned k = 0; k < nout; k++) {
+			if (k == 0)
+				snprintf(name, sizeof name, "game");
+			else
+				snprintf(name, sizeof name, "game%u", k);
+			put_thread_name(&wr, ASYNC_TRACE_OUTSIDE + k, name);
+		}
+	}
+	struct drops d = { &wr, 0, 0 };
+	int rc = async_pool_trace_collect(p, write_and_count, &d);
+	fputs("\n]}\n", f);
+	if (ferror(f) && rc == 0)
+		rc = ASYNC_EIO;
+	if (fclose(f) != 0 && rc == 0)
+		rc = ASYNC_EIO;
+	return rc < 0 ? rc : 0;
+}
+
+void async__trace_free(async_pool *p)
+{
+	struct async_trace *t = p->trace;
+	if (t == NULL)
+		return;
+	for (unsigned s = 0; s < p->max_workers; s++)
+		ring_free(t->wr[s]);
+	for (struct ring *r = t->outside, *next; r != NULL; r = next) {
+		next = r->next;
+		ring_free(r);
+	}
+	for (struct ring *r = t->retired, *next; r != NULL; r = next) {
+		next = r->next;
+		ring_free(r);
+	}
+	pthread_mutex_destroy(&t->mu);
+	free(t->wr);
+	free(t->buf);
+	free(t);
+	p->trace = NULL;
 }

@@ -40,7 +40,8 @@ typedef struct async_trace_event {
 	                    * every event of the track) */
 	uint32_t track;    /* see ASYNC_TRACE_OUTSIDE */
 	uint32_t kind;     /* async_trace_kind */
-	uint32_t other;    /* STEAL: the victim's track; otherwise 0 */
+	uint32_t other;    /* STEAL: the victim's track (ASYNC_TRACE_OUTSIDE for
+	                    * a thread outside the pool); otherwise 0 */
 	char name[ASYNC_TRACE_NAME_SIZE]; /* NUL-terminated; "" for an
 	                                   * unlabelled job */
 } async_trace_event;
@@ -49,12 +50,12 @@ typedef struct async_trace_event {
  * collect returns). */
 typedef int (*async_trace_visit_fn)(void *ud, const async_trace_event *ev);
 
-/* Any thread that is not one of the pool's workers (ASYNC_EONWORKER);
- * blocks briefly (it allocates). Starts recording into rings of
- * events_per_thread events each (0: ASYNC_TRACE_DEFAULT_EVENTS), one per
- * worker and one per outside thread that records; a full ring overwrites
- * its oldest events. Starting again, on or off, forgets what was recorded.
- * ASYNC_EINVAL for a NULL pool, ASYNC_ENOMEM. */
+/* Any thread; blocks briefly. Starts recording into rings of
+ * events_per_thread events each (0: ASYNC_TRACE_DEFAULT_EVENTS, 72 bytes an
+ * event), one per worker and one per outside thread, each made at its
+ * thread's first event; a full ring overwrites its oldest events. Starting
+ * again, on or off, forgets what was recorded. ASYNC_EINVAL for a NULL
+ * pool, ASYNC_ENOMEM. Must not race with async_pool_destroy. */
 ASYNC_API int async_pool_trace_start(async_pool *pool, size_t events_per_thread);
 
 /* Any thread; never blocks. Stops recording (jobs running finish their
