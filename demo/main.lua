@@ -134,7 +134,10 @@ end
 local function startTimeline()
   if not async.timeline then return nil, "this async has no timeline()" end
   if async.isTracing() then return true end
-  return async.startTrace()
+  -- A backend without tracing raises: the overlay says why instead.
+  local ok, started, why = pcall(async.startTrace)
+  if not ok then return nil, tostring(started) end
+  return started, why
 end
 
 local function runMode(mode)
