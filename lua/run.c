@@ -4,6 +4,7 @@
  * worker), a fresh environment per call, and the results or the failure
  * encoded back. Also the core job that runs a game's call. */
 #include "internal.h"
+#include "probes.h" /* the core's static probes: sdt_async:lua_job_start/end */
 
 static int traceback_handler(lua_State *L)
 {
@@ -366,7 +367,9 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
 	ws->call = owner;
 	ws->def = d;
 	ws->depth++;
+	ASYNC_PROBE1(lua_job_start, d->name);
 	run_def_guarded(ws, d, sn, args, res, failed, oc);
+	ASYNC_PROBE1(lua_job_end, d->name);
 	ws->depth--;
 	ws->call = outer;
 	ws->def = outer_def;

@@ -1,12 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT (see LICENSE)
-# check_probes.sh LIB: the core library LIB (static or shared) holds the
-# static probes perf lists as sdt_async:*, one stapsdt note each (readelf -n).
+# check_probes.sh LIB [PROBE...]: the library LIB (static or shared) holds
+# the static probes perf lists as sdt_async:<PROBE>, a stapsdt note each
+# (readelf -n). Without PROBEs: the core's five.
 set -eu
 lib=$1
+shift
+probes=${*:-job_start job_end steal sleep wake}
 notes=$(readelf -n "$lib")
 status=0
-for probe in job_start job_end steal sleep wake; do
+for probe in $probes; do
   # readelf prints each note's Provider line just above its Name line.
   if printf '%s\n' "$notes" | grep -B1 "Name: $probe\$" | grep -q 'Provider: async'; then
     echo "probe: async:$probe"
