@@ -156,7 +156,7 @@ local function runMode(mode)
     if mode == "workers" then async.update { budget = 0.004 } end
     -- What the overlay would draw, as often as a game would look.
     if timeline and (f % 30 == 0 or f == opts.frames) then
-      lay = timeline:layout(async.timeline(1), 360, 120, async.getWorkerCount())
+      lay = timeline:layout(async.timeline(1), 360, 100, async.getWorkerCount())
     end
     local work = love.timer.getTime() - t0
     frames:add(work)
@@ -278,7 +278,7 @@ function love.update(dt)
   -- async.timeline builds a table per event.
   timelineTimer = timelineTimer + dt
   if timeline and timelineTimer >= 0.1 then
-    timelineLayout, timelineTimer = timeline:layout(async.timeline(1), 360, 120, async.getWorkerCount()), 0
+    timelineLayout, timelineTimer = timeline:layout(async.timeline(1), 360, 100, async.getWorkerCount()), 0
   end
   if opts.screenshot and frameCount == opts.frames then
     love.graphics.captureScreenshot(function(img)
@@ -374,7 +374,7 @@ function love.draw()
   love.graphics.setColor(1, 1, 1)
   if timeline and timelineLayout then
     love.graphics.print("jobs on each worker, last second (colour: definition)", x0, ty - 18)
-    timeline:draw(timelineLayout, x0, ty, gw, 100)
+    Timeline.draw(timelineLayout, x0, ty)
   elseif timelineWhy then
     love.graphics.print("timeline: " .. timelineWhy, x0, ty - 18)
   end

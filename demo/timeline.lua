@@ -67,7 +67,7 @@ function Timeline:layout(tl, w, h, workers)
     if p.seconds ~= q.seconds then return p.seconds > q.seconds end
     return p.name < q.name
   end)
-  return { rows = rows, bars = bars, legend = legend }
+  return { rows = rows, bars = bars, legend = legend, w = w, h = h }
 end
 
 -- One line for headless runs: what the overlay would draw.
@@ -79,9 +79,9 @@ function Timeline.summary(lay)
     table.concat(perRow, ", "), #names > 0 and table.concat(names, ", ") or "none")
 end
 
--- Draws the layout at (x, y), w x h (LÖVE only).
-function Timeline:draw(lay, x, y, w, h)
-  local g = love.graphics
+-- Draws the layout at (x, y), in the size it was laid out for (LÖVE only).
+function Timeline.draw(lay, x, y)
+  local g, w, h = love.graphics, lay.w, lay.h
   g.setColor(1, 1, 1, 0.15)
   g.rectangle("fill", x, y, w, h)
   for _, b in ipairs(lay.bars) do
@@ -94,7 +94,7 @@ function Timeline:draw(lay, x, y, w, h)
   local ly = y + h + 6
   for i, l in ipairs(lay.legend) do
     if i > 6 then break end
-    local lx = x + ((i - 1) % 2) * (w / 2)
+    local lx = x + ((i - 1) % 2) * (w / 2 + 30) -- the second column reaches past the box, where the row labels are
     local row = math.floor((i - 1) / 2)
     g.setColor(l.color[1], l.color[2], l.color[3])
     g.rectangle("fill", lx, ly + row * 16 + 3, 10, 10)
