@@ -12,8 +12,6 @@ struct call *record_take(struct ctx *ctx)
 	if (c != NULL) {
 		ctx->free = c->next;
 		c->live = 1;
-		c->t_call = async_trace_now_ns();
-		c->t_start = 0;
 		return c;
 	}
 	if (ctx->nall == ctx->capall) {
@@ -34,8 +32,6 @@ struct call *record_take(struct ctx *ctx)
 	c->key = LUA_NOREF;
 	ctx->all[ctx->nall++] = c;
 	c->live = 1;
-	c->t_call = async_trace_now_ns(); /* stats().defs: the queue wait */
-	c->t_start = 0;
 	return c;
 }
 
@@ -263,6 +259,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		return luaL_error(L, "async.call('%s'): %s", name, LENT_MSG);
 	}
 	c->def = d;
+	profile_made(c);
 	d->refs++;
 	c->snap = ctx->snap;
 	c->snap->refs++;

@@ -81,6 +81,7 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, double epoch, const uns
 	memcpy(c->xs, xs, (size_t)nxs * sizeof *xs);
 	c->nxs = nxs;
 	c->def = d;
+	profile_made(c);
 	d->refs++;
 	c->snap = ctx->snap;
 	c->snap->refs++;
