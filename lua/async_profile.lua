@@ -109,13 +109,15 @@ end
 local Trace = {}
 Trace.__index = Trace
 
-function P.newTrace(events)
-  return setmetatable({ on = true, events = events, tracks = {} }, Trace)
+-- A trace recording from `since` on (jobs that started before are left
+-- out when their results arrive).
+function P.newTrace(events, since)
+  return setmetatable({ on = true, events = events, since = since, tracks = {} }, Trace)
 end
 
 -- Records a span on `track` (a worker slot, or GAME_TRACK).
 function Trace:record(track, name, t0, t1)
-  if not self.on then return end
+  if not self.on or t0 < self.since then return end
   local r = self.tracks[track]
   if r == nil then r = newRing(self.events); self.tracks[track] = r end
   push(r, name, t0, t1)
@@ -157,8 +159,9 @@ end
 local function us(s) return format("%.3f", s * 1e6) end
 
 -- Writes the trace as the core's async_pool_trace_write does: metadata
--- naming each track ("async-w0", ..., "game"), a "dropped" counter on a
--- track whose ring overwrote events, jobs and spans as "X" events.
+-- naming each track ("async-w0", ..., "game"), a "dropped" instant on a
+-- track whose ring overwrote events (args.events: how many), jobs and
+-- spans as "X" events.
 function Trace:write(path, nslots)
   local f, err = io.open(path, "wb")
   if not f then return nil, ("async.stopTrace: cannot write '%s': %s"):format(path, tostring(err)) end
@@ -181,8 +184,8 @@ function Trace:write(path, nslots)
     local first = true
     each(r, function(name, t0, t1)
       if first and r.dropped > 0 then
-        put(format(',\n{"name":"dropped","ph":"C","pid":1,"tid":%d,"ts":%s,"args":{"events":%d}}', track, us(t0),
-          r.dropped))
+        put(format(',\n{"name":"dropped","cat":"trace","ph":"i","s":"t","pid":1,"tid":%d,"ts":%s,"args":{"events":%d}}',
+          track, us(t0), r.dropped))
       end
       first = false
       put(format(',\n{"name":%s,"cat":"%s","pid":1,"tid":%d,"ts":%s,"ph":"X","dur":%s}', jsonString(name), cat,

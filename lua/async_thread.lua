@@ -63,7 +63,8 @@ local function checkOpen(ctx)
 end
 
 -- async.call, handles and delivery (async_thread_calls.lua).
-local calls = require(prefix .. "async_thread_calls")(C, checkOpen, fail)
+local profile = require(prefix .. "async_profile")
+local calls = require(prefix .. "async_thread_calls")(C, checkOpen, fail, profile)
 
 -- As async_native: a fraction is floored; the pool's maximum then cuts.
 local function checkCount(n, fname)
@@ -151,6 +152,7 @@ function Ctx:define(name, fn)
   if type(name) ~= "string" then fail("bad argument #2 to 'define' (string expected, got %s)", type(name)) end
   if name == "" then failAt(2, "async.define: the name must not be empty") end
   self.defs[name] = makeDef(self, fn, name, ("async.define('%s')"):format(name))
+  profile.defStat(self.defStats, name)
   publish(self)
 end
 
@@ -343,7 +345,40 @@ function Ctx:stats(t)
   -- Every field async_native fills, so a game's HUD reads numbers on both:
   -- no call records keep buffers here, and no named channel carries objects.
   t.recordBytes, t.channels = 0, 0
+  profile.defsInto(t, self.defStats)
   return t
+end
+
+-- ---- the trace: kept in Lua (async_profile.lua), fed as calls are delivered
+
+function M.now() return love.timer.getTime() end
+
+function Ctx:traceStart(events)
+  checkOpen(self)
+  self.trace = profile.newTrace(events > 0 and events or profile.DEFAULT_EVENTS, M.now())
+  return true
+end
+
+function Ctx:traceStop()
+  checkOpen(self)
+  if self.trace then self.trace.on = false end
+  return true
+end
+
+function Ctx:traceOn() return self.trace ~= nil and self.trace.on end
+
+function Ctx:traceRecord(name, t0, t1)
+  if self.trace then self.trace:recordGame(name, t0, t1) end
+end
+
+function Ctx:traceWrite(path)
+  checkOpen(self)
+  return (self.trace or profile.newTrace(1, 0)):write(path, self.nslots)
+end
+
+function Ctx:traceCollect(since, offset)
+  checkOpen(self)
+  return (self.trace or profile.newTrace(1, 0)):collect(since, offset, self.nslots)
 end
 
 local function release(ctx)
@@ -442,7 +477,7 @@ function M.new(n, facade, limit, _, boot)
     recs = {}, free = {}, nrecs = 0, chunks = {}, keys = {},
     pending = {}, qh = 1, qt = 0, epochCalls = {},
     registry = { snaps = {}, chunks = {} }, registryCh = love.thread.newChannel(),
-    inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0,
+    inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0, defStats = {},
     nworkers = 0, threads = {}, nslots = 0, max = maxWorkers(), shutting = false,
     errorFn = _G.error, -- {error = error}: see callErrorHandler (async_thread_calls.lua)
     ctlData = ctlData, ctl = ffi.cast("int32_t *", ctlData:getFFIPointer()),

@@ -2,9 +2,10 @@
 -- async_thread_calls.lua: the thread backend's calls, on the game's side:
 -- async.call (records, "latest request wins" keys, callback tables checked
 -- at the call), call handles, and delivery (update, the failure printer).
--- async_thread.lua loads it with what it shares: the common code's C, and
--- checkOpen and fail; it returns the functions the context's methods use.
-return function(C, checkOpen, fail)
+-- async_thread.lua loads it with what it shares: the common code's C,
+-- checkOpen and fail, and async_profile.lua (stats().defs and the trace);
+-- it returns the functions the context's methods use.
+return function(C, checkOpen, fail, profile)
 local ffi = require "ffi"
 local unpack, select, type = unpack, select, type
 
@@ -179,6 +180,7 @@ local function doCall(ctx, cb, name, ...)
     ctx.pushed = ctx.pushed + 1
     rec.epoch = e
   end
+  rec.name, rec.tcall = name, love.timer.getTime() -- stats().defs: the queue wait
   -- Only a call that was made supersedes the one before it.
   if key ~= nil then takeKey(ctx, rec, key) end
   rec.cb = cb
@@ -264,7 +266,7 @@ local function deliver(ctx)
   ctx.qh = h + 1
   ctx.inflight = ctx.inflight - 1
   local rec = ctx.recs[m[1]]
-  local cb = rec.cb
+  local cb, name, tcall = rec.cb, rec.name, rec.tcall
   local st = rec.superseded and C.CANCELLED or m[2]
   rec.cb = nil
   local e = rec.epoch
@@ -275,6 +277,11 @@ local function deliver(ctx)
   end
   dropKey(ctx, rec)
   recordPut(ctx, rec)
+  -- The worker's times (none if it never ran) for stats().defs and the trace.
+  local t0, t1 = m.t0, m.t1
+  profile.defRecord(ctx.defStats, name, st == C.CANCELLED and "cancelled" or st == C.OK and "ok" or "failed", tcall,
+    t0, t1)
+  if t0 and ctx.trace then ctx.trace:record(m.w, name, t0, t1) end
   if st == C.CANCELLED then
     -- Never ran, or a newer call with its key was made while it ran: a
     -- table callback's `cancelled` hears of it, never `success`.

@@ -400,13 +400,17 @@ local function handleCall(m)
   end
   local name = m[4]
   armStop()
+  local t0 = now()
   local ok, st, n, r = pcall(runCall, m, owner)
+  local t1 = now()
   if not ok then st, n, r = C.FAILED, 2, { ("%s: %s: %s"):format(name, C.NAME, tostring(st)), "" } end
   -- A hook a job left behind would run in every later job of this worker.
   if realGethook() then realSethook(); userHook = nil end
   sl[C.S_JOBS] = sl[C.S_JOBS] + 1
   sl[C.S_MEMORY] = collectgarbage("count") * 1024
-  local sent, why = pcall(results.push, results, { rec, st, n, unpack(r, 1, n) })
+  local msg = { rec, st, n, unpack(r, 1, n) }
+  msg.t0, msg.t1, msg.w = t0, t1, slot -- for stats().defs and the trace (async_profile.lua)
+  local sent, why = pcall(results.push, results, msg)
   if not sent then
     results:push({ rec, C.FAILED, 2, ("%s: the results could not be sent back (%s)"):format(name, tostring(why)), "" })
   end

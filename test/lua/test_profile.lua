@@ -115,7 +115,7 @@ local function readTrace(path)
     elseif e.ph == "X" then
       ok(type(e.ts) == "number" and type(e.dur) == "number" and e.dur >= 0, "an X event has ts and dur >= 0")
       events[#events + 1] = e
-    elseif e.ph == "C" and e.name == "dropped" then
+    elseif e.name == "dropped" then
       dropped[e.tid] = e.args.events
     end
   end
