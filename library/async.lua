@@ -85,6 +85,7 @@ function Handle:status() end
 --- (native backend only)
 ---@field backend? "native"|"thread" the backend for this pool and the following ones
 ---@field pin? boolean bind worker k to CPU k (default false: workers float, leaving the game's thread and other pools room)
+---@field perfMap? boolean write /tmp/perf-<pid>.map so that perf names the JIT-compiled code of jobs (default: ASYNC_PERF_MAP=1)
 
 ---@class async.Group
 local Group = {}

@@ -183,17 +183,19 @@ end
 --- worker's Lua state; a job that reaches it fails with an "out of memory"
 --- error and its worker gets a fresh state. pin = true binds worker k to
 --- CPU k; by default workers float, so that the game's main thread and
---- other pools are not stacked onto the cores the workers hold.
+--- other pools are not stacked onto the cores the workers hold. perfMap =
+--- true (or ASYNC_PERF_MAP=1) writes /tmp/perf-<pid>.map so that perf names
+--- the JIT-compiled code of jobs (docs/profiling-perf.md).
 function async.load(n)
-  local limit, pin, opts
+  local limit, pin, perfMap, opts
   if type(n) == "table" then
     opts = n
     for k in pairs(opts) do
-      if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" and k ~= "pin" then
+      if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" and k ~= "pin" and k ~= "perfMap" then
         misuse(MSG.LOAD_UNKNOWN_OPTION:format(tostring(k)))
       end
     end
-    n, limit, pin = opts.workers, opts.memoryLimit, opts.pin
+    n, limit, pin, perfMap = opts.workers, opts.memoryLimit, opts.pin, opts.perfMap
     -- backend selection: "native" or "thread" for this pool and the next ones
     if opts.backend ~= nil and opts.backend ~= async.backend and not ctx then
       native, async.backend, async.backendReason = loader.select(prefix, opts.backend)
@@ -205,7 +207,11 @@ function async.load(n)
     if pin ~= nil and type(pin) ~= "boolean" then
       misuse(MSG.LOAD_PIN:format(type(pin)))
     end
+    if perfMap ~= nil and type(perfMap) ~= "boolean" then
+      misuse(MSG.LOAD_PERF_MAP:format(type(perfMap)))
+    end
   end
+  if perfMap == nil then perfMap = os.getenv("ASYNC_PERF_MAP") == "1" end
   -- A fraction of one (cores * 0.25 on a small machine) still gets a worker.
   if n ~= nil then n = math.max(checkCount(n, "async.load"), n > 0 and 1 or 0) end
   if ctx then
@@ -223,7 +229,19 @@ function async.load(n)
     async.ensure.exactly(n or 1)
     return
   end
-  local c, call, update = relay(pcall(native.new, n or 1, async, limit, pin == true))
+  -- The game's state names its traces too; the workers' states run the
+  -- same code when made.
+  local boot
+  if perfMap then
+    local pm = require(prefix .. "async_perfmap")
+    local ok, why = pm.install(nil, { MSG.PERF_MAP_JIT_OFF, MSG.PERF_MAP_OS })
+    if ok then
+      boot = pm.code()
+    else
+      io.stderr:write(MSG.PERF_MAP_GAME:format(tostring(why)))
+    end
+  end
+  local c, call, update = relay(pcall(native.new, n or 1, async, limit, pin == true, boot))
   -- The thread backend has no fastApi and keeps its own call and update.
   onFastPath = fastpath ~= nil and async.backend == "native" and c.fastApi ~= nil
   if onFastPath then call, update = fastpath.wrap(c, call, update, async) end

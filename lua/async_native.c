@@ -264,6 +264,8 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	free(ctx->path);
 	free(ctx->cpath);
 	ctx->path = ctx->cpath = NULL;
+	free(ctx->boot);
+	ctx->boot = NULL;
 	free(ctx->mem); /* after the pool and the fallback: their states count into it */
 	ctx->mem = NULL;
 	ctx->closed = 1;
@@ -309,7 +311,8 @@ static int l_gc(lua_State *L)
 	return 0;
 }
 
-/* new(workers, facade[, memoryLimit[, pin]]) -> context, call, update */
+/* new(workers, facade[, memoryLimit[, pin[, boot]]]) -> context, call, update;
+ * boot: bytecode every worker state runs once made (async_perfmap.lua). */
 static int l_new(lua_State *L)
 {
 	lua_Number n = luaL_optnumber(L, 1, 1);
@@ -335,6 +338,15 @@ static int l_new(lua_State *L)
 	ctx->closed = 1; /* until the pool exists */
 	ctx->mem = mem;
 	ctx->mem_limit = (uint64_t)limit;
+	if (lua_isstring(L, 5)) {
+		size_t nb;
+		const char *b = lua_tolstring(L, 5, &nb);
+		ctx->boot = malloc(nb);
+		if (ctx->boot != NULL) {
+			memcpy(ctx->boot, b, nb);
+			ctx->nboot = nb;
+		}
+	}
 	luaL_getmetatable(L, CTX_MT);
 	lua_setmetatable(L, -2);
 	int ud = lua_gettop(L);

@@ -463,8 +463,9 @@ local function workerModules()
   return list
 end
 
---- new(workers, facade[, memoryLimit]) -> context, call, update
-function M.new(n, facade, limit)
+--- new(workers, facade[, memoryLimit[, pin[, boot]]]) -> context, call, update;
+--- boot: bytecode each worker runs at its start (async_perfmap.lua's install)
+function M.new(n, facade, limit, _, boot)
   n = checkCount(n == nil and 1 or n, "async.load")
   if type(facade) ~= "table" then fail(MSG.BAD_ARGUMENT, 2, "new", "table", type(facade)) end
   if limit ~= nil then
@@ -485,7 +486,7 @@ function M.new(n, facade, limit)
     ctlData = ctlData, ctl = ffi.cast("int32_t *", ctlData:getFFIPointer()),
     slotData = slotData, sl = ffi.cast("double *", slotData:getFFIPointer()),
     lock = love.thread.newChannel(), requests = love.thread.newChannel(), results = love.thread.newChannel(),
-    env = { path = package.path, cpath = package.cpath, modules = workerModules() },
+    env = { path = package.path, cpath = package.cpath, modules = workerModules(), boot = boot },
   }, Ctx)
   publish(ctx) -- the empty registry
   ctx.call = function(cb, name, ...) return calls.call(ctx, cb, name, ...) end

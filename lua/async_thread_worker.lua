@@ -27,6 +27,16 @@ do
   if not ok then initError = tostring(e) end
 end
 local now = love.timer and love.timer.getTime or os.clock
+local cur                  -- the running job: { snap, owner = its game call's record, name }
+
+-- The perf map (async_perfmap.lua), named after the running definition.
+if env.boot then
+  local ok, e = pcall(function()
+    local done, why = assert(loadstring(env.boot, "=async perf map"))(function() return cur and cur.name end, { MSG.PERF_MAP_JIT_OFF, MSG.PERF_MAP_OS })
+    if not done then error(why, 0) end
+  end)
+  if not ok then io.stderr:write(MSG.PERF_MAP_WORKER:format(slot, tostring(e))) end
+end
 
 -- The worker-side API, global `async` in jobs.
 local api = { shared = {}, state = {}, workerIndex = slot, isWorker = true }
@@ -54,7 +64,6 @@ local cache = {}           -- definition id -> compiled function
 local applied              -- the snapshot whose shared values are decoded
 local shareIds = {}        -- name -> id of the decoded shared value
 local initId               -- the init function last run here
-local cur                  -- the running job: { snap, owner = its game call's record }
 local chunks = {}          -- chunk index -> { data, ptr }
 
 -- The error and its traceback, which shows the job's frames only, as a
@@ -199,7 +208,7 @@ local function runJob(name, d, sn, owner, args, first, nargs, awaited)
   -- breaks only its own.
   setfenv(fn, setmetatable({}, { __index = _G }))
   local outer = cur
-  cur = { snap = sn, owner = owner }
+  cur = { snap = sn, owner = owner, name = name }
   local ok, n, r = collect(xpcall(fn, handler, unpack(args, first, first + nargs - 1)))
   cur = outer
   setfenv(fn, oldenv)

@@ -228,6 +228,7 @@ struct wstate {
 	uint64_t init_id;  /* the init function last run here */
 	struct snap *cur;  /* the running job's snapshot (for await) */
 	struct call *call; /* the game's call being run here (async.cancelled) */
+	const struct def *def; /* the definition running here (the perf map's names) */
 	int cache;    /* registry ref: def id -> compiled function */
 	int envmt;    /* registry ref: { __index = _G } */
 	int globals;  /* registry ref: { _G, the RESTORE closure over its first copy } */
@@ -263,6 +264,8 @@ struct ctx {
 	uint64_t delivered, failed_count, cancelled_count;
 	size_t npending;
 	char *path, *cpath;
+	char *boot;     /* bytecode each worker state runs once made (the perf map); NULL: none */
+	size_t nboot;
 	struct preload *pre;
 	int npre;
 	int love;

@@ -358,18 +358,21 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
                     const struct async_buf *args, struct async_buf *res, int *failed, struct objctx *oc)
 {
 	struct call *outer = ws->call; /* a call run while another awaits */
+	const struct def *outer_def = ws->def;
 	if (ws->depth == 0) {
 		collect_near_limit(ws);
 		if (owner != NULL)
 			run_enter(owner, ws->L);
 	}
 	ws->call = owner;
+	ws->def = d;
 	ws->depth++;
 	ASYNC_PROBE1(lua_job_start, d->name);
 	run_def_guarded(ws, d, sn, args, res, failed, oc);
 	ASYNC_PROBE1(lua_job_end, d->name);
 	ws->depth--;
 	ws->call = outer;
+	ws->def = outer_def;
 	if (ws->depth > 0)
 		return;
 	/* Before the state may be replaced: shutdown must not hook a closed one. */

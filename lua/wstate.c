@@ -171,6 +171,42 @@ static int l_w_collectgarbage(lua_State *L)
 	return lua_gettop(L);
 }
 
+/* The name of the definition the state's worker is running; nil between
+ * jobs (the perf map names traces after it). */
+static int l_w_jobname(lua_State *L)
+{
+	const struct wstate *ws = lua_touserdata(L, lua_upvalueindex(1));
+	if (ws->def == NULL)
+		return 0;
+	lua_pushstring(L, ws->def->name);
+	return 1;
+}
+
+/* Runs ctx->boot (async_perfmap.lua's install) with the job name function.
+ * It only names code for perf: a failure is said, and the worker goes on. */
+static void run_boot(struct wstate *ws)
+{
+	lua_State *L = ws->L;
+	int rc = luaL_loadbuffer(L, ws->ctx->boot, ws->ctx->nboot, "=async perf map");
+	if (rc == 0) {
+		lua_pushlightuserdata(L, ws);
+		lua_pushcclosure(L, l_w_jobname, 1);
+		lua_createtable(L, 2, 0);
+		lua_pushstring(L, MSG(PERF_MAP_JIT_OFF));
+		lua_rawseti(L, -2, 1);
+		lua_pushstring(L, MSG(PERF_MAP_OS));
+		lua_rawseti(L, -2, 2);
+		rc = lua_pcall(L, 2, 2, 0);
+	}
+	if (rc == 0 && lua_toboolean(L, -2)) {
+		lua_pop(L, 2);
+		return;
+	}
+	const char *m = lua_tostring(L, -1);
+	fprintf(stderr, MSG(PERF_MAP_WORKER), (int)ws->index, m ? m : "error");
+	lua_pop(L, rc == 0 ? 2 : 1);
+}
+
 static void worker_env(struct wstate *ws)
 {
 	struct ctx *ctx = ws->ctx;
@@ -238,6 +274,8 @@ static void worker_env(struct wstate *ws)
 	lua_newtable(L);
 	ws->proxies = luaL_ref(L, LUA_REGISTRYINDEX);
 	ws->api = worker_api_open(L, ws);
+	if (ctx->boot != NULL)
+		run_boot(ws);
 	globals_snapshot(ws);
 }
 

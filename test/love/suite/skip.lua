@@ -36,5 +36,6 @@ local IN_LOVE = {
 }
 
 function lacks(need)
+  if need == "jit" and not (jit and jit.status()) then return "needs LuaJIT's JIT, which LÖVE turns off here" end
   return LACKS[backend][need] or IN_LOVE[need]
 end
