@@ -482,6 +482,9 @@ void call_run(void *arg)
 	if (c->weight != 0)
 		c->t_end = async_trace_now_ns();
 	__atomic_store_n(&c->finished, 1, __ATOMIC_RELEASE);
+	/* In the trace before the game can take it: a game that stops and
+	 * writes the trace after update() finds every job it delivered. */
+	async_trace_job_done();
 	call_done(c);
 	/* The pool ran dry: the big blocks kept for the next jobs go back but
 	 * for a few (internal.h, KEEP_IDLE_BYTES), and the garbage the last

@@ -249,9 +249,11 @@ static inline void fork_set_floor(async_worker *w, async_frame *f)
 struct async_trace_frame {
 	char name[48]; /* ASYNC_TRACE_NAME_SIZE */
 	struct async_trace_frame *up;
+	struct worker *w;
 	uint64_t begin;
+	int recorded; /* async_trace_job_done recorded it already */
 };
-void async__trace_job_begin(struct async_trace_frame *f);
+void async__trace_job_begin(struct worker *w, struct async_trace_frame *f);
 void async__trace_job_end(struct worker *w, struct async_trace_frame *f);
 
 /* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
@@ -290,7 +292,7 @@ static inline __attribute__((always_inline)) void run_job_body(struct worker *w,
 	w->running = &me;
 	struct async_trace_frame tf;
 	if (traced)
-		async__trace_job_begin(&tf);
+		async__trace_job_begin(w, &tf);
 	ASYNC_PROBE2(job_start, w->index, j);
 	fn(arg);
 	if (w->fk.head != w->fk.floor)

@@ -198,23 +198,40 @@ void async__trace_run_job(struct worker *w, async_job *j)
 	run_job_body(w, j, 1);
 }
 
-void async__trace_job_begin(struct async_trace_frame *f)
+void async__trace_job_begin(struct worker *w, struct async_trace_frame *f)
 {
 	memset(f->name, 0, sizeof f->name);
 	f->up = tl_job;
+	f->w = w;
+	f->recorded = 0;
 	tl_job = f;
 	f->begin = now_ns();
+}
+
+static void job_record(struct async_trace_frame *f)
+{
+	uint64_t end = now_ns();
+	struct ring *r = ring_of(f->w->pool, f->w);
+	if (r != NULL)
+		ring_put(r, f->begin, end, ASYNC_TRACE_JOB, 0, f->name);
+	f->recorded = 1;
 }
 
 /* Before the job reads as done (run_job_body). A job that stopped the trace
  * itself still gets its event: it began while the trace was on. */
 void async__trace_job_end(struct worker *w, struct async_trace_frame *f)
 {
-	uint64_t end = now_ns();
+	(void)w;
 	tl_job = f->up;
-	struct ring *r = ring_of(w->pool, w);
-	if (r != NULL)
-		ring_put(r, f->begin, end, ASYNC_TRACE_JOB, 0, f->name);
+	if (!f->recorded)
+		job_record(f);
+}
+
+void async_trace_job_done(void)
+{
+	struct async_trace_frame *f = tl_job;
+	if (f != NULL && !f->recorded)
+		job_record(f);
 }
 
 void async__trace_steal(struct worker *w, const struct worker *victim)

@@ -432,6 +432,56 @@ Test(trace, labels_are_cut_whole_and_the_last_wins, .timeout = 60)
 	async_pool_destroy(p);
 }
 
+/* A job that hands its result over itself, as the Lua layer's calls do:
+ * it ends its event, says it is done, then waits until the test has stopped
+ * and collected the trace. */
+struct handover {
+	int done, collected, ended;
+};
+
+static void handover_job(void *arg)
+{
+	struct handover *h = arg;
+	async_trace_label("handed-over");
+	async_trace_job_done();
+	async_trace_job_done(); /* a second call records nothing more */
+	__atomic_store_n(&h->done, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&h->collected, __ATOMIC_ACQUIRE))
+		usleep(100);
+	async_trace_label("too late"); /* the event is recorded: no effect */
+	__atomic_store_n(&h->ended, 1, __ATOMIC_RELEASE);
+}
+
+static int count_handed(void *ud, const async_trace_event *ev)
+{
+	if (ev->kind == ASYNC_TRACE_JOB && strcmp(ev->name, "handed-over") == 0)
+		++*(unsigned *)ud;
+	if (ev->kind == ASYNC_TRACE_JOB && strcmp(ev->name, "too late") == 0)
+		*(unsigned *)ud += 100;
+	return 0;
+}
+
+Test(trace, a_job_that_hands_over_its_result_is_in_the_trace_first, .timeout = 60)
+{
+	async_pool *p = make_pool(1);
+	cr_assert_eq(async_pool_trace_start(p, 0), 0);
+	struct handover h = { 0 };
+	async_job j;
+	async_job_init(&j, handover_job, &h);
+	cr_assert_eq(async_pool_submit(p, &j), 0);
+	while (!__atomic_load_n(&h.done, __ATOMIC_ACQUIRE))
+		usleep(100);
+	cr_assert_eq(async_pool_trace_stop(p), 0);
+	unsigned n = 0;
+	cr_assert_eq(async_pool_trace_collect(p, count_handed, &n), 0);
+	__atomic_store_n(&h.collected, 1, __ATOMIC_RELEASE);
+	cr_assert_eq(n, 1, "the job, once, before it returned (saw %u)", n);
+	while (!__atomic_load_n(&h.ended, __ATOMIC_ACQUIRE))
+		usleep(100);
+	async_pool_destroy(p);
+	async_trace_job_done(); /* outside a job: nothing */
+}
+
 Test(trace, misuse)
 {
 	cr_assert_eq(async_pool_trace_start(NULL, 0), ASYNC_EINVAL);

@@ -73,6 +73,14 @@ ASYNC_API int async_pool_trace_on(const async_pool *pool);
  * or while no trace records, it does nothing. */
 ASYNC_API void async_trace_label(const char *name);
 
+/* Inside a job (any pool's); never blocks. Records the innermost running
+ * job's event now, ending it here, instead of when its function returns:
+ * for a job that hands its result over itself (a detached job that pushes it
+ * to a queue another thread reads), so that a thread that took the result
+ * and then stops and collects the trace finds the job in it. Elsewhere, or
+ * while no trace records, it does nothing; a second call does nothing. */
+ASYNC_API void async_trace_job_done(void);
+
 /* Any thread. The clock of every event, in nanoseconds (monotonic). */
 ASYNC_API uint64_t async_trace_now_ns(void);
 
