@@ -425,3 +425,30 @@ test("tracing can start and stop while calls run", function()
   ok(type(tl.workers) == "table", "a timeline after stopping")
   async.shutdown()
 end)
+
+test("a trace left on keeps no callback the game made per call", function()
+  -- The usual game code makes a closure per call; a trace left on (for an
+  -- overlay) must not keep every one of them: its memory is the rings'.
+  local async = fresh(2)
+  async.define("astar", function(x) return x end)
+  ok(async.startTrace({ events = 256 }), "start")
+  local seen = setmetatable({}, { __mode = "k" })
+  local got = 0
+  for frame = 1, 20 do
+    for u = 1, 50 do
+      local cb = function(p) got = got + p end
+      seen[cb] = true
+      async.call(cb, "astar", 1)
+      async.call({ success = function() end }, "astar", 1)
+    end
+    drain(async)
+  end
+  eq(got, 1000, "every call delivered")
+  collectgarbage()
+  collectgarbage()
+  local left = 0
+  for _ in pairs(seen) do left = left + 1 end
+  eq(left, 0, "callbacks still held by the trace")
+  ok(async.stopTrace(), "stop")
+  async.shutdown()
+end)
