@@ -452,3 +452,29 @@ test("a trace left on keeps no callback the game made per call", function()
   ok(async.stopTrace(), "stop")
   async.shutdown()
 end)
+
+test("a call cancelled before it ran is no anonymous job in the trace", function()
+  -- A unit that changed its target (latest request wins) or a cancel:
+  -- the worker still takes the queued record and hands it back unrun.
+  -- That is no run of the definition, and no nameless "job" either.
+  local async = fresh(1)
+  async.define("block", function() local t = os.clock() + 0.05 while os.clock() < t do end return 0 end)
+  async.define("repath", function(x) return x end)
+  ok(async.startTrace(), "start")
+  async.call(nil, "block")
+  local unit = {}
+  for target = 1, 5 do
+    async.call({ key = unit, success = function() end, cancelled = function() end }, "repath", target)
+  end
+  local h = async.call(nil, "repath", 0)
+  ok(h:cancel(), "cancelled while queued behind block")
+  drain(async)
+  eq(async.stats().defs.repath.cancels, 5, "four superseded, one cancelled")
+  local path = tmpPath()
+  ok(async.stopTrace(path), "stop")
+  local tr = readTrace(path)
+  eq(count(tr, "repath", "^async%-w%d+$"), 1, "the one run of repath")
+  eq(count(tr, "job", "^async%-w%d+$") + count(tr, "", "^async%-w%d+$"), 0, "nameless jobs")
+  eq(count(tr, "cancelled repath", "^async%-w%d+$"), 5, "the cancelled ones, by name")
+  async.shutdown()
+end)
