@@ -89,13 +89,17 @@ test("perfMap: a definition named with a newline or at length, or code loaded fr
   local path = require("async_perfmap").path()
   async.load { workers = 2, perfMap = true }
   async.define("path\nfinder", spin)
-  async.define("fromString", load("return function(n)\n local s = 0\n for i = 1, n do s = (s + i * 3) % 1000003 end\n return s\nend")())
+  local function fromString(k)
+    return load("return function(n)\n local s = 0\n for i = 1, n do s = (s + i * " .. k
+      .. ") % 1000003 end\n return s\nend")()
+  end
+  async.define("fromString", fromString(3))
   runJobs(async, "path\nfinder", 4)
   runJobs(async, "fromString", 4)
   -- A line longer than its file's buffer (4 KiB) goes out in pieces, which
   -- another worker's line can land between (seen 1 run in 4 with 2 workers).
   local long = "gen/chunk/" .. ("terrain"):rep(700)
-  async.define(long, load("return function(n)\n local s = 0\n for i = 1, n do s = (s + i * 5) % 1000003 end\n return s\nend")())
+  async.define(long, fromString(5))
   runJobs(async, long, 4)
   async.shutdown()
   local lines = mapLines(path)
