@@ -475,6 +475,8 @@ test("a call cancelled before it ran is no anonymous job in the trace", function
   local tr = readTrace(path)
   eq(count(tr, "repath", "^async%-w%d+$"), 1, "the one run of repath")
   eq(count(tr, "job", "^async%-w%d+$") + count(tr, "", "^async%-w%d+$"), 0, "nameless jobs")
-  eq(count(tr, "cancelled repath", "^async%-w%d+$"), 5, "the cancelled ones, by name")
+  -- The thread backend's workers never see a call cancelled while queued.
+  eq(count(tr, "cancelled repath", "^async%-w%d+$"), async.backend == "native" and 5 or 0,
+    "the cancelled ones, by name")
   async.shutdown()
 end)
