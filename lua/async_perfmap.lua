@@ -21,18 +21,28 @@ local function install(jobName, why)
   -- Another module may have declared getpid already: redeclaring raises.
   pcall(ffi.cdef, "int getpid(void);")
   local path = ("/tmp/perf-%d.map"):format(ffi.C.getpid())
-  -- "a" opens with O_APPEND, and a line-buffered file writes each line in
-  -- one write(2): lines of the states writing at once do not interleave.
+  -- "a" opens with O_APPEND, and a line-buffered file writes each line
+  -- shorter than its buffer in one write(2): lines of the states writing
+  -- at once do not interleave (a symbol is cut at 1,000 bytes below).
   local f, err = io.open(path, "a")
   if not f then return nil, err end
-  f:setvbuf("line")
+  f:setvbuf("line", 4096)
   local starts = {}
   local function onTrace(what, tr, func, pc)
     if what == "start" then
       local info = jutil.funcinfo(func, pc)
-      local src = tostring(info.source or "?"):gsub("^[@=]", ""):match("[^/\\]*$")
+      -- A file's or a given chunk name's last part; code loaded from a
+      -- string has that string as its chunk name: "string" instead.
+      local src = tostring(info.source or "?")
+      src = src:find("^[@=]") and src:sub(2):match("[^/\\]*$") or "string"
       local def = jobName and jobName()
-      starts[tr] = ("%s%s:%d"):format(def and def .. "@" or "", src, info.currentline or 0)
+      -- One line per trace: control bytes (a newline in a definition's
+      -- name) would split it, and perf would misread both halves.
+      -- At most 1,000 bytes, so that a line fits its file's buffer and
+      -- goes out in one write(2): a longer one (a long definition name)
+      -- went out in pieces, and another state's line could land between.
+      local sym = ("%s%s:%d"):format(def and def .. "@" or "", src, info.currentline or 0):gsub("%c", "?")
+      starts[tr] = #sym > 1000 and sym:sub(1, 1000) or sym
     elseif what == "stop" then
       local mc, addr = jutil.tracemc(tr)
       if mc and addr and #mc > 0 then

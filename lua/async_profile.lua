@@ -305,7 +305,13 @@ function P.install(async, private)
     local relay = private.relay
     -- Timed callbacks, made once per callback function and name (a closure
     -- made per call would end the JIT's trace of the caller's loop).
+    -- Weak keys to the callbacks and weak values to the wrappers: a
+    -- wrapper holds its callback, and LuaJIT's weak tables are not
+    -- ephemerons, so a strong wrapper kept every callback (a closure made
+    -- per call: all of them) while the trace recorded. A wrapper lives as
+    -- long as a call in flight holds it; one collected is made again.
     local cache = setmetatable({}, { __mode = "k" })
+    local byNameMeta = { __mode = "v" }
     local function makeTimed(f, label)
       return function(...)
         local t0 = now()
@@ -316,7 +322,7 @@ function P.install(async, private)
     -- No closure made in here: its upvalues' closing is not compiled either.
     local function timed(f, name)
       local byName = cache[f]
-      if byName == nil then byName = {}; cache[f] = byName end
+      if byName == nil then byName = setmetatable({}, byNameMeta); cache[f] = byName end
       local w = byName[name]
       if w == nil then
         w = makeTimed(f, cbLabel[name])

@@ -450,8 +450,14 @@ void call_run(void *arg)
 	uint32_t queued = CALL_QUEUED;
 	if (!__atomic_compare_exchange_n(&c->state, &queued, CALL_RUNNING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		/* Cancelled before it started: hand the record back unrun,
-		 * unless an abandoning shutdown has delivered it already. */
+		 * unless an abandoning shutdown has delivered it already. A
+		 * trace shows it as "cancelled <name>", not as a nameless job. */
 		if (!__atomic_exchange_n(&c->handed, 1, __ATOMIC_ACQ_REL)) {
+			if (async_pool_trace_on(ctx->pool)) {
+				char label[ASYNC_TRACE_NAME_SIZE];
+				snprintf(label, sizeof label, "cancelled %s", c->def->name);
+				async_trace_label(label);
+			}
 			c->cancelled = 1;
 			call_done(c);
 		}

@@ -79,3 +79,32 @@ test("async.load: perfMap must be a boolean", function()
   raises("perfMap must be a boolean", async.load, { perfMap = "yes" })
   ok(not async.isLoaded(), "not loaded after the refusal")
 end)
+
+test("perfMap: a definition named with a newline or at length, or code loaded from a string, still gives whole lines",
+  { needs = { "jit" } }, function()
+  -- define() takes any name but "" and NUL: a newline in it, or in the
+  -- source of code a game loads from a string (load's chunk name is the
+  -- code itself), must not split a map line in two.
+  local async = require "async"
+  local path = require("async_perfmap").path()
+  async.load { workers = 2, perfMap = true }
+  async.define("path\nfinder", spin)
+  local function fromString(k)
+    return load("return function(n)\n local s = 0\n for i = 1, n do s = (s + i * " .. k
+      .. ") % 1000003 end\n return s\nend")()
+  end
+  async.define("fromString", fromString(3))
+  runJobs(async, "path\nfinder", 4)
+  runJobs(async, "fromString", 4)
+  -- A line longer than its file's buffer (4 KiB) goes out in pieces, which
+  -- another worker's line can land between (seen 1 run in 4 with 2 workers).
+  local long = "gen/chunk/" .. ("terrain"):rep(700)
+  async.define(long, fromString(5))
+  runJobs(async, long, 4)
+  async.shutdown()
+  local lines = mapLines(path)
+  for _, l in ipairs(lines) do ok(#l.name < 2048, "a map line shorter than its buffer: " .. #l.name .. " bytes") end
+  ok(#named(lines, "^lua:gen/chunk/terrain") > 0, "a map line names the long definition")
+  ok(#named(lines, "^lua:path.finder@") > 0, "a map line names the definition")
+  ok(#named(lines, "^lua:fromString@") > 0, "a map line names the string-loaded job")
+end)

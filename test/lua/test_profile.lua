@@ -425,3 +425,58 @@ test("tracing can start and stop while calls run", function()
   ok(type(tl.workers) == "table", "a timeline after stopping")
   async.shutdown()
 end)
+
+test("a trace left on keeps no callback the game made per call", function()
+  -- The usual game code makes a closure per call; a trace left on (for an
+  -- overlay) must not keep every one of them: its memory is the rings'.
+  local async = fresh(2)
+  async.define("astar", function(x) return x end)
+  ok(async.startTrace({ events = 256 }), "start")
+  local seen = setmetatable({}, { __mode = "k" })
+  local got = 0
+  for frame = 1, 20 do
+    for u = 1, 50 do
+      local cb = function(p) got = got + p end
+      seen[cb] = true
+      async.call(cb, "astar", 1)
+      async.call({ success = function() end }, "astar", 1)
+    end
+    drain(async)
+  end
+  eq(got, 1000, "every call delivered")
+  collectgarbage()
+  collectgarbage()
+  local left = 0
+  for _ in pairs(seen) do left = left + 1 end
+  eq(left, 0, "callbacks still held by the trace")
+  ok(async.stopTrace(), "stop")
+  async.shutdown()
+end)
+
+test("a call cancelled before it ran is no anonymous job in the trace", function()
+  -- A unit that changed its target (latest request wins) or a cancel:
+  -- the worker still takes the queued record and hands it back unrun.
+  -- That is no run of the definition, and no nameless "job" either.
+  local async = fresh(1)
+  async.define("block", function() local t = os.clock() + 0.05 while os.clock() < t do end return 0 end)
+  async.define("repath", function(x) return x end)
+  ok(async.startTrace(), "start")
+  async.call(nil, "block")
+  local unit = {}
+  for target = 1, 5 do
+    async.call({ key = unit, success = function() end, cancelled = function() end }, "repath", target)
+  end
+  local h = async.call(nil, "repath", 0)
+  ok(h:cancel(), "cancelled while queued behind block")
+  drain(async)
+  eq(async.stats().defs.repath.cancels, 5, "four superseded, one cancelled")
+  local path = tmpPath()
+  ok(async.stopTrace(path), "stop")
+  local tr = readTrace(path)
+  eq(count(tr, "repath", "^async%-w%d+$"), 1, "the one run of repath")
+  eq(count(tr, "job", "^async%-w%d+$") + count(tr, "", "^async%-w%d+$"), 0, "nameless jobs")
+  -- The thread backend's workers never see a call cancelled while queued.
+  eq(count(tr, "cancelled repath", "^async%-w%d+$"), async.backend == "native" and 5 or 0,
+    "the cancelled ones, by name")
+  async.shutdown()
+end)
