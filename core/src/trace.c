@@ -65,12 +65,17 @@ struct async_trace {
  * target. */
 static _Thread_local struct async_trace_frame *tl_job;
 
-/* One outside ring cached per thread (the last pool it recorded to). */
+/* The outside rings of the last few pools this thread recorded to: a
+ * thread that records to several pools (an engine's render and io pools)
+ * finds each here, without the trace lock that a collect may hold for the
+ * whole of a file's writing. */
+#define OUT_CACHE 4
 static _Thread_local struct {
 	uint64_t serial;
 	uint32_t epoch;
 	struct ring *r;
-} tl_out;
+} tl_out[OUT_CACHE];
+static _Thread_local unsigned tl_out_next; /* the entry a miss replaces */
 static _Thread_local char tl_token; /* its address names the thread */
 
 /* Copies at most 47 bytes of s, cut before a partial UTF-8 sequence (the
@@ -159,8 +164,15 @@ static struct ring *worker_ring(async_pool *p, struct worker *w)
 static struct ring *outside_ring(async_pool *p)
 {
 	struct async_trace *t = ck_pr_load_ptr(&p->trace);
-	if (tl_out.r != NULL && tl_out.serial == p->serial && tl_out.epoch == ck_pr_load_32(&t->epoch))
-		return tl_out.r;
+	uint32_t epoch = ck_pr_load_32(&t->epoch);
+	unsigned slot = tl_out_next;
+	for (unsigned i = 0; i < OUT_CACHE; i++)
+		if (tl_out[i].r != NULL && tl_out[i].serial == p->serial) {
+			if (tl_out[i].epoch == epoch)
+				return tl_out[i].r;
+			slot = i; /* this pool's, out of date: refreshed below */
+			break;
+		}
 	uint64_t me = (uint64_t)(uintptr_t)&tl_token;
 	pthread_mutex_lock(&t->mu);
 	struct ring *r = t->outside;
@@ -175,9 +187,11 @@ static struct ring *outside_ring(async_pool *p)
 		}
 	}
 	if (r != NULL) {
-		tl_out.serial = p->serial;
-		tl_out.epoch = t->epoch;
-		tl_out.r = r;
+		if (slot == tl_out_next)
+			tl_out_next = (tl_out_next + 1) % OUT_CACHE;
+		tl_out[slot].serial = p->serial;
+		tl_out[slot].epoch = t->epoch;
+		tl_out[slot].r = r;
 	}
 	pthread_mutex_unlock(&t->mu);
 	return r;

@@ -569,3 +569,90 @@ Test(trace, start_stop_and_collect_while_jobs_run, .timeout = 300)
 	cr_log_info("events collected while running: %u", c.collected);
 	async_pool_destroy(p);
 }
+
+/* ---- a thread that records to two pools --------------------------------- */
+
+struct blocker {
+	async_pool *p;
+	int entered, release;
+};
+
+/* Holds the pool's trace lock (a collect's visitor runs under it) until
+ * released, as a long async_pool_trace_write does. */
+static int block_in_visit(void *ud, const async_trace_event *ev)
+{
+	(void)ev;
+	struct blocker *b = ud;
+	__atomic_store_n(&b->entered, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&b->release, __ATOMIC_ACQUIRE))
+		usleep(100);
+	return 1;
+}
+
+static void *collect_blocking(void *arg)
+{
+	struct blocker *b = arg;
+	async_pool_trace_collect(b->p, block_in_visit, b);
+	return NULL;
+}
+
+struct two_pools {
+	async_pool *render, *io;
+	int phase; /* 1: first records made; 2: go on; 3: done */
+};
+
+static void *record_in_turn(void *arg)
+{
+	struct two_pools *tp = arg;
+	async_pool_trace_record(tp->render, "frame", 1, 2);
+	async_pool_trace_record(tp->io, "load", 1, 2);
+	__atomic_store_n(&tp->phase, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&tp->phase, __ATOMIC_ACQUIRE) != 2)
+		usleep(100);
+	for (int i = 0; i < 100; i++) {
+		async_pool_trace_record(tp->render, "frame", 1, 2);
+		async_pool_trace_record(tp->io, "load", 1, 2);
+	}
+	__atomic_store_n(&tp->phase, 3, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* An engine's game thread records spans to its render pool and its io pool
+ * in turn while a tool writes the io pool's trace: after each pool's first
+ * record, records wait for no lock (they did: the thread's cached ring was
+ * the last pool's only, so each switch took the other pool's trace lock and
+ * waited out the whole write). The game thread is a thread of its own here,
+ * so that a wait is a failure after 10 s, not a hang. */
+Test(trace, records_to_two_pools_in_turn_wait_for_no_collect, .timeout = 60)
+{
+	async_pool *render = make_pool(0), *io = make_pool(0);
+	cr_assert_eq(async_pool_trace_start(render, 0), 0);
+	cr_assert_eq(async_pool_trace_start(io, 0), 0);
+	struct two_pools tp = { render, io, 0 };
+	pthread_t game;
+	pthread_create(&game, NULL, record_in_turn, &tp);
+	while (__atomic_load_n(&tp.phase, __ATOMIC_ACQUIRE) != 1)
+		usleep(100);
+	struct blocker b = { io, 0, 0 };
+	pthread_t tool;
+	pthread_create(&tool, NULL, collect_blocking, &b);
+	while (!__atomic_load_n(&b.entered, __ATOMIC_ACQUIRE))
+		usleep(100);
+	__atomic_store_n(&tp.phase, 2, __ATOMIC_RELEASE);
+	for (int ms = 0; ms < 10000 && __atomic_load_n(&tp.phase, __ATOMIC_ACQUIRE) != 3; ms++)
+		usleep(1000);
+	int done = __atomic_load_n(&tp.phase, __ATOMIC_ACQUIRE) == 3;
+	__atomic_store_n(&b.release, 1, __ATOMIC_RELEASE);
+	pthread_join(tool, NULL);
+	pthread_join(game, NULL);
+	cr_assert(done, "records waited for another pool's collect");
+	/* Each pool's spans on its own trace, none lost. */
+	struct since s = { 0, UINT64_MAX };
+	cr_assert_eq(async_pool_trace_collect(io, count_since, &s), 0);
+	cr_assert_eq(s.n, 101);
+	s = (struct since){ 0, UINT64_MAX };
+	cr_assert_eq(async_pool_trace_collect(render, count_since, &s), 0);
+	cr_assert_eq(s.n, 101);
+	async_pool_destroy(render);
+	async_pool_destroy(io);
+}

@@ -85,7 +85,8 @@ ASYNC_API void async_trace_job_done(void);
 ASYNC_API uint64_t async_trace_now_ns(void);
 
 /* Any thread; never blocks but at a thread's first record after a start
- * (it allocates its ring). Records a span [begin_ns, end_ns] named name
+ * (it allocates its ring), and when it records to more than four pools in
+ * turn (it keeps the rings of the last four). Records a span [begin_ns, end_ns] named name
  * (NULL: "") on the calling thread's track: a worker's own, or a track of
  * its own for any other thread. 0 when recorded or while no trace records;
  * ASYNC_EINVAL for a NULL pool or end before begin, ASYNC_ENOMEM. */
