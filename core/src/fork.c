@@ -394,9 +394,17 @@ void async__fork_run_stolen(struct worker *w, async_frame *t)
 	stat_add(&w->steals, 1);
 	async_frame *saved = w->fk.floor;
 	fork_set_floor(&w->fk, w->fk.head);
+	/* Traced as a job of its own, so the thief's track shows the subtree
+	 * it runs (a spawned record is traced by run_job inside fn). */
+	struct async_trace_frame tf;
+	int traced = ASYNC_UNLIKELY_(ck_pr_load_32(&w->pool->tracing)) && fn != async__spawned_job;
+	if (traced)
+		async__trace_task_begin(w, &tf);
 	fn(&w->fk, arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk); /* spawns the call did not sync */
+	if (traced)
+		async__trace_job_end(w, &tf);
 	fork_set_floor(&w->fk, saved);
 	/* Release (F2): the call's effects before DONE. Pairs with the acquire
 	 * fence in leapfrog. */

@@ -254,6 +254,8 @@ struct async_trace_frame {
 	int recorded; /* async_trace_job_done recorded it already */
 };
 void async__trace_job_begin(struct worker *w, struct async_trace_frame *f);
+/* A fork-join task a thief runs (fork.c), traced as a job named "task". */
+void async__trace_task_begin(struct worker *w, struct async_trace_frame *f);
 void async__trace_job_end(struct worker *w, struct async_trace_frame *f);
 
 /* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
@@ -310,6 +312,10 @@ static inline __attribute__((always_inline)) void run_job_body(struct worker *w,
 	if (g != NULL)
 		group_done(w->pool, g);
 }
+
+/* forkjoin.c: the frame function of a spawned job record (run_job traces
+ * those itself). */
+void async__spawned_job(async_worker *w, void *arg);
 
 /* trace.c: run_job_body, traced. */
 void async__trace_run_job(struct worker *w, async_job *j);

@@ -231,6 +231,13 @@ static void job_record(struct async_trace_frame *f)
 	f->recorded = 1;
 }
 
+void async__trace_task_begin(struct worker *w, struct async_trace_frame *f)
+{
+	ck_pr_fence_load(); /* the trace after the flag: pairs with start's release */
+	async__trace_job_begin(w, f);
+	name_copy(f->name, "task");
+}
+
 /* Before the job reads as done (run_job_body). A job that stopped the trace
  * itself still gets its event: it began while the trace was on. */
 void async__trace_job_end(struct worker *w, struct async_trace_frame *f)

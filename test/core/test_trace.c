@@ -656,3 +656,64 @@ Test(trace, records_to_two_pools_in_turn_wait_for_no_collect, .timeout = 60)
 	async_pool_destroy(render);
 	async_pool_destroy(io);
 }
+
+/* ---- typed fork-join tasks a thief runs ---------------------------------- */
+
+#include "async/fork.h"
+
+ASYNC_TASK_1(long, tfib, int, n)
+{
+	if (n < 2)
+		return n;
+	ASYNC_SPAWN(tfib, n - 1);
+	long b = ASYNC_CALL(tfib, n - 2);
+	return ASYNC_SYNC(tfib) + b;
+}
+
+static void tfib_root(void *arg)
+{
+	async_trace_label("fib");
+	*(long *)arg = tfib(async_worker_self(), 27 - (FORK_SCALE > 1 ? 5 : 0));
+}
+
+struct busy {
+	uint64_t job_ns[2];
+	unsigned steals[2];
+};
+
+static int busy_of(void *ud, const async_trace_event *ev)
+{
+	struct busy *b = ud;
+	if (ev->track < 2 && ev->kind == ASYNC_TRACE_JOB)
+		b->job_ns[ev->track] += ev->end_ns - ev->begin_ns;
+	if (ev->track < 2 && ev->kind == ASYNC_TRACE_STEAL)
+		b->steals[ev->track]++;
+	return 0;
+}
+
+/* One job runs a typed fork-join tree (ASYNC_SPAWN/ASYNC_SYNC) on two
+ * workers: a worker that stole part of it shows that part as an event on
+ * its track (it showed a steal instant and then nothing, as if idle, while
+ * it ran the stolen subtree). */
+Test(trace, a_stolen_fork_join_task_is_an_event_on_the_thiefs_track, .timeout = 120)
+{
+	async_pool *p = make_pool(2);
+	struct busy b;
+	memset(&b, 0, sizeof b);
+	for (int round = 0; round < 40 && b.steals[0] + b.steals[1] == 0; round++) {
+		cr_assert_eq(async_pool_trace_start(p, 0), 0);
+		long r = 0;
+		run_on_pool(p, tfib_root, &r, 60, "a typed fork-join tree");
+		cr_assert_gt(r, 0);
+		cr_assert_eq(async_pool_trace_stop(p), 0);
+		memset(&b, 0, sizeof b);
+		cr_assert_eq(async_pool_trace_collect(p, busy_of, &b), 0);
+	}
+	cr_assert_gt(b.steals[0] + b.steals[1], 0, "no steal in 40 trees");
+	/* The root job ran on one worker; each worker that stole shows time
+	 * in events. */
+	for (int w = 0; w < 2; w++)
+		if (b.steals[w] > 0)
+			cr_assert_gt(b.job_ns[w], 0, "worker %d stole %u times and shows no work", w, b.steals[w]);
+	async_pool_destroy(p);
+}

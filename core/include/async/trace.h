@@ -27,7 +27,8 @@ extern "C" {
 #define ASYNC_TRACE_OUTSIDE 4096
 
 typedef enum async_trace_kind {
-	ASYNC_TRACE_JOB = 0,   /* a job a thread ran, begin to end */
+	ASYNC_TRACE_JOB = 0,   /* a job a thread ran, begin to end; or a fork-join
+	                        * task a worker stole (named "task") */
 	ASYNC_TRACE_STEAL = 1, /* a worker took work from another's deque (begin == end) */
 	ASYNC_TRACE_SLEEP = 2, /* a worker slept for want of work, until woken */
 	ASYNC_TRACE_SPAN = 3   /* recorded by async_pool_trace_record */
