@@ -88,10 +88,16 @@ static void name_copy(char out[ASYNC_TRACE_NAME_SIZE], const char *s)
 	if (s != NULL)
 		while (n < ASYNC_TRACE_NAME_SIZE - 1 && s[n] != '\0')
 			n++;
-	/* Cut inside a character (s[n] continues it): end before its lead. */
-	if (s != NULL)
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
+	/* Cut inside a character (s[n] continues it): end before its lead,
+	 * which is at most 3 bytes back. Bytes that are not UTF-8 (a label in
+	 * another encoding) have no lead there and are cut where they are. */
+	if (s != NULL && ((unsigned char)s[n] & 0xC0) == 0x80) {
+		size_t k = n;
+		while (k > 0 && n - k < 3 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+			k--;
+		if (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0xC0)
+			n = k - 1;
+	}
 	memset(out, 0, ASYNC_TRACE_NAME_SIZE);
 	if (n > 0)
 		memcpy(out, s, n);

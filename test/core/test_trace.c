@@ -717,3 +717,30 @@ Test(trace, a_stolen_fork_join_task_is_an_event_on_the_thiefs_track, .timeout = 
 			cr_assert_gt(b.job_ns[w], 0, "worker %d stole %u times and shows no work", w, b.steals[w]);
 	async_pool_destroy(p);
 }
+
+/* ---- labels in another encoding, labels from jobs without an event ------- */
+
+static void label_latin1(void *arg)
+{
+	(void)arg;
+	/* 52 bytes of Latin-1 "©" (0xA9): not UTF-8, and every byte looks like
+	 * a continuation byte. */
+	char name[53];
+	memset(name, 0xA9, 52);
+	name[52] = '\0';
+	async_trace_label(name);
+}
+
+/* A long label that is not UTF-8 is cut at 47 bytes like any other (the
+ * file turns its bytes into U+FFFD); it was cut back to nothing, looking
+ * for the start of a UTF-8 character that was not there. */
+Test(trace, a_long_label_in_latin1_is_kept, .timeout = 60)
+{
+	async_pool *p = make_pool(1);
+	cr_assert_eq(async_pool_trace_start(p, 0), 0);
+	run_on_pool(p, label_latin1, NULL, 30, "a job with a long Latin-1 label");
+	char names[2][ASYNC_TRACE_NAME_SIZE] = { { 0 } };
+	cr_assert_eq(async_pool_trace_collect(p, grab_names, names), 0);
+	cr_assert_eq(strlen(names[0]), ASYNC_TRACE_NAME_SIZE - 1, "kept %zu bytes", strlen(names[0]));
+	async_pool_destroy(p);
+}
