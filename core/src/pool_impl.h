@@ -252,6 +252,10 @@ struct async_trace_frame {
 	struct worker *w;
 	uint64_t begin;
 	int recorded; /* async_trace_job_done recorded it already */
+	/* The thread's running job when the event began (its worker's
+	 * running): a label from a job without an event (another pool's, not
+	 * traced) leaves this event alone. */
+	const struct running_job *job;
 };
 void async__trace_job_begin(struct worker *w, struct async_trace_frame *f);
 /* A fork-join task a thief runs (fork.c), traced as a job named "task". */

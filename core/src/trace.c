@@ -224,6 +224,7 @@ void async__trace_job_begin(struct worker *w, struct async_trace_frame *f)
 	f->up = tl_job;
 	f->w = w;
 	f->recorded = 0;
+	f->job = w->running; /* run_job_body's own, or the job a stolen task runs in */
 	tl_job = f;
 	f->begin = now_ns();
 }
@@ -382,7 +383,10 @@ int async_pool_trace_on(const async_pool *p)
 void async_trace_label(const char *name)
 {
 	struct async_trace_frame *f = tl_job;
-	if (f != NULL)
+	struct worker *w = async__self;
+	/* Only from the job the event is for (or a task inside it): a job of
+	 * an untraced pool running inside it has no event to name. */
+	if (f != NULL && w != NULL && w->running == f->job)
 		name_copy(f->name, name);
 }
 

@@ -744,3 +744,40 @@ Test(trace, a_long_label_in_latin1_is_kept, .timeout = 60)
 	cr_assert_eq(strlen(names[0]), ASYNC_TRACE_NAME_SIZE - 1, "kept %zu bytes", strlen(names[0]));
 	async_pool_destroy(p);
 }
+
+static async_pool *label_io;
+
+static void io_decompress(void *arg)
+{
+	(void)arg;
+	async_trace_label("decompress");
+}
+
+static void render_cull(void *arg)
+{
+	(void)arg;
+	async_trace_label("cull");
+	async_group g;
+	async_job j;
+	async_group_init(&g);
+	async_job_init(&j, io_decompress, NULL);
+	cr_assert_eq(async_group_submit(label_io, &g, &j), 0);
+	cr_assert_eq(async_group_wait(label_io, &g), 0); /* runs io_decompress here */
+}
+
+/* A traced render job waits for an untraced io pool's job, which runs on
+ * the same thread and labels itself: that label names no event; it renamed
+ * the render job's. */
+Test(trace, a_label_in_a_job_without_an_event_names_no_other_job, .timeout = 60)
+{
+	async_pool *render = make_pool(1);
+	label_io = make_pool(0);
+	cr_assert_eq(async_pool_trace_start(render, 0), 0);
+	run_on_pool(render, render_cull, NULL, 30, "a render job waiting for an io job");
+	char names[2][ASYNC_TRACE_NAME_SIZE] = { { 0 } };
+	cr_assert_eq(async_pool_trace_collect(render, grab_names, names), 0);
+	cr_assert_str_eq(names[0], "cull");
+	cr_assert_str_eq(names[1], "", "one job event only");
+	async_pool_destroy(render);
+	async_pool_destroy(label_io);
+}
