@@ -347,7 +347,29 @@ int async_pool_trace_start(async_pool *p, size_t events_per_thread)
 	if (t == NULL)
 		return ASYNC_ENOMEM;
 	pthread_mutex_lock(&t->mu);
-	if (cap != t->cap) {
+	/* The rings of the workers there are, made now: a size that cannot be
+	 * had is refused here (nothing records then), instead of each worker
+	 * trying the allocation again at every event and recording nothing. */
+	int change = cap != t->cap;
+	unsigned hw = ck_pr_load_32(&p->high_water);
+	struct ring *fresh = NULL;
+	for (unsigned s = 0; s < hw && s < p->max_workers; s++) {
+		if (!change && ck_pr_load_ptr(&t->wr[s]) != NULL)
+			continue;
+		struct ring *r = ring_new(cap, s, 0);
+		if (r == NULL) {
+			while (fresh != NULL) {
+				struct ring *next = fresh->next;
+				ring_free(fresh);
+				fresh = next;
+			}
+			pthread_mutex_unlock(&t->mu);
+			return ASYNC_ENOMEM;
+		}
+		r->next = fresh;
+		fresh = r;
+	}
+	if (change) {
 		retire_all(p, t);
 		ck_pr_store_64(&t->cap, (uint64_t)cap);
 	} else {
@@ -358,6 +380,14 @@ int async_pool_trace_start(async_pool *p, size_t events_per_thread)
 		}
 		for (struct ring *r = t->outside; r != NULL; r = r->next)
 			r->floor = ck_pr_load_64(&r->head);
+	}
+	/* A worker that made its own meanwhile keeps it. */
+	while (fresh != NULL) {
+		struct ring *r = fresh;
+		fresh = r->next;
+		r->next = NULL;
+		if (!ck_pr_cas_ptr(&t->wr[r->track], NULL, r))
+			ring_free(r);
 	}
 	/* Release: the rings and cap above before the flag (pairs with the
 	 * load fences in the hooks). */

@@ -781,3 +781,27 @@ Test(trace, a_label_in_a_job_without_an_event_names_no_other_job, .timeout = 60)
 	async_pool_destroy(render);
 	async_pool_destroy(label_io);
 }
+
+/* ---- a ring size that cannot be had ------------------------------------- */
+
+/* A size no allocator gives (about 2^64 bytes a ring) is refused by start
+ * with ASYNC_ENOMEM, and nothing records; start said 0, recorded nothing,
+ * and each job tried the allocation again. Not under the sanitizers, whose
+ * allocators abort on a request this size instead of returning NULL. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+Test(trace, a_ring_size_that_cannot_be_allocated_is_refused_by_start, .timeout = 60)
+{
+	async_pool *p = make_pool(2);
+	cr_assert_eq(async_pool_trace_start(p, SIZE_MAX / 72 - 2), ASYNC_ENOMEM);
+	cr_assert_eq(async_pool_trace_on(p), 0);
+	/* The pool still traces with a size it can have. */
+	cr_assert_eq(async_pool_trace_start(p, 0), 0);
+	struct labelled l;
+	init_labelled(&l, 1);
+	run_on_pool(p, run_labelled, &l, 30, "one labelled job");
+	unsigned jobs = 0;
+	cr_assert_eq(async_pool_trace_collect(p, count_jobs, &jobs), 0);
+	cr_assert_eq(jobs, 1);
+	async_pool_destroy(p);
+}
+#endif

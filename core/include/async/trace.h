@@ -55,8 +55,10 @@ typedef int (*async_trace_visit_fn)(void *ud, const async_trace_event *ev);
 
 /* Any thread; blocks briefly. Starts recording into rings of
  * events_per_thread events each (0: ASYNC_TRACE_DEFAULT_EVENTS, 72 bytes an
- * event), one per worker and one per outside thread, each made at its
- * thread's first event; a full ring overwrites its oldest events. Starting
+ * event), one per worker (those there are made here, those added later at
+ * their first event) and one per outside thread (made at its first event);
+ * a full ring overwrites its oldest events. ASYNC_ENOMEM when the
+ * workers' rings cannot be had: the trace is left as it was. Starting
  * again, on or off, forgets what was recorded. ASYNC_EINVAL for a NULL
  * pool, ASYNC_ENOMEM. Must not race with async_pool_destroy. */
 ASYNC_API int async_pool_trace_start(async_pool *pool, size_t events_per_thread);
