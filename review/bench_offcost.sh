@@ -2,7 +2,7 @@
 # bench_offcost.sh ROUNDS: the tracing-off cost, this branch against the
 # commit before tracing (88e8f76, built in /work/wt-review-trace-base),
 # interleaved round by round; medians of 3 repetitions each.
-f='BM_(fib_async|submit_async|fib_fork)/[0-9]+/real_time$'
+f="${BENCH_FILTER:-BM_(fib_async|submit_async|fib_fork)/[0-9]+/real_time$}"
 for r in $(seq 1 "${1:-4}"); do
   for b in base head; do
     case $b in base) bin=/work/wt-review-trace-base/build/rel/bench/async-bench ;; head) bin=/work/wt-review-trace/build/rel/bench/async-bench ;; esac

@@ -73,7 +73,8 @@ ASYNC_API int async_pool_trace_on(const async_pool *pool);
 
 /* Inside a job (any pool's); never blocks. Names the innermost running job's
  * event: name is copied (cut at 47 bytes), so it may die at once. Elsewhere,
- * or while no trace records, it does nothing. */
+ * or while no trace records, it does nothing; so does a job without an
+ * event (of a pool not traced) running inside a traced one. */
 ASYNC_API void async_trace_label(const char *name);
 
 /* Inside a job (any pool's); never blocks. Records the innermost running
