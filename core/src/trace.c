@@ -41,7 +41,7 @@ struct slot {
 struct ring {
 	uint64_t head;  /* events ever written: the owner's store, R1 */
 	uint64_t floor; /* events below it belong to an earlier start (mutex) */
-	uint64_t owner; /* outside rings: the owning thread's token */
+	uint64_t owner; /* outside rings: the owning thread's token; 0 once it exited */
 	size_t pos;     /* head % nslots, kept by the owner alone (no division) */
 	uint32_t track;
 	size_t nslots;  /* capacity + 1 */
@@ -59,6 +59,8 @@ struct async_trace {
 	struct ring *retired;
 	struct slot *buf;   /* collect's copy */
 	size_t bufn;
+	uint64_t serial;    /* the pool's */
+	struct async_trace *live_next; /* the live traces' list (live_mu) */
 };
 
 /* The innermost traced job running on this thread: async_trace_label's
@@ -77,6 +79,96 @@ static _Thread_local struct {
 } tl_out[OUT_CACHE];
 static _Thread_local unsigned tl_out_next; /* the entry a miss replaces */
 static _Thread_local char tl_token; /* its address names the thread */
+
+/* A thread's exit frees its outside rings for the next new thread (owner
+ * 0), so that threads that come and go (a loader per level) cost the rings
+ * of the threads alive at once, not of every thread that ever recorded.
+ * Each thread keeps a list of (pool serial, ring) as its exit key's value;
+ * at exit it frees the rings of the pools still alive: the list of live
+ * traces, under live_mu, says which. */
+struct owned {
+	uint64_t serial;
+	struct ring *r;
+	struct owned *next;
+};
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct async_trace *live;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static int exit_key_ok;
+
+static void thread_exit(void *arg)
+{
+	pthread_mutex_lock(&live_mu);
+	for (struct owned *o = arg, *next; o != NULL; o = next) {
+		next = o->next;
+		for (struct async_trace *t = live; t != NULL; t = t->live_next)
+			if (t->serial == o->serial) {
+				/* Release: the ring's last event and pos before it is
+				 * free (pairs with the adoption's acquire). */
+				ck_pr_fence_store();
+				ck_pr_store_64(&o->r->owner, 0);
+				break;
+			}
+		free(o);
+	}
+	pthread_mutex_unlock(&live_mu);
+}
+
+static void exit_key_make(void)
+{
+	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+}
+
+/* The library unloaded (the Lua module at lua_close): no thread's exit may
+ * call thread_exit any more. Rings are not shared past this point. */
+__attribute__((destructor)) static void exit_key_drop(void)
+{
+	if (exit_key_ok) {
+		exit_key_ok = 0;
+		pthread_key_delete(exit_key);
+	}
+}
+
+/* The calling thread owns r, of the pool with this serial (t->mu held).
+ * Out of memory, the ring is simply never freed for another thread. */
+static void own(uint64_t serial, struct ring *r)
+{
+	pthread_once(&exit_once, exit_key_make);
+	if (!exit_key_ok)
+		return;
+	struct owned *head = pthread_getspecific(exit_key);
+	/* One entry per pool (its ring before a resize is retired), and none
+	 * for pools destroyed since: the list stays as long as the pools this
+	 * thread records to. */
+	pthread_mutex_lock(&live_mu);
+	for (struct owned **po = &head; *po != NULL;) {
+		struct owned *o = *po;
+		struct async_trace *t = live;
+		while (t != NULL && t->serial != o->serial)
+			t = t->live_next;
+		if (t == NULL || o->serial == serial) {
+			*po = o->next;
+			free(o);
+		} else {
+			po = &o->next;
+		}
+	}
+	pthread_mutex_unlock(&live_mu);
+	struct owned *o = malloc(sizeof *o);
+	if (o != NULL) {
+		o->serial = serial;
+		o->r = r;
+		o->next = head;
+		head = o;
+	}
+	if (pthread_setspecific(exit_key, head) != 0)
+		while (head != NULL) {
+			o = head->next;
+			free(head);
+			head = o;
+		}
+}
 
 /* Copies at most 47 bytes of s, cut before a partial UTF-8 sequence (the
  * JSON must stay valid), NUL-padded. */
@@ -172,25 +264,38 @@ static struct ring *outside_ring(async_pool *p)
 	struct async_trace *t = ck_pr_load_ptr(&p->trace);
 	uint32_t epoch = ck_pr_load_32(&t->epoch);
 	unsigned slot = tl_out_next;
+	uint64_t me = (uint64_t)(uintptr_t)&tl_token;
 	for (unsigned i = 0; i < OUT_CACHE; i++)
 		if (tl_out[i].r != NULL && tl_out[i].serial == p->serial) {
-			if (tl_out[i].epoch == epoch)
+			/* Still this thread's: not freed by its exit (a record from
+			 * a later thread-exit destructor takes one again). */
+			if (tl_out[i].epoch == epoch && ck_pr_load_64(&tl_out[i].r->owner) == me)
 				return tl_out[i].r;
 			slot = i; /* this pool's, out of date: refreshed below */
 			break;
 		}
-	uint64_t me = (uint64_t)(uintptr_t)&tl_token;
 	pthread_mutex_lock(&t->mu);
 	struct ring *r = t->outside;
-	while (r != NULL && r->owner != me)
+	while (r != NULL && ck_pr_load_64(&r->owner) != me)
 		r = r->next;
 	if (r == NULL) {
-		r = ring_new(t->cap, ASYNC_TRACE_OUTSIDE + t->noutside, me);
+		/* The ring of a thread that exited, or a new one. */
+		r = t->outside;
+		while (r != NULL && ck_pr_load_64(&r->owner) != 0)
+			r = r->next;
 		if (r != NULL) {
-			t->noutside++;
-			r->next = t->outside;
-			ck_pr_store_ptr(&t->outside, r);
+			ck_pr_fence_load(); /* acquire: pairs with thread_exit's release */
+			ck_pr_store_64(&r->owner, me);
+		} else {
+			r = ring_new(t->cap, ASYNC_TRACE_OUTSIDE + t->noutside, me);
+			if (r != NULL) {
+				t->noutside++;
+				r->next = t->outside;
+				ck_pr_store_ptr(&t->outside, r);
+			}
 		}
+		if (r != NULL)
+			own(t->serial, r);
 	}
 	if (r != NULL) {
 		if (slot == tl_out_next)
@@ -325,14 +430,19 @@ static struct async_trace *trace_get(async_pool *p)
 	}
 	pthread_mutex_init(&t->mu, NULL);
 	t->cap = ASYNC_TRACE_DEFAULT_EVENTS;
+	t->serial = p->serial;
 	/* Release: the trace is whole before another thread sees it. */
 	ck_pr_fence_store();
 	if (!ck_pr_cas_ptr(&p->trace, NULL, t)) {
 		pthread_mutex_destroy(&t->mu);
 		free(t->wr);
 		free(t);
-		t = ck_pr_load_ptr(&p->trace);
+		return ck_pr_load_ptr(&p->trace);
 	}
+	pthread_mutex_lock(&live_mu);
+	t->live_next = live;
+	live = t;
+	pthread_mutex_unlock(&live_mu);
 	return t;
 }
 
@@ -712,6 +822,14 @@ void async__trace_free(async_pool *p)
 	struct async_trace *t = p->trace;
 	if (t == NULL)
 		return;
+	/* Off the live list first: an exiting thread no longer touches its rings. */
+	pthread_mutex_lock(&live_mu);
+	for (struct async_trace **pt = &live; *pt != NULL; pt = &(*pt)->live_next)
+		if (*pt == t) {
+			*pt = t->live_next;
+			break;
+		}
+	pthread_mutex_unlock(&live_mu);
 	for (unsigned s = 0; s < p->max_workers; s++)
 		ring_free(t->wr[s]);
 	for (struct ring *r = t->outside, *next; r != NULL; r = next) {

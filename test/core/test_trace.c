@@ -805,3 +805,45 @@ Test(trace, a_ring_size_that_cannot_be_allocated_is_refused_by_start, .timeout =
 	async_pool_destroy(p);
 }
 #endif
+
+/* ---- outside threads that come and go ----------------------------------- */
+
+static void *record_once(void *arg)
+{
+	async_pool_trace_record(arg, "load", 1, 2);
+	return NULL;
+}
+
+static int outside_tracks(void *ud, const async_trace_event *ev)
+{
+	unsigned *max = ud;
+	if (ev->track >= ASYNC_TRACE_OUTSIDE && ev->track - ASYNC_TRACE_OUTSIDE + 1 > *max)
+		*max = ev->track - ASYNC_TRACE_OUTSIDE + 1;
+	return 0;
+}
+
+/* 40 loader threads, one after the other (each with its own stack size, as
+ * threads of different libraries have), each record a span: the ring of a
+ * thread that exited is taken by the next, so the trace holds a ring or two,
+ * not 40 (4.5 MiB each by default, kept until the pool's destruction). */
+Test(trace, a_thread_that_exited_leaves_its_ring_to_the_next, .timeout = 60)
+{
+	async_pool *p = make_pool(0);
+	cr_assert_eq(async_pool_trace_start(p, 0), 0);
+	for (unsigned i = 0; i < 40; i++) {
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setstacksize(&a, (256 + 16 * i) * 1024);
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, &a, record_once, p), 0);
+		pthread_join(t, NULL);
+		pthread_attr_destroy(&a);
+	}
+	unsigned tracks = 0;
+	cr_assert_eq(async_pool_trace_collect(p, outside_tracks, &tracks), 0);
+	cr_assert_leq(tracks, 2, "%u outside tracks for 40 threads never alive together", tracks);
+	struct since s = { 0, UINT64_MAX };
+	cr_assert_eq(async_pool_trace_collect(p, count_since, &s), 0);
+	cr_assert_eq(s.n, 40, "each thread's span kept");
+	async_pool_destroy(p);
+}

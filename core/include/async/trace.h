@@ -23,7 +23,8 @@ extern "C" {
 #define ASYNC_TRACE_NAME_SIZE 48
 /* Tracks: a worker's is its index (0 .. max_workers - 1); the k-th thread
  * outside the pool to record (or to run jobs while it waits or helps) gets
- * ASYNC_TRACE_OUTSIDE + k. */
+ * ASYNC_TRACE_OUTSIDE + k, and leaves its ring and track to the next new
+ * thread when it exits. */
 #define ASYNC_TRACE_OUTSIDE 4096
 
 typedef enum async_trace_kind {
