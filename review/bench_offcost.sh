@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT (see LICENSE)
 # bench_offcost.sh ROUNDS: the tracing-off cost, this branch against the
 # commit before tracing (88e8f76, built in /work/wt-review-trace-base),
 # interleaved round by round; medians of 3 repetitions each.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT (see LICENSE)
 # build.sh BUILD_DIR PROG.c [extra flags]: a review program against the core built in BUILD_DIR
 # (sanitizer flags follow the build's name: tsan, asan, else none).
 set -e

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT (see LICENSE)
 # check_trace.py FILE [expect.json]: reads a trace file as a strict viewer
 # would (json, UTF-8), then per track: X events must nest (no partial
 # overlap; times compared as exact integers of ns from the decimal text),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* churn.c: tracing controlled from several threads at once while an engine
  * runs: two game-ish threads submit and wait (helping) and record spans;
  * three "tool" threads start (sizes 0/1/64/1000), stop, collect, collect_since

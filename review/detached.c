@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* detached.c: detached worker-ish threads (a fire-and-forget loader) each
  * record spans while a trace is on; a new thread may get a dead one's
  * thread-local address, which trace.c takes as the thread's identity, and

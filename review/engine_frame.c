@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* engine_frame.c: a C engine's frame loop with tracing on: per frame the game
  * thread records "frame" and "update" spans, submits labelled jobs, runs a
  * parallel_for over particles (from the game thread), and waits (helping).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* forkjoin_visible.c: one job runs a typed fork-join fib (ASYNC_SPAWN/SYNC,
  * as bench/fj_async.c does) over 2 workers with the trace on. Does the
  * timeline show the workers busy? Prints, per worker track, the time covered

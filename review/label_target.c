@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* label_target.c: an engine with two pools (a "render" pool it traces, an
  * "io" pool it does not). A render job labels itself "cull", then waits for
  * an io group; the waiting worker runs the io job, which labels itself

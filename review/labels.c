@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* labels.c: labels an engine passes: a long name in a legacy 8-bit encoding
  * (a Windows-1252/Latin-1 asset path, as read from an old pack file), one in
  * UTF-8, NULL; each on its own job. Prints the names the trace kept, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* outside_threads.c: an engine whose loader/IO threads come and go (a thread
  * per asset batch, as std::async or a task-per-thread loader does) and each
  * records one span, or waits on a group (and so runs a job as a helper),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* paths.c: async_pool_trace_write to paths a tool might be given. */
 #include <stdio.h>
 #include <sys/stat.h>

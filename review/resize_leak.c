@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* resize_leak.c: a profiler overlay whose "ring size" slider restarts the
  * trace with the size the user picked (or an engine that starts each capture
  * with a size from its config, alternating between two). Every start with

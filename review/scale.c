@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* scale.c: workers added and stopped while a trace records. Each job is
  * submitted to one worker (async_pool_submit_to) and labels itself with
  * the index async_pool_worker_index gives it: its event must be on that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* sizes.c: ring sizes an engine might pass (0, 1, 2, SIZE_MAX, "as much as
  * possible"), and what start, record, jobs, collect and write then do. */
 #include <stdint.h>

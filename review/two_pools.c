@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* two_pools.c: the game thread records its spans to two traced pools (render
  * and io), alternately, as an engine with two pools does. The outside ring
  * cache holds one pool, so each record to the other takes the trace mutex.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* unload.c: a thread records through a module, the module is unloaded
  * (lua_close unloads C modules), then the thread exits: a thread-exit
  * destructor left in the unloaded module would crash here. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT (see LICENSE) */
 /* unload_mod.c: a module (as the Lua module is) with the core inside. */
 #include "async/async.h"
 static async_pool *p;
