@@ -360,9 +360,19 @@ void async__trace_job_end(struct worker *w, struct async_trace_frame *f)
 		job_record(f);
 }
 
-void async_trace_job_done(void)
+/* Whether the calling thread runs the job of tl_job's event itself (or a
+ * task inside it), not a job without an event (an untraced pool's) that
+ * runs inside it: only that job names or ends the event. */
+static struct async_trace_frame *own_frame(void)
 {
 	struct async_trace_frame *f = tl_job;
+	struct worker *w = async__self;
+	return f != NULL && w != NULL && w->running == f->job ? f : NULL;
+}
+
+void async_trace_job_done(void)
+{
+	struct async_trace_frame *f = own_frame();
 	if (f != NULL && !f->recorded)
 		job_record(f);
 }
@@ -522,11 +532,8 @@ int async_pool_trace_on(const async_pool *p)
 
 void async_trace_label(const char *name)
 {
-	struct async_trace_frame *f = tl_job;
-	struct worker *w = async__self;
-	/* Only from the job the event is for (or a task inside it): a job of
-	 * an untraced pool running inside it has no event to name. */
-	if (f != NULL && w != NULL && w->running == f->job)
+	struct async_trace_frame *f = own_frame();
+	if (f != NULL)
 		name_copy(f->name, name);
 }
 

@@ -847,3 +847,46 @@ Test(trace, a_thread_that_exited_leaves_its_ring_to_the_next, .timeout = 60)
 	cr_assert_eq(s.n, 40, "each thread's span kept");
 	async_pool_destroy(p);
 }
+
+static uint64_t cull_waited_at;
+
+static void io_hands_over(void *arg)
+{
+	(void)arg;
+	async_trace_job_done(); /* a job that hands its result over itself */
+}
+
+static void render_cull_waits(void *arg)
+{
+	(void)arg;
+	async_group g;
+	async_job j;
+	async_group_init(&g);
+	async_job_init(&j, io_hands_over, NULL);
+	cr_assert_eq(async_group_submit(label_io, &g, &j), 0);
+	cr_assert_eq(async_group_wait(label_io, &g), 0); /* runs io_hands_over here */
+	cull_waited_at = async_trace_now_ns();
+}
+
+static int job_end_of(void *ud, const async_trace_event *ev)
+{
+	if (ev->kind == ASYNC_TRACE_JOB)
+		*(uint64_t *)ud = ev->end_ns;
+	return 0;
+}
+
+/* The same for async_trace_job_done: the untraced io job's call records no
+ * event, and leaves the render job's to end when the render job does (it
+ * recorded the render job's event then, ended before the job had waited). */
+Test(trace, job_done_in_a_job_without_an_event_ends_no_other_job, .timeout = 60)
+{
+	async_pool *render = make_pool(1);
+	label_io = make_pool(0);
+	cr_assert_eq(async_pool_trace_start(render, 0), 0);
+	run_on_pool(render, render_cull_waits, NULL, 30, "a render job waiting for an io job");
+	uint64_t end = 0;
+	cr_assert_eq(async_pool_trace_collect(render, job_end_of, &end), 0);
+	cr_assert_geq(end, cull_waited_at, "the render job's event ended before its wait did");
+	async_pool_destroy(render);
+	async_pool_destroy(label_io);
+}

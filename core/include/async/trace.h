@@ -83,7 +83,9 @@ ASYNC_API void async_trace_label(const char *name);
  * for a job that hands its result over itself (a detached job that pushes it
  * to a queue another thread reads), so that a thread that took the result
  * and then stops and collects the trace finds the job in it. Elsewhere, or
- * while no trace records, it does nothing; a second call does nothing. */
+ * while no trace records, it does nothing; a second call does nothing; so
+ * does a call from a job without an event (of a pool not traced) running
+ * inside a traced one. */
 ASYNC_API void async_trace_job_done(void);
 
 /* Any thread. The clock of every event, in nanoseconds (monotonic). */
