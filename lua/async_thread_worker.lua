@@ -44,12 +44,17 @@ rawset(_G, "async", api)
 
 -- The globals as a job first sees them, put back after each job as a
 -- native worker does (wstate.c): the thread's global table (setfenv(0, t)),
--- no metatable on it, and every global it started with that a job removed
--- or replaced (rawset(_G, "math", nil)). Globals a job added stay.
+-- no metatable on it, every global it started with that a job removed
+-- or replaced (rawset(_G, "math", nil)), the string metatable and its
+-- __index, package.loaded. Globals a job added stay.
 local G, gkeys, gvals, gn = _G, {}, {}, 0
 for k, v in pairs(_G) do gn = gn + 1; gkeys[gn], gvals[gn] = k, v end
 local rawget, rawset, rawequal, getfenv, setfenv = rawget, rawset, rawequal, getfenv, setfenv
 local getmt, setmt = debug.getmetatable, debug.setmetatable
+local strmt = getmt("")
+local strindex = strmt and rawget(strmt, "__index")
+local pkg = rawget(G, "package")
+local loaded = type(pkg) == "table" and rawget(pkg, "loaded")
 local function restoreGlobals()
   if not rawequal(getfenv(0), G) then setfenv(0, G) end
   if getmt(G) ~= nil then setmt(G, nil) end
@@ -57,6 +62,12 @@ local function restoreGlobals()
     local k, v = gkeys[i], gvals[i]
     if not rawequal(rawget(G, k), v) then rawset(G, k, v) end
   end
+  if strmt then
+    if not rawequal(getmt(""), strmt) then setmt("", strmt) end
+    if not rawequal(rawget(strmt, "__index"), strindex) then rawset(strmt, "__index", strindex) end
+    if rawget(strmt, "__metatable") ~= nil then rawset(strmt, "__metatable", nil) end
+  end
+  if loaded and not rawequal(rawget(pkg, "loaded"), loaded) then rawset(pkg, "loaded", loaded) end
 end
 
 local snapId, snap         -- the last snapshot read

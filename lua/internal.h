@@ -230,8 +230,11 @@ struct wstate {
 	struct call *call; /* the game's call being run here (async.cancelled) */
 	const struct def *def; /* the definition running here (the perf map's names) */
 	int cache;    /* registry ref: def id -> compiled function */
-	int envmt;    /* registry ref: { __index = _G } */
-	int globals;  /* registry ref: { _G, the RESTORE closure over its first copy } */
+	int handler;  /* registry ref: the traceback handler jobs run under (run.c) */
+	int runner;   /* registry ref: the C function a job's run is protected by (run.c) */
+	int env;      /* registry ref: the environment top-level calls run in (wstate.c, GUARD) */
+	int envmt;    /* registry ref: its metatable, { __index = _G } */
+	int globals;  /* registry ref: the guard, which puts back what a job changed (wstate.c) */
 	int api;      /* registry ref: the worker-side `async` table */
 	int shareids; /* registry ref: name -> id of the decoded shared value */
 	int proxies;  /* registry ref: buffer proxies handed to running jobs */
@@ -399,6 +402,7 @@ void wstate_trim(struct wstate *ws);
 void call_done(struct call *c);
 void call_run(void *arg);
 void fail_res(struct async_buf *res, int *failed, lua_State *L, const char *msg, const char *tb);
+void run_refs_new(struct wstate *ws);
 void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *sn,
              const struct async_buf *args, struct async_buf *res, int *failed, struct objctx *oc);
 

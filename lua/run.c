@@ -119,7 +119,7 @@ static int apply_snapshot(struct wstate *ws, struct snap *sn, char *err, size_t 
 		}
 	}
 	if (sn->init != NULL && sn->init->id != ws->init_id) {
-		lua_pushcfunction(L, traceback_handler);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ws->handler);
 		int msgh = lua_gettop(L);
 		if (push_compiled(ws, sn->init, err, errlen) != 0) {
 			lua_settop(L, top);
@@ -146,7 +146,7 @@ static int apply_snapshot(struct wstate *ws, struct snap *sn, char *err, size_t 
 	return 0;
 }
 
-/* The body of run_def, under lua_cpcall: any Lua API call here may raise
+/* The body of run_def, protected: any Lua API call here may raise
  * "not enough memory" once a memory limit is reached. */
 static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
                          struct async_buf *res, int *failed, struct objctx *oc, int *errmem)
@@ -168,21 +168,27 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 		fail_res(res, failed, L, err, NULL);
 		goto out;
 	}
-	lua_pushcfunction(L, traceback_handler);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->handler);
 	int msgh = lua_gettop(L);
 	if (push_compiled(ws, d, err, sizeof err) != 0) {
 		fail_res(res, failed, L, err, NULL);
 		goto out;
 	}
 	int fn = lua_gettop(L);
-	/* A fresh global table per call whose reads fall through to the
-	 * worker's globals; the previous one is put back afterwards, so a call
-	 * nested in this one (await) does not change ours. */
+	/* A global table of the call's own whose reads fall through to the
+	 * worker's globals: the worker's environment, which no job has written
+	 * to (wstate.c, GUARD), or a new one for a call nested in another
+	 * (await). The previous one is put back afterwards, so a nested call
+	 * does not change ours. */
 	lua_getfenv(L, fn);
 	int oldenv = lua_gettop(L);
-	lua_newtable(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
-	lua_setmetatable(L, -2);
+	if (ws->depth > 1) {
+		lua_newtable(L);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
+		lua_setmetatable(L, -2);
+	} else {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ws->env);
+	}
 	lua_setfenv(L, fn);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->proxies);
 	int proxies = lua_gettop(L);
@@ -384,13 +390,28 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
 		wstate_restore(ws);
 }
 
-/* run_def's body under lua_cpcall, and the translation of its failures. */
+/* The traceback handler and run_def_p, made once per state: pushing a C
+ * function allocates (lua_cpcall makes one each time), and a job's
+ * garbage is what the state's collector is paced by. Raises when out of
+ * memory (the state's set-up then fails). */
+void run_refs_new(struct wstate *ws)
+{
+	lua_pushcfunction(ws->L, traceback_handler);
+	ws->handler = luaL_ref(ws->L, LUA_REGISTRYINDEX);
+	lua_pushcfunction(ws->L, run_def_p);
+	ws->runner = luaL_ref(ws->L, LUA_REGISTRYINDEX);
+}
+
+/* run_def's body, protected, and the translation of its failures. */
 static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
                             struct async_buf *res, int *failed, struct objctx *oc)
 {
 	struct run_args a = { ws, d, sn, args, res, failed, oc, 0 };
 	struct snap *cur = ws->cur;
-	int rc = lua_cpcall(ws->L, run_def_p, &a);
+	/* No allocation: the stack has room for two (as lua_cpcall assumes). */
+	lua_rawgeti(ws->L, LUA_REGISTRYINDEX, ws->runner);
+	lua_pushlightuserdata(ws->L, &a);
+	int rc = lua_pcall(ws->L, 1, 0, 0);
 	ws->cur = cur;
 	const char *why = NULL;
 	if (rc != 0) {
