@@ -148,6 +148,7 @@ return {
   THREAD_NOT_STARTED = "could not start a love.thread: %s",
   THREAD_MEMORY_LIMIT = "async.load: memoryLimit is not available on %s: it needs the native module, which counts each worker's Lua allocations",
   THREAD_NEEDS_LOVE = "async.load: %s needs LÖVE's love.thread, love.data and love.timer",
+  THREAD_MAX_CALLS = "async.call: %s holds at most %.0f calls in flight",
   BAD_ARGUMENT = "bad argument #%d to '%s' (%s expected, got %s)",
   -- Choosing the backend (async_loader.lua)
   FFI_UNAVAILABLE = "async: ASYNC_PATH=ffi but the FFI path is unavailable: %s",

@@ -13,10 +13,10 @@
 -- plain values (a LÖVE object's push costs more than the rest of a small
 -- call): the snapshots that calls in flight name, and the shared-memory
 -- chunks of the call records, are listed in one registry table that the
--- workers peek on a Channel of its own when they meet one they lack. The record states that cancel() and a
--- worker's start race on, the "stop asked" flags and the per-worker counters
--- live in love.data ByteData seen through the FFI; the races are decided
--- under a Channel's lock (performAtomic).
+-- workers peek on a Channel of its own when they meet one they lack. The record states, the "stop
+-- asked" flags and the per-worker counters live in love.data ByteData seen
+-- through the FFI; cancel() decides under the request Channel's lock whether a
+-- worker has taken the call's message (async_thread_calls.lua).
 --
 -- What it cannot do, refused with an error naming this backend: zero-copy
 -- buffers, memoryLimit, and tables with cycles or shared sub-tables (a
@@ -216,7 +216,7 @@ local function pushQuits(ctx)
   for _, t in pairs(ctx.threads) do
     if t:isRunning() then live = live + 1 end
   end
-  for _ = 1, live do ctx.requests:push({ C.QUIT }) end
+  for _ = 1, live do ctx.requests:push(C.QUIT) end
 end
 
 -- A game that quits without shutdown() (its state closes): as in
@@ -304,7 +304,7 @@ function Ctx:stop(n)
   local k = math.min(n, self.nworkers)
   if k > 0 then
     self.lock:performAtomic(addStops, self.ctl, k)
-    for _ = 1, k do self.requests:push({ C.NOOP }) end -- wakes an idle worker to see it
+    for _ = 1, k do self.requests:push(C.NOOP) end -- wakes an idle worker to see it
     self.nworkers = self.nworkers - k
   end
   return k
@@ -477,7 +477,7 @@ function M.new(n, facade, limit, _, boot)
   local ctx = setmetatable({
     facade = facade, closed = false, joined = false,
     defs = {}, shares = {}, init = nil, epoch = 0, lastId = 0,
-    recs = {}, free = {}, nrecs = 0, chunks = {}, keys = {},
+    recs = {}, free = {}, nfree = 0, nrecs = 0, chunks = {}, keys = {},
     pending = {}, qh = 1, qt = 0, epochCalls = {},
     registry = { snaps = {}, chunks = {} }, registryCh = love.thread.newChannel(),
     inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0, defStats = {},

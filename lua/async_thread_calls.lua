@@ -14,10 +14,16 @@ local Handle = {}
 local HandleMT = { __index = Handle, __metatable = "async.handle" }
 local STATE_NAMES = { [C.QUEUED] = "queued", [C.RUNNING] = "running", [C.STOPPED] = "cancelled" }
 
--- Under the lock (pairs with the worker's `start`).
-local function cancelAtomic(_, p)
-  if p[0] == C.QUEUED then p[0] = C.STOPPED; return true end
-  if p[0] == C.RUNNING then p[1] = 1 end -- async.cancelled() in the job
+-- Under the request Channel's lock (performAtomic), which a worker's pop
+-- takes too: a call whose message (`id`, from push) no worker has taken yet
+-- will not run, and the worker that takes it answers it cancelled; one
+-- taken is running (the worker marks it so once it counted it), and sees
+-- async.cancelled(). So a call costs the workers no lock.
+local function cancelAtomic(ch, p, id)
+  local state = p[0]
+  if state == C.STOPPED then return false end
+  if state == C.QUEUED and (id == nil or not ch:hasRead(id)) then p[0] = C.STOPPED; return true end
+  p[1] = 1
   return false
 end
 
@@ -34,14 +40,19 @@ local function publishRegistry(ctx)
   ctx.registryCh:performAtomic(replaceRegistry, ctx.registry)
 end
 
+-- The free records are a stack counted by nfree (# on it, a search each
+-- time, cost more than the rest of a call's bookkeeping).
 local function recordGet(ctx)
-  local free = ctx.free
-  local rec = free[#free]
-  if rec then
-    free[#free] = nil
+  local k = ctx.nfree
+  if k > 0 then
+    local free = ctx.free
+    local rec = free[k]
+    free[k] = nil
+    ctx.nfree = k - 1
     return rec
   end
   local i = ctx.nrecs
+  if i >= C.HEAD then fail(MSG.THREAD_MAX_CALLS, C.NAME, C.HEAD) end
   ctx.nrecs = i + 1
   local ci = math.floor(i / C.CHUNK)
   if ctx.chunks[ci] == nil then
@@ -51,16 +62,17 @@ local function recordGet(ctx)
     publishRegistry(ctx)
   end
   local chunk = ctx.chunks[ci]
-  rec = { index = i, gen = 0, chunk = chunk[1], p = chunk[2] + 2 * (i % C.CHUNK) }
+  local rec = { index = i, gen = 0, chunk = chunk[1], p = chunk[2] + 2 * (i % C.CHUNK) }
   ctx.recs[i] = rec
   return rec
 end
 
 local function recordPut(ctx, rec)
   rec.gen = rec.gen + 1 -- handles to the call just finished now read "done"
-  rec.superseded = nil
-  local free = ctx.free
-  free[#free + 1] = rec
+  rec.superseded, rec.id = nil, nil
+  local k = ctx.nfree + 1
+  ctx.nfree = k
+  ctx.free[k] = rec
 end
 
 -- "Latest request wins": the call made before under `key` will not run,
@@ -68,7 +80,7 @@ end
 -- newer call), as in async_native's take_key.
 local function takeKey(ctx, rec, key)
   local old = ctx.keys[key]
-  if old ~= nil and not ctx.lock:performAtomic(cancelAtomic, old.p) then old.superseded = true end
+  if old ~= nil and not ctx.requests:performAtomic(cancelAtomic, old.p, old.id) then old.superseded = true end
   ctx.keys[key] = rec
   rec.key = key
 end
@@ -143,32 +155,45 @@ local function doCall(ctx, cb, name, ...)
     if key ~= key then callFail(MSG.CALLBACK_NAN_KEY, name) end
   end
   local n = select("#", ...)
-  -- { CALL, record, snapshot number, name, nargs, args... }
-  local msg = { C.CALL, 0, ctx.epoch, name, n, ... }
-  local bad = C.check(msg, 6, 5 + n, "argument")
+  -- { head, snapshot number, name, args... } (async_thread_common.lua)
+  -- Up to three arguments in slots of the constructor: appended as `...`,
+  -- they cost a rehash of the new table on every call under the JIT.
+  local msg
+  if n <= 3 then
+    local a, b, c = ...
+    msg = { 0, 0, name, a, b, c }
+  else
+    msg = { 0, 0, name, ... }
+  end
+  local bad, packable = C.check(msg, 4, 3 + n, "argument")
   if bad then callFail(MSG.CALL_NOT_SENT, name, bad) end
   local rec = recordGet(ctx)
-  msg[2] = rec.index
+  msg[1] = C.head(rec.index, 0, n)
   if ctx.shutting then
     -- Made by a callback that shutdown() delivers: it does not run, it ends
     -- as cancelled and shutdown delivers that too.
     rec.p[0], rec.p[1] = C.STOPPED, 0
     ctx.qt = ctx.qt + 1
-    ctx.pending[ctx.qt] = { rec.index, C.CANCELLED, 0 }
+    ctx.pending[ctx.qt] = { C.head(rec.index, C.CANCELLED, 0) }
   else
     rec.p[0], rec.p[1] = C.QUEUED, 0 -- no worker holds this record now
     -- The call's snapshot stays listed while it is counted here, until the
     -- delivery. Counted before the push, and read again after counting: a
     -- finalizer that runs in an allocation here may define (publish, which
     -- drops the snapshots no call counts).
-    local calls, e = ctx.epochCalls, nil
-    repeat
-      if e ~= nil then local k = calls[e] - 1; calls[e] = k > 0 and k or nil end
+    -- (A loop entered only then: one that runs on every call keeps the
+    -- JIT from compiling the game's loop of calls into one trace.)
+    local calls, e = ctx.epochCalls, ctx.epoch
+    calls[e] = (calls[e] or 0) + 1
+    while ctx.epoch ~= e do
+      local k = calls[e] - 1
+      calls[e] = k > 0 and k or nil
       e = ctx.epoch
       calls[e] = (calls[e] or 0) + 1
-    until ctx.epoch == e
-    msg[3] = e
-    local okp, err = pcall(ctx.requests.push, ctx.requests, msg)
+    end
+    msg[2] = e
+    local okp, err = pcall(ctx.requests.push, ctx.requests, C.pack(msg, packable))
+    rec.id = err -- the message's id, on success
     if not okp then
       local k = calls[e] - 1
       calls[e] = k > 0 and k or nil
@@ -203,18 +228,18 @@ end
 function Handle.cancel(h)
   checkHandle(h, "cancel")
   local rec = handleRec(h)
-  return rec ~= nil and h[1].lock:performAtomic(cancelAtomic, rec.p)
+  return rec ~= nil and h[1].requests:performAtomic(cancelAtomic, rec.p, rec.id)
 end
 
--- Read under the lock that a worker's start writes it under: a plain FFI
--- read in a loop that polls status() would be hoisted out of the loop by
--- the JIT, and the loop would never see the call start.
+-- Read in a C call (performAtomic): a plain FFI read in a loop that polls
+-- status() would be hoisted out of the loop by the JIT, and the loop would
+-- never see the call start.
 local function stateOf(_, p) return p[0] end
 
 function Handle.status(h)
   checkHandle(h, "status")
   local rec = handleRec(h)
-  return rec == nil and "done" or STATE_NAMES[h[1].lock:performAtomic(stateOf, rec.p)]
+  return rec == nil and "done" or STATE_NAMES[h[1].requests:performAtomic(stateOf, rec.p)]
 end
 
 -- ---- delivery ------------------------------------------------------------------
@@ -224,6 +249,7 @@ local function take(ctx)
   while true do
     local m = results:pop()
     if m == nil then return end
+    if type(m) == "string" then m = C.decode(m) end
     ctx.qt = ctx.qt + 1
     q[ctx.qt] = m
   end
@@ -261,11 +287,14 @@ local function deliver(ctx)
   local q, h = ctx.pending, ctx.qh
   local m = q[h]
   q[h] = nil
-  ctx.qh = h + 1
+  -- Emptied: back to the start, so that the queue's indexes stay in its
+  -- array part instead of growing into its hash part forever.
+  if h == ctx.qt then ctx.qh, ctx.qt = 1, 0 else ctx.qh = h + 1 end
   ctx.inflight = ctx.inflight - 1
-  local rec = ctx.recs[m[1]]
+  local index, st, n = C.split(m[1])
+  local rec = ctx.recs[index]
   local cb, name, tcall = rec.cb, rec.name, rec.tcall
-  local st = rec.superseded and C.CANCELLED or m[2]
+  if rec.superseded then st = C.CANCELLED end
   rec.cb = nil
   local e = rec.epoch
   if e ~= nil then
@@ -277,11 +306,10 @@ local function deliver(ctx)
   recordPut(ctx, rec)
   -- The worker's times after the results (none if it never ran) for
   -- stats().defs and the trace.
-  local k = m[3]
-  local t0, t1 = m[k + 4], m[k + 5]
+  local t0, t1 = m[n + 2], m[n + 3]
   profile.defRecord(ctx.defStats, name, st == C.CANCELLED and "cancelled" or st == C.OK and "ok" or "failed", tcall,
     t0, t1)
-  if t0 and ctx.trace then ctx.trace:record(m[k + 6], name, t0, t1) end
+  if t0 and ctx.trace then ctx.trace:record(m[n + 4], name, t0, t1) end
   if st == C.CANCELLED then
     -- Never ran, or a newer call with its key was made while it ran: a
     -- table callback's `cancelled` hears of it, never `success`.
@@ -295,17 +323,17 @@ local function deliver(ctx)
   if st == C.OK then
     ctx.delivered = ctx.delivered + 1
     if type(cb) == "table" then cb = cb.success end
-    if cb ~= nil then cb(unpack(m, 4, 3 + m[3])) end
+    if cb ~= nil then cb(unpack(m, 2, 1 + n)) end
     return
   end
   ctx.failedCount = ctx.failedCount + 1
   if type(cb) == "table" then
     local f = cb.error
-    if f ~= nil then return callErrorHandler(ctx, f, m[4], m[5]) end
+    if f ~= nil then return callErrorHandler(ctx, f, m[2], m[3]) end
   end
   -- Never silent: a failure with no error callback goes to async.onerror.
   local onerror = ctx.facade.onerror
-  if type(onerror) == "function" then callErrorHandler(ctx, onerror, m[4], m[5]) else defaultOnerror(m[4], m[5]) end
+  if type(onerror) == "function" then callErrorHandler(ctx, onerror, m[2], m[3]) else defaultOnerror(m[2], m[3]) end
 end
 
 local function update(ctx, budget)
@@ -328,21 +356,22 @@ end
 
 -- Shutdown, and a state closing without it: the queued calls leave the
 -- queue unrun and are answered cancelled; running jobs see
--- async.cancelled(). A record a worker took off the queue and has not
--- started is cancelled under the lock, and that worker answers it.
+-- async.cancelled().
 local function stopAll(ctx)
-  local lock = ctx.lock
+  local requests = ctx.requests
   while true do
-    local m = ctx.requests:pop()
+    local m = requests:pop()
     if m == nil then break end
-    if m[1] == C.CALL then
-      lock:performAtomic(cancelAtomic, ctx.recs[m[2]].p) -- no worker has it
+    if type(m) == "string" then m = C.decode(m) end
+    if type(m) == "table" and m[1] >= 0 then -- a call
+      local index = C.split(m[1])
+      ctx.recs[index].p[0] = C.STOPPED -- taken here: no worker has it
       ctx.pushed = ctx.pushed - 1
       ctx.qt = ctx.qt + 1
-      ctx.pending[ctx.qt] = { m[2], C.CANCELLED, 0 }
+      ctx.pending[ctx.qt] = { C.head(index, C.CANCELLED, 0) }
     end
   end
-  for _, rec in pairs(ctx.recs) do lock:performAtomic(cancelAtomic, rec.p) end
+  for _, rec in pairs(ctx.recs) do requests:performAtomic(cancelAtomic, rec.p, rec.id) end
 end
 
 return { call = doCall, update = update, take = take, deliver = deliver, publishRegistry = publishRegistry,

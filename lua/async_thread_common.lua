@@ -7,9 +7,18 @@
 
 return [==[
 local MSG = ... -- async_messages.lua's table
+-- What travels (each value a Channel carries costs a conversion on both
+-- sides, so a message's fixed part is one number, its head):
+--   a call      { head(record, 0, nargs), snapshot number, name, args... }
+--   its result  { head(record, kind, count), values..., start, end, worker slot }
+--               (FAILED: error, traceback; the times and slot only if it ran)
+--   QUIT, NOOP  the number alone
+--   awaitAll    { SUB, parts, replies, snapshot number, its Channel, record }
+local HEAD = 2 ^ 31 -- record numbers stay below it; the rest of a head is kind + 4 * count
 local C = {
-  CALL = 1, NOOP = 2, QUIT = 3, SUB = 4,     -- request kinds (SUB: awaitAll parts waiting)
+  QUIT = -1, NOOP = -2, SUB = -3,            -- requests other than calls (SUB: awaitAll parts waiting)
   OK = 0, FAILED = 1, CANCELLED = 2,         -- result kinds
+  HEAD = HEAD,
   QUEUED = 0, RUNNING = 1, STOPPED = 2,      -- record states (STOPPED: cancelled before it ran)
   MAXDEPTH = 128,
   CHUNK = 1024,        -- records per shared-memory chunk: int32 state, int32 stop
@@ -28,6 +37,26 @@ local C = {
   LOVE_CALL_ONLY = MSG.LOVE_CALL_ONLY,
   LOVE_NOT_AWAIT = MSG.VALUE_LOVE_OBJECT:format(MSG.LOVE_NOT_AWAIT),
 }
+
+-- Exact in a double: a count is at most LuaJIT's 65,500 stack slots.
+function C.head(rec, kind, n) return rec + HEAD * (kind + 4 * n) end
+function C.split(h)
+  local rec = h % HEAD
+  local y = (h - rec) / HEAD
+  local kind = y % 4
+  return rec, kind, (y - kind) / 4
+end
+
+-- A message of plain values goes as one string encoded by string.buffer
+-- (LuaJIT 2.1 since 2021; LÖVE 11.4's own builds have an older LuaJIT, and
+-- send tables): a Channel converts a table value by value, through the Lua
+-- API, both ways, which cost several times the encoding ({1..100}: 7x).
+local okBuffer, buffer = pcall(require, "string.buffer")
+local enc = okBuffer and type(buffer) == "table" and buffer.new() or nil
+C.decode = enc and buffer.decode
+local PACK_MAX = 8192 -- bytes: a bigger message goes as a table (its string would be that much garbage)
+
+local sawObject -- whether the walk met a LÖVE object (which goes only in a table)
 
 local function isLoveObject(v)
   local mt = getmetatable(v)
@@ -67,25 +96,46 @@ local function walk(v, depth, seen, path, noLove)
     return nil
   end
   if t == "userdata" then
-    if isLoveObject(v) then return noLove end
+    if isLoveObject(v) then
+      sawObject = true
+      return noLove
+    end
     return MSG.VALUE_USERDATA
   end
   return MSG.VALUE_TYPE:format(t)
 end
 
+local function plain(v)
+  local tv = type(v)
+  return tv == "number" or tv == "string" or tv == "boolean" or tv == "nil"
+end
+-- A long string goes better as it is: the Channel copies it once each way,
+-- an encoded message three times more.
+local function short(v) return type(v) ~= "string" or #v <= 1024 end
+
 -- Checks t[first..last] as the values of one message; returns
--- "label i (at .path) what" for the first that cannot travel, or nil.
--- `noLove` (C.LOVE_*): LÖVE objects are refused, saying that.
+-- "label i (at .path) what" for the first that cannot travel, or nil and
+-- whether the message may go encoded (C.pack). `noLove` (C.LOVE_*): LÖVE
+-- objects are refused, saying that.
+
 function C.check(t, first, last, label, noLove)
   -- Numbers, strings, booleans and nils, the common case, need no walk.
+  -- Up to four values without a loop: a loop here, run on every call, keeps
+  -- the JIT from compiling the game's loop of calls into one trace. (The
+  -- slots after `last` are nil or plain in every message checked.)
+  if last - first < 4 and plain(t[first]) and plain(t[first + 1]) and plain(t[first + 2])
+      and plain(t[first + 3]) then
+    return nil, short(t[first]) and short(t[first + 1]) and short(t[first + 2]) and short(t[first + 3])
+  end
   local i = first
   while i <= last do
     local tv = type(t[i])
     if tv == "table" or tv == "userdata" or tv == "function" or tv == "thread" or tv == "cdata" then break end
     i = i + 1
   end
-  if i > last then return nil end
+  if i > last then return nil, false end
   local seen, path = {}, {}
+  sawObject = false
   for i = first, last do
     local w = walk(t[i], 0, seen, path, noLove)
     if w then
@@ -98,7 +148,20 @@ function C.check(t, first, last, label, noLove)
       return MSG.VALUE:format(label, i - first + 1, w)
     end
   end
-  return nil
+  return nil, not sawObject
+end
+
+-- The message t as it goes on a Channel: encoded where C.check allowed it,
+-- string.buffer is here and takes it (its nesting limit is below
+-- C.MAXDEPTH) and it is small, else the table.
+function C.pack(t, packable)
+  if packable and enc then
+    enc:reset()
+    local ok = pcall(enc.encode, enc, t)
+    if ok and #enc <= PACK_MAX then return enc:tostring() end
+    enc:free()
+  end
+  return t
 end
 
 -- A copy of checked values, as a trip through a Channel would make (used

@@ -14,7 +14,13 @@ local ctlData, slotData, lock, requests, results, registryCh, slot, env = ...
 local ffi = require "ffi"
 local ctl = ffi.cast("int32_t *", ctlData:getFFIPointer())
 local sl = ffi.cast("double *", slotData:getFFIPointer()) + slot * C.SLOT
-local unpack, select, type, tostring = unpack, select, type, tostring
+-- This worker's counters, kept here and only stored there: an FFI access
+-- from interpreted code goes through a metamethod, hundreds of
+-- instructions, and most of this file runs interpreted. They go on from
+-- what a worker that used this slot before left there.
+local S_TAKEN, S_JOBS, S_BUSY, S_IDLE, S_MEMORY = C.S_TAKEN, C.S_JOBS, C.S_BUSY, C.S_IDLE, C.S_MEMORY
+local taken, jobs, busy, idle, memKB = sl[S_TAKEN], sl[S_JOBS], sl[S_BUSY], sl[S_IDLE], 0
+local unpack, select, type, tostring, gcinfo = unpack, select, type, tostring, gcinfo
 
 -- The game's paths and LÖVE modules, as a native worker gets them.
 local initError
@@ -27,12 +33,12 @@ do
   if not ok then initError = tostring(e) end
 end
 local now = love.timer and love.timer.getTime or os.clock
-local cur                  -- the running job: { snap, owner = its game call's record, name }
+local curSnap, curOwner, curName -- the running job's snapshot, its game call's record, its definition's name
 
 -- The perf map (async_perfmap.lua), named after the running definition.
 if env.boot then
   local ok, e = pcall(function()
-    local done, why = assert(loadstring(env.boot, "=async perf map"))(function() return cur and cur.name end, { MSG.PERF_MAP_JIT_OFF, MSG.PERF_MAP_OS })
+    local done, why = assert(loadstring(env.boot, "=async perf map"))(function() return curName end, { MSG.PERF_MAP_JIT_OFF, MSG.PERF_MAP_OS })
     if not done then error(why, 0) end
   end)
   if not ok then io.stderr:write(MSG.PERF_MAP_WORKER:format(slot, tostring(e))) end
@@ -47,21 +53,38 @@ rawset(_G, "async", api)
 -- no metatable on it, every global it started with that a job removed
 -- or replaced (rawset(_G, "math", nil)), the string metatable and its
 -- __index, package.loaded. Globals a job added stay.
-local G, gkeys, gvals, gn = _G, {}, {}, 0
-for k, v in pairs(_G) do gn = gn + 1; gkeys[gn], gvals[gn] = k, v end
+-- The check of each global is written out with its name as a constant
+-- (compiled once here): a constant key is found without hashing it, which
+-- made the check about three times cheaper than a loop over the names.
+local G, gvals, others = _G, {}, {}
 local rawget, rawset, rawequal, getfenv, setfenv = rawget, rawset, rawequal, getfenv, setfenv
 local getmt, setmt = debug.getmetatable, debug.setmetatable
 local strmt = getmt("")
 local strindex = strmt and rawget(strmt, "__index")
 local pkg = rawget(G, "package")
 local loaded = type(pkg) == "table" and rawget(pkg, "loaded")
+local checkGlobals
+do
+  local src = { "local G, V, O, rawget, rawset, rawequal = ...\nreturn function()\n" }
+  for k, v in pairs(_G) do
+    if type(k) == "string" then
+      gvals[#gvals + 1] = v
+      src[#src + 1] = ("if not rawequal(rawget(G, %q), V[%d]) then rawset(G, %q, V[%d]) end\n"):format(k, #gvals, k, #gvals)
+    else
+      others[k] = v
+    end
+  end
+  -- (A loop, even one over an empty table, would keep this from compiling.)
+  if next(others) ~= nil then
+    src[#src + 1] = "for k, v in next, O do if not rawequal(rawget(G, k), v) then rawset(G, k, v) end end\n"
+  end
+  src[#src + 1] = "end"
+  checkGlobals = assert(loadstring(table.concat(src), "=globals"))(G, gvals, others, rawget, rawset, rawequal)
+end
 local function restoreGlobals()
   if not rawequal(getfenv(0), G) then setfenv(0, G) end
   if getmt(G) ~= nil then setmt(G, nil) end
-  for i = 1, gn do
-    local k, v = gkeys[i], gvals[i]
-    if not rawequal(rawget(G, k), v) then rawset(G, k, v) end
-  end
+  checkGlobals()
   if strmt then
     if not rawequal(getmt(""), strmt) then setmt("", strmt) end
     if not rawequal(rawget(strmt, "__index"), strindex) then rawset(strmt, "__index", strindex) end
@@ -114,7 +137,16 @@ local function stopHook()
     if info ~= nil and info.source ~= OWN then error(C.STOP_MSG, 0) end
   end
 end
+-- Armed around the game's code only (a job, the worker init): a count hook
+-- sends every interpreted instruction through the hook dispatch, which made
+-- this file's own work per call several times slower.
 local function armStop() realSethook(stopHook, "", 10000) end
+-- Clears the stop hook, and any a job left behind, which would run in
+-- every later job of this worker.
+local function disarm()
+  realSethook()
+  userHook = nil
+end
 local function guard(ev, line)
   local info = getinfo(2, "Sf")
   if info == nil or info.source == OWN then return end
@@ -143,7 +175,18 @@ function debug.gethook()
   if f == stopHook then return nil end
   return f, mask, count
 end
-local function collect(ok, ...) return ok, select("#", ...), { ... } end
+-- A job's values at [2..], leaving [1] for the result message's head.
+-- (Up to two values in slots of the constructor: see async_thread_calls.lua.)
+-- `top`: the job was no other's await, and its stop hook is cleared first.
+local function collect(top, ok, ...)
+  if top then disarm() end
+  local n = select("#", ...)
+  if n <= 2 then
+    local a, b = ...
+    return ok, n, { false, a, b }
+  end
+  return ok, n, { false, ... }
+end
 
 -- Snapshot `id`, from its Channel `ch` or, for a call, from the registry,
 -- which lists it while the call is in flight.
@@ -190,7 +233,10 @@ local function applySnapshot(sn)
   if sn.init and sn.init[1] ~= initId then
     local f, err = compile(sn.init, "worker init")
     if not f then return err end
+    local top = curSnap == nil
+    if top then armStop() end
     local ok, e = xpcall(f, handler, api.state, slot)
+    if top then disarm() end
     if not ok then
       local m = type(e) == "table" and e[1] or e
       return MSG.INIT_FAILED:format(type(m) == "string" and m or type(m))
@@ -202,42 +248,47 @@ end
 
 -- Runs definition d (named `name`) of snapshot sn for the game's call whose
 -- record is `owner`, with args[first .. first + nargs - 1]. Returns OK, n,
--- results or FAILED, 2, { error value, traceback }, checked for the trip back
--- (`awaited`: to a job, where LÖVE objects may not go, as in async_native).
+-- results or FAILED, 2, { _, error value, traceback }, the values from index
+-- 2 (1 is the result message's head), checked for the trip back (`awaited`:
+-- to a job, where LÖVE objects may not go, as in async_native).
 local function runJob(name, d, sn, owner, args, first, nargs, awaited)
-  if initError then return C.FAILED, 2, { initError, "" } end
+  if initError then return C.FAILED, 2, { false, initError, "" } end
   if sn.id ~= applied then
     local err = applySnapshot(sn)
-    if err then return C.FAILED, 2, { err, "" } end
+    if err then return C.FAILED, 2, { false, err, "" } end
   end
-  local fn, err = compile(d, name)
-  if not fn then return C.FAILED, 2, { err, "" } end
+  local fn, err = cache[d[1]] -- (the lookup first: a Lua call costs in the interpreter)
+  if not fn then fn, err = compile(d, name) end
+  if not fn then return C.FAILED, 2, { false, err, "" } end
   -- A fresh global table per call whose reads fall through to the worker's
-  -- globals; the previous one is put back for a call nested in this one.
-  local oldenv = getfenv(fn)
+  -- globals; the previous one is put back for a call nested in this one
+  -- (outside a call, a definition's is the worker's, as loadstring gave it).
+  local outerSnap, outerOwner = curSnap, curOwner
+  local oldenv = outerSnap == nil and G or getfenv(fn)
   -- A metatable per call: a job that breaks its environment's metatable
   -- breaks only its own.
-  setfenv(fn, setmetatable({}, { __index = _G }))
-  local outer = cur
-  cur = { snap = sn, owner = owner, name = name }
-  local ok, n, r = collect(xpcall(fn, handler, unpack(args, first, first + nargs - 1)))
-  cur = outer
+  setfenv(fn, setmetatable({}, { __index = G }))
+  local outerName = curName
+  curSnap, curOwner, curName = sn, owner, name
+  if outerSnap == nil then armStop() end
+  local ok, n, r = collect(outerSnap == nil, xpcall(fn, handler, unpack(args, first, first + nargs - 1)))
+  curSnap, curOwner, curName = outerSnap, outerOwner, outerName
   setfenv(fn, oldenv)
-  if outer == nil then restoreGlobals() end
+  if outerSnap == nil then restoreGlobals() end
   -- A collector the job stopped would stay stopped for every later job.
   if not collectgarbage("isrunning") then collectgarbage("restart") end
   if ok then
-    local bad = C.check(r, 1, n, "result", awaited and C.LOVE_NOT_AWAIT or nil)
-    if bad then return C.FAILED, 2, { MSG.RESULT_NOT_SENT:format(name, bad), "" } end
-    return C.OK, n, r
+    local bad, packable = C.check(r, 2, n + 1, "result", awaited and C.LOVE_NOT_AWAIT or nil)
+    if bad then return C.FAILED, 2, { false, MSG.RESULT_NOT_SENT:format(name, bad), "" } end
+    return C.OK, n, r, packable
   end
-  local e = r[1]
+  local e = r[2]
   if type(e) ~= "table" or getmetatable(e) ~= nil or e[2] == nil then e = { e, "" } end -- not from handler
   local bad = C.check(e, 1, 1, "error")
   if bad then
-    return C.FAILED, 2, { MSG.ERROR_NOT_SENT:format(name, type(e[1]), bad), e[2] }
+    return C.FAILED, 2, { false, MSG.ERROR_NOT_SENT:format(name, type(e[1]), bad), e[2] }
   end
-  return C.FAILED, 2, e
+  return C.FAILED, 2, { false, e[1], e[2] }
 end
 
 -- An awaited job's failure, raised in the awaiting job, as worker_api.c's
@@ -264,16 +315,16 @@ end
 -- gives no way to help with other work while waiting, and running them here
 -- cannot deadlock, even with one worker.
 function api.await(name, ...)
-  if cur == nil then error(MSG.AWAIT_OUTSIDE_JOB, 0) end
+  if curSnap == nil then error(MSG.AWAIT_OUTSIDE_JOB, 0) end
   if type(name) ~= "string" then error(MSG.BAD_ARGUMENT:format(1, "await", "string", type(name)), 0) end
-  local d = cur.snap.defs[name]
+  local d = curSnap.defs[name]
   if d == nil then error(MSG.AWAIT_UNDEFINED:format(name), 0) end
   local n, args = select("#", ...), { ... }
   local bad = C.check(args, 1, n, "argument", C.LOVE_NOT_AWAIT)
   if bad then error(MSG.AWAIT_NOT_SENT:format(name, bad), 0) end
-  local st, rn, r = runJob(name, d, cur.snap, cur.owner, C.copy(args), 1, n, true)
-  if st ~= C.OK then raiseAwaited(C.copy(r[1]), r[2], "'" .. name .. "'") end
-  return unpack(C.copy(r), 1, rn)
+  local st, rn, r = runJob(name, d, curSnap, curOwner, C.copy(args), 1, n, true)
+  if st ~= C.OK then raiseAwaited(C.copy(r[2]), r[3], "'" .. name .. "'") end
+  return unpack(C.copy(r), 2, rn + 1)
 end
 
 -- awaitAll's parts wait on a Channel of their own, and one SUB token per
@@ -287,7 +338,7 @@ local function runPart(item, sn, owner)
 end
 
 function api.awaitAll(list)
-  if cur == nil then error(MSG.AWAITALL_OUTSIDE_JOB, 0) end
+  if curSnap == nil then error(MSG.AWAITALL_OUTSIDE_JOB, 0) end
   if type(list) ~= "table" then error(MSG.BAD_ARGUMENT:format(1, "awaitAll", "table", type(list)), 0) end
   local n = #list
   for k = 1, n do -- every entry is checked before any job starts
@@ -295,11 +346,11 @@ function api.awaitAll(list)
     if type(e) ~= "table" or type(rawget(e, 1)) ~= "string" then
       error(MSG.AWAITALL_ENTRY:format(k), 0)
     end
-    if cur.snap.defs[e[1]] == nil then error(MSG.AWAITALL_UNDEFINED:format(e[1]), 0) end
+    if curSnap.defs[e[1]] == nil then error(MSG.AWAITALL_UNDEFINED:format(e[1]), 0) end
     local bad = C.check(e, 2, #e, "argument", C.LOVE_NOT_AWAIT)
     if bad then error(MSG.AWAITALL_NOT_SENT:format(k, bad), 0) end
   end
-  local sn, owner = cur.snap, cur.owner
+  local sn, owner = curSnap, curOwner
   local parts, replies = love.thread.newChannel(), love.thread.newChannel()
   for k = 1, n do
     local e = list[k]
@@ -313,8 +364,8 @@ function api.awaitAll(list)
     if item == nil then break end
     local st, rn, r = runPart(item, sn, owner)
     local first
-    if rn > 0 then first = r[1] end
-    res[item[1]] = { st, first, r[2] }
+    if rn > 0 then first = r[2] end
+    res[item[1]] = { st, first, r[3] }
     got = got + 1
   end
   while got < n do
@@ -337,17 +388,11 @@ end
 -- would never see it; performAtomic is a C call, which no trace crosses.
 local function stopFlag(_, p) return p[1] ~= 0 end
 function api.cancelled()
-  return cur ~= nil and lock:performAtomic(stopFlag, cur.owner.p)
+  return curOwner ~= nil and lock:performAtomic(stopFlag, curOwner.p)
 end
 
 function api.newBuffer()
   error(MSG.BUFFER_NEEDS_NATIVE:format(C.NAME), 0)
-end
-
--- Under the lock: the game's cancel and this start race on QUEUED.
-local function start(_, p)
-  if p[0] == C.QUEUED then p[0] = C.RUNNING; return true end
-  return false
 end
 
 local function takeStop(_, c, s)
@@ -378,68 +423,95 @@ end
 local function handlePart(m)
   local item = m[2]:pop()
   if item == nil then return end
-  armStop()
   local ok, st, rn, r = pcall(runPart, item, getSnap(m[4], m[5]), record(m[6]))
-  if not ok then st, rn, r = C.FAILED, 2, { MSG.PREFIXED:format(item[2], MSG.PREFIXED:format(C.NAME, tostring(st))), "" } end
-  if realGethook() then realSethook(); userHook = nil end
+  if not ok then
+    st, rn, r = C.FAILED, 2, { false, MSG.PREFIXED:format(item[2], MSG.PREFIXED:format(C.NAME, tostring(st))), "" }
+    disarm()
+  end
   local first -- awaitAll keeps a part's first result, or its error and traceback
-  if rn > 0 then first = r[1] end
-  local sent, why = pcall(m[3].push, m[3], { item[1], st, first, r[2] })
+  if rn > 0 then first = r[2] end
+  local sent, why = pcall(m[3].push, m[3], { item[1], st, first, r[3] })
   if not sent then
     m[3]:push({ item[1], C.FAILED, MSG.RESULT_LOST:format(item[2], tostring(why)), "" })
   end
 end
 
--- A call: { CALL, record, snapshot number, name, nargs, args... }.
-local function runCall(m, owner)
-  local name = m[4]
-  local sn = getSnap(m[3])
+-- A call: { head, snapshot number, name, args... } (async_thread_common.lua).
+local function runCall(m, owner, n)
+  local name = m[3]
+  local sn = m[2] == snapId and snap or getSnap(m[2])
   local d = sn.defs[name]
-  if d == nil then return C.FAILED, 2, { MSG.JOB_UNDEFINED:format(name), "" } end
-  return runJob(name, d, sn, owner, m, 6, m[5])
+  if d == nil then return C.FAILED, 2, { false, MSG.JOB_UNDEFINED:format(name), "" } end
+  return runJob(name, d, sn, owner, m, 4, n)
 end
 
-local function handleCall(m)
-  local rec = m[2]
-  local owner = record(rec)
-  sl[C.S_TAKEN] = sl[C.S_TAKEN] + 1
-  if not lock:performAtomic(start, owner.p) then
-    results:push({ rec, C.CANCELLED, 0 })
+local function handleCall(m, t0)
+  local rec, _, n = C.split(m[1])
+  local owner = records[rec] or record(rec)
+  taken = taken + 1
+  sl[S_TAKEN] = taken
+  -- Cancelled while queued: the game wrote that under the request Channel's
+  -- lock, which the pop above took after it (async_thread_calls.lua).
+  local p = owner.p
+  if p[0] ~= C.QUEUED then
+    results:push({ C.head(rec, C.CANCELLED, 0) })
     return
   end
-  local name = m[4]
-  armStop()
-  local t0 = now()
-  local ok, st, n, r = pcall(runCall, m, owner)
+  p[0] = C.RUNNING -- for status(), once counted as taken for stats()
+  local ok, st, rn, r, packable = pcall(runCall, m, owner, n)
   local t1 = now()
-  if not ok then st, n, r = C.FAILED, 2, { MSG.PREFIXED:format(name, MSG.PREFIXED:format(C.NAME, tostring(st))), "" } end
-  -- A hook a job left behind would run in every later job of this worker.
-  if realGethook() then realSethook(); userHook = nil end
-  sl[C.S_JOBS] = sl[C.S_JOBS] + 1
-  sl[C.S_MEMORY] = collectgarbage("count") * 1024
-  -- After the results: the run's start, end and this worker's slot, for
-  -- stats().defs and the trace (async_thread_calls.lua's deliver).
-  local msg = { rec, st, n, unpack(r, 1, n) }
-  msg[n + 4], msg[n + 5], msg[n + 6] = t0, t1, slot
-  local sent, why = pcall(results.push, results, msg)
+  if not ok then
+    st, rn, r = C.FAILED, 2, { false, MSG.PREFIXED:format(m[3], MSG.PREFIXED:format(C.NAME, tostring(st))), "" }
+    disarm()
+  end
+  jobs = jobs + 1
+  sl[S_JOBS] = jobs
+  -- The heap in KiB, stored when it moved by more than 64 KiB.
+  local kb = gcinfo()
+  if kb - memKB > 64 or memKB - kb > 64 then
+    memKB = kb
+    sl[S_MEMORY] = kb * 1024
+  end
+  r[1] = C.head(rec, st, rn)
+  -- After the results: the run's start (when the message was taken), end
+  -- and this worker's slot, for stats().defs and the trace
+  -- (async_thread_calls.lua's deliver).
+  r[rn + 2], r[rn + 3], r[rn + 4] = t0, t1, slot
+  local sent, why = pcall(results.push, results, C.pack(r, packable))
   if not sent then
-    results:push({ rec, C.FAILED, 2, MSG.RESULTS_LOST:format(name, tostring(why)), "" })
+    results:push({ C.head(rec, C.FAILED, 2), MSG.RESULTS_LOST:format(m[3], tostring(why)), "" })
   end
 end
 
+local t1 -- when the call or part in hand was taken
+local quick = 0 -- messages taken without waiting since idle was stored
 while true do
-  if ctl[C.CTL_STOPS] > 0 and lock:performAtomic(takeStop, ctl, sl) then break end
   local t0 = now()
+  if t1 then
+    busy = busy + (t0 - t1)
+    sl[S_BUSY] = busy
+  end
+  if ctl[C.CTL_STOPS] > 0 and lock:performAtomic(takeStop, ctl, sl) then break end
   local m = requests:demand()
-  local t1 = now()
-  sl[C.S_IDLE] = sl[C.S_IDLE] + (t1 - t0)
-  local kind = m[1]
-  if kind == C.QUIT then break end
-  if kind == C.CALL or kind == C.SUB then
-    if kind == C.CALL then handleCall(m) else handlePart(m) end
-    sl[C.S_BUSY] = sl[C.S_BUSY] + (now() - t1)
+  t1 = now()
+  idle = idle + (t1 - t0)
+  -- Stored after a real wait, else every 32nd message (each store costs).
+  quick = quick + 1
+  if quick >= 32 or t1 - t0 > 1e-4 then
+    sl[S_IDLE] = idle
+    quick = 0
+  end
+  if m == C.QUIT then break end
+  if type(m) == "string" then m = C.decode(m) end -- a call, encoded
+  if type(m) ~= "table" then
+    t1 = nil -- a NOOP
+  elseif m[1] >= 0 then
+    handleCall(m, t1)
+  else
+    handlePart(m)
   end
 end
+sl[S_IDLE] = idle
 sl[C.S_RUNNING] = 0
 sl[C.S_MEMORY] = 0
 ]==]

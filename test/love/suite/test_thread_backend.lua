@@ -20,6 +20,25 @@ test("thread backend: async.backend says which backend a game got", { needs = { 
   async.shutdown()
 end)
 
+test("thread backend: calls and their delivery assign no global of the game", { needs = { "threadBackend" } }, function()
+  local async = require "async"
+  local before = {}
+  for k, v in pairs(_G) do before[k] = v end
+  async.load(2)
+  async.define("id", function(...) return ... end)
+  -- Several in flight at once: each takes a new call record.
+  local got = 0
+  for i = 1, 50 do async.call(function() got = got + 1 end, "id", i) end
+  drain(async)
+  eq(got, 50)
+  async.shutdown()
+  local changed = {}
+  for k, v in pairs(_G) do
+    if not rawequal(before[k], v) then changed[#changed + 1] = tostring(k) end
+  end
+  eq(table.concat(changed, ", "), "")
+end)
+
 test("thread backend: cycles, shared sub-tables, buffers and memoryLimit are refused by name", { needs = { "threadBackend" } }, function()
   local async = require "async"
   local e = raises("the thread backend (love.thread)", async.load, { workers = 1, memoryLimit = 1e6 })
@@ -73,6 +92,51 @@ test("thread backend: LÖVE modules and objects in a worker, both ways", { needs
   ok(same == img or same:getPointer() == img:getPointer(), "the same object comes back")
   eq(made:getWidth(), 3); eq(select(2, made:getPixel(1, 1)), 1)
   eq(noise, love.math.noise(0.5, 0.25))
+  async.shutdown()
+end)
+
+-- Small messages of plain values go encoded as one string (where LuaJIT has
+-- string.buffer); LÖVE objects, long strings and big messages as tables.
+test("thread backend: values arrive the same whether their message goes encoded or as a table", { needs = { "threadBackend" } }, function()
+  local async = require "async"
+  async.load(2)
+  async.define("echo", function(...) return select("#", ...), ... end)
+  local function same(a, b)
+    if type(a) ~= "table" or type(b) ~= "table" then
+      return rawequal(a, b) or (a ~= a and b ~= b) or (a == 0 and b == 0 and 1 / a == 1 / b)
+    end
+    for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+    for k in pairs(b) do if a[k] == nil then return false end end
+    return true
+  end
+  require "love.image"
+  local big = {}
+  for i = 1, 3000 do big[i] = i + 0.5 end
+  local cases = {
+    { 1, nil, "s" }, { -0.0 }, { 0 / 0, 1 / 0 }, { nil, nil }, {},
+    { { a = { b = { -0.0, "x" } }, [1.5] = "y", [true] = false }, 7 },
+    { 1, 2, 3, 4, 5, 6, 7 }, { string.rep("ab", 1000) }, { big },
+    { love.image.newImageData(2, 2), 5 },
+  }
+  local got = {}
+  for i, args in ipairs(cases) do
+    local n = select("#", unpack(args, 1, table.maxn(args)))
+    if i == 4 then n = 2 end
+    cases[i].n = n
+    async.call({ success = function(k, ...) got[i] = { k = k, ... } end,
+                 error = function(m) error(m) end }, "echo", unpack(args, 1, n))
+  end
+  drain(async)
+  for i, args in ipairs(cases) do
+    local r = got[i]
+    ok(r, "case " .. i .. " delivered")
+    eq(r.k, args.n, "case " .. i .. ": the count of values")
+    for j = 1, args.n do
+      local a, b = args[j], r[j]
+      if type(a) == "userdata" then ok(b:getPointer() == a:getPointer(), "case " .. i .. ": the same object")
+      else ok(same(a, b), ("case %d, value %d: %s came back as %s"):format(i, j, tostring(a), tostring(b))) end
+    end
+  end
   async.shutdown()
 end)
 
