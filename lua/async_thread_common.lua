@@ -154,10 +154,17 @@ end
 -- The message t as it goes on a Channel: encoded where C.check allowed it,
 -- string.buffer is here and takes it (its nesting limit is below
 -- C.MAXDEPTH) and it is small, else the table.
+-- The buffer is one for all messages: a finalizer may call async.call at
+-- the collector step that ends encode, and would reset the buffer under the
+-- message being packed, so a message packed meanwhile goes as a table.
+-- (tostring makes the string before its own step.)
+local packing = false
 function C.pack(t, packable)
-  if packable and enc then
+  if packable and enc and not packing then
+    packing = true
     enc:reset()
     local ok = pcall(enc.encode, enc, t)
+    packing = false
     if ok and #enc <= PACK_MAX then return enc:tostring() end
     enc:free()
   end
