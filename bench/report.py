@@ -262,6 +262,47 @@ def forkjoin_section(path, w, chart):
         chart.append(("fj fib(32) time at 1 worker: OpenMP / ours", med["fib", "omp", 1] / med["fib", "async", 1]))
 
 
+VS11_ROWS = (
+    ("round trip, 1,000 small calls per `update()`, µs a call", "roundtrip_us_per_call", "%.2f", False),
+    ("game thread's wall time in 1,000 calls + `update()` per 16 ms frame, µs", "frame_us_per_1000_calls", "%.0f", False),
+    ("a `{1..100}` argument, µs a call (wall, 100 calls per update)", "table100_us_per_call", "%.1f", False),
+    ("20 nested records as the argument, µs a call", "records_us_per_call", "%.1f", False),
+    ("a 64 KiB string, one way, µs a call", "string64k_us_per_call", "%.1f", False),
+    ("A*, 1,000 paths on 256×256, speed-up over serial, map sent with each call", "astar_speedup_sent", "%.2f×", True),
+)
+
+
+def vs11_section(lua, w):
+    """The thread backend against Async 1.1 itself (bench/love/vs11), same process."""
+    if not any(k.startswith("vs11/") for k in lua):
+        return
+    w("## The thread backend against Async 1.1 (2 love.thread workers each)")
+    w("")
+    w("What a game gets where the native module cannot load (`ASYNC_BACKEND=thread`), against Async 1.1's")
+    w("own `async.lua` in the same LÖVE process (`bench/love/vs11`): the two alternate row by row and round by")
+    w("round; medians (range) over %d rounds." % max(len(v) for k, v in lua.items() if k.startswith("vs11/")))
+    w("")
+    if not any(k.endswith("/async1.1") for k in lua if k.startswith("vs11/")):
+        w("Async 1.1 was not measured in this run: set `ASYNC11` to a folder holding its `async.lua`")
+        w("(`bartbes/love-misc-libs`, `async/async.lua`; never committed here). The thread backend alone:")
+        w("")
+    w("| same workload | thread backend | Async 1.1 | thread backend at least as fast |")
+    w("| --- | --- | --- | --- |")
+    missed = False
+    for label, key, fmt, higher in VS11_ROWS:
+        ours, peer = "vs11/%s/thread" % key, "vs11/%s/async1.1" % key
+        a, b = V(lua, ours), V(lua, peer)
+        ok = None if a is None or b is None else (a >= b if higher else a <= b)
+        missed = missed or ok is False
+        w("| %s | %s | %s | %s |" % (label, L(lua, ours, fmt), L(lua, peer, fmt),
+                                     "—" if ok is None else verdict(ok)))
+    shared = "vs11/astar_speedup_shared/thread"
+    if shared in lua:
+        w("| A*, the map shared once (`async.share`): thread backend only | %s | | |" % L(lua, shared, "%.2f×"))
+    w("")
+    pointer(w, missed, "The thread backend's transport")
+
+
 def lua_section(lua, w, chart):
     cols = (("ours", "async, FFI path"), ("ours-capi", "async, C API path (`ASYNC_PATH=capi`)"),
             ("async1.1-design", "Async 1.1 design"), ("luv", "luv `uv.new_work`"))
@@ -504,6 +545,7 @@ def main():
     w("")
 
     lua_section(lua, w, chart)
+    vs11_section(lua, w)
 
     if gallery_tsv:
         gallery_section(gallery_tsv, w, chart)

@@ -14,6 +14,8 @@
 #                   path in each (default 2, medians reported)
 #   DEMO_ROUNDS=n   rounds of the demo, unpinned then pinned (default 2)
 #   GALLERY_REPS=n  repetitions of the gallery (default 3)
+#   VS11_ROUNDS=n   rounds of the thread backend against Async 1.1 (default 7)
+#   ASYNC11=dir     a folder holding Async 1.1's async.lua, measured beside it
 #   QUICK=1         the Lua workloads at a tenth of their size, a short demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +63,13 @@ for r in $(seq "${DEMO_ROUNDS:-2}"); do
       "$out/demo-run.txt" >> "$out/demo.tsv"
   done
 done
-cat "$out"/micro-*.tsv "$out/rest.tsv" "$out/demo.tsv" > "$out/lua.tsv"
+# The thread backend (what a game gets without the native module) against
+# Async 1.1 itself in one process. Async 1.1 is not part of this project:
+# ASYNC11 names a folder holding its async.lua (bartbes/love-misc-libs,
+# async/async.lua); without it only ours runs, and the report says so.
+stamp "the thread backend against Async 1.1 (${VS11_ROUNDS:-7} rounds${ASYNC11:+, Async 1.1 from $ASYNC11})"
+love bench/love/vs11 "$lib" --rounds "${VS11_ROUNDS:-7}" ${QUICK:+--quick} --out "$out/vs11.tsv"
+cat "$out"/micro-*.tsv "$out/rest.tsv" "$out/demo.tsv" "$out/vs11.tsv" > "$out/lua.tsv"
 
 stamp "the workload gallery (${GALLERY_REPS:-3} repetitions)"
 love bench/love "$lib" --gallery --reps "${GALLERY_REPS:-3}" ${QUICK:+--quick} --out "$out/gallery.tsv"
