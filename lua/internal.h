@@ -23,6 +23,7 @@
 
 struct ctx;
 struct defstat;
+struct defstats;
 
 #define CTX_MT "async.context"
 #ifdef _WIN32 /* portability: a DLL exports what is marked dllexport, and then only that */
@@ -49,15 +50,24 @@ struct def {
 };
 
 /* A definition name's figures for stats().defs (profile.c): counts since
- * the pool's load, times over the last DEFSTAT_WINDOW runs. Main thread. */
+ * the name was defined, times over the last DEFSTAT_WINDOW runs. Listed
+ * (found by name) while the name is defined; kept alive by each struct def
+ * that points at it, so that calls in flight of an undefined name deliver
+ * into figures no longer listed. Main thread. */
 #define DEFSTAT_WINDOW 256
 struct defstat {
-	struct defstat *next;
+	struct defstat *hnext;      /* its hash bucket's chain, while listed */
+	struct defstat *prev, *next; /* the listed ones, for stats().defs */
+	uint32_t hash;
+	int refs;   /* the defs pointing at it, + 1 while listed */
+	int listed;
+	uint32_t rng; /* draws the sampling interval (profile_made) */
 	char *name;
 	uint64_t calls, failures, cancels, runs, bytes_in, bytes_out;
 	double run_total;  /* seconds: the timed runs times their weight */
 	float run[DEFSTAT_WINDOW], wait[DEFSTAT_WINDOW]; /* seconds, a ring */
-	uint32_t every, countdown; /* time one call in `every` (profile_made) */
+	uint32_t every; /* time a call with a chance of 1 in `every` (profile_made) */
+	uint32_t below; /* a draw at or below it times the call: 2^32 / every */
 	double run_avg;    /* seconds, a moving average that sets `every` */
 	unsigned n, at;    /* filled, next slot */
 	uint64_t summed;   /* `runs` when the figures below were worked out */
@@ -298,7 +308,7 @@ struct ctx {
 	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
 	uint32_t batch_lock;
 	uint64_t submitted;  /* calls handed to the pool (atomic) */
-	struct defstat *defstats; /* every name defined (profile.c) */
+	struct defstats *defstats; /* the names defined now, by name (profile.c) */
 	/* Written by every worker for every job: a line of its own, away from
 	 * the fields the main thread writes per call. */
 	char pad_started[64];
@@ -436,9 +446,13 @@ void batch_worker_check(struct ctx *ctx);
 /* profile.c */
 /* Main thread, as a call of c->def is made: whether to time it. Three
  * clock reads (~30 ns each) are 2-8 % of a short job's round trip, so a
- * definition whose runs are short has one call in `every` timed, `every`
- * chosen at each delivery so that the clock costs under 0.5 % of its run
- * time (profile_delivered); the first call is always timed. */
+ * definition whose runs are short has each call timed with a chance of
+ * one in `every`, `every` chosen at each delivery so that the clock costs
+ * under 0.5 % of its run time (profile_delivered); the first call is
+ * always timed. A timed call stands for `every` calls (its weight), which
+ * keeps runTotal unbiased whatever `every` was before. Drawn at random: a
+ * fixed one call in `every` locks onto a phase of a game's regular call
+ * order (a costly call every other one, timed always or never). */
 static inline void profile_made(struct call *c)
 {
 	struct defstat *s = c->def->st;
@@ -446,17 +460,23 @@ static inline void profile_made(struct call *c)
 	c->weight = 0;
 	if (s == NULL)
 		return;
-	if (s->countdown > 1) {
-		s->countdown--;
-		return;
+	if (s->every > 1) {
+		uint32_t x = s->rng; /* xorshift32: never 0 from a seed other than 0 */
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		s->rng = x;
+		if (x > s->below)
+			return;
 	}
-	s->countdown = s->every;
 	c->weight = s->every;
 	c->t_call = async_trace_now_ns();
 }
 struct defstat *defstat_for(struct ctx *ctx, const char *name);
+void defstat_unref(struct defstat *s);
+void profile_undefined(struct ctx *ctx, const char *name);
 void profile_delivered(struct ctx *ctx, struct call *c);
-void profile_push_defs(lua_State *L, struct ctx *ctx, int t);
+int l_stats_defs(lua_State *L);
 void profile_free(struct ctx *ctx);
 int l_trace_start(lua_State *L);
 int l_trace_stop(lua_State *L);
