@@ -411,17 +411,20 @@ function M.wrap(c, ccall, cupdate, facade)
     if type(name) ~= "string" then return ccall(cb, name, ...) end
     local n = select("#", ...)
     if n >= 128 then return ccall(cb, name, ...) end
-    -- The first three arguments' tables are walked first, before anything
+    encoding = true
+    local wasBusy = busyp[0]
+    busyp[0] = 1
+    -- The first three arguments' tables are walked first, before the rest
     -- touches FFI memory: the walk's loops cannot join the caller's trace,
     -- so what runs before them runs in the interpreter, where an FFI
-    -- access is a C call; what runs after them, side traces compile.
+    -- access is a C call; what runs after them, side traces compile. Not
+    -- before `encoding` is set: a finalizer that calls async.call from an
+    -- allocation here takes the C API path, and leaves plain()'s queue and
+    -- marks alone.
     local a1, a2, a3 = ...
     local p1 = enc ~= nil and type(a1) == "table" and plain(a1)
     local p2 = enc ~= nil and n >= 2 and type(a2) == "table" and plain(a2)
     local p3 = enc ~= nil and n >= 3 and type(a3) == "table" and plain(a3)
-    encoding = true
-    local wasBusy = busyp[0]
-    busyp[0] = 1
     if nseen > 0 then seen, nseen = {}, 0 end -- an encode that raised midway
     nxs, xs1, xsMore = 0, nil, nil
     buf[0] = 0 -- flags
@@ -541,8 +544,21 @@ function M.wrap(c, ccall, cupdate, facade)
   -- checks that it decoded to plain values).
   local dec = sbuf and sbuf.new()
   local decoders, ndecoders = {}, 0
+  -- A varint of at most 3 bytes (SBUF's lengths, under 2 MiB: longer
+  -- ones take varint()), unrolled: a loop here would end update()'s trace.
+  local function len3(p, pos, lim)
+    if pos + 3 > lim then return varint(p, pos, lim, 5) end
+    local b0 = p[pos]
+    if b0 < 128 then return b0, pos + 1 end
+    local b1 = p[pos + 1]
+    if b1 < 128 then return b0 - 128 + b1 * 128, pos + 2 end
+    local b2 = p[pos + 2]
+    if b2 < 128 then return b0 - 128 + (b1 - 128) * 128 + b2 * 16384, pos + 3 end
+    return varint(p, pos, lim, 5)
+  end
+
   local function getSbuf(p, pos, lim)
-    local nd, npos = varint(p, pos, lim, 5)
+    local nd, npos = len3(p, pos, lim)
     if nd == nil or npos + nd > lim then return nil end
     local b = dec
     if nd > 0 then
@@ -555,7 +571,7 @@ function M.wrap(c, ccall, cupdate, facade)
       end
     end
     local n
-    n, npos = varint(p, npos + nd, lim, 5)
+    n, npos = len3(p, npos + nd, lim)
     if n == nil or npos + n > lim then return nil end
     b:set(p + npos, n)
     local v = b:decode()
