@@ -69,7 +69,7 @@ local function median(t)
   return s[math.floor(#s / 2) + 1]
 end
 
-local R = 2000 -- calls per measure
+local R = tonumber(os.getenv("SBUF_R")) or 10000 -- calls per measure
 local enc = buffer.new()
 local res = {}
 local function add(name, v)
