@@ -236,7 +236,8 @@ function M.wrap(c, ccall, cupdate, facade)
     buf[pos + 1] = 0 -- no dict
     pos = putVarint(pos + 2, n)
     ffi_copy(buf + pos, p, n)
-    enc:reset()
+    -- A big argument's buffer is let go (reset keeps its memory).
+    if n > 1048576 then enc:free() else enc:reset() end
     return pos + n
   end
 

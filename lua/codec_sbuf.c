@@ -100,7 +100,8 @@ static const char chunk[] =
 	"  end\n"
 	"  b:reset(); b:encode(v)\n"
 	"  local s = b:tostring()\n"
-	"  b:reset()\n"
+	/* A big result's buffer is let go (reset keeps its memory). */
+	"  if #s > 1048576 then b:free() else b:reset() end\n"
 	"  return dict, s\n"
 	"end\n"
 	"local function decode(dict, data)\n"
