@@ -404,7 +404,10 @@ function M.wrap(c, ccall, cupdate, facade)
     -- A callback table this path takes only when call.c's check passes it
     -- (okTable); a key ("latest wins" lives in the registry) or a mistake
     -- takes the C API path, which raises with the one message.
-    if encoding and not onStack(call) then encoding = false; busyp[0] = 0 end
+    if encoding and not onStack(call) then
+      encoding = false; busyp[0] = 0
+      q, qd = {}, {} -- a walk that raised left its queue holding tables
+    end
     local tcb = type(cb)
     if encoding or tcb ~= "nil" and tcb ~= "function" and not (tcb == "table" and okTable(cb)) then
       return ccall(cb, name, ...) -- a tail call: errors point at the caller
