@@ -24,7 +24,7 @@ cmake --build build/bench -j"$(nproc)" >/dev/null
 out=build/bench/results
 lib="$PWD/build/bench/lua"
 mkdir -p "$out"
-rm -f "$out"/micro-*.tsv "$out"/demo.tsv
+rm -f "$out"/micro-*.tsv "$out"/demo.tsv "$out"/sbuf.tsv
 stamp() { echo "bench: ($((SECONDS - start)) s) $*"; }
 
 stamp "core (Google Benchmark, ${REPS:-5} repetitions)"
@@ -46,6 +46,8 @@ for r in $(seq "${MICRO_ROUNDS:-2}"); do
     ASYNC_PATH=$path love bench/love "$lib" --demo "$PWD/demo" --part micro ${QUICK:+--quick} --out "$out/micro-$path-$r.tsv"
   done
 done
+stamp "Lua: table data beside string.buffer (plain luajit, FFI path)"
+luajit bench/lua/sbuf.lua "$lib" 5 --tsv > "$out/sbuf.tsv"
 stamp "Lua: A* and the data features (FFI path)"
 love bench/love "$lib" --demo "$PWD/demo" --part rest ${QUICK:+--quick} --out "$out/rest.tsv"
 
@@ -61,7 +63,7 @@ for r in $(seq "${DEMO_ROUNDS:-2}"); do
       "$out/demo-run.txt" >> "$out/demo.tsv"
   done
 done
-cat "$out"/micro-*.tsv "$out/rest.tsv" "$out/demo.tsv" > "$out/lua.tsv"
+cat "$out"/micro-*.tsv "$out/sbuf.tsv" "$out/rest.tsv" "$out/demo.tsv" > "$out/lua.tsv"
 
 stamp "the workload gallery (${GALLERY_REPS:-3} repetitions)"
 love bench/love "$lib" --gallery --reps "${GALLERY_REPS:-3}" ${QUICK:+--quick} --out "$out/gallery.tsv"
