@@ -131,14 +131,17 @@ static int l_stats(lua_State *L)
 		queued = 0;
 	/* What idle records keep for their next call (call.c's buf_shrink
 	 * bounds it); live ones may be a worker's, so only free ones count. */
-	uint64_t kept = 0;
-	for (size_t i = 0; i < ctx->nall; i++)
-		if (!ctx->all[i]->live)
+	uint64_t kept = 0, records = 0;
+	for (size_t i = 0; i < ctx->nall; i++) {
+		records += ctx->all[i] != NULL;
+		if (ctx->all[i] != NULL && !ctx->all[i]->live)
 			kept += ctx->all[i]->args.cap + ctx->all[i]->res.cap;
+	}
 	lua_Number counts[] = { (lua_Number)ctx->npending, (lua_Number)ctx->inflight, (lua_Number)ctx->delivered,
 		                (lua_Number)ctx->failed_count, (lua_Number)ctx->cancelled_count,
 		                (lua_Number)async_pool_worker_count(ctx->pool),
-		                (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED), (lua_Number)kept };
+		                (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED), (lua_Number)kept,
+		                (lua_Number)records };
 	if (lua_istable(L, 2))
 		lua_settop(L, 2);
 	else {
@@ -196,6 +199,7 @@ static int l_stats(lua_State *L)
 	set_num(L, t, "channels", (lua_Number)chan_count());
 	set_num(L, t, "statesReplaced", counts[6]);
 	set_num(L, t, "recordBytes", counts[7]);
+	set_num(L, t, "records", counts[8]);
 	return 1;
 }
 
@@ -221,6 +225,8 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	ctx_forget(L, ctx);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
+		if (c == NULL)
+			continue;
 		/* Its channel name is reused only if nothing is left on it. */
 		int dirty = !unref && c->objs_pushed != c->objs_popped;
 		call_release(unref ? L : NULL, ctx, c); /* no-op for records already released */
@@ -235,6 +241,7 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	ctx->all = NULL;
 	ctx->nall = ctx->capall = 0;
 	ctx->free = ctx->pending = ctx->pending_tail = ctx->done = NULL;
+	ctx->nfree = ctx->hole = 0;
 	registry_free(L, ctx, unref);
 	if (ctx->defs != LUA_NOREF) {
 		if (unref) {

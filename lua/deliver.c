@@ -249,6 +249,8 @@ int l_update(lua_State *L)
 		if (budget >= 0 && now_s() - t0 >= budget)
 			break;
 	}
+	if (ctx->pending == NULL)
+		records_trim(ctx);
 	lua_pushinteger(L, n);
 	return 1;
 }
@@ -293,7 +295,7 @@ static void abandon(lua_State *L, struct ctx *ctx)
 	take_done(ctx);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
-		if (!c->live || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CALL_CANCELLED ||
+		if (c == NULL || !c->live || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CALL_CANCELLED ||
 		    __atomic_exchange_n(&c->handed, 1, __ATOMIC_ACQ_REL))
 			continue;
 		c->cancelled = 1;

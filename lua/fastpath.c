@@ -182,8 +182,10 @@ static int fast_peek(struct ctx *ctx, struct async_fast_head *h)
 		return -1;
 	take_done(ctx);
 	struct call *c = ctx->pending;
-	if (c == NULL)
+	if (c == NULL) {
+		records_trim(ctx); /* update() has delivered all it will */
 		return -1;
+	}
 	h->index = (int32_t)c->index;
 	h->fast = c->fast;
 	h->status = (c->cancelled || c->superseded) ? 2 : c->failed ? 1 : 0;
@@ -211,10 +213,7 @@ static void fast_pop(struct ctx *ctx)
 /* The record index at generation gen, or NULL once it is delivered. */
 static struct call *fast_record(struct ctx *ctx, int32_t index, uint32_t gen)
 {
-	if (ctx->closed || index < 0 || (size_t)index >= ctx->nall)
-		return NULL;
-	struct call *c = ctx->all[index];
-	return c->live && c->gen == gen ? c : NULL;
+	return ctx->closed ? NULL : record_at(ctx, index, gen);
 }
 
 static int fast_cancel(struct ctx *ctx, int32_t index, uint32_t gen)

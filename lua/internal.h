@@ -47,6 +47,12 @@ struct def {
 /* Argument and result buffers above this are freed when the record is
  * recycled: one huge call must not pin its memory for the pool's life. */
 #define RECORD_KEEP_BYTES (256u * 1024u)
+/* Idle records kept past a burst: once the pool's queue is empty and more
+ * than RECORDS_TRIM_AT are idle, update() frees all but RECORDS_KEEP, so a
+ * burst of calls does not pin its records for the pool's life, and a game
+ * that recycles fewer than RECORDS_TRIM_AT a frame never frees one. */
+#define RECORDS_KEEP 256u
+#define RECORDS_TRIM_AT 1024u
 
 /* A value published with async.share: encoded once, decoded once per
  * worker per version. */
@@ -231,8 +237,12 @@ struct ctx {
 	struct call *done; /* finished, pushed by workers (lock-free stack) */
 	struct call *pending, *pending_tail; /* taken from done, not delivered */
 	struct call *free;
-	struct call **all;
+	size_t nfree;     /* records on the free list */
+	struct call **all; /* by record index; NULL where records_trim freed one */
 	size_t nall, capall;
+	size_t hole;      /* every index below it holds a record */
+	uint32_t gen_floor; /* above every generation a freed record handed out:
+	                     * where a record made in its slot starts */
 	size_t inflight; /* made and not yet delivered */
 	uint64_t delivered, failed_count, cancelled_count;
 	size_t npending;
@@ -314,7 +324,7 @@ struct objctx {
 struct handle {
 	struct ctx *ctx;
 	uint64_t ctx_id; /* a freed context's address may be reused: ids are not */
-	struct call *c;
+	int64_t index; /* the record's; it may be freed, never reached by address */
 	uint32_t gen;
 };
 
@@ -377,6 +387,8 @@ int worker_api_open(lua_State *L, struct wstate *ws);
 
 /* call.c */
 struct call *record_take(struct ctx *ctx);
+struct call *record_at(struct ctx *ctx, int64_t index, uint32_t gen);
+void records_trim(struct ctx *ctx);
 void call_release(lua_State *L, struct ctx *ctx, struct call *c);
 int cancel_call(struct call *c);
 int l_call(lua_State *L);
