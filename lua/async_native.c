@@ -251,10 +251,11 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->keys);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->handle_mt);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_hook);
-			luaL_unref(L, LUA_REGISTRYINDEX, ctx->busy_fns);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_busy);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->window_fn);
 		}
 		ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->error_fn = LUA_NOREF;
-		ctx->fast_hook = ctx->busy_fns = LUA_NOREF;
+		ctx->fast_hook = ctx->fast_busy = ctx->window_fn = LUA_NOREF;
 	}
 	if (ctx->fallback) {
 		if (tls_ws == ctx->fallback)
@@ -335,7 +336,7 @@ static int l_new(lua_State *L)
 	*box = ctx; /* freed by the collector (l_gc) */
 	ctx_list_update(ctx, 1);
 	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = ctx->error_fn = LUA_NOREF;
-	ctx->fast_hook = ctx->busy_fns = LUA_NOREF;
+	ctx->fast_hook = ctx->fast_busy = ctx->window_fn = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */
 	ctx->mem = mem;
 	ctx->mem_limit = (uint64_t)limit;
@@ -356,6 +357,8 @@ static int l_new(lua_State *L)
 	snap_publish(L, ctx, 1); /* the empty registry */
 	luaL_getmetatable(L, "async.handle");
 	ctx->handle_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushcfunction(L, l_window); /* made now: pushing it later would allocate */
+	ctx->window_fn = luaL_ref(L, LUA_REGISTRYINDEX);
 	capture_environment(L, ctx);
 	async_pool_config cfg = async_pool_config_default();
 	cfg.workers = n > ASYNC_MAX_SLOTS ? ASYNC_MAX_SLOTS : (unsigned)n;
@@ -408,7 +411,6 @@ static const luaL_Reg ctx_methods[] = {
 	{ "deliverOne", l_deliver_one },
 	{ "fastApi", l_fast_api },
 	{ "setFastHook", l_fast_hook },
-	{ "busyNow", l_busy_now },
 	{ NULL, NULL },
 };
 

@@ -227,7 +227,7 @@ void call_release(lua_State *L, struct ctx *ctx, struct call *c)
 	lent_release(&c->bufs);
 	buf_shrink(&c->args);
 	buf_shrink(&c->res);
-	c->superseded = c->failed = c->cancelled = c->fast = 0;
+	c->superseded = c->failed = c->cancelled = c->fast = c->interrupted = 0;
 	c->nxs = 0;
 	c->next = ctx->free;
 	ctx->free = c;
@@ -313,6 +313,14 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 			return luaL_error(L, "async.call('%s'): the callback's key is NaN, which cannot be a key", name);
 		haskey = !lua_isnil(L, -1); /* stays at top + 1, above the arguments */
 	}
+	/* The handle first: from here to the end, Lua code and finalizers run
+	 * only inside the encode's window, where a finalizer can neither
+	 * deliver a call (old, or c, whose key would then point at a released
+	 * record) nor shut the pool down under them (busy_now), and its error
+	 * leaves nothing half made. */
+	struct handle *h = lua_newuserdata(L, sizeof *h);
+	int hidx = lua_gettop(L);
+	check_ctx(L, lua_upvalueindex(1)); /* a finalizer may have shut the pool down meanwhile */
 	struct call *old = NULL; /* the call this one supersedes */
 	if (haskey) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
@@ -322,20 +330,19 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		lua_pop(L, 2);
 	}
 	struct call *c = record_get(L, ctx);
-	/* From here to the handle, a finalizer that runs in an
-	 * allocation must not deliver c (its key would then point at a
-	 * released record) nor shut the pool down under it (busy_now). */
-	int32_t was_busy = ctx->busy;
-	ctx->busy = 1;
 	char err[256];
 	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
 	c->old = old;
 	c->takes_old = 0;
-	struct async_codec_objects objs = codec_objects(&oc);
-	int rc = async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err);
+	struct window w = { 0, c, codec_objects(&oc), err, sizeof err, 0 };
+	int st = window_run(L, ctx, &w, argidx, top);
+	int rc = w.rc;
 	c->old = NULL;
+	if (st != 0) {
+		call_release(L, ctx, c);
+		return lua_error(L); /* a finalizer's error, raised where it ran */
+	}
 	if (rc != 0) {
-		ctx->busy = was_busy;
 		call_release(L, ctx, c);
 		if (oc.why != NULL)
 			return luaL_error(L, "async.call('%s'): %s", name, oc.why);
@@ -344,9 +351,16 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	/* A buffer still lent to the superseded call: that call must not
 	 * start now, or two jobs would hold the buffer. */
 	if (c->takes_old && !cancel_call(old)) {
-		ctx->busy = was_busy;
 		call_release(L, ctx, c);
 		return luaL_error(L, "async.call('%s'): %s", name, LENT_MSG);
+	}
+	/* Looked up again: Lua code ran since (a callback table's
+	 * metamethods, finalizers in the encode) and may have replaced or
+	 * removed the definition, freeing d. */
+	d = lookup_def(L, ctx, name);
+	if (d == NULL) {
+		call_release(L, ctx, c);
+		return luaL_error(L, "async.call: no function named '%s' is defined (async.define it first)", name);
 	}
 	c->def = d;
 	d->refs++;
@@ -376,7 +390,6 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		if (rc != 0)
 			__atomic_fetch_sub(&ctx->submitted, 1, __ATOMIC_RELAXED);
 		if (rc != 0) {
-			ctx->busy = was_busy;
 			call_release(L, ctx, c);
 			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
 		}
@@ -385,16 +398,13 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	if (haskey)
 		take_key(L, ctx, c, top + 1);
 	ctx->inflight++;
-	/* Still busy: the handle's allocation may run a finalizer, whose
-	 * shutdown would free c under us. */
-	struct handle *h = lua_newuserdata(L, sizeof *h);
 	h->ctx = ctx;
 	h->ctx_id = ctx->id;
 	h->index = c->index;
 	h->gen = c->gen;
+	lua_pushvalue(L, hidx);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->handle_mt);
 	lua_setmetatable(L, -2);
-	ctx->busy = was_busy;
 	return 1;
 }
 

@@ -256,7 +256,7 @@ static const struct async_fast_api fast_api = {
 
 /* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the
  * context's id (handles name it: a freed context's address is reused),
- * lightuserdata int32_t *: the context's busy flag. */
+ * lightuserdata int32_t[2]: the context's busy flags (internal.h). */
 int l_fast_api(lua_State *L)
 {
 	struct ctx *ctx = ctx_of(L, 1);
@@ -267,20 +267,20 @@ int l_fast_api(lua_State *L)
 	return 4;
 }
 
-/* ctx:setFastHook(fn, busyFns): fn(index, status, ...) delivers an
- * FFI-path record that the C side delivers (see deliver.c); busyFns is
- * {f = true} for the functions that set the busy flag (busy_now). */
+/* ctx:setFastHook(fn, busy): fn(index, status, ...) delivers an
+ * FFI-path record that the C side delivers (see deliver.c); busy() says
+ * whether that file's windows are open (busy_now). */
 int l_fast_hook(lua_State *L)
 {
 	struct ctx *ctx = ctx_of(L, 1);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
-	luaL_checktype(L, 3, LUA_TTABLE);
+	luaL_checktype(L, 3, LUA_TFUNCTION);
 	if (ctx->closed)
 		return luaL_error(L, "async: the pool is shut down");
 	lua_settop(L, 3);
-	if (ctx->busy_fns != LUA_NOREF)
-		luaL_unref(L, LUA_REGISTRYINDEX, ctx->busy_fns);
-	ctx->busy_fns = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (ctx->fast_busy != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_busy);
+	ctx->fast_busy = luaL_ref(L, LUA_REGISTRYINDEX);
 	if (ctx->fast_hook != LUA_NOREF)
 		luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_hook);
 	ctx->fast_hook = luaL_ref(L, LUA_REGISTRYINDEX);

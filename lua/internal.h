@@ -139,6 +139,8 @@ struct call {
 	                      * (atomic): its worker, or shutdown abandoning
 	                      * the pool while it is still in the pool's queue */
 	int hooked;          /* the deadline's hook is set on runL */
+	int interrupted;     /* main thread: an error raised while its result
+	                      * was decoded; it stays pending, decoded again */
 	struct async_buf args, res;
 	struct call *next;
 	/* Long strings the FFI path passes by reference: the game's own bytes
@@ -267,11 +269,13 @@ struct ctx {
 	int fast_hook;       /* registry ref: async_fast.lua's delivery of FFI-path
 	                      * records that the C side delivers (shutdown,
 	                      * results the Lua decoder leaves to C) */
-	int busy_fns;        /* registry ref: {fn = true} for async_fast.lua's
-	                      * functions that set `busy` (see busy_now) */
-	int32_t busy;        /* 1 while a call is encoded or a result decoded: a
-	                      * finalizer that runs then must not deliver nor shut
-	                      * down (set by async_fast.lua too, through fastApi) */
+	int fast_busy;       /* registry ref: async_fast.lua's own answer to
+	                      * busy_now for its windows (busy[0]) */
+	int window_fn;       /* registry ref: the C function window_run calls */
+	int32_t busy[2];     /* while a call is encoded or a result decoded, a
+	                      * finalizer that runs must not deliver nor shut
+	                      * down: [0] is async_fast.lua's flag (fastApi),
+	                      * [1] the depth of window_run, exact */
 	struct call *batch[BATCH_MAX]; /* made by the FFI path, not yet submitted */
 	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
 	uint32_t batch_lock;
@@ -399,7 +403,21 @@ int l_shorthand(lua_State *L);
 /* deliver.c */
 int l_deliver_one(lua_State *L);
 int busy_now(lua_State *L, struct ctx *ctx);
-int l_busy_now(lua_State *L);
+/* A codec run inside a window (busy_now): protected, so that an error a
+ * finalizer raises in it leaves the context as it was, and the busy count
+ * is restored. Encodes the values at [first, last] into c->args, or (decode)
+ * pushes c->res's values. Returns lua_pcall's status: on an error its
+ * value is on the top of the stack. */
+struct window {
+	int decode;
+	struct call *c;
+	struct async_codec_objects objs;
+	char *err;
+	size_t errlen;
+	int rc; /* the codec's: 0 or -1 for encode; the count or -1 for decode */
+};
+int window_run(lua_State *L, struct ctx *ctx, struct window *w, int first, int last);
+int l_window(lua_State *L);
 void pending_pop(struct ctx *ctx, struct call *c);
 int l_shutdown(lua_State *L);
 int l_update(lua_State *L);
