@@ -1,10 +1,11 @@
 -- async-scm-1.rockspec: `luarocks make` from a clone builds the native module
 -- through CMake and installs async_native.so and the Lua files (async.lua,
--- async_extras.lua, async_loader.lua, async_thread*.lua, async_fast.lua:
--- lua/CMakeLists.txt lists them) into the rocks tree, and nothing else: the
--- build installs the CMake component "lua" only, never the C core's headers,
--- library, CMake package or .pc file. LuaJIT only (the module uses LuaJIT's C
--- API extensions and the FFI): LuaRocks must run for LuaJIT (docs/SHIPPING.md).
+-- async_extras.lua, async_loader.lua, async_thread*.lua, async_fast.lua,
+-- async_messages.lua, async_profile.lua, async_perfmap.lua: lua/CMakeLists.txt lists them) into
+-- the rocks tree, and nothing else: the build installs the CMake component
+-- "lua" only, never the C core's headers, library, CMake package or .pc file.
+-- LuaJIT only (the module uses LuaJIT's C API extensions and the FFI):
+-- LuaRocks must run for LuaJIT (docs/SHIPPING.md).
 rockspec_format = "3.0"
 package = "async"
 version = "scm-1"

@@ -71,6 +71,9 @@ void *bench_pool_new(unsigned workers)
 
 void bench_pool_free(void *pool) { async_pool_destroy(pool); }
 
+/* Tracing on, default rings: what the traced variants cost more. */
+void bench_pool_trace(void *pool) { async_pool_trace_start(pool, 0); }
+
 /* Runs fn(arg) as one job on a worker and waits for it asleep: a helping
  * wait would add this thread to the pool's W workers, and the figures
  * compare W threads with the peers' W (their calling thread is one of W). */

@@ -33,6 +33,8 @@ void *bench_pool_new(unsigned workers);
 /* A pool whose workers' CPU clocks bench_idle_cpu reads. */
 void *bench_idle_pool_new(unsigned workers);
 void bench_pool_free(void *pool);
+/* Starts a trace (async/trace.h) on the pool: the _traced benchmarks. */
+void bench_pool_trace(void *pool);
 void bench_submit_async(void *pool, size_t n, int batch);
 void bench_submit_omp(size_t n, int threads);
 void bench_submit_tbb(size_t n, int threads);

@@ -32,6 +32,17 @@ static void BM_fib_async(benchmark::State &st)
 	fib_counters(st);
 }
 
+// One job record per call, each recorded by a trace (async/trace.h).
+static void BM_fib_async_traced(benchmark::State &st)
+{
+	void *pool = bench_pool_new((unsigned)st.range(0));
+	bench_pool_trace(pool);
+	for (auto _ : st)
+		benchmark::DoNotOptimize(bench_fib_async(pool, FIB_N));
+	bench_pool_free(pool);
+	fib_counters(st);
+}
+
 static void BM_fib_fork(benchmark::State &st)
 {
 	void *pool = bench_pool_new((unsigned)st.range(0));
@@ -76,6 +87,17 @@ static const size_t SUBMIT_N = 1000000;
 static void BM_submit_async(benchmark::State &st)
 {
 	void *pool = bench_pool_new(2);
+	for (auto _ : st)
+		bench_submit_async(pool, SUBMIT_N, (int)st.range(0));
+	bench_pool_free(pool);
+	st.SetItemsProcessed((int64_t)(st.iterations() * SUBMIT_N));
+}
+
+// The same with a trace recording every job (async/trace.h).
+static void BM_submit_async_traced(benchmark::State &st)
+{
+	void *pool = bench_pool_new(2);
+	bench_pool_trace(pool);
 	for (auto _ : st)
 		bench_submit_async(pool, SUBMIT_N, (int)st.range(0));
 	bench_pool_free(pool);
@@ -173,11 +195,13 @@ static void BM_idle(benchmark::State &st)
 BENCHMARK(BM_fib_serial) MS;
 BENCHMARK(BM_fib_deque) MS;
 BENCHMARK(BM_fib_async)->Arg(1)->Arg(2) MS;
+BENCHMARK(BM_fib_async_traced)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_fork)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_cl)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_omp)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_fib_tbb)->Arg(1)->Arg(2) MS;
 BENCHMARK(BM_submit_async)->Arg(0)->Arg(1) MS;
+BENCHMARK(BM_submit_async_traced)->Arg(0)->Arg(1) MS;
 BENCHMARK(BM_submit_omp) MS;
 BENCHMARK(BM_submit_tbb) MS;
 BENCHMARK(BM_submit_ckring) MS;

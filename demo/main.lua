@@ -13,9 +13,12 @@
 --   --pin                 bind worker k to CPU k (async.load{pin = true})
 --   --screenshot FILE     run --frames frames windowed, save a PNG, exit
 --   --mode main|workers   where the work starts (default workers; Tab switches)
+--   --timeline            the per-worker timeline of the last second (T
+--                         toggles it); headless: print what it would draw
 local Sim = require "sim"
 local World = require "world"
 local Pathing = require "pathing"
+local Timeline = require "timeline"
 
 local async
 local opts = { frames = 600, units = 300, load = 6, workers = 2 }
@@ -32,6 +35,7 @@ local function parseArgs(args)
     elseif a == "--pin" then opts.pin = true
     elseif a == "--screenshot" then opts.screenshot = args[i + 1]; i = i + 1
     elseif a == "--mode" then opts.mode = args[i + 1]; i = i + 1
+    elseif a == "--timeline" then opts.timeline = true
     elseif not opts.libdir then opts.libdir = a end
     i = i + 1
   end
@@ -126,14 +130,34 @@ end
 -- F frames of the live simulation in one mode, paced at 60 Hz as a game
 -- would be; frame time is the main thread's work per frame (simulation
 -- update plus delivering callbacks), the part that must fit in 16.7 ms.
+-- The timeline overlay's data: a trace left on (its rings bound the memory).
+local function startTimeline()
+  if not async.timeline then return nil, "this async has no timeline()" end
+  if async.isTracing() then return true end
+  -- A backend without tracing raises: the overlay says why instead.
+  local ok, started, why = pcall(async.startTrace)
+  if not ok then return nil, tostring(started) end
+  return started, why
+end
+
 local function runMode(mode)
   local sim = Sim.new({ mode = mode, units = opts.units, async = async, seed = 7 })
   local frames = Frames.new(opts.frames)
   local over = 0
-  for _ = 1, opts.frames do
+  local timeline, lay, why
+  if mode == "workers" and opts.timeline then
+    local ok
+    ok, why = startTimeline()
+    timeline = ok and Timeline.new(1)
+  end
+  for f = 1, opts.frames do
     local t0 = love.timer.getTime()
     sim:update(1 / 60, opts.load)
     if mode == "workers" then async.update { budget = 0.004 } end
+    -- What the overlay would draw, as often as a game would look.
+    if timeline and (f % 30 == 0 or f == opts.frames) then
+      lay = timeline:layout(async.timeline(1), 360, 100, async.getWorkerCount())
+    end
     local work = love.timer.getTime() - t0
     frames:add(work)
     if work > 1 / 60 then over = over + 1 end
@@ -144,6 +168,7 @@ local function runMode(mode)
     mode = mode, frames = opts.frames, p50 = frames:percentile(0.5) * 1e3, p99 = frames:percentile(0.99) * 1e3,
     paths = sim.stats.paths, chunks = sim.stats.chunks, requests = sim.stats.requests,
     cancelled = sim.stats.cancelled, over = over,
+    timeline = lay and Timeline.summary(lay) or why and ("timeline: unavailable: " .. why),
   }
 end
 
@@ -156,6 +181,7 @@ local function headless()
   for _, r in ipairs(rows) do
     print(("%-8s %7d %8.2f %8.2f %10d %8d %8d %9d %7d"):format(r.mode, r.frames, r.p50, r.p99, r.over, r.requests, r.paths, r.cancelled, r.chunks))
   end
+  if rows[1].timeline then print(rows[1].timeline) end
   print(("world checksum: main %s, workers %s"):format(cmp.worldMain, cmp.worldWorkers))
   print(("paths checksum: main %s, workers %s (%d requests, %d found)"):format(cmp.pathsMain, cmp.pathsWorkers, cmp.requests, cmp.found))
   local okWork = rows[1].paths > 0 and rows[2].paths > 0 and rows[1].chunks == World.CHUNKS ^ 2
@@ -173,6 +199,13 @@ local scale, ox, oy = 3, 16, 16
 local busyHistory, lastBusy, sampleTimer = {}, {}, 0
 local jobsPerSec, lastCompleted, rateTimer = 0, 0, 0
 local t, frameCount = 0, 0
+local timeline, timelineLayout, timelineWhy, timelineTimer = nil, nil, nil, 0
+
+local function toggleTimeline()
+  if timeline then timeline = nil; return end
+  local ok, why = startTimeline()
+  timeline, timelineWhy, timelineTimer = ok and Timeline.new(1), why, 1
+end
 
 local function chunkImage(cx, cy, walls, shade)
   local n = World.CHUNK
@@ -209,6 +242,7 @@ function love.load(args)
   if opts.headless then return headless() end
   frames = Frames.new(240)
   newWorld(7)
+  if opts.timeline then toggleTimeline() end
   love.graphics.setFont(love.graphics.newFont(13))
 end
 
@@ -239,6 +273,12 @@ function love.update(dt)
       lastBusy[i] = w.busy
     end
     sampleTimer = 0
+  end
+  -- The timeline's layout ten times a second: enough to read, and
+  -- async.timeline builds a table per event.
+  timelineTimer = timelineTimer + dt
+  if timeline and timelineTimer >= 0.1 then
+    timelineLayout, timelineTimer = timeline:layout(async.timeline(1), 360, 100, async.getWorkerCount()), 0
   end
   if opts.screenshot and frameCount == opts.frames then
     love.graphics.captureScreenshot(function(img)
@@ -295,7 +335,7 @@ function love.draw()
     ("paths found: %d   none: %d   cancelled (latest wins): %d"):format(sim.stats.paths, sim.stats.noPath, sim.stats.cancelled),
     ("chunks: %d / %d"):format(sim.nchunks, World.CHUNKS ^ 2),
     "",
-    "[+]/[-] workers   [Up]/[Down] units   [Left]/[Right] load",
+    "[+]/[-] workers   [Up]/[Down] units   [Left]/[Right] load   [T] timeline",
     "[R] new world   [Esc] quit",
   }
   love.graphics.setColor(1, 1, 1)
@@ -329,6 +369,15 @@ function love.draw()
     local hgt = math.min(1, v / 0.033) * gh
     love.graphics.rectangle("fill", x0 + (j - 1) * gw / frames.n, fy + gh - hgt, math.max(1, gw / frames.n), hgt)
   end
+  -- jobs per worker, last second
+  local ty = fy + gh + 40
+  love.graphics.setColor(1, 1, 1)
+  if timeline and timelineLayout then
+    love.graphics.print("jobs on each worker, last second (colour: definition)", x0, ty - 18)
+    Timeline.draw(timelineLayout, x0, ty)
+  elseif timelineWhy then
+    love.graphics.print("timeline: " .. timelineWhy, x0, ty - 18)
+  end
 end
 
 function love.keypressed(key)
@@ -342,6 +391,7 @@ function love.keypressed(key)
   elseif key == "right" then opts.load = opts.load + 2
   elseif key == "left" then opts.load = math.max(0, opts.load - 2)
   elseif key == "r" then newWorld(love.math.random(1, 100000))
+  elseif key == "t" then toggleTimeline()
   end
 end
 

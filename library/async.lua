@@ -50,6 +50,34 @@ function Handle:status() end
 ---@field recordBytes number bytes idle call records keep for their next call (native backend)
 ---@field channels number LÖVE channel names used to carry LÖVE objects (reused, never freed by LÖVE)
 ---@field workers async.WorkerStats[]
+---@field defs table<string, async.DefStats> per definition name, every name defined since load
+
+---@class async.DefStats
+---@field calls number calls delivered (completed, failed or cancelled)
+---@field failures number
+---@field cancels number calls cancelled before they ran, or superseded by their key
+---@field runs number runs timed (short jobs: one call in several; the first always)
+---@field window number timed runs the means and p99s below are taken over (the last 256)
+---@field runTotal number seconds the workers spent running it (timed runs times the calls each stands for)
+---@field runMean number seconds per run, over the window
+---@field runP99 number seconds: 99 % of the window's runs took at most this
+---@field waitMean number seconds from the call to its start on a worker, over the window
+---@field waitP99 number
+---@field bytesIn number encoded arguments, all calls (0 on the thread backend)
+---@field bytesOut number encoded results or errors, all calls (0 on the thread backend)
+
+---@class async.TraceOptions
+---@field events? integer events each thread's ring keeps (default 65536); the oldest are overwritten
+
+---@class async.TimelineEvent
+---@field name string the definition's name (workers), or "call name", "callback name", "update" (game)
+---@field t0 number seconds on async.now()'s clock
+---@field t1 number
+
+---@class async.Timeline
+---@field now number async.now() when it was taken
+---@field workers async.TimelineEvent[][] per worker, 1-based, oldest first
+---@field game async.TimelineEvent[] the game thread's calls, update() and callbacks
 
 ---@class async.LoadOptions
 ---@field workers? integer number of worker threads (default 1)
@@ -58,6 +86,7 @@ function Handle:status() end
 --- (native backend only)
 ---@field backend? "native"|"thread" the backend for this pool and the following ones
 ---@field pin? boolean bind worker k to CPU k (default false: workers float, leaving the game's thread and other pools room)
+---@field perfMap? boolean write /tmp/perf-<pid>.map so that perf names the JIT-compiled code of jobs (default: ASYNC_PERF_MAP=1)
 
 ---@class async.Group
 local Group = {}
@@ -163,6 +192,32 @@ async.onerror = nil
 ---@param into? async.Stats
 ---@return async.Stats
 function async.stats(into) end
+
+--- Starts recording a timeline: every job on its worker's track, the game
+--- thread's calls, update() and callbacks on its own (docs/profiling-lua.md).
+---@param opts? async.TraceOptions
+---@return true|nil ok
+---@return string? err
+function async.startTrace(opts) end
+
+--- Stops recording; with a path, writes Chrome trace event JSON there
+--- (Perfetto, chrome://tracing).
+---@param path? string
+---@return true|nil ok
+---@return string? err
+function async.stopTrace(path) end
+
+---@return boolean
+function async.isTracing() end
+
+--- The last `seconds` (default 1) of the trace, per worker and for the game.
+---@param seconds? number
+---@return async.Timeline
+function async.timeline(seconds) end
+
+--- Seconds on the clock of the trace and the timeline: love.timer.getTime's in LÖVE.
+---@return number
+function async.now() end
 
 --- Runs fn(...) as a coroutine driven by async.update(), in which async.await may be used.
 ---@param fn fun(...)

@@ -7,6 +7,7 @@
 -- The native module where it loads, else (inside LÖVE) the love.thread
 -- backend; async.backend says which. async.load{backend = ...} may switch.
 local prefix = (...) and (...):match("^(.-)[^.]*$") or ""
+local MSG = require(prefix .. "async_messages")
 local loader = require(prefix .. "async_loader")
 local native, backend, backendReason = loader.select(prefix)
 -- ---- end of backend selection --------------------------------------------------
@@ -25,8 +26,10 @@ local ctx -- the native context while loaded: one pool per Lua state
 
 -- Which path calls and deliveries take (docs/lua-api.md, "Call paths"):
 -- the FFI path (async_fast.lua) where LuaJIT's JIT and FFI are on, else
--- the C API path; ASYNC_PATH=capi or ffi chooses. Only for this native
--- backend: another backend keeps its own call and update.
+-- the C API path; ASYNC_PATH=capi or ffi chooses (ffi even with the JIT
+-- off, where the interpreter runs the FFI path 3-8x slower than the C API
+-- path: bench/ANALYSIS.md). Only for this native backend: another backend
+-- keeps its own call and update.
 local fastpath
 do
   local want = os.getenv("ASYNC_PATH")
@@ -34,10 +37,10 @@ do
     -- With the same prefix as this file: a game that keeps the library in
     -- a folder (require "lib.async") must get the FFI path too.
     local ok, m = pcall(require, prefix .. "async_fast")
-    if ok and m.available() then
+    if ok and (want == "ffi" or m.available()) then
       fastpath = m
     elseif want == "ffi" then
-      error("async: ASYNC_PATH=ffi but the FFI path is unavailable: " .. tostring(ok and "the JIT is off" or m))
+      error(MSG.FFI_UNAVAILABLE:format(tostring(m)))
     end
   end
 end
@@ -73,10 +76,13 @@ local function relay(ok, ...)
   misuse(msg)
 end
 
-local NOT_LOADED = "async: call async.load() first"
+local NOT_LOADED = MSG.NOT_LOADED
 local function notLoaded() misuse(NOT_LOADED) end
 
 local nativeCall, nativeUpdate
+-- The backend's own call and update, which a trace wraps (async_profile.lua).
+local backendCall, backendUpdate
+local profile -- set at the end of this file: route(ctx, call, update), unloaded()
 local onFastPath = false -- whether the loaded pool took the FFI path
 local loadedWith -- the loaded pool's options that a second load() must match
 
@@ -85,6 +91,7 @@ local function unload()
   loadedWith = nil
   nativeCall = notLoaded
   nativeUpdate = notLoaded
+  if profile then profile.unloaded() end
 end
 unload()
 
@@ -116,12 +123,12 @@ end
 --- across shutdown() and load().
 function async.call(callback, name, ...)
   if type(name) ~= "string" then
-    misuse("async.call: argument 2 (the name) must be a string, got " .. type(name))
+    misuse(MSG.CALL_NAME:format(type(name)))
   end
   -- No definition has such a name (define refuses it), and the native side
   -- would read it as a C string: "a\0evil" would run "a".
   if name:find("\0", 1, true) then
-    misuse(("async.call: no function named %q is defined (names cannot contain a NUL byte)"):format(name))
+    misuse(MSG.CALL_NAME_NUL:format(name))
   end
   return nativeCall(callback, name, ...) -- a tail call: errors point at the caller
 end
@@ -134,10 +141,10 @@ function async.update(opts)
   if type(opts) == "table" then
     budget = opts.budget
     if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
-      misuse("async.update: budget must be a number of seconds >= 0, got " .. tostring(budget))
+      misuse(MSG.UPDATE_BUDGET:format(tostring(budget)))
     end
   elseif opts ~= nil and type(opts) ~= "number" then
-    misuse("async.update: expected nothing, dt (ignored) or {budget = seconds}, got a " .. type(opts))
+    misuse(MSG.UPDATE_OPTIONS:format(type(opts)))
   end
   if not ctx then notLoaded() end
   runDeferred()
@@ -158,7 +165,7 @@ end
 -- Worker counts: fractions (cores * 0.75) are floored.
 local function checkCount(n, fname)
   if type(n) ~= "number" or not (n >= 0) then
-    misuse(("%s: expected a number >= 0, got %s"):format(fname, tostring(n)))
+    misuse(MSG.COUNT:format(fname, tostring(n)))
   end
   return math.floor(n)
 end
@@ -167,7 +174,7 @@ end
 -- error handler (a plain function, or none). Replace it to route failures
 -- elsewhere; the default writes them to stderr.
 function async.onerror(message, traceback)
-  io.stderr:write(("async: a job failed: %s\n%s\n"):format(tostring(message), tostring(traceback)))
+  io.stderr:write(MSG.JOB_FAILED:format(tostring(message), tostring(traceback)))
   if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
 end
 
@@ -176,29 +183,35 @@ end
 --- worker's Lua state; a job that reaches it fails with an "out of memory"
 --- error and its worker gets a fresh state. pin = true binds worker k to
 --- CPU k; by default workers float, so that the game's main thread and
---- other pools are not stacked onto the cores the workers hold.
+--- other pools are not stacked onto the cores the workers hold. perfMap =
+--- true (or ASYNC_PERF_MAP=1) writes /tmp/perf-<pid>.map so that perf names
+--- the JIT-compiled code of jobs (docs/profiling-perf.md).
 function async.load(n)
-  local limit, pin, opts
+  local limit, pin, perfMap, opts
   if type(n) == "table" then
     opts = n
     for k in pairs(opts) do
-      if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" and k ~= "pin" then
-        misuse(("async.load: unknown option '%s' (expected workers, memoryLimit, pin, backend)"):format(tostring(k)))
+      if k ~= "workers" and k ~= "memoryLimit" and k ~= "backend" and k ~= "pin" and k ~= "perfMap" then
+        misuse(MSG.LOAD_UNKNOWN_OPTION:format(tostring(k)))
       end
     end
-    n, limit, pin = opts.workers, opts.memoryLimit, opts.pin
+    n, limit, pin, perfMap = opts.workers, opts.memoryLimit, opts.pin, opts.perfMap
     -- backend selection: "native" or "thread" for this pool and the next ones
     if opts.backend ~= nil and opts.backend ~= async.backend and not ctx then
       native, async.backend, async.backendReason = loader.select(prefix, opts.backend)
       async.newBuffer = native.newBuffer
     end
     if limit ~= nil and (type(limit) ~= "number" or limit < 1 or limit ~= math.floor(limit)) then
-      misuse(("async.load: memoryLimit must be a whole number of bytes > 0, got %s"):format(tostring(limit)))
+      misuse(MSG.LOAD_MEMORY_LIMIT:format(tostring(limit)))
     end
     if pin ~= nil and type(pin) ~= "boolean" then
-      misuse(("async.load: pin must be a boolean, got %s"):format(type(pin)))
+      misuse(MSG.LOAD_PIN:format(type(pin)))
+    end
+    if perfMap ~= nil and type(perfMap) ~= "boolean" then
+      misuse(MSG.LOAD_PERF_MAP:format(type(perfMap)))
     end
   end
+  if perfMap == nil then perfMap = os.getenv("ASYNC_PERF_MAP") == "1" end
   -- A fraction of one (cores * 0.25 on a small machine) still gets a worker.
   if n ~= nil then n = math.max(checkCount(n, "async.load"), n > 0 and 1 or 0) end
   if ctx then
@@ -209,21 +222,33 @@ function async.load(n)
     local want = opts or {}
     if (want.backend ~= nil and want.backend ~= async.backend) or limit ~= loadedWith.limit
         or (pin == true) ~= loadedWith.pin then
-      misuse(("async.load: already loaded with other options (%s); call async.shutdown() first to change them")
+      misuse(MSG.LOAD_OTHER_OPTIONS
         :format(("backend %s, memoryLimit %s, pin %s"):format(async.backend, tostring(loadedWith.limit),
           tostring(loadedWith.pin))))
     end
     async.ensure.exactly(n or 1)
     return
   end
-  local c, call, update = relay(pcall(native.new, n or 1, async, limit, pin == true))
+  -- The game's state names its traces too; the workers' states run the
+  -- same code when made.
+  local boot
+  if perfMap then
+    local pm = require(prefix .. "async_perfmap")
+    local ok, why = pm.install(nil, { MSG.PERF_MAP_JIT_OFF, MSG.PERF_MAP_OS })
+    if ok then
+      boot = pm.code()
+    else
+      io.stderr:write(MSG.PERF_MAP_GAME:format(tostring(why)))
+    end
+  end
+  local c, call, update = relay(pcall(native.new, n or 1, async, limit, pin == true, boot))
   -- The thread backend has no fastApi and keeps its own call and update.
   onFastPath = fastpath ~= nil and async.backend == "native" and c.fastApi ~= nil
   if onFastPath then call, update = fastpath.wrap(c, call, update, async) end
   ctx = c
   loadedWith = { limit = limit, pin = pin == true }
-  nativeCall = call
-  nativeUpdate = update
+  backendCall, backendUpdate = call, update
+  nativeCall, nativeUpdate = profile.route(c, call, update)
 end
 
 --- Stops the pool: queued calls do not run (their callbacks hear
@@ -240,15 +265,15 @@ function async.shutdown(opts)
   if type(opts) == "table" then
     for k in pairs(opts) do
       if k ~= "timeout" then
-        misuse(("async.shutdown: unknown option '%s' (expected timeout)"):format(tostring(k)))
+        misuse(MSG.SHUTDOWN_UNKNOWN_OPTION:format(tostring(k)))
       end
     end
     timeout = opts.timeout
     if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0)) then
-      misuse("async.shutdown: timeout must be a number of seconds >= 0, got " .. tostring(timeout))
+      misuse(MSG.SHUTDOWN_TIMEOUT:format(tostring(timeout)))
     end
   elseif opts ~= nil then
-    misuse("async.shutdown: expected nothing or {timeout = seconds}, got a " .. type(opts))
+    misuse(MSG.SHUTDOWN_OPTIONS:format(type(opts)))
   end
   if not ctx then return end
   local c = ctx
@@ -272,7 +297,7 @@ function async.getWorkerCount() return pool("count") end
 
 function async.addWorker()
   local ok, err = pool("add", 1)
-  if not ok then misuse("async.addWorker: " .. err) end
+  if not ok then misuse(MSG.PREFIXED:format("async.addWorker", err)) end
 end
 
 --- Stops `n` workers (at most the number running). Each finishes its current
@@ -288,9 +313,9 @@ function async.ensure.atLeast(n)
   local have = pool("count")
   if have < n then
     local ok, err = pool("add", n - have)
-    if not ok then misuse("async.ensure.atLeast: " .. err) end
+    if not ok then misuse(MSG.PREFIXED:format("async.ensure.atLeast", err)) end
     if pool("count") < n then -- as load() does: more than the pool's maximum is a warning
-      io.stderr:write(("async.ensure.atLeast: %d workers asked, more than the pool's maximum: %d running\n"):format(
+      io.stderr:write(MSG.ENSURE_TOO_MANY:format(
         n, pool("count")))
     end
   end
@@ -317,13 +342,13 @@ local names = setmetatable({}, { __mode = "k" }) -- shorthand -> name, for async
 
 function async.define(name, func)
   if type(name) ~= "string" then
-    misuse("async.define: the name must be a string, got " .. type(name))
+    misuse(MSG.NAME_NOT_STRING:format("async.define", type(name)))
   end
   -- The native side keeps names as C strings: "a\0b" would replace "a".
   if name:find("\0", 1, true) then
-    misuse(("async.define: the name %q contains a NUL byte"):format(name))
+    misuse(MSG.NAME_NUL:format("async.define", name))
   end
-  if type(func) ~= "function" then misuse("async.define('" .. name .. "'): expected a function, got a " .. type(func)) end
+  if type(func) ~= "function" then misuse(MSG.DEF_NOT_FUNCTION:format(MSG.DEFINE_WHAT:format(name), type(func))) end
   pool("define", name, func)
   -- The shorthand goes through async.call, so it survives shutdown/load.
   local function f(callback, ...)
@@ -336,11 +361,11 @@ end
 --- Removes a definition. Calls already made still run with it.
 function async.undefine(name)
   if type(name) ~= "string" then
-    misuse("async.undefine: the name must be a string, got " .. type(name))
+    misuse(MSG.NAME_NOT_STRING:format("async.undefine", type(name)))
   end
   -- As call's: the native side would cut "a\0x" to "a" and remove that.
   if name:find("\0", 1, true) then
-    misuse(("async.undefine: the name %q contains a NUL byte"):format(name))
+    misuse(MSG.NAME_NUL:format("async.undefine", name))
   end
   pool("undefine", name)
 end
@@ -357,9 +382,9 @@ function async.stats(into) return pool("stats", into) end
 --- Sharing again replaces it for calls made afterwards; earlier calls keep
 --- the version they were made against. nil removes it.
 function async.share(name, value)
-  if type(name) ~= "string" then misuse("async.share: the name must be a string, got " .. type(name)) end
+  if type(name) ~= "string" then misuse(MSG.NAME_NOT_STRING:format("async.share", type(name))) end
   -- As define's: the native side would cut "a\0b" to "a" and replace it.
-  if name:find("\0", 1, true) then misuse(("async.share: the name %q contains a NUL byte"):format(name)) end
+  if name:find("\0", 1, true) then misuse(MSG.NAME_NUL:format("async.share", name)) end
   return pool("share", name, value)
 end
 
@@ -378,5 +403,10 @@ async.newBuffer = native.newBuffer
 -- The extras (map, parallelFor, go/await) live in their own file; they
 -- reach the façade's internals only through `private`.
 require(prefix .. "async_extras")(async, { defer = defer, names = names })
+profile = require(prefix .. "async_profile").install(async, {
+  context = context, misuse = misuse, relay = relay,
+  clock = function() return native.now() end,
+  reroute = function() nativeCall, nativeUpdate = profile.route(ctx, backendCall, backendUpdate) end,
+})
 
 return async

@@ -3,6 +3,7 @@
 -- fan-out (map, parallelFor, parallelFor2D: many calls, one callback) and
 -- coroutines (go/await). They use only the public API, plus `private`:
 -- defer(fn) (run fn at the next update) and names (shorthand -> name).
+local MSG = require(((...) or ""):match("^(.-)[^.]*$") .. "async_messages")
 return function(async, private)
 local defer, names = private.defer, private.names
 
@@ -21,12 +22,12 @@ local function checkTable(cb, fname)
   for _, f in ipairs({ "success", "error", "cancelled" }) do
     local v = cb[f]
     if v ~= nil and not callable(v) then
-      error(("%s: the callback's %s must be a function, not a %s"):format(fname, f, type(v)), 4)
+      error(MSG.CALLBACK_FIELD:format(fname, f, type(v)), 4)
     end
   end
   for k, v in next, cb do
     if type(k) == "string" and not FIELDS[k] and callable(v) then
-      error(("%s: the callback table has an unknown field '%s' (expected success, error, cancelled)"):format(fname, k), 4)
+      error(MSG.CALLBACK_UNKNOWN_FIELD:format(fname, k), 4)
     end
   end
 end
@@ -38,7 +39,7 @@ local function split(callback, fname)
     return callback.success, callback.error, callback.cancelled
   end
   if callback == nil then return nil, nil, nil end
-  error(fname .. ": the callback must be a function, a table {success, error} or nil", 3)
+  error(MSG.EXTRAS_CALLBACK:format(fname), 3)
 end
 
 local Group = {}
@@ -85,7 +86,7 @@ local function fanout(callback, fname, part, count, issue)
     if not ok then
       for _, q in ipairs(g.handles) do q:cancel() end
       g.finished = true
-      error(("%s: %s %d refused: %s"):format(fname, part, k, tostring(h)), 0)
+      error(MSG.PART_REFUSED:format(fname, part, k, tostring(h)), 0)
     end
     g.handles[k] = h
   end
@@ -96,7 +97,7 @@ end
 --- Calls name(list[i], ...) for every element, in parallel; callback gets
 --- the list of first results, in order. Returns a group with :cancel().
 function async.map(callback, name, list, ...)
-  if type(list) ~= "table" then error("async.map: expected a list, got " .. type(list), 2) end
+  if type(list) ~= "table" then error(MSG.MAP_LIST:format(type(list)), 2) end
   local args, nargs = { ... }, select("#", ...)
   return fanout(callback, "async.map", "element", #list, function(k, cb)
     return async.call(cb, name, list[k], unpack(args, 1, nargs))
@@ -108,7 +109,7 @@ end
 local LIMIT = 2 ^ 52
 local function checkInt(v, what, fname)
   if type(v) ~= "number" or v ~= math.floor(v) or v >= LIMIT or v <= -LIMIT then
-    error(("%s: %s must be a whole number between -2^52 and 2^52, got %s"):format(fname, what, tostring(v)), 3)
+    error(MSG.NOT_WHOLE:format(fname, what, tostring(v)), 3)
   end
 end
 
@@ -120,14 +121,12 @@ async.maxParts = 16384
 -- a buffer belongs to one call at a time.
 local function checkParts(fname, count, ...)
   if count > async.maxParts then
-    error(("%s: %d tiles is more than async.maxParts (%d): use a larger grain or tile size"):format(
-      fname, count, async.maxParts), 3)
+    error(MSG.TOO_MANY_PARTS:format(fname, count, async.maxParts), 3)
   end
   if count < 2 then return end
   for i = 1, select("#", ...) do
     if getmetatable((select(i, ...))) == "async.buffer" then
-      error(("%s: extra argument %d is an async buffer, which every tile would need at once; a buffer "
-        .. "is lent to one call at a time (give each tile its own buffer, or return the results)"):format(fname, i), 3)
+      error(MSG.PART_BUFFER:format(fname, i), 3)
     end
   end
 end
@@ -138,7 +137,7 @@ end
 function async.parallelFor(callback, name, first, last, grain, ...)
   checkInt(first, "first", "async.parallelFor"); checkInt(last, "last", "async.parallelFor")
   checkInt(grain, "grain", "async.parallelFor")
-  if grain < 1 then error("async.parallelFor: grain must be >= 1", 2) end
+  if grain < 1 then error(MSG.GRAIN, 2) end
   local args, nargs = { ... }, select("#", ...)
   local count = last >= first and math.ceil((last - first + 1) / grain) or 0
   checkParts("async.parallelFor", count, ...)
@@ -152,8 +151,8 @@ end
 --- calls name(tx0, ty0, tx1, ty1, ...) for each (inclusive bounds); callback
 --- gets the tiles' first results, row by row.
 function async.parallelFor2D(callback, name, x0, y0, x1, y1, tileW, tileH, ...)
-  for _, v in ipairs({ x0, y0, x1, y1, tileW, tileH }) do checkInt(v, "every bound and tile size", "async.parallelFor2D") end
-  if tileW < 1 or tileH < 1 then error("async.parallelFor2D: tile sizes must be >= 1", 2) end
+  for _, v in ipairs({ x0, y0, x1, y1, tileW, tileH }) do checkInt(v, MSG.BOUNDS_2D, "async.parallelFor2D") end
+  if tileW < 1 or tileH < 1 then error(MSG.TILE_SIZE, 2) end
   local args, nargs = { ... }, select("#", ...)
   local cols = x1 >= x0 and math.ceil((x1 - x0 + 1) / tileW) or 0
   local rows = y1 >= y0 and math.ceil((y1 - y0 + 1) / tileH) or 0
@@ -183,7 +182,7 @@ end
 --- Runs fn(...) as a coroutine driven by async.update(); inside it,
 --- async.await may be used. Returns the coroutine.
 function async.go(fn, ...)
-  if type(fn) ~= "function" then error("async.go: expected a function, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then error(MSG.GO_FUNCTION:format(type(fn)), 2) end
   local co = coroutine.create(fn)
   resume(co, ...)
   return co
@@ -195,11 +194,11 @@ end
 --- is raised as it is.
 function async.await(f, ...)
   local co, ismain = coroutine.running()
-  if co == nil or ismain then error("async.await: call it inside async.go(fn)", 2) end
+  if co == nil or ismain then error(MSG.AWAIT_OUTSIDE_GO, 2) end
   local name = type(f) == "string" and f or names[f]
-  if name == nil then error("async.await: expected a defined name or a shorthand from async.define", 2) end
+  if name == nil then error(MSG.AWAIT_NO_NAME, 2) end
   if name:find("\0", 1, true) then
-    error(("async.await: no function named %q is defined (names cannot contain a NUL byte)"):format(name), 2)
+    error(MSG.AWAIT_GO_NAME_NUL:format(name), 2)
   end
   async.call({
     success = function(...) resume(co, true, ...) end,
@@ -208,7 +207,7 @@ function async.await(f, ...)
   local function finish(ok, ...)
     if ok then return ... end
     local e, tb = ...
-    if type(e) == "string" then error(e .. "\n[worker] " .. tostring(tb), 0) end
+    if type(e) == "string" then error(e .. MSG.WORKER_TRACEBACK .. tostring(tb), 0) end
     error(e, 0)
   end
   return finish(coroutine.yield())

@@ -13,6 +13,7 @@
 -- or delivery, which raises and behaves as it always does. Both paths
 -- share the records, the queue and the order.
 local ffi = require "ffi"
+local MSG = require(((...) or ""):match("^(.-)[^.]*$") .. "async_messages")
 
 ffi.cdef [[
 struct async_fast_head {
@@ -42,11 +43,8 @@ local band = bit.band
 local dblp = ffi.typeof("double *")
 local ffi_string, ffi_copy, ffi_cast = ffi.string, ffi.copy, ffi.cast
 
--- Tags of the codec's format (codec.c).
-local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_OBJ = 0, 1, 2, 3, 4, 5, 6, 7, 8
 local u64p = ffi.typeof("uint64_t *")
-local OBJ_STR = 0x2000000000000000ULL -- internal.h: | the string's index in the call
-local XSTR_MAX, XSTR_MIN = 4, 4097 -- longer strings go by reference, up to 4 a call
+local XSTR_MIN = 4097 -- longer strings go by reference (up to the module's xstrMax a call)
 
 local M = {}
 
@@ -69,7 +67,7 @@ local statusNames = { [0] = "queued", "running", "cancelled" }
 local Handle
 local function checkHandle(h, fname)
   if not ffi.istype(Handle, h) then
-    error(("bad argument #1 to '%s' (async call handle expected, got %s)"):format(fname, type(h)), 3)
+    error(MSG.HANDLE_EXPECTED:format(fname, type(h)), 3)
   end
 end
 Handle = ffi.metatype("struct async_fast_handle", {
@@ -95,7 +93,16 @@ end
 --- Wraps the C API path's call and update of the context `c` (made by
 --- native.new for `facade`) into the FFI path's. Returns call, update.
 function M.wrap(c, ccall, cupdate, facade)
-  local lctx, lapi, id, lbusy = c:fastApi()
+  local lctx, lapi, id, lbusy, format = c:fastApi()
+  -- The codec's tags and this path's limits, as the module defines them
+  -- (codec_format.h, internal.h); never assigned after, so the JIT treats
+  -- them as the constants they are.
+  local tags = format.tags
+  local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM = tags.NIL, tags.FALSE, tags.TRUE, tags.INT, tags.NUM
+  local T_STR, T_TABLE, T_REF, T_OBJ = tags.STR, tags.TABLE, tags.REF, tags.OBJ
+  local F_REFS = format.flags.REFS
+  local XSTR_MAX = format.xstrMax
+  local OBJ_STR = ffi.cast("uint64_t", format.objStr) -- | the string's index in the call
   local ctxp = ffi_cast("void *", lctx)
   -- The context's busy flags (internal.h): [0] is this file's, set while
   -- a call is encoded or a result decoded, so that a finalizer that runs
@@ -182,7 +189,7 @@ function M.wrap(c, ccall, cupdate, facade)
     if pos + 11 > cap then grow(pos + 11) end
     local ref = seen[v]
     if ref ~= nil then
-      buf[0] = 1 -- flags: REF values occur
+      buf[0] = F_REFS
       buf[pos] = T_REF
       return putVarint(pos + 1, ref)
     end
@@ -413,7 +420,7 @@ function M.wrap(c, ccall, cupdate, facade)
   local function errorHandler(f, n, a, b, ...)
     if f == builtinError and n >= 2 then
       if type(a) == "string" and type(b) == "string" then
-        return f(a .. "\n[worker] " .. b, 0)
+        return f(a .. MSG.WORKER_TRACEBACK .. b, 0)
       end
       return f(a, 0)
     end
@@ -445,7 +452,7 @@ function M.wrap(c, ccall, cupdate, facade)
     local ta = type(a)
     local msg = (ta == "string" or ta == "number") and tostring(a) or ta
     local tb = (type(b) == "string" or type(b) == "number") and tostring(b) or ""
-    io.stderr:write(("async: a job failed: %s\n%s\n"):format(msg, tb))
+    io.stderr:write(MSG.JOB_FAILED:format(msg, tb))
     if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
   end
 

@@ -7,6 +7,7 @@
 -- with one line on stderr saying why (async.backendReason keeps it).
 -- ASYNC_BACKEND=native|thread (or async.load{backend = ...}) asks for one.
 local M = {}
+local MSG = require(((...) or ""):match("^(.-)[^.]*$") .. "async_messages")
 
 local OS_NAMES = { Windows = "windows", Linux = "linux", OSX = "macos", BSD = "bsd", POSIX = "posix" }
 
@@ -43,7 +44,7 @@ local ELF_MACHINE = { x64 = 62, x86 = 3, arm64 = 183, arm = 40 }
 local function elfArch(h)
   local m = le(h, 0x12, 2)
   for arch, v in pairs(ELF_MACHINE) do if v == m then return arch end end
-  return ("machine %d"):format(m)
+  return MSG.MODULE_ELF_MACHINE:format(m)
 end
 
 -- Why an ELF file is not whole, or nil.
@@ -58,8 +59,8 @@ local function elfDamage(f, size, h)
     phoff, shoff = le(h, 0x1C, 4), le(h, 0x20, 4)
     phentsize, phnum, shentsize, shnum = le(h, 0x2A, 2), le(h, 0x2C, 2), le(h, 0x2E, 2), le(h, 0x30, 2)
   end
-  if phoff + phentsize * phnum > size then return ("its program headers end at byte %d"):format(phoff + phentsize * phnum) end
-  if shoff + shentsize * shnum > size then return ("its section headers end at byte %d"):format(shoff + shentsize * shnum) end
+  if phoff + phentsize * phnum > size then return MSG.MODULE_PROGRAM_HEADERS:format(phoff + phentsize * phnum) end
+  if shoff + shentsize * shnum > size then return MSG.MODULE_SECTION_HEADERS:format(shoff + shentsize * shnum) end
   f:seek("set", phoff)
   local ph = f:read(phentsize * phnum) or ""
   for i = 0, phnum - 1 do
@@ -67,7 +68,7 @@ local function elfDamage(f, size, h)
     if le(ph, at, 4) == 1 then -- PT_LOAD: mapped from the file
       local off, filesz
       if wide then off, filesz = le(ph, at + 8, 8), le(ph, at + 32, 8) else off, filesz = le(ph, at + 4, 4), le(ph, at + 16, 4) end
-      if off + filesz > size then return ("a segment it maps ends at byte %d"):format(off + filesz) end
+      if off + filesz > size then return MSG.MODULE_SEGMENT:format(off + filesz) end
     end
   end
   return nil
@@ -76,28 +77,28 @@ end
 -- Why a PE file (a Windows DLL) is not whole, or nil.
 local function peDamage(f, size, h)
   local pe = le(h, 0x3C, 4)
-  if pe + 24 > size then return ("its PE header is at byte %d"):format(pe) end
+  if pe + 24 > size then return MSG.MODULE_PE_HEADER:format(pe) end
   f:seek("set", pe)
   local coff = f:read(24) or ""
-  if coff:sub(1, 4) ~= "PE\0\0" then return "its PE signature is missing" end
+  if coff:sub(1, 4) ~= "PE\0\0" then return MSG.MODULE_PE_SIGNATURE end
   local nsec, optsize = le(coff, 6, 2), le(coff, 20, 2)
   local sec = pe + 24 + optsize
-  if sec + 40 * nsec > size then return ("its section table ends at byte %d"):format(sec + 40 * nsec) end
+  if sec + 40 * nsec > size then return MSG.MODULE_SECTION_TABLE:format(sec + 40 * nsec) end
   f:seek("set", sec)
   local t = f:read(40 * nsec) or ""
   for i = 0, nsec - 1 do
     local raw, at = le(t, i * 40 + 16, 4), le(t, i * 40 + 20, 4)
-    if raw > 0 and at + raw > size then return ("a section ends at byte %d"):format(at + raw) end
+    if raw > 0 and at + raw > size then return MSG.MODULE_SECTION:format(at + raw) end
   end
   -- The COFF symbol table and its string table (mingw's DLLs keep them),
   -- usually the file's last bytes.
   local symtab, nsym = le(coff, 12, 4), le(coff, 16, 4)
   if symtab > 0 then
     local strtab = symtab + 18 * nsym
-    if strtab + 4 > size then return ("its symbol table ends at byte %d"):format(strtab + 4) end
+    if strtab + 4 > size then return MSG.MODULE_SYMBOL_TABLE:format(strtab + 4) end
     f:seek("set", strtab)
     local strsize = le(f:read(4) or "", 0, 4)
-    if strtab + strsize > size then return ("its string table ends at byte %d"):format(strtab + strsize) end
+    if strtab + strsize > size then return MSG.MODULE_STRING_TABLE:format(strtab + strsize) end
   end
   return nil
 end
@@ -125,7 +126,7 @@ local function sha1hex(data)
   return love.data.encode("string", "hex", love.data.hash("sha1", data))
 end
 
-local UNLISTED = "async_native.manifest beside it does not list it (a module from another release?)"
+local UNLISTED = MSG.MODULE_UNLISTED
 
 -- Why a module of `size` bytes does not match the manifest's line for it
 -- (want, sha: see listed), or nil. bytes() gives its content, read only
@@ -134,9 +135,9 @@ local UNLISTED = "async_native.manifest beside it does not list it (a module fro
 local function againstManifest(want, sha, size, bytes)
   if want == false then return UNLISTED end
   if want == nil then return nil end
-  if size ~= want then return ("damaged: %d bytes where async_native.manifest says %d"):format(size, want) end
+  if size ~= want then return MSG.MODULE_SIZE:format(size, want) end
   if type(love) == "table" and type(love.data) == "table" and love.data.hash and sha1hex(bytes()) ~= sha then
-    return "damaged: its SHA-1 differs from async_native.manifest's"
+    return MSG.MODULE_SHA1
   end
   return nil
 end
@@ -151,7 +152,7 @@ local function archivedDamage(dir, name, data)
   return againstManifest(want, sha, data:getSize(), function() return data end)
 end
 
-local NOT_A_LIBRARY = "neither an ELF, a PE nor a Mach-O file"
+local NOT_A_LIBRARY = MSG.MODULE_NOT_ELF_PE_MACHO
 -- Mach-O (64- and 32-bit, little-endian) and universal: not checked further.
 local MACHO = { ["\207\250\237\254"] = true, ["\206\250\237\254"] = true, ["\202\254\186\190"] = true }
 
@@ -173,7 +174,7 @@ function M.damage(path)
     local bad
     local own = jit and ELF_MACHINE[jit.arch]
     if h:sub(1, 4) == "\127ELF" and #h >= 52 and h:byte(6) == 1 and own and le(h, 0x12, 2) ~= own then
-      why = ("built for %s, not for this machine's %s"):format(elfArch(h), jit.arch)
+      why = MSG.MODULE_OTHER_ARCH:format(elfArch(h), jit.arch)
     elseif h:sub(1, 4) == "\127ELF" and #h >= 52 then
       bad = elfDamage(f, size, h)
     elseif h:sub(1, 2) == "MZ" and #h >= 64 then
@@ -182,13 +183,13 @@ function M.damage(path)
       bad = NOT_A_LIBRARY
     end
     if bad == NOT_A_LIBRARY then
-      why = "not a shared library: " .. bad
+      why = MSG.MODULE_NOT_LIBRARY:format(bad)
     elseif bad then
-      why = ("cut short or damaged: %s, the file has %d bytes"):format(bad, size)
+      why = MSG.MODULE_CUT_SHORT:format(bad, size)
     end
   end
   f:close()
-  return why and (path .. ": " .. why) or nil
+  return why and MSG.PREFIXED:format(path, why) or nil
 end
 
 -- Loads the C module at `path` (any file name: the entry point is always
@@ -209,12 +210,12 @@ local function loadFile(path, tried)
   local open, err = package.loadlib(path, "luaopen_async_native")
   if not open then
     err = tostring(err):gsub("%s+$", "")
-    tried[#tried + 1] = err:find(path, 1, true) and err or path .. ": " .. err -- dlerror names it
+    tried[#tried + 1] = err:find(path, 1, true) and err or MSG.PREFIXED:format(path, err) -- dlerror names it
     return nil
   end
   local ok, mod = pcall(open, "async_native")
   if not ok then
-    tried[#tried + 1] = path .. ": " .. tostring(mod)
+    tried[#tried + 1] = MSG.PREFIXED:format(path, tostring(mod))
     return nil
   end
   return mod
@@ -249,7 +250,7 @@ local function extract(data, name, rel, tried)
   local tmp = ("%s/%s.%s-%.0f-%.0f.tmp"):format(dir, name, tostring({}):match("%x+$") or "0", clock * 1e6 % 1e9, os.clock() * 1e6)
   local ok, err = fs.write(tmp, data)
   if not ok then
-    tried[#tried + 1] = "could not copy " .. rel .. " to the save directory: " .. tostring(err)
+    tried[#tried + 1] = MSG.MODULE_NOT_COPIED:format(rel, tostring(err))
     return nil
   end
   if os.rename(base .. tmp, base .. dest) then return base .. dest end
@@ -287,7 +288,7 @@ local function fromLove(names, dirs, tried)
       if data and love.data then
         local bad = archivedDamage(dir, names[1], data)
         local dest = not bad and extract(data, names[1], rel, tried)
-        if bad then tried[#tried + 1] = rel .. " (in the game's archive): " .. bad end
+        if bad then tried[#tried + 1] = MSG.MODULE_IN_ARCHIVE:format(rel, bad) end
         mod = dest and loadFile(dest, tried)
         if mod then return mod end
       end
@@ -368,7 +369,7 @@ local function loadNative(prefix)
     if m then return m end
   end
   if #tried == 0 then
-    return nil, ("neither async_native nor %s was found"):format(platform)
+    return nil, MSG.MODULE_NOT_FOUND:format(platform)
   end
   return nil, table.concat(tried, "; ")
 end
@@ -395,24 +396,23 @@ function M.select(prefix, want, how)
   if want == nil then want, how = os.getenv("ASYNC_BACKEND"), "ASYNC_BACKEND=thread" end
   if want == "" then want = nil end
   if want ~= nil and want ~= "native" and want ~= "thread" then
-    error(("async: unknown backend '%s' (expected \"native\" or \"thread\")"):format(tostring(want)), 0)
+    error(MSG.UNKNOWN_BACKEND:format(tostring(want)), 0)
   end
   if want == "thread" then
     local t = threadBackend(prefix)
-    if not t.available() then error("async: the thread backend needs LÖVE (love.thread)", 0) end
-    return t, "thread", (how or "async.load{backend = \"thread\"}") .. " asked for the thread backend"
+    if not t.available() then error(MSG.THREAD_BACKEND_NEEDS_LOVE, 0) end
+    return t, "thread", MSG.THREAD_ASKED:format(how or "async.load{backend = \"thread\"}")
   end
   local mod, why = loadNative(prefix)
   if mod then
     package.loaded.async_native = mod
     return mod, "native"
   end
-  if want == "native" then error("async: the native module could not be loaded: " .. why, 0) end
+  if want == "native" then error(MSG.NATIVE_NOT_LOADED:format(why), 0) end
   local t = threadBackend(prefix)
-  if not t.available() then error("async: the native module could not be loaded: " .. why, 0) end
-  local reason = ("the native module for %s could not be loaded (%s)")
-    :format(M.platformName():match("^async_native%-(.-)%.%w+$"), why)
-  notice("async: using the thread backend (love.thread): " .. reason)
+  if not t.available() then error(MSG.NATIVE_NOT_LOADED:format(why), 0) end
+  local reason = MSG.NATIVE_REASON:format(M.platformName():match("^async_native%-(.-)%.%w+$"), why)
+  notice(MSG.USING_THREAD_BACKEND:format(reason))
   return t, "thread", reason
 end
 

@@ -46,7 +46,7 @@ struct ctx *ctx_of(lua_State *L, int idx)
 {
 	struct ctx *ctx = *(struct ctx **)luaL_checkudata(L, idx, CTX_MT);
 	if (ctx == NULL)
-		luaL_error(L, "async: the pool is shut down (call async.load() again)");
+		luaL_error(L, MSG(POOL_SHUT_DOWN));
 	return ctx;
 }
 
@@ -54,7 +54,7 @@ struct ctx *check_ctx(lua_State *L, int idx)
 {
 	struct ctx *ctx = ctx_of(L, idx);
 	if (ctx->closed)
-		luaL_error(L, "async: the pool is shut down (call async.load() again)");
+		luaL_error(L, MSG(POOL_SHUT_DOWN));
 	return ctx;
 }
 
@@ -62,7 +62,7 @@ static unsigned check_count(lua_State *L, int idx, const char *fn)
 {
 	lua_Number n = luaL_checknumber(L, idx);
 	if (!(n >= 0))
-		return (unsigned)luaL_error(L, "%s: expected a number of workers >= 0, got %s", fn, lua_tostring(L, idx));
+		return (unsigned)luaL_error(L, MSG(WORKER_COUNT), fn, lua_tostring(L, idx));
 	/* Fractions (cores * 0.75) are floored; more than a pool can hold
 	 * is what the pool's own limit then cuts. */
 	n = floor(n);
@@ -200,6 +200,7 @@ static int l_stats(lua_State *L)
 	set_num(L, t, "statesReplaced", counts[6]);
 	set_num(L, t, "recordBytes", counts[7]);
 	set_num(L, t, "records", counts[8]);
+	profile_push_defs(L, ctx, t);
 	return 1;
 }
 
@@ -271,6 +272,8 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	free(ctx->path);
 	free(ctx->cpath);
 	ctx->path = ctx->cpath = NULL;
+	free(ctx->boot);
+	ctx->boot = NULL;
 	free(ctx->mem); /* after the pool and the fallback: their states count into it */
 	ctx->mem = NULL;
 	ctx->closed = 1;
@@ -308,29 +311,32 @@ static int l_gc(lua_State *L)
 	}
 	if (!ctx->abandoned) {
 		ctx_list_update(ctx, 0);
+		/* Not in ctx_free_all: stats() walks them while it allocates, and
+		 * a finalizer may shut the pool down meanwhile. */
+		profile_free(ctx);
 		free(ctx);
 	}
 	return 0;
 }
 
-/* new(workers, facade[, memoryLimit[, pin]]) -> context, call, update */
+/* new(workers, facade[, memoryLimit[, pin[, boot]]]) -> context, call, update;
+ * boot: bytecode every worker state runs once made (async_perfmap.lua). */
 static int l_new(lua_State *L)
 {
 	lua_Number n = luaL_optnumber(L, 1, 1);
 	if (!(n >= 0))
-		return luaL_error(L, "async.load: expected a number of workers >= 0, got %s", lua_tostring(L, 1));
+		return luaL_error(L, MSG(WORKER_COUNT), "async.load", lua_tostring(L, 1));
 	n = floor(n);
 	luaL_checktype(L, 2, LUA_TTABLE);
 	lua_Number limit = luaL_optnumber(L, 3, 0);
 	if (!(limit >= 0) || limit != floor(limit) || limit > 9.0e15)
-		return luaL_error(L, "async.load: memoryLimit must be a whole number of bytes > 0, got %s",
-		                  lua_tostring(L, 3));
+		return luaL_error(L, MSG(LOAD_MEMORY_LIMIT), lua_tostring(L, 3));
 	uint64_t *mem = calloc((size_t)ASYNC_MAX_SLOTS * ASYNC_MEM_STRIDE, sizeof *mem);
 	struct ctx *ctx = calloc(1, sizeof *ctx);
 	if (mem == NULL || ctx == NULL) {
 		free(mem);
 		free(ctx);
-		return luaL_error(L, "async.load: out of memory");
+		return luaL_error(L, MSG(OUT_OF_MEMORY), "async.load");
 	}
 	struct ctx **box = lua_newuserdata(L, sizeof *box);
 	*box = ctx; /* freed by the collector (l_gc) */
@@ -340,6 +346,15 @@ static int l_new(lua_State *L)
 	ctx->closed = 1; /* until the pool exists */
 	ctx->mem = mem;
 	ctx->mem_limit = (uint64_t)limit;
+	if (lua_isstring(L, 5)) {
+		size_t nb;
+		const char *b = lua_tolstring(L, 5, &nb);
+		ctx->boot = malloc(nb);
+		if (ctx->boot != NULL) {
+			memcpy(ctx->boot, b, nb);
+			ctx->nboot = nb;
+		}
+	}
 	luaL_getmetatable(L, CTX_MT);
 	lua_setmetatable(L, -2);
 	int ud = lua_gettop(L);
@@ -377,13 +392,12 @@ static int l_new(lua_State *L)
 		rc = async_pool_create(&ctx->pool, &cfg);
 		if (rc == 0) {
 			int added = async_pool_add_workers(ctx->pool, n > ASYNC_MAX_SLOTS ? ASYNC_MAX_SLOTS : (unsigned)n);
-			fprintf(stderr, "async.load: %.0f workers asked, more than the pool's maximum: started %d\n", n,
-			        added < 0 ? 0 : added);
+			fprintf(stderr, MSG(TOO_MANY_WORKERS), n, added < 0 ? 0 : added);
 		}
 	}
 	if (rc != 0) {
 		ctx_free_all(L, ctx, 1);
-		return luaL_error(L, "async.load: %s", async_strerror(rc));
+		return luaL_error(L, MSG(LOAD_FAILED), async_strerror(rc));
 	}
 	ctx->closed = 0;
 	lua_getfield(L, LUA_REGISTRYINDEX, "async.live");
@@ -411,6 +425,13 @@ static const luaL_Reg ctx_methods[] = {
 	{ "deliverOne", l_deliver_one },
 	{ "fastApi", l_fast_api },
 	{ "setFastHook", l_fast_hook },
+	{ "traceStart", l_trace_start },
+	{ "traceStop", l_trace_stop },
+	{ "traceOn", l_trace_on },
+	{ "traceRecord", l_trace_record },
+	{ "traceWrite", l_trace_write },
+	{ "traceCollect", l_trace_collect },
+	{ "traceApi", l_trace_api },
 	{ NULL, NULL },
 };
 
@@ -434,7 +455,7 @@ static int l_encode(lua_State *L)
 	if (b->cap > RECORD_KEEP_BYTES)
 		async_buf_free(b);
 	if (rc != 0)
-		return luaL_error(L, "async.encode: %s", err);
+		return luaL_error(L, MSG(ENCODE_REFUSED), err);
 	return 1;
 }
 
@@ -465,6 +486,7 @@ static const luaL_Reg module_functions[] = {
 	{ "new", l_new },
 	{ "decode", l_decode },
 	{ "newBuffer", l_new_buffer },
+	{ "now", l_now },
 	{ NULL, NULL },
 };
 
@@ -523,5 +545,7 @@ ASYNC_EXPORT int luaopen_async_native(lua_State *L)
 	lua_setfield(L, -2, "encode");
 	lua_pushinteger(L, ASYNC_CODEC_MAX_DEPTH);
 	lua_setfield(L, -2, "max_depth");
+	async_codec_push_format(L);
+	lua_setfield(L, -2, "format");
 	return 1;
 }

@@ -28,9 +28,14 @@
 
 -- The code shared with the workers, and theirs, as source (see those files).
 local prefix = (...) and (...):match("^(.-)[^.]*$") or ""
+-- The workers get the messages (async_messages.lua) written into their source.
+local MSG = require(prefix .. "async_messages")
 local COMMON = require(prefix .. "async_thread_common")
-local C = assert(loadstring(COMMON, "=async_thread_common.lua"))()
-local WORKER_SOURCE = "local C = (function()\n" .. COMMON .. "\nend)()\n" .. require(prefix .. "async_thread_worker")
+local C = assert(loadstring(COMMON, "=async_thread_common.lua"))(MSG)
+local MSG_SOURCE = {}
+for k, v in pairs(MSG) do MSG_SOURCE[#MSG_SOURCE + 1] = ("%s = %q"):format(k, v) end
+local WORKER_SOURCE = "local MSG = {" .. table.concat(MSG_SOURCE, ",") .. "}\nlocal C = (function(...)\n" .. COMMON
+  .. "\nend)(MSG)\n" .. require(prefix .. "async_thread_worker")
 local ffi = require "ffi"
 
 local M = { backend = "thread", max_depth = C.MAXDEPTH }
@@ -50,25 +55,25 @@ end
 function M.available() return hasLoveThread() end
 
 M.newBuffer = function()
-  fail("async.newBuffer: zero-copy buffers need the native module; %s cannot share them " ..
-       "(love.data.newByteData and :getFFIPointer() can)", C.NAME)
+  fail(MSG.BUFFER_NEEDS_NATIVE, C.NAME)
 end
 
 local Ctx = {}
 Ctx.__index = Ctx
 
 local function checkOpen(ctx)
-  if ctx.closed then fail("async: the pool is shut down (call async.load() again)") end
+  if ctx.closed then fail(MSG.POOL_SHUT_DOWN) end
   return ctx
 end
 
 -- async.call, handles and delivery (async_thread_calls.lua).
-local calls = require(prefix .. "async_thread_calls")(C, checkOpen, fail)
+local profile = require(prefix .. "async_profile")
+local calls = require(prefix .. "async_thread_calls")(C, checkOpen, fail, profile)
 
 -- As async_native: a fraction is floored; the pool's maximum then cuts.
 local function checkCount(n, fname)
   if type(n) ~= "number" or not (n >= 0) then
-    fail("%s: expected a number of workers >= 0, got %s", fname, tostring(n))
+    fail(MSG.WORKER_COUNT, fname, tostring(n))
   end
   return math.floor(n)
 end
@@ -118,10 +123,10 @@ end
 -- A definition from a Lua function: its bytecode and a snapshot of its
 -- upvalues, published on a Channel of its own. `what` names it in errors.
 local function makeDef(ctx, fn, name, what)
-  if type(fn) ~= "function" then failAt(3, "%s: expected a function, got a %s", what, type(fn)) end
-  if debug.getinfo(fn, "S").what == "C" then failAt(3, "%s: a C function has no bytecode to send to a worker", what) end
+  if type(fn) ~= "function" then failAt(3, MSG.DEF_NOT_FUNCTION, what, type(fn)) end
+  if debug.getinfo(fn, "S").what == "C" then failAt(3, MSG.DEF_C_FUNCTION, what) end
   local okd, code = pcall(string.dump, fn)
-  if not okd then failAt(3, "%s: could not dump the function", what) end
+  if not okd then failAt(3, MSG.DEF_NOT_DUMPED, what) end
   local up, isAsync, n = {}, nil, 0
   while true do
     local uname, v = debug.getupvalue(fn, n + 1)
@@ -139,7 +144,7 @@ local function makeDef(ctx, fn, name, what)
   local bad = C.check(up, 1, n, "upvalue", C.LOVE_CALL_ONLY)
   if bad then
     local k, rest = bad:match("^upvalue (%d+)(.*)$")
-    failAt(3, "%s: upvalue '%s'%s, which cannot be sent to a worker", what, debug.getupvalue(fn, tonumber(k)), rest)
+    failAt(3, MSG.DEF_UPVALUE, what, debug.getupvalue(fn, tonumber(k)), rest)
   end
   local ch = love.thread.newChannel()
   ch:push({ code = code, n = n, up = up, isAsync = isAsync })
@@ -148,30 +153,31 @@ end
 
 function Ctx:define(name, fn)
   checkOpen(self)
-  if type(name) ~= "string" then fail("bad argument #2 to 'define' (string expected, got %s)", type(name)) end
-  if name == "" then failAt(2, "async.define: the name must not be empty") end
-  self.defs[name] = makeDef(self, fn, name, ("async.define('%s')"):format(name))
+  if type(name) ~= "string" then fail(MSG.BAD_ARGUMENT, 2, "define", "string", type(name)) end
+  if name == "" then failAt(2, MSG.NAME_EMPTY, "async.define") end
+  self.defs[name] = makeDef(self, fn, name, MSG.DEFINE_WHAT:format(name))
+  profile.defStat(self.defStats, name)
   publish(self)
 end
 
 function Ctx:undefine(name)
   checkOpen(self)
-  if type(name) ~= "string" then fail("bad argument #2 to 'undefine' (string expected, got %s)", type(name)) end
-  if self.defs[name] == nil then failAt(2, "async.undefine: no function named '%s' is defined", name) end
+  if type(name) ~= "string" then fail(MSG.BAD_ARGUMENT, 2, "undefine", "string", type(name)) end
+  if self.defs[name] == nil then failAt(2, MSG.UNDEFINE_MISSING, name) end
   self.defs[name] = nil
   publish(self)
 end
 
 function Ctx:share(name, value)
   checkOpen(self)
-  if type(name) ~= "string" then fail("bad argument #2 to 'share' (string expected, got %s)", type(name)) end
-  if name == "" then fail("async.share: the name must not be empty") end
+  if type(name) ~= "string" then fail(MSG.BAD_ARGUMENT, 2, "share", "string", type(name)) end
+  if name == "" then fail(MSG.NAME_EMPTY, "async.share") end
   if value == nil then
     self.shares[name] = nil
   else
     local bad = C.check({ value }, 1, 1, "value", C.LOVE_CALL_ONLY)
     if bad then
-      fail("async.share('%s'): the value%s, which cannot be shared with workers", name, bad:gsub("^value 1", ""), nil)
+      fail(MSG.SHARE_REFUSED, name, bad:gsub("^value 1", ""), nil)
     end
     local ch = love.thread.newChannel()
     ch:push(value)
@@ -280,8 +286,8 @@ function Ctx:add(n)
       local added = took + i - 1
       self.nworkers = self.nworkers + added
       if added > 0 then return added end
-      if s == nil then return nil, ("%s runs at most %d workers"):format(C.NAME, self.max) end
-      return nil, "could not start a love.thread: " .. tostring(t)
+      if s == nil then return nil, MSG.THREAD_MAX_WORKERS:format(C.NAME, self.max) end
+      return nil, MSG.THREAD_NOT_STARTED:format(tostring(t))
     end
     slotPtr(self, s)[C.S_RUNNING] = 1
     self.threads[s] = t
@@ -343,7 +349,40 @@ function Ctx:stats(t)
   -- Every field async_native fills, so a game's HUD reads numbers on both:
   -- no call records keep buffers here, and no named channel carries objects.
   t.recordBytes, t.records, t.channels = 0, 0, 0
+  profile.defsInto(t, self.defStats)
   return t
+end
+
+-- ---- the trace: kept in Lua (async_profile.lua), fed as calls are delivered
+
+function M.now() return love.timer.getTime() end
+
+function Ctx:traceStart(events)
+  checkOpen(self)
+  self.trace = profile.newTrace(events > 0 and events or profile.DEFAULT_EVENTS, M.now())
+  return true
+end
+
+function Ctx:traceStop()
+  checkOpen(self)
+  if self.trace then self.trace.on = false end
+  return true
+end
+
+function Ctx:traceOn() return self.trace ~= nil and self.trace.on end
+
+function Ctx:traceRecord(name, t0, t1)
+  if self.trace then self.trace:recordGame(name, t0, t1) end
+end
+
+function Ctx:traceWrite(path)
+  checkOpen(self)
+  return (self.trace or profile.newTrace(1, 0)):write(path, self.nslots)
+end
+
+function Ctx:traceCollect(since, offset)
+  checkOpen(self)
+  return (self.trace or profile.newTrace(1, 0)):collect(since, offset, self.nslots)
 end
 
 local function release(ctx)
@@ -361,7 +400,7 @@ local function joinOrAbandon(ctx)
     for _, t in pairs(ctx.threads) do
       t:wait()
       local e = t:getError()
-      if e then io.stderr:write("async: a worker of ", C.NAME, " failed: ", tostring(e), "\n") end
+      if e then io.stderr:write(MSG.WORKER_FAILED:format(C.NAME, tostring(e))) end
     end
     ctx.joined = true
     return true
@@ -424,15 +463,15 @@ local function workerModules()
   return list
 end
 
---- new(workers, facade[, memoryLimit]) -> context, call, update
-function M.new(n, facade, limit)
+--- new(workers, facade[, memoryLimit[, pin[, boot]]]) -> context, call, update;
+--- boot: bytecode each worker runs at its start (async_perfmap.lua's install)
+function M.new(n, facade, limit, _, boot)
   n = checkCount(n == nil and 1 or n, "async.load")
-  if type(facade) ~= "table" then fail("bad argument #2 to 'new' (table expected, got %s)", type(facade)) end
+  if type(facade) ~= "table" then fail(MSG.BAD_ARGUMENT, 2, "new", "table", type(facade)) end
   if limit ~= nil then
-    fail("async.load: memoryLimit is not available on %s: it needs the native module, " ..
-         "which counts each worker's Lua allocations", C.NAME)
+    fail(MSG.THREAD_MEMORY_LIMIT, C.NAME)
   end
-  if not hasLoveThread() then fail("async.load: %s needs LÖVE's love.thread, love.data and love.timer", C.NAME) end
+  if not hasLoveThread() then fail(MSG.THREAD_NEEDS_LOVE, C.NAME) end
   local ctlData = love.data.newByteData(8)
   local slotData = love.data.newByteData(C.MAXSLOTS * C.SLOT * 8)
   local ctx = setmetatable({
@@ -441,13 +480,13 @@ function M.new(n, facade, limit)
     recs = {}, free = {}, nrecs = 0, chunks = {}, keys = {},
     pending = {}, qh = 1, qt = 0, epochCalls = {},
     registry = { snaps = {}, chunks = {} }, registryCh = love.thread.newChannel(),
-    inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0,
+    inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0, defStats = {},
     nworkers = 0, threads = {}, nslots = 0, max = maxWorkers(), shutting = false,
     errorFn = _G.error, -- {error = error}: see callErrorHandler (async_thread_calls.lua)
     ctlData = ctlData, ctl = ffi.cast("int32_t *", ctlData:getFFIPointer()),
     slotData = slotData, sl = ffi.cast("double *", slotData:getFFIPointer()),
     lock = love.thread.newChannel(), requests = love.thread.newChannel(), results = love.thread.newChannel(),
-    env = { path = package.path, cpath = package.cpath, modules = workerModules() },
+    env = { path = package.path, cpath = package.cpath, modules = workerModules(), boot = boot },
   }, Ctx)
   publish(ctx) -- the empty registry
   ctx.call = function(cb, name, ...) return calls.call(ctx, cb, name, ...) end
@@ -455,11 +494,11 @@ function M.new(n, facade, limit)
   if n > ctx.max then n = ctx.max end
   local ok, err = ctx:add(n)
   if ok and want > n then
-    io.stderr:write(("async.load: %.0f workers asked, more than the pool's maximum: started %d\n"):format(want, n))
+    io.stderr:write(MSG.TOO_MANY_WORKERS:format(want, n))
   end
   if not ok then
     release(ctx)
-    fail("async.load: %s", err)
+    fail(MSG.LOAD_FAILED, err)
   end
   return ctx, ctx.call, function(budget) return calls.update(ctx, budget) end
 end

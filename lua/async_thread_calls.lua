@@ -2,9 +2,11 @@
 -- async_thread_calls.lua: the thread backend's calls, on the game's side:
 -- async.call (records, "latest request wins" keys, callback tables checked
 -- at the call), call handles, and delivery (update, the failure printer).
--- async_thread.lua loads it with what it shares: the common code's C, and
--- checkOpen and fail; it returns the functions the context's methods use.
-return function(C, checkOpen, fail)
+-- async_thread.lua loads it with what it shares: the common code's C,
+-- checkOpen and fail, and async_profile.lua (stats().defs and the trace);
+-- it returns the functions the context's methods use.
+return function(C, checkOpen, fail, profile)
+local MSG = C.MSG
 local ffi = require "ffi"
 local unpack, select, type = unpack, select, type
 
@@ -97,20 +99,18 @@ local function checkCallbacks(cb, name)
   for _, f in ipairs(CALLBACKS) do
     local v = cb[f]
     if v ~= nil and not isCallable(v) then
-      return ("async.call('%s'): the callback's %s must be a function, not a %s"):format(name, f, type(v))
+      return MSG.CALLBACK_FIELD:format(MSG.CALL_WHAT:format(name), f, type(v))
     end
     if v ~= nil then handlers = handlers + 1 end
   end
   -- A callable table meant as the callback itself would be read as a table
   -- with no handler, and its results dropped without a word.
   if handlers == 0 and isCallable(cb) then
-    return ("async.call('%s'): the callback is a callable table without success, error or cancelled "
-            .. "(pass a function, or {success = t})"):format(name)
+    return MSG.CALLBACK_CALLABLE_TABLE:format(name)
   end
   for k, v in next, cb do
     if type(k) == "string" and not CALLBACK_FIELDS[k] and isCallable(v) then
-      return ("async.call('%s'): the callback table has an unknown field '%s' (expected "
-              .. "success, error, cancelled, key)"):format(name, k)
+      return MSG.CALLBACK_UNKNOWN_FIELD:format(MSG.CALL_WHAT:format(name), k)
     end
   end
 end
@@ -123,16 +123,15 @@ local function callFail(fmt, ...) error(fmt:format(...), 3) end
 local function doCall(ctx, cb, name, ...)
   checkOpen(ctx)
   if type(name) ~= "string" and type(name) ~= "number" then
-    callFail("bad argument #2 to 'call' (string expected, got %s)", type(name))
+    callFail(MSG.BAD_ARGUMENT, 2, "call", "string", type(name))
   end
   name = tostring(name)
   local t = type(cb)
   if t ~= "function" and t ~= "table" and t ~= "nil" then
-    callFail("async.call('%s'): the callback must be a function, a table {success = f, error = f} or nil, not a %s",
-             name, t)
+    callFail(MSG.CALLBACK_TYPE, name, t)
   end
   if ctx.defs[name] == nil then
-    callFail("async.call: no function named '%s' is defined (async.define it first)", name)
+    callFail(MSG.CALL_UNDEFINED, name)
   end
   -- Everything that may raise on the game's values (a callback table's
   -- __index, a NaN key) is read before the record exists.
@@ -141,13 +140,13 @@ local function doCall(ctx, cb, name, ...)
     local wrong = checkCallbacks(cb, name)
     if wrong then callFail("%s", wrong) end
     key = cb.key
-    if key ~= key then callFail("async.call('%s'): the callback's key is NaN, which cannot be a key", name) end
+    if key ~= key then callFail(MSG.CALLBACK_NAN_KEY, name) end
   end
   local n = select("#", ...)
   -- { CALL, record, snapshot number, name, nargs, args... }
   local msg = { C.CALL, 0, ctx.epoch, name, n, ... }
   local bad = C.check(msg, 6, 5 + n, "argument")
-  if bad then callFail("async.call('%s'): %s, which cannot be sent to a worker", name, bad) end
+  if bad then callFail(MSG.CALL_NOT_SENT, name, bad) end
   local rec = recordGet(ctx)
   msg[2] = rec.index
   if ctx.shutting then
@@ -174,11 +173,12 @@ local function doCall(ctx, cb, name, ...)
       local k = calls[e] - 1
       calls[e] = k > 0 and k or nil
       recordPut(ctx, rec)
-      callFail("async.call('%s'): %s", name, tostring(err))
+      callFail(MSG.CALL_REFUSED, name, tostring(err))
     end
     ctx.pushed = ctx.pushed + 1
     rec.epoch = e
   end
+  rec.name, rec.tcall = name, love.timer.getTime() -- stats().defs: the queue wait
   -- Only a call that was made supersedes the one before it.
   if key ~= nil then takeKey(ctx, rec, key) end
   rec.cb = cb
@@ -188,7 +188,7 @@ end
 
 local function checkHandle(h, fname)
   if getmetatable(h) ~= "async.handle" or type(h) ~= "table" then
-    fail("bad argument #1 to '%s' (async call handle expected, got %s)", fname, type(h))
+    fail(MSG.HANDLE_EXPECTED, fname, type(h))
   end
 end
 
@@ -238,7 +238,7 @@ local function defaultOnerror(msg, tb)
   local tm = type(msg)
   msg = (tm == "string" or tm == "number") and tostring(msg) or tm
   tb = (type(tb) == "string" or type(tb) == "number") and tostring(tb) or ""
-  io.stderr:write(("async: a job failed: %s\n%s\n"):format(msg, tb))
+  io.stderr:write(MSG.JOB_FAILED:format(msg, tb))
   if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
 end
 
@@ -247,7 +247,7 @@ end
 -- argument is a level, which a traceback is not.
 local function callErrorHandler(ctx, f, e, tb)
   if rawequal(f, ctx.errorFn) then
-    if type(e) == "string" and type(tb) == "string" then e = e .. "\n[worker] " .. tb end
+    if type(e) == "string" and type(tb) == "string" then e = e .. MSG.WORKER_TRACEBACK .. tb end
     -- Level 0: the message as it is. At level 1, error() would put this
     -- file's line in front of it, where the native module (a C caller) puts none.
     return f(e, 0)
@@ -264,7 +264,7 @@ local function deliver(ctx)
   ctx.qh = h + 1
   ctx.inflight = ctx.inflight - 1
   local rec = ctx.recs[m[1]]
-  local cb = rec.cb
+  local cb, name, tcall = rec.cb, rec.name, rec.tcall
   local st = rec.superseded and C.CANCELLED or m[2]
   rec.cb = nil
   local e = rec.epoch
@@ -275,6 +275,13 @@ local function deliver(ctx)
   end
   dropKey(ctx, rec)
   recordPut(ctx, rec)
+  -- The worker's times after the results (none if it never ran) for
+  -- stats().defs and the trace.
+  local k = m[3]
+  local t0, t1 = m[k + 4], m[k + 5]
+  profile.defRecord(ctx.defStats, name, st == C.CANCELLED and "cancelled" or st == C.OK and "ok" or "failed", tcall,
+    t0, t1)
+  if t0 and ctx.trace then ctx.trace:record(m[k + 6], name, t0, t1) end
   if st == C.CANCELLED then
     -- Never ran, or a newer call with its key was made while it ran: a
     -- table callback's `cancelled` hears of it, never `success`.
@@ -304,8 +311,8 @@ end
 local function update(ctx, budget)
   checkOpen(ctx)
   if budget ~= nil then
-    if type(budget) ~= "number" then fail("bad argument #1 to 'update' (number expected, got %s)", type(budget)) end
-    if not (budget >= 0) then fail("async.update: the budget must be a number of seconds >= 0, not %f", budget) end
+    if type(budget) ~= "number" then fail(MSG.BAD_ARGUMENT, 1, "update", "number", type(budget)) end
+    if not (budget >= 0) then fail(MSG.UPDATE_BUDGET, tostring(budget)) end
   end
   take(ctx)
   local t0 = budget and love.timer.getTime()

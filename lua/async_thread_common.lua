@@ -6,6 +6,7 @@
 -- code as source and cannot require a module from inside a .love.
 
 return [==[
+local MSG = ... -- async_messages.lua's table
 local C = {
   CALL = 1, NOOP = 2, QUIT = 3, SUB = 4,     -- request kinds (SUB: awaitAll parts waiting)
   OK = 0, FAILED = 1, CANCELLED = 2,         -- result kinds
@@ -15,17 +16,17 @@ local C = {
   MAXSLOTS = 1024,     -- worker slots in shared memory (the pool's maximum is below)
   SLOT = 8,            -- doubles per worker slot: see the indexes below
   S_JOBS = 0, S_TAKEN = 1, S_BUSY = 2, S_IDLE = 3, S_MEMORY = 4, S_RUNNING = 5,
-  NAME = "the thread backend (love.thread)",
+  NAME = MSG.THREAD_BACKEND,
   -- ctl (int32 x 2): [0] stops asked of the workers, [1] shutdown's deadline
   -- passed (the workers' stop hook then stops interpreted Lua).
   CTL_STOPS = 0, CTL_HARD = 1,
   QUIT_GRACE = 0.5, -- seconds a closing state gives running jobs before the hook
   HOOK_GRACE = 0.1, -- seconds after the hook before the jobs left are abandoned
-  STOP_MSG = "stopped: async.shutdown's deadline passed while the job ran",
+  STOP_MSG = MSG.STOPPED,
   -- Where LÖVE objects may not go (the native codec's words): share, a
   -- definition's upvalues, and a worker's await (arguments and results).
-  LOVE_CALL_ONLY = "is a userdata: LÖVE objects and buffers go only as call arguments",
-  LOVE_NOT_AWAIT = "is a LÖVE object: a LÖVE object goes only as an async.call argument or result, not to await",
+  LOVE_CALL_ONLY = MSG.LOVE_CALL_ONLY,
+  LOVE_NOT_AWAIT = MSG.VALUE_LOVE_OBJECT:format(MSG.LOVE_NOT_AWAIT),
 }
 
 local function isLoveObject(v)
@@ -39,7 +40,7 @@ local function where(path, depth)
     local k = path[i]
     if type(k) == "string" then parts[i] = "." .. k:sub(1, 30)
     elseif type(k) == "number" then parts[i] = ("[%.14g]"):format(k)
-    else parts[i] = "[" .. type(k) .. " key]" end
+    else parts[i] = MSG.VALUE_KEY_STEP:format(type(k)) end
   end
   -- Cut as codec.c's fail does (a char[160]), so both backends name a deep
   -- path alike.
@@ -52,9 +53,9 @@ local function walk(v, depth, seen, path, noLove)
   local t = type(v)
   if t == "nil" or t == "boolean" or t == "number" or t == "string" then return nil end
   if t == "table" then
-    if depth >= C.MAXDEPTH then return ("is a table nested deeper than %d levels"):format(C.MAXDEPTH) end
+    if depth >= C.MAXDEPTH then return MSG.VALUE_TOO_DEEP:format(C.MAXDEPTH) end
     if seen[v] then
-      return "is a table already sent in this call: " .. C.NAME .. " cannot send cycles or shared sub-tables"
+      return MSG.VALUE_SHARED:format(C.NAME)
     end
     seen[v] = true
     for k, x in next, v do
@@ -67,9 +68,9 @@ local function walk(v, depth, seen, path, noLove)
   end
   if t == "userdata" then
     if isLoveObject(v) then return noLove end
-    return "is a userdata that is neither a LÖVE object nor an async buffer"
+    return MSG.VALUE_USERDATA
   end
-  return "is a " .. t
+  return MSG.VALUE_TYPE:format(t)
 end
 
 -- Checks t[first..last] as the values of one message; returns
@@ -93,8 +94,8 @@ function C.check(t, first, last, label, noLove)
       -- on the way back only for finished tables, so trim to the live part.
       -- type(), not == nil: a cdata key's __eq would run (and may raise).
       while depth > 0 and type(path[depth]) == "nil" do depth = depth - 1 end
-      if depth > 0 then return ("%s %d (at %s) %s"):format(label, i - first + 1, where(path, depth), w) end
-      return ("%s %d %s"):format(label, i - first + 1, w)
+      if depth > 0 then return MSG.VALUE_AT:format(label, i - first + 1, where(path, depth), w) end
+      return MSG.VALUE:format(label, i - first + 1, w)
     end
   end
   return nil
@@ -109,6 +110,7 @@ local function copy(v)
   return r
 end
 C.copy = copy
+C.MSG = MSG
 
 return C
 ]==]

@@ -27,6 +27,16 @@ do
   if not ok then initError = tostring(e) end
 end
 local now = love.timer and love.timer.getTime or os.clock
+local cur                  -- the running job: { snap, owner = its game call's record, name }
+
+-- The perf map (async_perfmap.lua), named after the running definition.
+if env.boot then
+  local ok, e = pcall(function()
+    local done, why = assert(loadstring(env.boot, "=async perf map"))(function() return cur and cur.name end, { MSG.PERF_MAP_JIT_OFF, MSG.PERF_MAP_OS })
+    if not done then error(why, 0) end
+  end)
+  if not ok then io.stderr:write(MSG.PERF_MAP_WORKER:format(slot, tostring(e))) end
+end
 
 -- The worker-side API, global `async` in jobs.
 local api = { shared = {}, state = {}, workerIndex = slot, isWorker = true }
@@ -34,12 +44,17 @@ rawset(_G, "async", api)
 
 -- The globals as a job first sees them, put back after each job as a
 -- native worker does (wstate.c): the thread's global table (setfenv(0, t)),
--- no metatable on it, and every global it started with that a job removed
--- or replaced (rawset(_G, "math", nil)). Globals a job added stay.
+-- no metatable on it, every global it started with that a job removed
+-- or replaced (rawset(_G, "math", nil)), the string metatable and its
+-- __index, package.loaded. Globals a job added stay.
 local G, gkeys, gvals, gn = _G, {}, {}, 0
 for k, v in pairs(_G) do gn = gn + 1; gkeys[gn], gvals[gn] = k, v end
 local rawget, rawset, rawequal, getfenv, setfenv = rawget, rawset, rawequal, getfenv, setfenv
 local getmt, setmt = debug.getmetatable, debug.setmetatable
+local strmt = getmt("")
+local strindex = strmt and rawget(strmt, "__index")
+local pkg = rawget(G, "package")
+local loaded = type(pkg) == "table" and rawget(pkg, "loaded")
 local function restoreGlobals()
   if not rawequal(getfenv(0), G) then setfenv(0, G) end
   if getmt(G) ~= nil then setmt(G, nil) end
@@ -47,6 +62,12 @@ local function restoreGlobals()
     local k, v = gkeys[i], gvals[i]
     if not rawequal(rawget(G, k), v) then rawset(G, k, v) end
   end
+  if strmt then
+    if not rawequal(getmt(""), strmt) then setmt("", strmt) end
+    if not rawequal(rawget(strmt, "__index"), strindex) then rawset(strmt, "__index", strindex) end
+    if rawget(strmt, "__metatable") ~= nil then rawset(strmt, "__metatable", nil) end
+  end
+  if loaded and not rawequal(rawget(pkg, "loaded"), loaded) then rawset(pkg, "loaded", loaded) end
 end
 
 local snapId, snap         -- the last snapshot read
@@ -54,7 +75,6 @@ local cache = {}           -- definition id -> compiled function
 local applied              -- the snapshot whose shared values are decoded
 local shareIds = {}        -- name -> id of the decoded shared value
 local initId               -- the init function last run here
-local cur                  -- the running job: { snap, owner = its game call's record }
 local chunks = {}          -- chunk index -> { data, ptr }
 
 -- The error and its traceback, which shows the job's frames only, as a
@@ -173,7 +193,7 @@ local function applySnapshot(sn)
     local ok, e = xpcall(f, handler, api.state, slot)
     if not ok then
       local m = type(e) == "table" and e[1] or e
-      return "the worker init function failed: " .. (type(m) == "string" and m or type(m))
+      return MSG.INIT_FAILED:format(type(m) == "string" and m or type(m))
     end
     initId = sn.init[1]
   end
@@ -199,7 +219,7 @@ local function runJob(name, d, sn, owner, args, first, nargs, awaited)
   -- breaks only its own.
   setfenv(fn, setmetatable({}, { __index = _G }))
   local outer = cur
-  cur = { snap = sn, owner = owner }
+  cur = { snap = sn, owner = owner, name = name }
   local ok, n, r = collect(xpcall(fn, handler, unpack(args, first, first + nargs - 1)))
   cur = outer
   setfenv(fn, oldenv)
@@ -208,15 +228,14 @@ local function runJob(name, d, sn, owner, args, first, nargs, awaited)
   if not collectgarbage("isrunning") then collectgarbage("restart") end
   if ok then
     local bad = C.check(r, 1, n, "result", awaited and C.LOVE_NOT_AWAIT or nil)
-    if bad then return C.FAILED, 2, { ("%s: %s, which cannot be sent back"):format(name, bad), "" } end
+    if bad then return C.FAILED, 2, { MSG.RESULT_NOT_SENT:format(name, bad), "" } end
     return C.OK, n, r
   end
   local e = r[1]
   if type(e) ~= "table" or getmetatable(e) ~= nil or e[2] == nil then e = { e, "" } end -- not from handler
   local bad = C.check(e, 1, 1, "error")
   if bad then
-    return C.FAILED, 2, { ("%s: error object is a %s value, which cannot be sent back (%s)"):format(name,
-      type(e[1]), bad), e[2] }
+    return C.FAILED, 2, { MSG.ERROR_NOT_SENT:format(name, type(e[1]), bad), e[2] }
   end
   return C.FAILED, 2, e
 end
@@ -225,8 +244,8 @@ end
 -- raise_awaited: a string gets the traceback appended once, at the
 -- innermost level; each outer level adds a one-line note, the first 10 of
 -- them, then a count, so the message stays bounded however deep the chain.
-local AWAITED_JOB, AWAITED_FROM = "\n[awaited job] ", "\n[awaited from] "
-local AWAITED_MORE, AWAITED_NOTES = "\n[awaited from] ... and ", 10
+local AWAITED_JOB, AWAITED_FROM = MSG.AWAITED_JOB, MSG.AWAITED_FROM
+local AWAITED_MORE, AWAITED_NOTES = MSG.AWAITED_MORE, 10
 local FROM_PATTERN = AWAITED_FROM:gsub("%p", "%%%0")
 local function raiseAwaited(e, tb, what)
   if type(e) ~= "string" or type(tb) ~= "string" then error(e, 0) end
@@ -234,24 +253,24 @@ local function raiseAwaited(e, tb, what)
   local more = e:find(AWAITED_MORE, 1, true)
   if more then
     local k = tonumber(e:match("^%d+", more + #AWAITED_MORE)) or 0
-    error(("%s%s%d more levels"):format(e:sub(1, more - 1), AWAITED_MORE, k + 1), 0)
+    error(e:sub(1, more - 1) .. MSG.AWAITED_MORE_LEVELS:format(k + 1), 0)
   end
   local _, notes = e:gsub(FROM_PATTERN, "")
-  if notes < AWAITED_NOTES then error(e .. AWAITED_FROM .. "a job awaiting " .. what, 0) end
-  error(e .. AWAITED_MORE .. "1 more levels", 0)
+  if notes < AWAITED_NOTES then error(e .. MSG.AWAITED_FROM_JOB:format(what), 0) end
+  error(e .. MSG.AWAITED_MORE_LEVELS:format(1), 0)
 end
 
 -- Jobs that start jobs run in this worker, one after another: a Channel
 -- gives no way to help with other work while waiting, and running them here
 -- cannot deadlock, even with one worker.
 function api.await(name, ...)
-  if cur == nil then error("async.await: only a running job can await another job", 0) end
-  if type(name) ~= "string" then error("bad argument #1 to 'await' (string expected, got " .. type(name) .. ")", 0) end
+  if cur == nil then error(MSG.AWAIT_OUTSIDE_JOB, 0) end
+  if type(name) ~= "string" then error(MSG.BAD_ARGUMENT:format(1, "await", "string", type(name)), 0) end
   local d = cur.snap.defs[name]
-  if d == nil then error(("async.await: no function named '%s' is defined"):format(name), 0) end
+  if d == nil then error(MSG.AWAIT_UNDEFINED:format(name), 0) end
   local n, args = select("#", ...), { ... }
   local bad = C.check(args, 1, n, "argument", C.LOVE_NOT_AWAIT)
-  if bad then error(("async.await('%s'): %s, which cannot be sent to a worker"):format(name, bad), 0) end
+  if bad then error(MSG.AWAIT_NOT_SENT:format(name, bad), 0) end
   local st, rn, r = runJob(name, d, cur.snap, cur.owner, C.copy(args), 1, n, true)
   if st ~= C.OK then raiseAwaited(C.copy(r[1]), r[2], "'" .. name .. "'") end
   return unpack(C.copy(r), 1, rn)
@@ -268,17 +287,17 @@ local function runPart(item, sn, owner)
 end
 
 function api.awaitAll(list)
-  if cur == nil then error("async.awaitAll: only a running job can await other jobs", 0) end
-  if type(list) ~= "table" then error("bad argument #1 to 'awaitAll' (table expected, got " .. type(list) .. ")", 0) end
+  if cur == nil then error(MSG.AWAITALL_OUTSIDE_JOB, 0) end
+  if type(list) ~= "table" then error(MSG.BAD_ARGUMENT:format(1, "awaitAll", "table", type(list)), 0) end
   local n = #list
   for k = 1, n do -- every entry is checked before any job starts
     local e = rawget(list, k)
     if type(e) ~= "table" or type(rawget(e, 1)) ~= "string" then
-      error(("async.awaitAll: entry %d must be a table {name, args...}"):format(k), 0)
+      error(MSG.AWAITALL_ENTRY:format(k), 0)
     end
-    if cur.snap.defs[e[1]] == nil then error(("async.awaitAll: no function named '%s' is defined"):format(e[1]), 0) end
+    if cur.snap.defs[e[1]] == nil then error(MSG.AWAITALL_UNDEFINED:format(e[1]), 0) end
     local bad = C.check(e, 2, #e, "argument", C.LOVE_NOT_AWAIT)
-    if bad then error(("async.awaitAll: entry %d: %s, which cannot be sent to a worker"):format(k, bad), 0) end
+    if bad then error(MSG.AWAITALL_NOT_SENT:format(k, bad), 0) end
   end
   local sn, owner = cur.snap, cur.owner
   local parts, replies = love.thread.newChannel(), love.thread.newChannel()
@@ -322,8 +341,7 @@ function api.cancelled()
 end
 
 function api.newBuffer()
-  error("async.newBuffer: zero-copy buffers need the native module; " .. C.NAME ..
-        " cannot share them (love.data.newByteData and :getFFIPointer() can)", 0)
+  error(MSG.BUFFER_NEEDS_NATIVE:format(C.NAME), 0)
 end
 
 -- Under the lock: the game's cancel and this start race on QUEUED.
@@ -362,13 +380,13 @@ local function handlePart(m)
   if item == nil then return end
   armStop()
   local ok, st, rn, r = pcall(runPart, item, getSnap(m[4], m[5]), record(m[6]))
-  if not ok then st, rn, r = C.FAILED, 2, { ("%s: %s: %s"):format(item[2], C.NAME, tostring(st)), "" } end
+  if not ok then st, rn, r = C.FAILED, 2, { MSG.PREFIXED:format(item[2], MSG.PREFIXED:format(C.NAME, tostring(st))), "" } end
   if realGethook() then realSethook(); userHook = nil end
   local first -- awaitAll keeps a part's first result, or its error and traceback
   if rn > 0 then first = r[1] end
   local sent, why = pcall(m[3].push, m[3], { item[1], st, first, r[2] })
   if not sent then
-    m[3]:push({ item[1], C.FAILED, ("%s: the result could not be sent back (%s)"):format(item[2], tostring(why)), "" })
+    m[3]:push({ item[1], C.FAILED, MSG.RESULT_LOST:format(item[2], tostring(why)), "" })
   end
 end
 
@@ -377,7 +395,7 @@ local function runCall(m, owner)
   local name = m[4]
   local sn = getSnap(m[3])
   local d = sn.defs[name]
-  if d == nil then return C.FAILED, 2, { ("no function named '%s' is defined"):format(name), "" } end
+  if d == nil then return C.FAILED, 2, { MSG.JOB_UNDEFINED:format(name), "" } end
   return runJob(name, d, sn, owner, m, 6, m[5])
 end
 
@@ -391,15 +409,21 @@ local function handleCall(m)
   end
   local name = m[4]
   armStop()
+  local t0 = now()
   local ok, st, n, r = pcall(runCall, m, owner)
-  if not ok then st, n, r = C.FAILED, 2, { ("%s: %s: %s"):format(name, C.NAME, tostring(st)), "" } end
+  local t1 = now()
+  if not ok then st, n, r = C.FAILED, 2, { MSG.PREFIXED:format(name, MSG.PREFIXED:format(C.NAME, tostring(st))), "" } end
   -- A hook a job left behind would run in every later job of this worker.
   if realGethook() then realSethook(); userHook = nil end
   sl[C.S_JOBS] = sl[C.S_JOBS] + 1
   sl[C.S_MEMORY] = collectgarbage("count") * 1024
-  local sent, why = pcall(results.push, results, { rec, st, n, unpack(r, 1, n) })
+  -- After the results: the run's start, end and this worker's slot, for
+  -- stats().defs and the trace (async_thread_calls.lua's deliver).
+  local msg = { rec, st, n, unpack(r, 1, n) }
+  msg[n + 4], msg[n + 5], msg[n + 6] = t0, t1, slot
+  local sent, why = pcall(results.push, results, msg)
   if not sent then
-    results:push({ rec, C.FAILED, 2, ("%s: the results could not be sent back (%s)"):format(name, tostring(why)), "" })
+    results:push({ rec, C.FAILED, 2, MSG.RESULTS_LOST:format(name, tostring(why)), "" })
   end
 end
 

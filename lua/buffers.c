@@ -8,9 +8,9 @@
 
 /* The largest buffer: past any one array a game hands a job, and far
  * enough below what a size_t or a double holds exactly that a size over
- * it is a mistake to name, not an allocation to try. */
+ * it is a mistake to name, not an allocation to try (MSG(BUFFER_SIZE) says
+ * the same number). */
 #define BUFFER_MAX_BYTES ((size_t)1 << 32)
-#define BUFFER_MAX_TEXT "4294967296"
 
 static void abuf_unref(struct abuf *b)
 {
@@ -68,9 +68,9 @@ static struct abuf *check_buffer(lua_State *L, int idx)
 	if (p == NULL)
 		luaL_typerror(L, idx, "async buffer");
 	if (!p->valid)
-		luaL_error(L, "async buffer: this worker's view of it ended with the job that received it");
+		luaL_error(L, MSG(BUFFER_VIEW_ENDED));
 	if (p->main && __atomic_load_n(&p->b->lent, __ATOMIC_ACQUIRE) != 0)
-		luaL_error(L, "async buffer: in use by a job until its callback has run");
+		luaL_error(L, MSG(BUFFER_IN_USE));
 	return p->b;
 }
 
@@ -79,14 +79,12 @@ int l_new_buffer(lua_State *L)
 {
 	lua_Number n = luaL_checknumber(L, 1);
 	if (!(n >= 1) || n != floor(n) || n > (lua_Number)BUFFER_MAX_BYTES)
-		return luaL_error(L,
-		                  "async.newBuffer: expected a size in bytes, a whole number from 1 to %s (4 GiB), got %s",
-		                  BUFFER_MAX_TEXT, lua_tostring(L, 1));
+		return luaL_error(L, MSG(BUFFER_SIZE), lua_tostring(L, 1));
 	struct abuf *b = calloc(1, sizeof *b);
 	if (b == NULL || async_os_aligned_alloc((void **)&b->data, 64, (size_t)n) != 0) { /* portability: os_mem.h */
 		free(b);
 		lua_pushnil(L);
-		lua_pushfstring(L, "async.newBuffer: out of memory (%s bytes asked)", lua_tostring(L, 1));
+		lua_pushfstring(L, MSG(BUFFER_OUT_OF_MEMORY), lua_tostring(L, 1));
 		return 2;
 	}
 	memset(b->data, 0, (size_t)n);

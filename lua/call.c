@@ -128,7 +128,7 @@ static struct call *record_get(lua_State *L, struct ctx *ctx)
 {
 	struct call *c = record_take(ctx);
 	if (c == NULL)
-		luaL_error(L, "async.call: out of memory");
+		luaL_error(L, MSG(OUT_OF_MEMORY), "async.call");
 	return c;
 }
 
@@ -268,23 +268,23 @@ static void check_callbacks(lua_State *L, int cbidx, const char *name)
 	int handlers = 0;
 	for (int i = 0; i < 3; i++) {
 		lua_getfield(L, cbidx, fields[i]);
-		if (!lua_isnil(L, -1) && !is_callable(L, -1))
-			luaL_error(L, "async.call('%s'): the callback's %s must be a function, not a %s", name, fields[i],
-			           luaL_typename(L, -1));
+		if (!lua_isnil(L, -1) && !is_callable(L, -1)) {
+			const char *type = luaL_typename(L, -1);
+			luaL_error(L, MSG(CALLBACK_FIELD), lua_pushfstring(L, MSG(CALL_WHAT), name), fields[i], type);
+		}
 		handlers += !lua_isnil(L, -1);
 		lua_pop(L, 1);
 	}
 	/* A callable table meant as the callback itself would be read as a
 	 * table with no handler, and its results dropped without a word. */
 	if (handlers == 0 && is_callable(L, cbidx))
-		luaL_error(L, "async.call('%s'): %s", name, CALLABLE_TABLE_MSG);
+		luaL_error(L, MSG(CALLBACK_CALLABLE_TABLE), name);
 	lua_pushnil(L);
 	while (lua_next(L, cbidx)) {
 		if (lua_type(L, -2) == LUA_TSTRING && is_callable(L, -1)) {
 			const char *k = lua_tostring(L, -2);
 			if (strcmp(k, "success") && strcmp(k, "error") && strcmp(k, "cancelled") && strcmp(k, "key"))
-				luaL_error(L, "async.call('%s'): the callback table has an unknown field '%s' (expected "
-				              "success, error, cancelled, key)", name, k);
+				luaL_error(L, MSG(CALLBACK_UNKNOWN_FIELD), lua_pushfstring(L, MSG(CALL_WHAT), name), k);
 		}
 		lua_pop(L, 1);
 	}
@@ -297,11 +297,10 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 {
 	int t = lua_type(L, cbidx);
 	if (t != LUA_TFUNCTION && t != LUA_TTABLE && t != LUA_TNIL && t != LUA_TNONE)
-		return luaL_error(L, "async.call('%s'): the callback must be a function, a table "
-		                     "{success = f, error = f} or nil, not a %s", name, lua_typename(L, t));
+		return luaL_error(L, MSG(CALLBACK_TYPE), name, lua_typename(L, t));
 	struct def *d = lookup_def(L, ctx, name);
 	if (d == NULL)
-		return luaL_error(L, "async.call: no function named '%s' is defined (async.define it first)", name);
+		return luaL_error(L, MSG(CALL_UNDEFINED), name);
 	int top = lua_gettop(L);
 	/* Everything that may raise on the game's values (a callback table's
 	 * __index, a NaN key) is read before the record exists. */
@@ -310,7 +309,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		check_callbacks(L, cbidx, name);
 		lua_getfield(L, cbidx, "key");
 		if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
-			return luaL_error(L, "async.call('%s'): the callback's key is NaN, which cannot be a key", name);
+			return luaL_error(L, MSG(CALLBACK_NAN_KEY), name);
 		haskey = !lua_isnil(L, -1); /* stays at top + 1, above the arguments */
 	}
 	/* The handle first: from here to the end, Lua code and finalizers run
@@ -345,14 +344,14 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	if (rc != 0) {
 		call_release(L, ctx, c);
 		if (oc.why != NULL)
-			return luaL_error(L, "async.call('%s'): %s", name, oc.why);
-		return luaL_error(L, "async.call('%s'): %s, which cannot be sent to a worker", name, err);
+			return luaL_error(L, MSG(CALL_REFUSED), name, oc.why);
+		return luaL_error(L, MSG(CALL_NOT_SENT), name, err);
 	}
 	/* A buffer still lent to the superseded call: that call must not
 	 * start now, or two jobs would hold the buffer. */
 	if (c->takes_old && !cancel_call(old)) {
 		call_release(L, ctx, c);
-		return luaL_error(L, "async.call('%s'): %s", name, LENT_MSG);
+		return luaL_error(L, MSG(CALL_REFUSED), name, MSG(BUFFER_LENT));
 	}
 	/* Looked up again: Lua code ran since (a callback table's
 	 * metamethods, finalizers in the encode) and may have replaced or
@@ -360,9 +359,10 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	d = lookup_def(L, ctx, name);
 	if (d == NULL) {
 		call_release(L, ctx, c);
-		return luaL_error(L, "async.call: no function named '%s' is defined (async.define it first)", name);
+		return luaL_error(L, MSG(CALL_UNDEFINED), name);
 	}
 	c->def = d;
+	profile_made(c);
 	d->refs++;
 	c->snap = ctx->snap;
 	c->snap->refs++;
@@ -391,7 +391,7 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 			__atomic_fetch_sub(&ctx->submitted, 1, __ATOMIC_RELAXED);
 		if (rc != 0) {
 			call_release(L, ctx, c);
-			return luaL_error(L, "async.call('%s'): %s", name, async_strerror(rc));
+			return luaL_error(L, MSG(CALL_REFUSED), name, async_strerror(rc));
 		}
 	}
 	/* Only a call that was made supersedes the one before it. */
@@ -408,16 +408,16 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	return 1;
 }
 
-static struct handle *check_handle(lua_State *L)
+static struct handle *check_handle(lua_State *L, const char *fname)
 {
 	struct handle *h = lua_touserdata(L, 1);
 	if (h == NULL || !lua_getmetatable(L, 1))
-		luaL_typerror(L, 1, "async call handle");
+		luaL_error(L, MSG(HANDLE_EXPECTED), fname, luaL_typename(L, 1));
 	lua_getfield(L, -1, "__async_handle");
 	int okh = lua_toboolean(L, -1);
 	lua_pop(L, 2);
 	if (!okh)
-		luaL_typerror(L, 1, "async call handle");
+		luaL_error(L, MSG(HANDLE_EXPECTED), fname, luaL_typename(L, 1));
 	return h;
 }
 
@@ -437,7 +437,7 @@ static struct call *handle_call(lua_State *L, struct handle *h)
 /* handle:cancel() -> true if the call had not started (it never will). */
 int l_handle_cancel(lua_State *L)
 {
-	struct handle *h = check_handle(L);
+	struct handle *h = check_handle(L, "cancel");
 	struct call *c = handle_call(L, h);
 	lua_pushboolean(L, c != NULL && cancel_call(c));
 	return 1;
@@ -446,7 +446,7 @@ int l_handle_cancel(lua_State *L)
 /* handle:status() -> "queued", "running", "cancelled" or "done" (delivered). */
 int l_handle_status(lua_State *L)
 {
-	struct handle *h = check_handle(L);
+	struct handle *h = check_handle(L, "status");
 	struct call *c = handle_call(L, h);
 	static const char *names[] = { "queued", "running", "cancelled" };
 	lua_pushstring(L, c == NULL ? "done" : names[__atomic_load_n(&c->state, __ATOMIC_ACQUIRE)]);

@@ -21,6 +21,7 @@
  * Metatables are not carried (as LÖVE's Channel). */
 #include "codec.h"
 #include "codec_format.h"
+#include "messages.h"
 
 #include <lauxlib.h>
 #include <limits.h>
@@ -64,6 +65,27 @@ static int buf_reserve(struct async_buf *b, size_t extra)
 	b->p = p;
 	b->cap = cap;
 	return 0;
+}
+
+void async_codec_push_format(lua_State *L)
+{
+	lua_createtable(L, 0, 3);
+	lua_createtable(L, 0, 16);
+#define PUSH_TAG(name)              \
+	lua_pushinteger(L, T_##name); \
+	lua_setfield(L, -2, #name);
+	ASYNC_CODEC_TAGS(PUSH_TAG)
+#undef PUSH_TAG
+	lua_setfield(L, -2, "tags");
+	lua_createtable(L, 0, 2);
+#define PUSH_FLAG(name, bit)     \
+	lua_pushinteger(L, bit); \
+	lua_setfield(L, -2, #name);
+	ASYNC_CODEC_FLAGS(PUSH_FLAG)
+#undef PUSH_FLAG
+	lua_setfield(L, -2, "flags");
+	lua_pushinteger(L, ASYNC_CODEC_MAX_DEPTH);
+	lua_setfield(L, -2, "maxDepth");
 }
 
 /* ---- encoder ----------------------------------------------------------- */
@@ -190,19 +212,19 @@ static int fail(struct enc *e, const char *fmt, ...)
 		else if (lua_type(L, st->key) == LUA_TNUMBER)
 			w = snprintf(where + n, sizeof where - n, "[%.14g]", lua_tonumber(L, st->key));
 		else
-			w = snprintf(where + n, sizeof where - n, "[%s key]", luaL_typename(L, st->key));
+			w = snprintf(where + n, sizeof where - n, MSG(VALUE_KEY_STEP), luaL_typename(L, st->key));
 		n = w < 0 || (size_t)w >= sizeof where - n ? sizeof where - 1 : n + (size_t)w;
 	}
 	if (e->depth > 0)
-		snprintf(e->err, e->errlen, "%s %d (at %s) %s", e->label, e->arg, where, what);
+		snprintf(e->err, e->errlen, MSG(VALUE_AT), e->label, e->arg, where, what);
 	else
-		snprintf(e->err, e->errlen, "%s %d %s", e->label, e->arg, what);
+		snprintf(e->err, e->errlen, MSG(VALUE), e->label, e->arg, what);
 	return -1;
 }
 
 static int oom(struct enc *e)
 {
-	return fail(e, "could not be encoded (out of memory)");
+	return fail(e, MSG(VALUE_NOT_ENCODED));
 }
 
 /* Writers: the caller has reserved the room (a value's tag and payload are
@@ -323,7 +345,7 @@ static int encode_table(struct enc *e, int idx, int depth)
 {
 	lua_State *L = e->L;
 	if (depth >= ASYNC_CODEC_MAX_DEPTH)
-		return fail(e, "is a table nested deeper than %d levels", ASYNC_CODEC_MAX_DEPTH);
+		return fail(e, MSG(VALUE_TOO_DEEP), ASYNC_CODEC_MAX_DEPTH);
 	int ref = seen_intern(&e->seen, lua_topointer(L, idx), e->ntables);
 	if (ref == -2)
 		return oom(e);
@@ -336,7 +358,7 @@ static int encode_table(struct enc *e, int idx, int depth)
 	 * and what the object hook pushes (OBJ_SLOTS): room for four levels,
 	 * checked every fourth rather than per table. */
 	if ((depth & 3) == 0 && !lua_checkstack(L, 4 * 2 + OBJ_SLOTS))
-		return fail(e, "could not be encoded (Lua stack exhausted)");
+		return fail(e, MSG(VALUE_STACK));
 
 	/* Both counts come first, so that the decoder can size the table
 	 * before filling it; they are written after the items, into fixed
@@ -411,10 +433,10 @@ static int encode_typed(struct enc *e, int idx, int type, int depth)
 			lua_pop(L, 1);
 		}
 		if (e->obj == NULL) /* async.share, upvalues: no object may cross */
-			return fail(e, "is a userdata: LÖVE objects and buffers go only as call arguments");
-		return fail(e, "is a userdata that is neither a LÖVE object nor an async buffer");
+			return fail(e, MSG(LOVE_CALL_ONLY));
+		return fail(e, MSG(VALUE_USERDATA));
 	default:
-		return fail(e, "is a %s", luaL_typename(L, idx));
+		return fail(e, MSG(VALUE_TYPE), luaL_typename(L, idx));
 	}
 }
 
@@ -438,7 +460,7 @@ int async_codec_encode(lua_State *L, int first, int last, struct async_buf *b, c
 	b->n = 0;
 	int count = last >= first ? last - first + 1 : 0;
 	if (lua_checkstack(L, OBJ_SLOTS) == 0)
-		rc = fail(e, "could not be encoded (Lua stack exhausted)");
+		rc = fail(e, MSG(VALUE_STACK));
 	else if (put_tagged_varint(e, 0, (uint64_t)count)) /* flags, then the count */
 		rc = -1;
 	for (int i = 0; rc == 0 && i < count; i++) {

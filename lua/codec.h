@@ -57,4 +57,9 @@ int async_codec_encode_message(struct async_buf *b, const char *msg);
 int async_codec_decode(lua_State *L, const unsigned char *p, size_t n,
                        const struct async_codec_objects *objects, char *err, size_t errlen);
 
+/* Pushes the format's constants for the Lua side (async_fast.lua) to
+ * read instead of declaring them again: {tags = {NIL = 0, ...}, flags =
+ * {REFS = 1, ...}, maxDepth = ASYNC_CODEC_MAX_DEPTH}. */
+void async_codec_push_format(lua_State *L);
+
 #endif

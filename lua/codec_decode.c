@@ -4,6 +4,7 @@
  * refuses counts larger than the data before they size an allocation. */
 #include "codec.h"
 #include "codec_format.h"
+#include "messages.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ struct dec {
 
 static int dfail(struct dec *d, const char *what)
 {
-	snprintf(d->err, d->errlen, "malformed value data: %s", what);
+	snprintf(d->err, d->errlen, MSG(MALFORMED), what);
 	return -1;
 }
 
@@ -41,11 +42,11 @@ static int get_varint_long(struct dec *d, uint64_t *out)
 				return 0;
 			}
 		}
-		return dfail(d, "varint too long");
+		return dfail(d, MSG(MALFORMED_VARINT));
 	}
 	for (int shift = 0; shift < 64; shift += 7) {
 		if (d->p >= d->end)
-			return dfail(d, "truncated number");
+			return dfail(d, MSG(MALFORMED_NUMBER));
 		unsigned char c = *d->p++;
 		v |= (uint64_t)(c & 0x7f) << shift;
 		if (!(c & 0x80)) {
@@ -53,7 +54,7 @@ static int get_varint_long(struct dec *d, uint64_t *out)
 			return 0;
 		}
 	}
-	return dfail(d, "varint too long");
+	return dfail(d, MSG(MALFORMED_VARINT));
 }
 
 /* Most varints (lengths, small integers) are one byte. */
@@ -96,18 +97,18 @@ static int decode_table(struct dec *d, int depth)
 	lua_State *L = d->L;
 	uint64_t narr, nhash;
 	if (depth >= ASYNC_CODEC_MAX_DEPTH)
-		return dfail(d, "tables nested too deep");
+		return dfail(d, MSG(MALFORMED_DEPTH));
 	if (get_count(d, &narr) || get_count(d, &nhash))
 		return -1;
 	/* Each value takes at least one byte: counts larger than what is left
 	 * are a lie, refused before they can size an allocation. */
 	uint64_t left = (uint64_t)(d->end - d->p);
 	if (narr > left)
-		return dfail(d, "array count exceeds the data");
+		return dfail(d, MSG(MALFORMED_ARRAY));
 	if (nhash > (left - narr) / 2)
-		return dfail(d, "pair count exceeds the data");
+		return dfail(d, MSG(MALFORMED_PAIRS));
 	if (!lua_checkstack(L, 6))
-		return dfail(d, "Lua stack exhausted");
+		return dfail(d, MSG(MALFORMED_STACK));
 	lua_createtable(L, (int)narr, (int)nhash);
 	int t = lua_gettop(L);
 	if (d->tables != 0) {
@@ -124,12 +125,12 @@ static int decode_table(struct dec *d, int depth)
 		 * by what it pushes). */
 		unsigned char kt = d->p < d->end ? *d->p : T_STR; /* T_STR: truncated, said below */
 		if (kt == T_NIL)
-			return dfail(d, "nil or NaN table key");
+			return dfail(d, MSG(MALFORMED_KEY));
 		if (decode_value(d, depth + 1))
 			return -1;
 		if ((kt == T_NUM || kt == T_OBJ) &&
 		    (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER && isnan(lua_tonumber(L, -1)))))
-			return dfail(d, "nil or NaN table key");
+			return dfail(d, MSG(MALFORMED_KEY));
 		if (decode_value(d, depth + 1))
 			return -1;
 		lua_rawset(L, t);
@@ -143,7 +144,7 @@ static int decode_value(struct dec *d, int depth)
 	/* The stack was checked for this value's slot by its table (or for
 	 * all top-level values). */
 	if (d->p >= d->end)
-		return dfail(d, "truncated value");
+		return dfail(d, MSG(MALFORMED_VALUE));
 	unsigned char tag = *d->p++;
 	uint64_t u;
 	switch (tag) {
@@ -161,7 +162,7 @@ static int decode_value(struct dec *d, int depth)
 		return 0;
 	case T_NUM: {
 		double x;
-		if (get_raw8(d, &x, "truncated number"))
+		if (get_raw8(d, &x, MSG(MALFORMED_NUMBER)))
 			return -1;
 		lua_pushnumber(L, x);
 		return 0;
@@ -171,7 +172,7 @@ static int decode_value(struct dec *d, int depth)
 		if (get_varint(d, &u))
 			return -1;
 		if (u > (uint64_t)(d->end - d->p))
-			return dfail(d, "string longer than the data");
+			return dfail(d, MSG(MALFORMED_STRING));
 		lua_pushlstring(L, (const char *)d->p, (size_t)u);
 		d->p += u;
 		if (tag == T_SDEF && d->strs != 0) {
@@ -183,7 +184,7 @@ static int decode_value(struct dec *d, int depth)
 		if (get_varint(d, &u))
 			return -1;
 		if (u >= (uint64_t)d->nstrs)
-			return dfail(d, "reference to a string not yet seen");
+			return dfail(d, MSG(MALFORMED_SREF));
 		lua_rawgeti(L, d->strs, (int)u + 1);
 		return 0;
 	case T_TABLE:
@@ -192,19 +193,19 @@ static int decode_value(struct dec *d, int depth)
 		if (get_varint(d, &u))
 			return -1;
 		if (d->tables == 0 || u >= (uint64_t)d->ntables)
-			return dfail(d, "reference to a table not yet seen");
+			return dfail(d, MSG(MALFORMED_REF));
 		lua_rawgeti(L, d->tables, (int)u + 1);
 		return 0;
 	case T_OBJ: {
 		uint64_t payload;
-		if (get_raw8(d, &payload, "truncated object"))
+		if (get_raw8(d, &payload, MSG(MALFORMED_OBJECT)))
 			return -1;
 		if (d->obj == NULL || d->obj->get == NULL || d->obj->get(d->obj->ud, L, payload) != 0)
-			return dfail(d, "an object passed by reference that could not be received");
+			return dfail(d, MSG(MALFORMED_OBJECT_LOST));
 		return 0;
 	}
 	default:
-		return dfail(d, "unknown tag");
+		return dfail(d, MSG(MALFORMED_TAG));
 	}
 }
 
@@ -215,18 +216,18 @@ int async_codec_decode(lua_State *L, const unsigned char *p, size_t n,
 	int base = lua_gettop(L);
 	uint64_t count;
 	if (n < 1) {
-		dfail(&d, "empty");
+		dfail(&d, MSG(MALFORMED_EMPTY));
 		return -1;
 	}
 	unsigned flags = *d.p++;
 	if (flags > (F_REFS | F_SREFS)) {
-		dfail(&d, "unknown flags");
+		dfail(&d, MSG(MALFORMED_FLAGS));
 		return -1;
 	}
 	if (get_varint(&d, &count))
 		return -1;
 	if (count > n || !lua_checkstack(L, (int)count + 8)) {
-		dfail(&d, "value count exceeds the data");
+		dfail(&d, MSG(MALFORMED_COUNT));
 		return -1;
 	}
 	if (flags & F_REFS) {
@@ -245,7 +246,7 @@ int async_codec_decode(lua_State *L, const unsigned char *p, size_t n,
 	}
 	if (d.p != d.end) {
 		lua_settop(L, base);
-		dfail(&d, "trailing bytes");
+		dfail(&d, MSG(MALFORMED_TRAILING));
 		return -1;
 	}
 	if (d.strs != 0) /* above d.tables when both are there */

@@ -33,7 +33,7 @@ static void default_onerror(lua_State *L, int base)
 {
 	const char *msg = lua_tostring(L, base + 1);
 	const char *tb = lua_tostring(L, base + 2);
-	fprintf(stderr, "async: a job failed: %s\n%s\n", msg ? msg : luaL_typename(L, base + 1), tb ? tb : "");
+	fprintf(stderr, MSG(JOB_FAILED), msg ? msg : luaL_typename(L, base + 1), tb ? tb : "");
 }
 
 /* Calls the error handler at fn with the failure's n values above it.
@@ -48,7 +48,7 @@ static void call_error_handler(lua_State *L, struct ctx *ctx, int fn, int n)
 	if (is_error && n >= 2) {
 		lua_settop(L, fn + 2);
 		if (lua_type(L, fn + 1) == LUA_TSTRING && lua_type(L, fn + 2) == LUA_TSTRING) {
-			lua_pushstring(L, "\n[worker] ");
+			lua_pushstring(L, MSG(WORKER_TRACEBACK));
 			lua_insert(L, fn + 2);
 			lua_concat(L, 3);
 		} else {
@@ -71,6 +71,7 @@ void pending_pop(struct ctx *ctx, struct call *c)
 		ctx->pending_tail = NULL;
 	ctx->npending--;
 	ctx->inflight--;
+	profile_delivered(ctx, c);
 }
 
 /* Whether a finalizer runs now inside a call's encoding or a result's
@@ -140,8 +141,7 @@ static int decode_result(lua_State *L, struct ctx *ctx, struct call *c)
 	if (w.rc < 0) {
 		lua_settop(L, base);
 		if (c->interrupted)
-			lua_pushfstring(L, "the result could not be read again after an error raised by a finalizer "
-			                   "interrupted its first reading: %s", err);
+			lua_pushfstring(L, MSG(RESULT_REREAD), err);
 		else
 			lua_pushstring(L, err);
 		lua_pushstring(L, "");
@@ -267,7 +267,7 @@ int l_update(lua_State *L)
 	if (!lua_isnoneornil(L, 1)) {
 		budget = luaL_checknumber(L, 1);
 		if (!(budget >= 0))
-			return luaL_error(L, "async.update: the budget must be a number of seconds >= 0, not %f", budget);
+			return luaL_error(L, MSG(UPDATE_BUDGET), lua_tostring(L, 1));
 	}
 	if (busy_now(L, ctx)) { /* from a finalizer: the next update delivers */
 		lua_pushinteger(L, 0);
@@ -295,7 +295,7 @@ int l_deliver_one(lua_State *L)
 {
 	struct ctx *ctx = ctx_of(L, 1);
 	if (ctx->closed)
-		return luaL_error(L, "async: the pool is shut down");
+		return luaL_error(L, MSG(POOL_SHUT_DOWN));
 	take_done(ctx);
 	if (ctx->pending == NULL || busy_now(L, ctx)) {
 		lua_pushboolean(L, 0);
@@ -339,7 +339,7 @@ static int stop_or_abandon(lua_State *L, struct ctx *ctx, double *deadline)
 		/* Only cancelled records are left queued: the pool hands them back. */
 		int rc = async_pool_shutdown(ctx->pool);
 		if (rc != 0)
-			luaL_error(L, "async.shutdown: %s", async_strerror(rc));
+			luaL_error(L, MSG(SHUTDOWN_FAILED), async_strerror(rc));
 		ctx->joined = 1;
 		return 1;
 	}
@@ -371,8 +371,7 @@ int l_shutdown(lua_State *L)
 	if (ctx->closed)
 		return 0;
 	if (busy_now(L, ctx))
-		return luaL_error(L, "async.shutdown: refused inside a finalizer that runs while async.call encodes its "
-		                     "arguments or async.update decodes results (shut down after it)");
+		return luaL_error(L, MSG(SHUTDOWN_IN_FINALIZER));
 	int flush = lua_isfunction(L, 2) ? 2 : 0;
 	if (!ctx->shutting) {
 		double timeout = luaL_optnumber(L, 3, -1);

@@ -81,6 +81,7 @@ static int32_t fast_call(struct ctx *ctx, struct def *d, double epoch, const uns
 	memcpy(c->xs, xs, (size_t)nxs * sizeof *xs);
 	c->nxs = nxs;
 	c->def = d;
+	profile_made(c);
 	d->refs++;
 	c->snap = ctx->snap;
 	c->snap->refs++;
@@ -256,7 +257,8 @@ static const struct async_fast_api fast_api = {
 
 /* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the
  * context's id (handles name it: a freed context's address is reused),
- * lightuserdata int32_t[2]: the context's busy flags (internal.h). */
+ * lightuserdata int32_t[2]: the context's busy flags (internal.h), the wire format's
+ * constants (async_codec_push_format, with xstrMax and objStr). */
 int l_fast_api(lua_State *L)
 {
 	struct ctx *ctx = ctx_of(L, 1);
@@ -264,7 +266,14 @@ int l_fast_api(lua_State *L)
 	lua_pushlightuserdata(L, (void *)&fast_api);
 	lua_pushnumber(L, (lua_Number)ctx->id);
 	lua_pushlightuserdata(L, &ctx->busy);
-	return 4;
+	/* The format's constants, and this path's own: how many strings a call
+	 * may pass by reference, and the payload bit that marks one. */
+	async_codec_push_format(L);
+	lua_pushinteger(L, XSTR_MAX);
+	lua_setfield(L, -2, "xstrMax");
+	lua_pushnumber(L, (lua_Number)OBJ_STR);
+	lua_setfield(L, -2, "objStr");
+	return 5;
 }
 
 /* ctx:setFastHook(fn, busy): fn(index, status, ...) delivers an
@@ -276,7 +285,7 @@ int l_fast_hook(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	luaL_checktype(L, 3, LUA_TFUNCTION);
 	if (ctx->closed)
-		return luaL_error(L, "async: the pool is shut down");
+		return luaL_error(L, MSG(POOL_SHUT_DOWN));
 	lua_settop(L, 3);
 	if (ctx->fast_busy != LUA_NOREF)
 		luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_busy);

@@ -17,9 +17,12 @@
 #include <time.h>
 
 #include "async/async.h"
+#include "async/trace.h"
 #include "codec.h"
+#include "messages.h"
 
 struct ctx;
+struct defstat;
 
 #define CTX_MT "async.context"
 #ifdef _WIN32 /* portability: a DLL exports what is marked dllexport, and then only that */
@@ -42,6 +45,23 @@ struct def {
 	 * encoded, so that a fresh record's buffer is not grown from 64 bytes
 	 * by doubling, copying as it goes. */
 	size_t res_hint;
+	struct defstat *st; /* its name's figures (profile.c); NULL for none */
+};
+
+/* A definition name's figures for stats().defs (profile.c): counts since
+ * the pool's load, times over the last DEFSTAT_WINDOW runs. Main thread. */
+#define DEFSTAT_WINDOW 256
+struct defstat {
+	struct defstat *next;
+	char *name;
+	uint64_t calls, failures, cancels, runs, bytes_in, bytes_out;
+	double run_total;  /* seconds: the timed runs times their weight */
+	float run[DEFSTAT_WINDOW], wait[DEFSTAT_WINDOW]; /* seconds, a ring */
+	uint32_t every, countdown; /* time one call in `every` (profile_made) */
+	double run_avg;    /* seconds, a moving average that sets `every` */
+	unsigned n, at;    /* filled, next slot */
+	uint64_t summed;   /* `runs` when the figures below were worked out */
+	double run_mean, run_p99, wait_mean, wait_p99;
 };
 
 /* Argument and result buffers above this are freed when the record is
@@ -142,6 +162,12 @@ struct call {
 	int interrupted;     /* main thread: an error raised while its result
 	                      * was decoded; it stays pending, decoded again */
 	struct async_buf args, res;
+	/* For stats().defs, in a call that profile_made chose to time (weight
+	 * != 0: it stands for `weight` calls): async_trace_now_ns when made
+	 * (main thread), started and ended (its worker, before call_done's
+	 * release); t_start 0 if it never ran or is not timed. */
+	uint64_t t_call, t_start, t_end;
+	uint32_t weight;
 	struct call *next;
 	/* Long strings the FFI path passes by reference: the game's own bytes
 	 * (LuaJIT never moves a string), kept alive by async_fast.lua until
@@ -210,9 +236,13 @@ struct wstate {
 	uint64_t init_id;  /* the init function last run here */
 	struct snap *cur;  /* the running job's snapshot (for await) */
 	struct call *call; /* the game's call being run here (async.cancelled) */
+	const struct def *def; /* the definition running here (the perf map's names) */
 	int cache;    /* registry ref: def id -> compiled function */
-	int envmt;    /* registry ref: { __index = _G } */
-	int globals;  /* registry ref: { _G, the RESTORE closure over its first copy } */
+	int handler;  /* registry ref: the traceback handler jobs run under (run.c) */
+	int runner;   /* registry ref: the C function a job's run is protected by (run.c) */
+	int env;      /* registry ref: the environment top-level calls run in (wstate.c, GUARD) */
+	int envmt;    /* registry ref: its metatable, { __index = _G } */
+	int globals;  /* registry ref: the guard, which puts back what a job changed (wstate.c) */
 	int api;      /* registry ref: the worker-side `async` table */
 	int shareids; /* registry ref: name -> id of the decoded shared value */
 	int proxies;  /* registry ref: buffer proxies handed to running jobs */
@@ -249,6 +279,8 @@ struct ctx {
 	uint64_t delivered, failed_count, cancelled_count;
 	size_t npending;
 	char *path, *cpath;
+	char *boot;     /* bytecode each worker state runs once made (the perf map); NULL: none */
+	size_t nboot;
 	struct preload *pre;
 	int npre;
 	int love;
@@ -280,6 +312,7 @@ struct ctx {
 	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
 	uint32_t batch_lock;
 	uint64_t submitted;  /* calls handed to the pool (atomic) */
+	struct defstat *defstats; /* every name defined (profile.c) */
 	/* Written by every worker for every job: a line of its own, away from
 	 * the fields the main thread writes per call. */
 	char pad_started[64];
@@ -319,10 +352,6 @@ struct objctx {
 #define OBJ_LOVE ((uint64_t)1 << 62)
 #define OBJ_STR ((uint64_t)1 << 61) /* | index in c->xs (FFI path, arguments only) */
 
-/* async_fast.lua and async_thread_calls.lua say the same. */
-#define CALLABLE_TABLE_MSG                                                                                     \
-	"the callback is a callable table without success, error or cancelled (pass a function, or {success = t})"
-#define LENT_MSG "an async buffer among them is lent to a call still in flight (wait for its callback)"
 
 
 struct handle {
@@ -354,6 +383,10 @@ struct bufproxy *to_buffer(lua_State *L, int idx);
 
 /* objects.c */
 struct async_codec_objects codec_objects(struct objctx *oc);
+/* err, a refusal the codec wrote with oc's hooks, names a LÖVE object the
+ * hooks refused as one (the codec alone calls it a userdata it cannot
+ * carry), in the words the thread backend uses too. */
+void obj_name_refused(const struct objctx *oc, char *err, size_t errlen);
 void obj_clear(lua_State *L, struct call *c);
 
 /* registry.c */
@@ -383,6 +416,7 @@ void wstate_trim(struct wstate *ws);
 void call_done(struct call *c);
 void call_run(void *arg);
 void fail_res(struct async_buf *res, int *failed, lua_State *L, const char *msg, const char *tb);
+void run_refs_new(struct wstate *ws);
 void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *sn,
              const struct async_buf *args, struct async_buf *res, int *failed, struct objctx *oc);
 
@@ -428,6 +462,40 @@ int l_fast_api(lua_State *L);
 int l_fast_hook(lua_State *L);
 void batch_flush(struct ctx *ctx);
 void batch_worker_check(struct ctx *ctx);
+
+/* profile.c */
+/* Main thread, as a call of c->def is made: whether to time it. Three
+ * clock reads (~30 ns each) are 2-8 % of a short job's round trip, so a
+ * definition whose runs are short has one call in `every` timed, `every`
+ * chosen at each delivery so that the clock costs under 0.5 % of its run
+ * time (profile_delivered); the first call is always timed. */
+static inline void profile_made(struct call *c)
+{
+	struct defstat *s = c->def->st;
+	c->t_start = 0;
+	c->weight = 0;
+	if (s == NULL)
+		return;
+	if (s->countdown > 1) {
+		s->countdown--;
+		return;
+	}
+	s->countdown = s->every;
+	c->weight = s->every;
+	c->t_call = async_trace_now_ns();
+}
+struct defstat *defstat_for(struct ctx *ctx, const char *name);
+void profile_delivered(struct ctx *ctx, struct call *c);
+void profile_push_defs(lua_State *L, struct ctx *ctx, int t);
+void profile_free(struct ctx *ctx);
+int l_trace_start(lua_State *L);
+int l_trace_stop(lua_State *L);
+int l_trace_on(lua_State *L);
+int l_trace_record(lua_State *L);
+int l_trace_write(lua_State *L);
+int l_trace_collect(lua_State *L);
+int l_trace_api(lua_State *L);
+int l_now(lua_State *L);
 
 /* async_native.c */
 struct ctx *check_ctx(lua_State *L, int idx);

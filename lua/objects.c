@@ -126,7 +126,7 @@ static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 		    __atomic_load_n(&old->state, __ATOMIC_ACQUIRE) == CALL_QUEUED) {
 			oc->c->takes_old = 1;
 		} else if (lent != 0 && !lent_has(oc->bufs, p->b)) {
-			oc->why = LENT_MSG;
+			oc->why = MSG(BUFFER_LENT);
 			return -1;
 		}
 		if (lent_add(oc->bufs, p->b, oc->main) != 0)
@@ -144,7 +144,7 @@ static int obj_put(void *ud, lua_State *L, uint64_t *payload)
 		return 0;
 	}
 	if (oc->c == NULL && is_love_object(L, -1))
-		oc->why = "a LÖVE object goes only as an async.call argument or result, not to await";
+		oc->why = MSG(LOVE_NOT_AWAIT);
 	if (oc->c == NULL || !oc->c->ctx->love || !is_love_object(L, -1) || push_channel(L, oc->c) != 0)
 		return -1;
 	lua_insert(L, -2); /* channel, object */
@@ -212,4 +212,12 @@ struct async_codec_objects codec_objects(struct objctx *oc)
 {
 	struct async_codec_objects o = { obj_put, obj_get, oc };
 	return o;
+}
+
+void obj_name_refused(const struct objctx *oc, char *err, size_t errlen)
+{
+	const char *tail = MSG(VALUE_USERDATA);
+	size_t n = strlen(err), t = strlen(tail);
+	if (oc->why == MSG(LOVE_NOT_AWAIT) && n >= t && strcmp(err + n - t, tail) == 0)
+		snprintf(err + n - t, errlen - (n - t), MSG(VALUE_LOVE_OBJECT), oc->why);
 }

@@ -116,7 +116,7 @@ static void **collect(lua_State *L, int ref, int *n, int is_def)
 			void **nv = realloc(v, sizeof *v * (size_t)cap);
 			if (nv == NULL) {
 				lua_pop(L, 3);
-				luaL_error(L, "async: out of memory");
+				luaL_error(L, MSG(OUT_OF_MEMORY), "async");
 			}
 			v = nv;
 		}
@@ -137,7 +137,7 @@ void snap_publish(lua_State *L, struct ctx *ctx, int defs_changed)
 {
 	struct snap *sn = calloc(1, sizeof *sn);
 	if (sn == NULL)
-		luaL_error(L, "async: out of memory");
+		luaL_error(L, MSG(OUT_OF_MEMORY), "async");
 	sn->refs = 1;
 	sn->id = ctx->epoch + 1;
 	sn->defs = (struct def **)collect(L, ctx->defs, &sn->ndefs, 1);
@@ -188,13 +188,13 @@ struct def *lookup_def(lua_State *L, struct ctx *ctx, const char *name)
 static struct def *make_def(lua_State *L, struct ctx *ctx, int fnidx, const char *name, const char *what)
 {
 	if (lua_type(L, fnidx) != LUA_TFUNCTION)
-		luaL_error(L, "%s: expected a function, got a %s", what, luaL_typename(L, fnidx));
+		luaL_error(L, MSG(DEF_NOT_FUNCTION), what, luaL_typename(L, fnidx));
 	if (lua_iscfunction(L, fnidx))
-		luaL_error(L, "%s: a C function has no bytecode to send to a worker", what);
+		luaL_error(L, MSG(DEF_C_FUNCTION), what);
 	struct def *d = calloc(1, sizeof *d);
 	if (d == NULL || (d->name = strdup(name)) == NULL) {
 		free(d);
-		luaL_error(L, "%s: out of memory", what);
+		luaL_error(L, MSG(OUT_OF_MEMORY), what);
 	}
 	d->refs = 1;
 	int base = lua_gettop(L);
@@ -214,7 +214,7 @@ static struct def *make_def(lua_State *L, struct ctx *ctx, int fnidx, const char
 			continue;
 		if (d->is_async == NULL && (d->is_async = calloc((size_t)n, 1)) == NULL) {
 			def_unref(d);
-			luaL_error(L, "%s: out of memory", what);
+			luaL_error(L, MSG(OUT_OF_MEMORY), what);
 		}
 		d->is_async[i - 1] = 1;
 		lua_pushnil(L);
@@ -227,14 +227,13 @@ static struct def *make_def(lua_State *L, struct ctx *ctx, int fnidx, const char
 		char msg[400];
 		int k = 0;
 		if (rc != 0)
-			snprintf(msg, sizeof msg, "%s: could not dump the function", what);
+			snprintf(msg, sizeof msg, MSG(DEF_NOT_DUMPED), what);
 		else if (sscanf(err, "upvalue %d", &k) == 1 && k >= 1 && k <= n) {
 			const char *rest = strchr(err + 8, ' '); /* after the number */
-			snprintf(msg, sizeof msg, "%s: upvalue '%s'%s, which cannot be sent to a worker",
-			         what, lua_getupvalue(L, fnidx, k), rest ? rest : "");
+			snprintf(msg, sizeof msg, MSG(DEF_UPVALUE), what, lua_getupvalue(L, fnidx, k), rest ? rest : "");
 			lua_pop(L, 1);
 		} else
-			snprintf(msg, sizeof msg, "%s: %s", what, err);
+			snprintf(msg, sizeof msg, MSG(PREFIXED), what, err);
 		def_unref(d);
 		lua_settop(L, base);
 		lua_pushstring(L, msg);
@@ -250,11 +249,12 @@ int l_define(lua_State *L)
 	struct ctx *ctx = check_ctx(L, 1);
 	const char *name = luaL_checkstring(L, 2);
 	if (name[0] == '\0')
-		return luaL_error(L, "async.define: the name must not be empty");
+		return luaL_error(L, MSG(NAME_EMPTY), "async.define");
 	lua_settop(L, 3);
 	char what[200];
-	snprintf(what, sizeof what, "async.define('%s')", name);
+	snprintf(what, sizeof what, MSG(DEFINE_WHAT), name);
 	struct def *d = make_def(L, ctx, 3, name, what);
+	d->st = defstat_for(ctx, name);
 	struct def *old = registry_swap(L, ctx->defs, name, d);
 	if (old != NULL)
 		def_unref(old); /* calls already made keep theirs */
@@ -271,7 +271,7 @@ int l_undefine(lua_State *L)
 	const char *name = luaL_checkstring(L, 2);
 	struct def *old = registry_swap(L, ctx->defs, name, NULL);
 	if (old == NULL)
-		return luaL_error(L, "async.undefine: no function named '%s' is defined", name);
+		return luaL_error(L, MSG(UNDEFINE_MISSING), name);
 	def_unref(old);
 	snap_publish(L, ctx, 1);
 	return 0;
@@ -284,21 +284,21 @@ int l_share(lua_State *L)
 	struct ctx *ctx = check_ctx(L, 1);
 	const char *name = luaL_checkstring(L, 2);
 	if (name[0] == '\0')
-		return luaL_error(L, "async.share: the name must not be empty");
+		return luaL_error(L, MSG(NAME_EMPTY), "async.share");
 	lua_settop(L, 3);
 	struct share *sh = NULL;
 	if (!lua_isnil(L, 3)) {
 		sh = calloc(1, sizeof *sh);
 		if (sh == NULL || (sh->name = strdup(name)) == NULL) {
 			free(sh);
-			return luaL_error(L, "async.share('%s'): out of memory", name);
+			return luaL_error(L, MSG(SHARE_OUT_OF_MEMORY), name);
 		}
 		sh->refs = 1;
 		char err[256];
 		if (async_codec_encode(L, 3, 3, &sh->val, "value", NULL, err, sizeof err) != 0) {
 			share_unref(sh);
 			/* "value 1 (at .x) is a function" -> "the value (at .x) ..." */
-			return luaL_error(L, "async.share('%s'): the value%s, which cannot be shared with workers", name,
+			return luaL_error(L, MSG(SHARE_REFUSED), name,
 			                  strncmp(err, "value 1", 7) == 0 ? err + 7 : err);
 		}
 		sh->id = ++ctx->next_def_id;

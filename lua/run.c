@@ -4,6 +4,7 @@
  * worker), a fresh environment per call, and the results or the failure
  * encoded back. Also the core job that runs a game's call. */
 #include "internal.h"
+#include "probes.h" /* the core's static probes: sdt_async:lua_job_start/end */
 
 static int traceback_handler(lua_State *L)
 {
@@ -118,7 +119,7 @@ static int apply_snapshot(struct wstate *ws, struct snap *sn, char *err, size_t 
 		}
 	}
 	if (sn->init != NULL && sn->init->id != ws->init_id) {
-		lua_pushcfunction(L, traceback_handler);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ws->handler);
 		int msgh = lua_gettop(L);
 		if (push_compiled(ws, sn->init, err, errlen) != 0) {
 			lua_settop(L, top);
@@ -134,7 +135,7 @@ static int apply_snapshot(struct wstate *ws, struct snap *sn, char *err, size_t 
 				lua_rawgeti(L, -1, 1);
 				m = lua_tostring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1);
 			}
-			snprintf(err, errlen, "the worker init function failed: %s", m);
+			snprintf(err, errlen, MSG(INIT_FAILED), m);
 			lua_settop(L, top);
 			return -1; /* retried before the next job */
 		}
@@ -145,7 +146,7 @@ static int apply_snapshot(struct wstate *ws, struct snap *sn, char *err, size_t 
 	return 0;
 }
 
-/* The body of run_def, under lua_cpcall: any Lua API call here may raise
+/* The body of run_def, protected: any Lua API call here may raise
  * "not enough memory" once a memory limit is reached. */
 static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
                          struct async_buf *res, int *failed, struct objctx *oc, int *errmem)
@@ -167,21 +168,27 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 		fail_res(res, failed, L, err, NULL);
 		goto out;
 	}
-	lua_pushcfunction(L, traceback_handler);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->handler);
 	int msgh = lua_gettop(L);
 	if (push_compiled(ws, d, err, sizeof err) != 0) {
 		fail_res(res, failed, L, err, NULL);
 		goto out;
 	}
 	int fn = lua_gettop(L);
-	/* A fresh global table per call whose reads fall through to the
-	 * worker's globals; the previous one is put back afterwards, so a call
-	 * nested in this one (await) does not change ours. */
+	/* A global table of the call's own whose reads fall through to the
+	 * worker's globals: the worker's environment, which no job has written
+	 * to (wstate.c, GUARD), or a new one for a call nested in another
+	 * (await). The previous one is put back afterwards, so a nested call
+	 * does not change ours. */
 	lua_getfenv(L, fn);
 	int oldenv = lua_gettop(L);
-	lua_newtable(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
-	lua_setmetatable(L, -2);
+	if (ws->depth > 1) {
+		lua_newtable(L);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
+		lua_setmetatable(L, -2);
+	} else {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ws->env);
+	}
 	lua_setfenv(L, fn);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->proxies);
 	int proxies = lua_gettop(L);
@@ -210,8 +217,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 		if (oc->c)
 			obj_clear(L, oc->c);
 		char msg[200];
-		snprintf(msg, sizeof msg, "%s: returned %d values, too many to send back (return them in a table)",
-		         d->name, nres);
+		snprintf(msg, sizeof msg, MSG(RESULTS_TOO_MANY), d->name, nres);
 		fail_res(res, failed, L, msg, NULL);
 	} else if (rc == 0) {
 		size_t hint = __atomic_load_n(&d->res_hint, __ATOMIC_RELAXED);
@@ -231,7 +237,8 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 			if (oc->c)
 				obj_clear(L, oc->c);
 			char msg[300];
-			snprintf(msg, sizeof msg, "%s: %s, which cannot be sent back", d->name, err);
+			obj_name_refused(oc, err, sizeof err);
+			snprintf(msg, sizeof msg, MSG(RESULT_NOT_SENT), d->name, err);
 			fail_res(res, failed, L, msg, NULL);
 		}
 	} else if (rc == LUA_ERRRUN && lua_istable(L, -1)) {
@@ -245,7 +252,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 			if (oc->c)
 				obj_clear(L, oc->c);
 			char msg[440];
-			snprintf(msg, sizeof msg, "%s: error object is a %s value, which cannot be sent back (%s)", d->name,
+			snprintf(msg, sizeof msg, MSG(ERROR_NOT_SENT), d->name,
 			         luaL_typename(L, t + 1), err);
 			fail_res(res, failed, L, msg, lua_tostring(L, t + 2));
 		}
@@ -253,7 +260,7 @@ static void run_def_body(struct wstate *ws, struct def *d, struct snap *sn, cons
 		/* Memory or error-handler failure: no traceback to be had. */
 		*errmem = rc == LUA_ERRMEM;
 		const char *m = lua_tostring(L, -1);
-		fail_res(res, failed, L, m ? m : "error in error handling", NULL);
+		fail_res(res, failed, L, m ? m : MSG(ERROR_IN_ERROR), NULL);
 	}
 invalidate:
 	/* Buffers handed to this job are the game's again once it ends. */
@@ -357,16 +364,21 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
                     const struct async_buf *args, struct async_buf *res, int *failed, struct objctx *oc)
 {
 	struct call *outer = ws->call; /* a call run while another awaits */
+	const struct def *outer_def = ws->def;
 	if (ws->depth == 0) {
 		collect_near_limit(ws);
 		if (owner != NULL)
 			run_enter(owner, ws->L);
 	}
 	ws->call = owner;
+	ws->def = d;
 	ws->depth++;
+	ASYNC_PROBE1(lua_job_start, d->name);
 	run_def_guarded(ws, d, sn, args, res, failed, oc);
+	ASYNC_PROBE1(lua_job_end, d->name);
 	ws->depth--;
 	ws->call = outer;
+	ws->def = outer_def;
 	if (ws->depth > 0)
 		return;
 	/* Before the state may be replaced: shutdown must not hook a closed one. */
@@ -378,13 +390,28 @@ void run_def(struct wstate *ws, struct call *owner, struct def *d, struct snap *
 		wstate_restore(ws);
 }
 
-/* run_def's body under lua_cpcall, and the translation of its failures. */
+/* The traceback handler and run_def_p, made once per state: pushing a C
+ * function allocates (lua_cpcall makes one each time), and a job's
+ * garbage is what the state's collector is paced by. Raises when out of
+ * memory (the state's set-up then fails). */
+void run_refs_new(struct wstate *ws)
+{
+	lua_pushcfunction(ws->L, traceback_handler);
+	ws->handler = luaL_ref(ws->L, LUA_REGISTRYINDEX);
+	lua_pushcfunction(ws->L, run_def_p);
+	ws->runner = luaL_ref(ws->L, LUA_REGISTRYINDEX);
+}
+
+/* run_def's body, protected, and the translation of its failures. */
 static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, const struct async_buf *args,
                             struct async_buf *res, int *failed, struct objctx *oc)
 {
 	struct run_args a = { ws, d, sn, args, res, failed, oc, 0 };
 	struct snap *cur = ws->cur;
-	int rc = lua_cpcall(ws->L, run_def_p, &a);
+	/* No allocation: the stack has room for two (as lua_cpcall assumes). */
+	lua_rawgeti(ws->L, LUA_REGISTRYINDEX, ws->runner);
+	lua_pushlightuserdata(ws->L, &a);
+	int rc = lua_pcall(ws->L, 1, 0, 0);
 	ws->cur = cur;
 	const char *why = NULL;
 	if (rc != 0) {
@@ -402,14 +429,11 @@ static void run_def_guarded(struct wstate *ws, struct def *d, struct snap *sn, c
 		return;
 	char msg[320];
 	if (oom && ws->acct.limit != 0)
-		snprintf(msg, sizeof msg,
-		         "%s: out of memory: the worker's Lua state reached its memoryLimit of %llu bytes "
-		         "(the worker gets a fresh Lua state)",
-		         d->name, (unsigned long long)ws->acct.limit);
+		snprintf(msg, sizeof msg, MSG(JOB_OUT_OF_LIMIT), d->name, (unsigned long long)ws->acct.limit);
 	else if (oom)
-		snprintf(msg, sizeof msg, "%s: out of memory (the worker gets a fresh Lua state)", d->name);
+		snprintf(msg, sizeof msg, MSG(JOB_OUT_OF_MEMORY), d->name);
 	else
-		snprintf(msg, sizeof msg, "%s: %s", d->name, why ? why : "error while running the job");
+		snprintf(msg, sizeof msg, MSG(PREFIXED), d->name, why ? why : MSG(JOB_ERROR));
 	/* Whatever was half encoded goes (fail_res resets res); LÖVE objects
 	 * pushed for it are cleared at the call's release (their counts
 	 * differ). */
@@ -447,8 +471,14 @@ void call_run(void *arg)
 	uint32_t queued = CALL_QUEUED;
 	if (!__atomic_compare_exchange_n(&c->state, &queued, CALL_RUNNING, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		/* Cancelled before it started: hand the record back unrun,
-		 * unless an abandoning shutdown has delivered it already. */
+		 * unless an abandoning shutdown has delivered it already. A
+		 * trace shows it as "cancelled <name>", not as a nameless job. */
 		if (!__atomic_exchange_n(&c->handed, 1, __ATOMIC_ACQ_REL)) {
+			if (async_pool_trace_on(ctx->pool)) {
+				char label[ASYNC_TRACE_NAME_SIZE];
+				snprintf(label, sizeof label, "cancelled %s", c->def->name);
+				async_trace_label(label);
+			}
 			c->cancelled = 1;
 			call_done(c);
 		}
@@ -463,17 +493,25 @@ void call_run(void *arg)
 		ws = tls_ws = ctx->fallback;
 	}
 	unsigned index = ws != NULL ? ws->index : (unsigned)-1;
+	if (c->weight != 0) /* timed for stats().defs (profile_made) */
+		c->t_start = async_trace_now_ns();
+	async_trace_label(c->def->name); /* the trace names the job after it */
 	running_add(ctx, index, 1);
 	c->failed = 0;
 	if (ws == NULL || ws->init_error != NULL) {
-		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : "no Lua state for the worker (out of memory)", NULL);
+		fail_res(&c->res, &c->failed, NULL, ws ? ws->init_error : MSG(NO_STATE), NULL);
 	} else {
 		struct objctx oc = { c, &c->bufs, 0, ws, NULL };
 		run_def(ws, c, c->def, c->snap, &c->args, &c->res, &c->failed, &oc);
 	}
 	/* Before the hand-over: a delivered call is never still counted as running. */
 	running_add(ctx, index, -1);
+	if (c->weight != 0)
+		c->t_end = async_trace_now_ns();
 	__atomic_store_n(&c->finished, 1, __ATOMIC_RELEASE);
+	/* In the trace before the game can take it: a game that stops and
+	 * writes the trace after update() finds every job it delivered. */
+	async_trace_job_done();
 	call_done(c);
 	/* The pool ran dry: the big blocks kept for the next jobs go back but
 	 * for a few (internal.h, KEEP_IDLE_BYTES), and the garbage the last

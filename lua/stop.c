@@ -18,7 +18,7 @@ static void hook_unlock(struct call *c) { __atomic_store_n(&c->hook_lock, 0, __A
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
-	luaL_error(L, "stopped: async.shutdown's deadline passed while the job ran");
+	luaL_error(L, MSG(STOPPED));
 }
 
 static void set_stop_hook(lua_State *L) { lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1000); }

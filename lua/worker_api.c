@@ -21,16 +21,17 @@ static void subcall_run(void *arg)
 	struct subcall *sc = arg;
 	struct wstate *ws = tls_ws;
 	if (ws == NULL || ws->init_error != NULL) {
-		fail_res(&sc->res, &sc->failed, NULL, ws ? ws->init_error : "no Lua state on this thread", NULL);
+		fail_res(&sc->res, &sc->failed, NULL, ws ? ws->init_error : MSG(NO_STATE_HERE), NULL);
 		return;
 	}
 	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
+	async_trace_label(sc->def->name);
 	run_def(ws, sc->call, sc->def, sc->snap, &sc->args, &sc->res, &sc->failed, &oc);
 }
 
-#define AWAITED_JOB "\n[awaited job] "
-#define AWAITED_FROM "\n[awaited from] "
-#define AWAITED_MORE "\n[awaited from] ... and "
+#define AWAITED_JOB MSG(AWAITED_JOB)
+#define AWAITED_FROM MSG(AWAITED_FROM)
+#define AWAITED_MORE MSG(AWAITED_MORE)
 #define AWAITED_NOTES 10
 
 /* Raises an awaited job's failure, (error value, traceback) at idx and
@@ -50,16 +51,16 @@ static int raise_awaited(lua_State *L, int idx, const char *what)
 			if (more != NULL) {
 				long k = strtol(more + strlen(AWAITED_MORE), NULL, 10);
 				lua_pushlstring(L, m, (size_t)(more - m));
-				lua_pushfstring(L, AWAITED_MORE "%d more levels", (int)k + 1);
+				lua_pushfstring(L, MSG(AWAITED_MORE_LEVELS), (int)k + 1);
 			} else {
 				int notes = 0;
 				for (const char *p = m; (p = strstr(p, AWAITED_FROM)) != NULL; p++)
 					notes++;
 				lua_pushvalue(L, idx);
 				if (notes < AWAITED_NOTES)
-					lua_pushfstring(L, AWAITED_FROM "a job awaiting %s", what);
+					lua_pushfstring(L, MSG(AWAITED_FROM_JOB), what);
 				else
-					lua_pushstring(L, AWAITED_MORE "1 more levels");
+					lua_pushfstring(L, MSG(AWAITED_MORE_LEVELS), 1);
 			}
 			lua_concat(L, 2);
 			return lua_error(L);
@@ -119,8 +120,7 @@ static struct subcalls *subcalls_new(lua_State *L, int n)
 
 static int too_deep(lua_State *L, const char *what)
 {
-	return luaL_error(L, "%s: jobs nested more than %d deep on one worker (a recursion without an end?)",
-	                  what, AWAIT_MAX_DEPTH);
+	return luaL_error(L, MSG(TOO_DEEP), what, AWAIT_MAX_DEPTH);
 }
 
 /* Worker side: async.await(name, ...) runs another defined function as a
@@ -131,18 +131,17 @@ static int l_w_await(lua_State *L)
 {
 	struct wstate *ws = tls_ws;
 	if (ws == NULL || ws->cur == NULL)
-		return luaL_error(L, "async.await: only a running job can await another job");
+		return luaL_error(L, MSG(AWAIT_OUTSIDE_JOB));
 	if (ws->depth >= AWAIT_MAX_DEPTH)
 		return too_deep(L, "async.await");
 	size_t len;
 	const char *name = luaL_checklstring(L, 1, &len);
 	/* Names are C strings here: "a\0x" must not find "a". */
 	if (strlen(name) != len)
-		return luaL_error(L, "async.await: no function named '%s\\0...' is defined (names cannot contain a NUL byte)",
-		                  name);
+		return luaL_error(L, MSG(AWAIT_NAME_NUL), name);
 	struct def *d = snap_find_def(ws->cur, name);
 	if (d == NULL)
-		return luaL_error(L, "async.await: no function named '%s' is defined", name);
+		return luaL_error(L, MSG(AWAIT_UNDEFINED), name);
 	int last = lua_gettop(L);
 	struct subcalls *s = subcalls_new(L, 1);
 	struct subcall *sc = &s->sc[0];
@@ -153,9 +152,8 @@ static int l_w_await(lua_State *L)
 	struct objctx oc = { NULL, &sc->bufs, 0, ws, NULL };
 	struct async_codec_objects objs = codec_objects(&oc);
 	if (async_codec_encode(L, 2, last, &sc->args, "argument", &objs, err, sizeof err) != 0) {
-		if (oc.why != NULL)
-			return luaL_error(L, "async.await('%s'): %s: %s", name, err, oc.why);
-		return luaL_error(L, "async.await('%s'): %s, which cannot be sent to a worker", name, err);
+		obj_name_refused(&oc, err, sizeof err);
+		return luaL_error(L, MSG(AWAIT_NOT_SENT), name, err);
 	}
 	async_job_init(&sc->job, subcall_run, sc);
 	if (async_job_spawn(&sc->job) == 0)
@@ -168,7 +166,7 @@ static int l_w_await(lua_State *L)
 	subcalls_free(s);
 	s->n = 0;
 	if (n < 0)
-		return luaL_error(L, "async.await('%s'): %s", name, err);
+		return luaL_error(L, MSG(AWAIT_REFUSED), name, err);
 	if (!failed)
 		return n;
 	lua_settop(L, top + 2);
@@ -182,7 +180,7 @@ static int l_w_await_all(lua_State *L)
 {
 	struct wstate *ws = tls_ws;
 	if (ws == NULL || ws->cur == NULL)
-		return luaL_error(L, "async.awaitAll: only a running job can await other jobs");
+		return luaL_error(L, MSG(AWAITALL_OUTSIDE_JOB));
 	if (ws->depth >= AWAIT_MAX_DEPTH)
 		return too_deep(L, "async.awaitAll");
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -197,12 +195,12 @@ static int l_w_await_all(lua_State *L)
 		lua_settop(L, list);
 		lua_rawgeti(L, 1, k + 1);
 		if (!lua_istable(L, -1) || (lua_rawgeti(L, -1, 1), lua_type(L, -1) != LUA_TSTRING))
-			return luaL_error(L, "async.awaitAll: entry %d must be a table {name, args...}", k + 1);
+			return luaL_error(L, MSG(AWAITALL_ENTRY), k + 1);
 		size_t len;
 		const char *name = lua_tolstring(L, -1, &len);
 		struct def *d = strlen(name) == len ? snap_find_def(ws->cur, name) : NULL;
 		if (d == NULL)
-			return luaL_error(L, "async.awaitAll: no function named '%s' is defined", name);
+			return luaL_error(L, MSG(AWAITALL_UNDEFINED), name);
 		int t = list + 1, nargs = (int)lua_objlen(L, t) - 1;
 		lua_pop(L, 1);
 		for (int a = 2; a <= nargs + 1; a++)
@@ -213,8 +211,10 @@ static int l_w_await_all(lua_State *L)
 		struct objctx oc = { NULL, &sc[k].bufs, 0, ws, NULL };
 		struct async_codec_objects objs = codec_objects(&oc);
 		char e2[256];
-		if (async_codec_encode(L, t + 1, t + nargs, &sc[k].args, "argument", &objs, e2, sizeof e2) != 0)
-			return luaL_error(L, "async.awaitAll: entry %d: %s, which cannot be sent to a worker", k + 1, e2);
+		if (async_codec_encode(L, t + 1, t + nargs, &sc[k].args, "argument", &objs, e2, sizeof e2) != 0) {
+			obj_name_refused(&oc, e2, sizeof e2);
+			return luaL_error(L, MSG(AWAITALL_NOT_SENT), k + 1, e2);
+		}
 	}
 	lua_settop(L, list);
 	/* No Lua API call from here to the last sync: nothing can raise

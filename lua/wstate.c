@@ -7,140 +7,125 @@
 
 __thread struct wstate *tls_ws;
 
-/* (Re)creates the metatable of the per-call environments: reads fall
- * through to the worker's globals. */
-static void envmt_new(struct wstate *ws)
-{
-	lua_State *L = ws->L;
-	lua_createtable(L, 0, 1);
-	lua_pushvalue(L, LUA_GLOBALSINDEX);
-	lua_setfield(L, -2, "__index");
-	if (ws->envmt == LUA_NOREF)
-		ws->envmt = luaL_ref(L, LUA_REGISTRYINDEX);
-	else
-		lua_rawseti(L, LUA_REGISTRYINDEX, ws->envmt);
-}
-
-static int envmt_new_p(lua_State *L)
-{
-	envmt_new(lua_touserdata(L, 1));
-	return 0;
-}
-
-/* Puts back the thread's globals table (setfenv(0, t)) and its metatable:
- * no allocation, so no protection needed. Then every global the state
- * started with that a job removed or replaced (rawset(_G, "async", nil))
- * is put back by RESTORE, under lua_pcall (a rawset may allocate); globals
- * a job added stay. RESTORE is Lua, not C API calls, and lua_pcall of it,
- * not lua_cpcall: this runs after every job, and lua_next/lua_rawget over
- * the globals under a lua_cpcall took ~13,000 instructions a job in LÖVE
- * (callgrind), where the JIT compiles RESTORE's loop to a few a global. */
-static int globals_restore(struct wstate *ws)
-{
-	lua_State *L = ws->L;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->globals);
-	lua_rawgeti(L, -1, 1);
-	if (!lua_rawequal(L, -1, LUA_GLOBALSINDEX)) {
-		lua_pushvalue(L, -1);
-		lua_replace(L, LUA_GLOBALSINDEX);
-	}
-	if (lua_getmetatable(L, -1)) {
-		lua_pop(L, 1);
-		lua_pushnil(L);
-		lua_setmetatable(L, -2);
-	}
-	lua_pop(L, 1);
-	lua_rawgeti(L, -1, 2);
-	lua_remove(L, -2);
-	return lua_pcall(L, 0, 0, 0);
-}
-
-/* The restoring loop: G, the keys and values as a job first sees them,
- * and the base functions it needs, all upvalues, so no job can reach or
- * replace them. rawequal, not ~=: a replaced value's __eq must not run. */
-static const char RESTORE[] =
-	"local G, keys, vals, n, rawget, rawset, rawequal = ...\n"
-	"return function()\n"
-	"  for i = 1, n do\n"
-	"    local k, v = keys[i], vals[i]\n"
-	"    if not rawequal(rawget(G, k), v) then rawset(G, k, v) end\n"
+/* What a job may change that would break the later jobs of its worker,
+ * checked and put back after each job by one Lua function made once per
+ * state from this generator: the guard. It holds, as upvalues, every
+ * global the state started with and its value, the string metatable and
+ * its __index, package.loaded, and the environment calls run in: E, a
+ * table whose metatable M = { __index = _G } makes reads fall through to
+ * the globals. Each global is checked with its name as a constant and its
+ * value as an upvalue, so the JIT compiles the guard to a slot test and a
+ * compare a global, ~14 instructions (a loop over a list of keys cost ~50
+ * a key); nothing is allocated unless something changed. A job writes its globals into E: E is reused by the next job
+ * while it is still empty and keeps M, else a new E (and M, if a job
+ * changed it) is made, so a job pays for its fresh environment only when
+ * it wrote to it. Globals a job added to _G itself stay; replaced or
+ * removed ones are put back. The guard reaches everything through
+ * upvalues, so no job can replace what it uses; rawequal, not ~=, so that
+ * a replaced value's __eq never runs. It also puts back the thread's
+ * globals table (setfenv(0, {}) would leave every later job without
+ * `type`) and takes away a metatable a job gave it. */
+static const char GUARD[] =
+	"local G, REG, envref, mtref, dsetmt, setfenv = ...\n"
+	"local rawget, rawequal, type, format = rawget, rawequal, type, string.format\n"
+	"local SK, SV, OK, OV, CK, lines = {}, {}, {}, {}, {}, {}\n"
+	"for k, v in next, G do\n"
+	"  if type(k) == 'string' then\n"
+	"    SK[#SK + 1], SV[#SV + 1] = k, v\n"
+	"  else\n"
+	"    OK[#OK + 1], OV[#OV + 1] = k, v\n"
 	"  end\n"
-	"end\n";
+	"end\n"
+	/* The expected values as upvalues, at most 48 to a function (LuaJIT
+	 * allows 60): the JIT makes an upvalue that is never assigned a constant
+	 * unless it holds a table, so most checks compare with a constant. */
+	"for first = 1, #SK, 48 do\n"
+	"  local last, names, body = math.min(first + 47, #SK), {}, {}\n"
+	"  for i = first, last do\n"
+	"    names[#names + 1] = 'v' .. i\n"
+	"    body[#body + 1] = format('if not rawequal(rawget(G, %q), v%d) then rawset(G, %q, v%d) end', SK[i], i, SK[i], i)\n"
+	"  end\n"
+	"  local src = 'local G, rawget, rawset, rawequal, ' .. table.concat(names, ', ') .. ' = ...\\n'\n"
+	"    .. 'return function()\\n' .. table.concat(body, '\\n') .. '\\nend\\n'\n"
+	"  CK[#CK + 1] = assert(loadstring(src, '=async.guard'))(G, rawget, rawset, rawequal, unpack(SV, first, last))\n"
+	"  lines[#lines + 1] = format('CK[%d]()', #CK)\n"
+	"end\n"
+	"if #OK > 0 then\n"
+	"  lines[#lines + 1] = 'for i = 1, #OK do if not rawequal(rawget(G, OK[i]), OV[i]) then rawset(G, OK[i], OV[i]) end end'\n"
+	"end\n"
+	"local SM = getmetatable('')\n"
+	"local STR = SM and rawget(SM, '__index')\n"
+	"if SM then\n"
+	"  lines[#lines + 1] = 'if not rawequal(getmetatable(\"\"), SM) then dsetmt(\"\", SM); rawset(SM, \"__metatable\", nil) end'\n"
+	"  lines[#lines + 1] = 'if not rawequal(rawget(SM, \"__index\"), STR) then rawset(SM, \"__index\", STR) end'\n"
+	"end\n"
+	"local PKG = rawget(G, 'package')\n"
+	"local LOADED = type(PKG) == 'table' and rawget(PKG, 'loaded')\n"
+	"if type(LOADED) == 'table' then\n"
+	"  lines[#lines + 1] = 'if not rawequal(rawget(PKG, \"loaded\"), LOADED) then rawset(PKG, \"loaded\", LOADED) end'\n"
+	"end\n"
+	"local src = 'local G, CK, OK, OV, SM, STR, PKG, LOADED, REG, envref, mtref, dsetmt, setfenv, '\n"
+	"  .. 'rawget, rawset, rawequal, next, getmetatable, setmetatable = ...\\n'\n"
+	"  .. 'local M, E\\n'\n"
+	"  .. 'local function fresh(newmt)\\n'\n"
+	"  .. '  if newmt then M = { __index = G }; REG[mtref] = M end\\n'\n"
+	"  .. '  E = setmetatable({}, M); REG[envref] = E\\n'\n"
+	"  .. 'end\\n'\n"
+	"  .. 'fresh(true)\\n'\n"
+	"  .. 'return function(cur)\\n'\n"
+	"  .. 'if not rawequal(cur, G) then setfenv(0, G) end\\n'\n"
+	"  .. 'if getmetatable(G) ~= nil then dsetmt(G, nil) end\\n'\n"
+	"  .. table.concat(lines, '\\n') .. '\\n'\n"
+	"  .. 'local bad = not rawequal(rawget(M, \"__index\"), G)\\n'\n"
+	"  .. '  or next(M) ~= \"__index\" or next(M, \"__index\") ~= nil\\n'\n"
+	"  .. 'if bad or next(E) ~= nil or not rawequal(getmetatable(E), M) then fresh(bad) end\\n'\n"
+	"  .. 'end\\n'\n"
+	"local make = assert(loadstring(src, '=async.guard'))\n"
+	"return make(G, CK, OK, OV, SM, STR, PKG, LOADED, REG, envref, mtref, dsetmt, setfenv,\n"
+	"  rawget, rawset, rawequal, next, getmetatable, setmetatable)\n";
 
-/* The globals as a job first sees them, for globals_restore_p:
- * { _G, RESTORE's closure over the copy }. */
-static void globals_snapshot(struct wstate *ws)
+/* Makes the guard (above) and the first environment. Raises on failure
+ * (a state out of memory): the set-up then fails as a whole. */
+static void guard_new(struct wstate *ws)
 {
 	lua_State *L = ws->L;
-	lua_createtable(L, 2, 0);
+	lua_pushboolean(L, 0);
+	ws->env = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushboolean(L, 0);
+	ws->envmt = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (luaL_loadbuffer(L, GUARD, sizeof GUARD - 1, "=async.guard") != 0)
+		lua_error(L);
 	lua_pushvalue(L, LUA_GLOBALSINDEX);
-	lua_rawseti(L, -2, 1);
-	if (luaL_loadbuffer(L, RESTORE, sizeof RESTORE - 1, "=async.restore") != 0) {
-		/* Only a state out of memory fails here: no snapshot, no restore. */
-		lua_pop(L, 2);
-		ws->globals = LUA_NOREF;
-		return;
-	}
-	lua_pushvalue(L, LUA_GLOBALSINDEX);
-	lua_newtable(L);
-	lua_newtable(L);
-	int n = 0;
-	lua_pushnil(L);
-	while (lua_next(L, LUA_GLOBALSINDEX)) {
-		n++;
-		lua_rawseti(L, -3, n); /* the value */
-		lua_pushvalue(L, -1);
-		lua_rawseti(L, -4, n); /* the key, kept for lua_next */
-	}
-	lua_pushinteger(L, n);
-	lua_getglobal(L, "rawget");
-	lua_getglobal(L, "rawset");
-	lua_getglobal(L, "rawequal");
-	lua_call(L, 7, 1);
-	lua_rawseti(L, -2, 2);
+	lua_pushvalue(L, LUA_REGISTRYINDEX);
+	lua_pushinteger(L, ws->env);
+	lua_pushinteger(L, ws->envmt);
+	lua_getglobal(L, "debug");
+	lua_getfield(L, -1, "setmetatable");
+	lua_remove(L, -2);
+	lua_getglobal(L, "setfenv");
+	lua_call(L, 6, 1);
 	ws->globals = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* What a job may change that would break every later job of its worker
- * is put back after each job: a debug hook (one that raises would fail
- * them all), a stopped collector (collectgarbage "stop": the state would
- * grow without bound), the globals (setfenv(0, {}) would leave every later
- * job without `type`), the per-call environment's shared metatable. */
+/* Put back after each job what would break every later job of its worker:
+ * a debug hook (one that raises would fail them all), a stopped collector
+ * (collectgarbage "stop": the state would grow without bound), then,
+ * under lua_pcall (a rawset or a new environment may allocate), the guard,
+ * given the thread's globals table (setfenv(0, {}) would leave every later
+ * job without `type`). */
 void wstate_restore(struct wstate *ws)
 {
 	lua_State *L = ws->L;
 	if (lua_gethook(L) != NULL)
 		lua_sethook(L, NULL, 0, 0);
-	if (ws->globals != LUA_NOREF && globals_restore(ws) != 0) {
-		lua_pop(L, 1);
-		wstate_replace(ws);
-		return;
-	}
 	/* Only when stopped: restarting resets the collector's threshold. */
 	if (ws->gc_stopped) {
 		lua_gc(L, LUA_GCRESTART, -1);
 		ws->gc_stopped = 0;
 	}
-	/* Intact: { __index = _G } and nothing else, no metatable. */
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->envmt);
-	int intact = 0;
-	if (lua_getmetatable(L, -1) == 0) {
-		lua_getfield(L, -1, "__index");
-		intact = lua_rawequal(L, -1, LUA_GLOBALSINDEX);
-		lua_pop(L, 1);
-		lua_pushnil(L);
-		if (intact && lua_next(L, -2)) {
-			lua_pop(L, 1); /* the key: the only one must be __index */
-			intact = !lua_next(L, -2);
-			if (!intact)
-				lua_pop(L, 2);
-		}
-	} else {
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 1);
-	/* Protected: under a memoryLimit the new table may not fit. */
-	if (!intact && lua_cpcall(L, envmt_new_p, ws) != 0) {
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ws->globals);
+	lua_pushvalue(L, LUA_GLOBALSINDEX);
+	if (lua_pcall(L, 1, 0, 0) != 0) {
 		lua_pop(L, 1);
 		wstate_replace(ws);
 	}
@@ -169,6 +154,42 @@ static int l_w_collectgarbage(lua_State *L)
 	lua_insert(L, 1);
 	lua_call(L, n, LUA_MULTRET);
 	return lua_gettop(L);
+}
+
+/* The name of the definition the state's worker is running; nil between
+ * jobs (the perf map names traces after it). */
+static int l_w_jobname(lua_State *L)
+{
+	const struct wstate *ws = lua_touserdata(L, lua_upvalueindex(1));
+	if (ws->def == NULL)
+		return 0;
+	lua_pushstring(L, ws->def->name);
+	return 1;
+}
+
+/* Runs ctx->boot (async_perfmap.lua's install) with the job name function.
+ * It only names code for perf: a failure is said, and the worker goes on. */
+static void run_boot(struct wstate *ws)
+{
+	lua_State *L = ws->L;
+	int rc = luaL_loadbuffer(L, ws->ctx->boot, ws->ctx->nboot, "=async perf map");
+	if (rc == 0) {
+		lua_pushlightuserdata(L, ws);
+		lua_pushcclosure(L, l_w_jobname, 1);
+		lua_createtable(L, 2, 0);
+		lua_pushstring(L, MSG(PERF_MAP_JIT_OFF));
+		lua_rawseti(L, -2, 1);
+		lua_pushstring(L, MSG(PERF_MAP_OS));
+		lua_rawseti(L, -2, 2);
+		rc = lua_pcall(L, 2, 2, 0);
+	}
+	if (rc == 0 && lua_toboolean(L, -2)) {
+		lua_pop(L, 2);
+		return;
+	}
+	const char *m = lua_tostring(L, -1);
+	fprintf(stderr, MSG(PERF_MAP_WORKER), (int)ws->index, m ? m : "error");
+	lua_pop(L, rc == 0 ? 2 : 1);
 }
 
 static void worker_env(struct wstate *ws)
@@ -225,20 +246,21 @@ static void worker_env(struct wstate *ws)
 		}
 		if (rc != 0) {
 			const char *m = lua_tostring(L, -1);
-			ws->init_error = strdup(m ? m : "LÖVE modules failed to load in a worker");
+			ws->init_error = strdup(m ? m : MSG(LOVE_MODULES));
 			lua_pop(L, 1);
 		}
 	}
 	lua_newtable(L);
 	ws->cache = luaL_ref(L, LUA_REGISTRYINDEX);
-	ws->envmt = LUA_NOREF;
-	envmt_new(ws);
 	lua_newtable(L);
 	ws->shareids = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_newtable(L);
 	ws->proxies = luaL_ref(L, LUA_REGISTRYINDEX);
 	ws->api = worker_api_open(L, ws);
-	globals_snapshot(ws);
+	run_refs_new(ws);
+	if (ctx->boot != NULL)
+		run_boot(ws);
+	guard_new(ws);
 }
 
 static void used_sub(struct memacct *m, size_t n)
@@ -401,7 +423,7 @@ static void wstate_open(struct wstate *ws)
 	ws->globals = LUA_NOREF;
 	ws->L = luaL_newstate();
 	if (ws->L == NULL) {
-		ws->init_error = strdup("could not create a Lua state for the worker (out of memory)");
+		ws->init_error = strdup(MSG(STATE_OUT_OF_MEMORY));
 		return;
 	}
 	memset(&ws->acct, 0, sizeof ws->acct);
@@ -416,8 +438,7 @@ static void wstate_open(struct wstate *ws)
 	if (rc != 0 && ws->init_error == NULL) {
 		const char *m = lua_tostring(ws->L, -1);
 		char buf[300];
-		snprintf(buf, sizeof buf, "the worker's Lua state could not be set up: %s%s", m ? m : "error",
-		         ws->acct.refused ? " (its memoryLimit is too small)" : "");
+		snprintf(buf, sizeof buf, MSG(STATE_SETUP), m ? m : "error", ws->acct.refused ? MSG(STATE_LIMIT_SMALL) : "");
 		ws->init_error = strdup(buf);
 	}
 }

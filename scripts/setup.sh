@@ -29,6 +29,7 @@ if [ "$set_name" = test ]; then
     luarocks                                # the rockspec is tested with `luarocks make`
     lua-luv python3 gnuplot-nox             # benchmarks: luv is a measured peer; the report and its chart; python3 also zips .love files and the release
     clang libclang-rt-14-dev                # the codec fuzzer (libFuzzer); the header checks (clang, clang++, clang as MSVC)
+    systemtap-sdt-dev linux-perf            # sys/sdt.h: the static probes perf sees (core/src/probes.h; without it they compile to nothing); perf to read them
   )
   # Cross builds (scripts/cross-aarch64.sh, scripts/cross-windows.sh):
   # aarch64 under qemu-user, Windows x64 with mingw-w64 under Wine. Only the

@@ -394,9 +394,17 @@ void async__fork_run_stolen(struct worker *w, async_frame *t)
 	stat_add(&w->steals, 1);
 	async_frame *saved = w->fk.floor;
 	fork_set_floor(&w->fk, w->fk.head);
+	/* Traced as a job of its own, so the thief's track shows the subtree
+	 * it runs (a spawned record is traced by run_job inside fn). */
+	struct async_trace_frame tf;
+	int traced = ASYNC_UNLIKELY_(ck_pr_load_32(&w->pool->tracing)) && fn != async__spawned_job;
+	if (traced)
+		async__trace_task_begin(w, &tf);
 	fn(&w->fk, arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk); /* spawns the call did not sync */
+	if (traced)
+		async__trace_job_end(w, &tf);
 	fork_set_floor(&w->fk, saved);
 	/* Release (F2): the call's effects before DONE. Pairs with the acquire
 	 * fence in leapfrog. */
@@ -425,6 +433,7 @@ static void leapfrog(async_worker *fk, async_frame *t)
 		int contended = 0;
 		async_frame *f = async__fork_steal((async_worker *)th, fk, &contended);
 		if (f != NULL) {
+			stolen(w, worker_of((async_worker *)th));
 			async__fork_run_stolen(w, f);
 			spins = 0;
 		} else if ((++spins & 63) == 0) {

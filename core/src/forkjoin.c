@@ -115,7 +115,7 @@ int async_group_wait_asleep(async_pool *p, async_group *g)
 
 /* A spawned record's frame function: runs it as a job on whichever worker
  * (owner or thief) took the frame. */
-static void spawned_job(async_worker *w, void *arg)
+void async__spawned_job(async_worker *w, void *arg)
 {
 	run_job(worker_of(w), arg);
 }
@@ -135,7 +135,7 @@ int async_job_spawn(async_job *job)
 	job->group = NULL;
 	job->flags = JOB_JOINABLE;
 	ck_pr_store_32(&job->state, JOB_QUEUED);
-	int rc = async_spawn(&w->fk, spawned_job, job);
+	int rc = async_spawn(&w->fk, async__spawned_job, job);
 	if (rc != 0) {
 		/* Not queued: not joinable either, so a sync on it returns
 		 * ASYNC_EINVAL instead of waiting for a run that never comes. */
@@ -173,7 +173,7 @@ int async_job_sync(async_job *job)
 	 * running this one. The frame is popped even when a thief already
 	 * marked the record done: its slot is only free once synced. */
 	async_frame *f = fk->head;
-	while (f > fk->floor && !(f[-1].fn == spawned_job && f[-1].arg == job))
+	while (f > fk->floor && !(f[-1].fn == async__spawned_job && f[-1].arg == job))
 		f--;
 	if (f > fk->floor) {
 		while (fk->head >= f)

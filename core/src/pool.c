@@ -173,6 +173,7 @@ static void pool_free(async_pool *p)
 		}
 	}
 	async__engine_free(p);
+	async__trace_free(p);
 	async_os_aligned_free(p->w); /* portability: os_mem.h */
 	async_placement_free(&p->place);
 	if (p->topo != NULL)

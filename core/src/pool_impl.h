@@ -24,6 +24,7 @@
 #include "inject.h"
 #include "placement.h"
 #include "pr.h"
+#include "probes.h"
 
 /* CANCELLED: still linked in a queue, dropped (not run) when a runner
  * reaches it. A record is held by the pool while QUEUED or CANCELLED
@@ -105,6 +106,10 @@ struct async_pool {
 	pthread_mutex_t ctl;  /* add/stop; never held while joining */
 	struct worker *w;
 	unsigned max_workers;
+	/* 1 while a trace records (trace.c): read by every job a thread of the
+	 * pool runs, so it sits among the fields that are only read. */
+	uint32_t tracing;
+	struct async_trace *trace; /* created by the first trace start */
 	struct async_placement place;
 	hwloc_topology_t topo;
 	async_pool_config cfg;
@@ -239,11 +244,31 @@ static inline void fork_set_floor(async_worker *w, async_frame *f)
 	fork_update_low(w);
 }
 
+/* trace.c: a traced job's frame, on the stack of the thread running it:
+ * the name async_trace_label gives it, and the job it runs inside. */
+struct async_trace_frame {
+	char name[48]; /* ASYNC_TRACE_NAME_SIZE */
+	struct async_trace_frame *up;
+	struct worker *w;
+	uint64_t begin;
+	int recorded; /* async_trace_job_done recorded it already */
+	/* The thread's running job when the event began (its worker's
+	 * running): a label from a job without an event (another pool's, not
+	 * traced) leaves this event alone. */
+	const struct running_job *job;
+};
+void async__trace_job_begin(struct worker *w, struct async_trace_frame *f);
+/* A fork-join task a thief runs (fork.c), traced as a job named "task". */
+void async__trace_task_begin(struct worker *w, struct async_trace_frame *f);
+void async__trace_job_end(struct worker *w, struct async_trace_frame *f);
+
 /* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
  * function, any spawns it left unsynced (the floor keeps syncs of the
  * wrappers inside the job's own frames), then what a joiner or a group
- * waits for. */
-static inline void run_job(struct worker *w, async_job *j)
+ * waits for. traced is a constant in each caller (run_job, trace.c): the
+ * event is recorded before the job reads as done, so that a thread that
+ * waited for it finds it in the trace. */
+static inline __attribute__((always_inline)) void run_job_body(struct worker *w, async_job *j, const int traced)
 {
 	stat_add(&w->jobs, 1);
 	/* Read everything first: a detached job may be reused by its own
@@ -271,9 +296,16 @@ static inline void run_job(struct worker *w, async_job *j)
 	fork_set_floor(&w->fk, w->fk.head);
 	struct running_job me = { g, w->running };
 	w->running = &me;
+	struct async_trace_frame tf;
+	if (traced)
+		async__trace_job_begin(w, &tf);
+	ASYNC_PROBE2(job_start, w->index, j);
 	fn(arg);
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk);
+	ASYNC_PROBE2(job_end, w->index, j);
+	if (traced)
+		async__trace_job_end(w, &tf);
 	w->running = me.up;
 	fork_set_floor(&w->fk, saved);
 	if (flags & JOB_JOINABLE) {
@@ -283,6 +315,23 @@ static inline void run_job(struct worker *w, async_job *j)
 	}
 	if (g != NULL)
 		group_done(w->pool, g);
+}
+
+/* forkjoin.c: the frame function of a spawned job record (run_job traces
+ * those itself). */
+void async__spawned_job(async_worker *w, void *arg);
+
+/* trace.c: run_job_body, traced. */
+void async__trace_run_job(struct worker *w, async_job *j);
+
+/* While no trace records, the one test of the flag is all a job pays. */
+static inline void run_job(struct worker *w, async_job *j)
+{
+	if (ASYNC_UNLIKELY_(ck_pr_load_32(&w->pool->tracing))) {
+		async__trace_run_job(w, j);
+		return;
+	}
+	run_job_body(w, j, 0);
 }
 
 /* find_work hands out either a job or a frame claimed from another
@@ -325,6 +374,20 @@ static inline int async__claim_for(async_job *job, async_group *g)
 	if (g != NULL)
 		ck_pr_faa_64(&g->pending, 1);
 	return 0;
+}
+/* trace.c: a steal by worker w from victim, a sleep of w that began at
+ * since (called only while p->tracing reads 1), and the pool's trace
+ * freed with it. */
+void async__trace_steal(struct worker *w, const struct worker *victim);
+void async__trace_sleep(struct worker *w, uint64_t since);
+void async__trace_free(async_pool *p);
+
+/* Worker w took work from victim's deque or split deque. */
+static inline void stolen(struct worker *w, const struct worker *victim)
+{
+	ASYNC_PROBE2(steal, w->index, victim->index);
+	if (ASYNC_UNLIKELY_(ck_pr_load_32(&w->pool->tracing)))
+		async__trace_steal(w, victim);
 }
 /* worker.c */
 async_job *async__find_work(struct worker *w, int *contended);

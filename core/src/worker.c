@@ -23,14 +23,17 @@ static async_job *steal_from(struct worker *w, struct worker *v, int *contended)
 	async_pool *p = w->pool;
 	/* Fork-join frames first: the oldest is the biggest subtree. */
 	async_frame *f = async__fork_steal(&v->fk, &w->fk, contended);
-	if (f != NULL)
+	if (f != NULL) {
+		stolen(w, v);
 		return frame_tag(f);
+	}
 	void *r = async_deque_steal(&v->dq, &w->rec);
 	if (r == ASYNC_DEQUE_ABORT) {
 		*contended = 1;
 		return NULL;
 	}
 	if (r != NULL) {
+		stolen(w, v);
 		stat_add(&w->steals, 1);
 		if (async_deque_size(&v->dq) > 0 && ck_pr_load_32(&p->spinning) == 0)
 			async_ec_hint(&p->work_ec);
@@ -173,7 +176,14 @@ static async_job *idle(struct worker *w)
 			async_backoff(&backoff);
 			continue;
 		}
+		/* A sleep is traced from here to the wake-up; the flag is read
+		 * again after it, so a trace stopped meanwhile gets no event. */
+		ASYNC_PROBE1(sleep, w->index);
+		uint64_t slept = ck_pr_load_32(&p->tracing) ? now_ns() : 0;
 		async_ec_wait(&p->work_ec, key);
+		ASYNC_PROBE1(wake, w->index);
+		if (slept != 0 && ck_pr_load_32(&p->tracing))
+			async__trace_sleep(w, slept);
 	}
 	mark(w, 0);
 	return j;

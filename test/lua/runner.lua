@@ -22,6 +22,7 @@ end
 -- thread backend; test/love/suite/skip.lua replaces this inside LÖVE.
 function lacks(need)
   if need == "threadBackend" then return "needs the love.thread backend: run by love_suite_thread" end
+  if need == "jit" and not (jit and jit.status()) then return "needs LuaJIT's JIT, which is off here" end
   return nil
 end
 

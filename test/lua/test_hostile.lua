@@ -51,6 +51,50 @@ test("setfenv(0, {}) or removing a global in one job leaves the worker sane", fu
   async.shutdown()
 end)
 
+-- What a job changes by the back doors (rawset, getfenv, debug, the string
+-- metatable, package.loaded, its own environment's metatable) is put back
+-- before the next job of its worker; each case is followed by a probe.
+test("a job's changes through rawset, getfenv, debug and metatables do not reach the next job", function()
+  local async = require "async"
+  async.load(1)
+  async.define("probe", function()
+    return type(math) == "table" and type(string.format) == "function" and ("%d"):format(7) == "7"
+      and rawequal(package.loaded, debug.getregistry()._LOADED) and getmetatable(_G) == nil
+      and rawget(getfenv(1), "leak") == nil and leak == nil and rawget(_G, "leak") == nil
+      and rawequal(getmetatable(""), debug.getmetatable("")) and type(getmetatable(getfenv(1))) == "table"
+  end)
+  local cases = {
+    rawsetenv = function() rawset(getfenv(1), "leak", 1) end,
+    envmeta = function() setmetatable(getfenv(1), { __index = function() error("strict env") end }) end,
+    envmt = function() getmetatable(getfenv(1)).__newindex = function() error("no globals") end end,
+    envmtprotect = function() getmetatable(getfenv(1)).__metatable = false end,
+    threadglobals = function() rawset(getfenv(0), "math", nil) end,
+    cfunctionenv = function() getfenv(print).type = nil end,
+    registry = function() debug.getregistry()._LOADED._G.string = nil end,
+    gmetadebug = function() debug.setmetatable(_G, { __index = function() error("strict") end, __metatable = false }) end,
+    strindex = function() getmetatable("").__index = {} end,
+    strmeta = function() debug.setmetatable("", nil) end,
+    strprotect = function() getmetatable("").__metatable = "no" end,
+    loaded = function() package.loaded = {} end,
+  }
+  local names = {}
+  for name, f in pairs(cases) do async.define(name, f); names[#names + 1] = name end
+  table.sort(names)
+  -- Twice: the second round runs where the first left a new environment.
+  local leaked = {}
+  for round = 1, 2 do
+    for _, name in ipairs(names) do
+      local r, e
+      async.call(nil, name)
+      async.call({ success = function(x) r = x end, error = function(m) e = m end }, "probe")
+      drain(async)
+      if r ~= true then leaked[#leaked + 1] = round .. ":" .. name .. " (" .. tostring(e or r) .. ")" end
+    end
+  end
+  eq(table.concat(leaked, ", "), "", "changes that reached the next job")
+  async.shutdown()
+end)
+
 -- A call cancelled before it started gives its buffers back at once:
 -- by handle:cancel(), or superseded under its key by a newer call that
 -- lends the same buffer (latest wins).

@@ -14,7 +14,7 @@ unset ASYNC_BACKEND
 ASYNC_RELEASE_BUILD=$build ASYNC_DIST=$tmp/dist bash "$src/scripts/release.sh"
 zip=$(ls "$tmp"/dist/async-*.zip)
 listing=$(python3 -m zipfile -l "$zip")
-for f in async.lua async_extras.lua async_loader.lua async_thread.lua async_thread_calls.lua async_thread_worker.lua async_thread_common.lua async_fast.lua SHIPPING.md library/async.lua async_native-linux-x64.so; do
+for f in async.lua async_extras.lua async_loader.lua async_thread.lua async_thread_calls.lua async_thread_worker.lua async_thread_common.lua async_fast.lua async_messages.lua async_profile.lua async_perfmap.lua SHIPPING.md library/async.lua async_native-linux-x64.so; do
   grep -q "/$f " <<<"$listing" || { echo "FAILED: $f missing from $zip"; exit 1; }
 done
 mkdir "$tmp/unzipped"

@@ -7,6 +7,7 @@
 #include "async/pool.h"
 #include "async/fork.h"
 #include "async/engine.h"
+#include "async/trace.h"
 
 #define ASYNC_VERSION_MAJOR 0
 #define ASYNC_VERSION_MINOR 1

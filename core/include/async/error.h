@@ -22,7 +22,8 @@ extern "C" {
 	X(EBUSY, -7, "the job is busy: queued and not started (to submit), or started (to cancel)") \
 	X(ETOPOLOGY, -8, "the hardware topology could not be read")            \
 	X(EONWORKER, -9, "called from a worker of this pool")                  \
-	X(EDEADLK, -10, "the calling job belongs to the group it would wait for")
+	X(EDEADLK, -10, "the calling job belongs to the group it would wait for") \
+	X(EIO, -11, "a file could not be written")
 
 typedef enum {
 	ASYNC_OK = 0,

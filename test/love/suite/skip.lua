@@ -15,6 +15,8 @@ local LACKS = {
     pin = "love.thread gives no way to bind a thread to a CPU: the thread backend accepts pin and ignores it " ..
       "(docs/lua-api.md, Backends)",
     nativeAllocator = "the kept blocks are the native module's allocator wrapper; love.thread states use LÖVE's",
+    encodedSizes = "nothing is encoded on the thread backend (a Channel copies the values): stats().defs " ..
+      "reports 0 bytes",
     callRecords = "call records are the native module's (the thread backend reports records and recordBytes as 0)",
     finalizerDefine = "not yet on the thread backend: definitions changed by a finalizer while calls are made " ..
       "leave calls undelivered (the test hangs at shutdown)",
@@ -35,5 +37,6 @@ local IN_LOVE = {
 }
 
 function lacks(need)
+  if need == "jit" and not (jit and jit.status()) then return "needs LuaJIT's JIT, which LÖVE turns off here" end
   return LACKS[backend][need] or IN_LOVE[need]
 end
