@@ -371,7 +371,7 @@ function async.undefine(name)
 end
 
 --- Counters: queued, running, ready, inflight, completed, failed, cancelled,
---- steals, workerCount, memory (bytes in the workers' Lua states), recordBytes,
+--- steals, workerCount, memory (bytes in the workers' Lua states), records, recordBytes,
 --- statesReplaced, channels (LÖVE channel names used), and workers[i] = {jobs, steals, busy, idle, running,
 --- memory}.
 --- Pass the table from last time to have it refilled without allocating.

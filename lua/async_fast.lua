@@ -111,10 +111,11 @@ function M.wrap(c, ccall, cupdate, facade)
   local XSTR_MAX = format.xstrMax
   local OBJ_STR = ffi.cast("uint64_t", format.objStr) -- | the string's index in the call
   local ctxp = ffi_cast("void *", lctx)
-  -- The context's busy flag (internal.h): set while a call is encoded or a
-  -- result decoded, on either path, so that a finalizer that runs then
-  -- neither delivers nor shuts the pool down. Saved and restored: a call
-  -- may run inside another's finalizer.
+  -- The context's busy flags (internal.h): [0] is this file's, set while
+  -- a call is encoded or a result decoded, so that a finalizer that runs
+  -- then neither delivers nor shuts the pool down (saved and restored: a
+  -- call may run inside another's finalizer); [1] counts the C API path's
+  -- windows.
   local busyp = ffi_cast("int32_t *", lbusy)
   local api = ffi_cast("struct async_fast_api *", lapi)
   liveApi = api
@@ -384,15 +385,21 @@ function M.wrap(c, ccall, cupdate, facade)
   -- Set while update() holds a peeked call, from the peek to its pop: an
   -- update() from a finalizer there delivers nothing.
   local decoding = false
-  local call, deliverHead, update
+  local call, deliverHead, update, fastBusy
+  -- The thread (nil: the main one) whose update() ran last: the game's
+  -- loop, where the windows are opened; and the one whose update() opened
+  -- the decoding window. coroutine.running() costs too much per call, so
+  -- the encoding window's is taken to be the loop's.
+  local running, costatus = coroutine.running, coroutine.status
+  local home, decodingIn = running(), nil
 
-  -- Whether fn is running in this coroutine below the function asking,
-  -- which is fn itself (a finalizer runs on the stack of the code whose
-  -- allocation started it). Only asked when a flag is set, which is rare.
+  -- Whether fn is running in this coroutine below inWindow's caller (call
+  -- or update asks about itself, so it is skipped: a finalizer runs on the
+  -- stack of the code whose allocation started it).
   local getinfo = debug and debug.getinfo
   local function onStack(fn)
     if not getinfo then return true end
-    for level = 3, 200 do
+    for level = 4, 200 do
       local info = getinfo(level, "f")
       if info == nil then return false end
       if info.func == fn then return true end
@@ -400,11 +407,35 @@ function M.wrap(c, ccall, cupdate, facade)
     return true
   end
 
+  -- Whether the window that `owner` opened in fn is still open. Only asked
+  -- when its flag is set, which is rare. Asked from another thread (a
+  -- coroutine that a finalizer resumed), it is open while the owner waits
+  -- in the chain of resumes that led here; an owner that ended or yielded
+  -- left the window by an error. Asked from the owner, fn must be on its
+  -- stack.
+  local function inWindow(fn, owner)
+    if running() ~= owner then
+      local open = owner == nil or costatus(owner) == "normal"
+      return open
+    end
+    local open = onStack(fn)
+    return open
+  end
+
+  -- Whether a window is open now (clearing a flag an error left set),
+  -- asked by the C side (busy_now): level 4 of onStack is the C function.
+  function fastBusy()
+    if encoding and not inWindow(call, home) then encoding = false end
+    if decoding and not inWindow(update, decodingIn) then decoding = false end
+    if not (encoding or decoding) then busyp[0] = 0 end
+    return encoding or decoding
+  end
+
   function call(cb, name, ...)
     -- A callback table this path takes only when call.c's check passes it
     -- (okTable); a key ("latest wins" lives in the registry) or a mistake
     -- takes the C API path, which raises with the one message.
-    if encoding and not onStack(call) then
+    if encoding and not inWindow(call, home) then
       encoding = false; busyp[0] = 0
       q, qd = {}, {} -- a walk that raised left its queue holding tables
     end
@@ -514,15 +545,14 @@ function M.wrap(c, ccall, cupdate, facade)
     if io.stderr.flush then io.stderr:flush() end -- msvcrt buffers stderr when it is a file (a game may swap io.stderr for a writer)
   end
 
-  -- The records the C side delivers (shutdown, results left to it).
-  -- call and update are set below; the C side reads this table when busy_now asks.
-  local busyFns = {}
+  -- The records the C side delivers (shutdown, results left to it), and
+  -- this file's answer to the C side's busy_now (fastBusy, above).
   c:setFastHook(function(index, status, ...)
     local cb = cbs[index + 1]
     cbs[index + 1] = nil
     if held[index + 1] ~= nil then held[index + 1] = nil end -- a store of nil to a missing key is not free
     return dispatch(cb, status, select("#", ...), ...)
-  end, busyFns)
+  end, fastBusy)
 
   -- A varint at pos of at most `max` bytes (exact in a double): value, next
   -- position; nil past lim or when longer.
@@ -654,10 +684,14 @@ function M.wrap(c, ccall, cupdate, facade)
     if budget ~= nil and (type(budget) ~= "number" or not (budget >= 0)) then
       return cupdate(budget) -- raises as the C side does
     end
-    -- From a finalizer, mid-call or mid-decode: the next update delivers.
-    if encoding and not onStack(call) then encoding = false end
-    if decoding and not onStack(update) then decoding = false end
-    if encoding or decoding or busyp[0] ~= 0 and c:busyNow() then return 0 end
+    -- From a finalizer, mid-call or mid-decode (on either path): the next
+    -- update delivers.
+    if encoding and not inWindow(call, home) then encoding = false end
+    if decoding and not inWindow(update, decodingIn) then decoding = false end
+    if encoding or decoding or busyp[1] ~= 0 then return 0 end
+    busyp[0] = 0 -- no window of this file is open
+    home = running()
+    decodingIn = home
     api.flush(ctxp) -- the calls made this frame and still held back
     local t0 = budget and api.now()
     local n = 0
@@ -676,7 +710,6 @@ function M.wrap(c, ccall, cupdate, facade)
     return n
   end
 
-  busyFns[call], busyFns[update] = true, true
   return call, update
 end
 

@@ -349,7 +349,7 @@ function Ctx:stats(t)
   t.workerCount, t.steals, t.memory, t.statesReplaced = self.nworkers, 0, memory, 0
   -- Every field async_native fills, so a game's HUD reads numbers on both:
   -- no call records keep buffers here, and no named channel carries objects.
-  t.recordBytes, t.channels = 0, 0
+  t.recordBytes, t.records, t.channels = 0, 0, 0
   return t -- t.defs: async_profile.lua, through statsDefs when it is read
 end
 

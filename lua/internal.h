@@ -77,6 +77,12 @@ struct defstat {
 /* Argument and result buffers above this are freed when the record is
  * recycled: one huge call must not pin its memory for the pool's life. */
 #define RECORD_KEEP_BYTES (256u * 1024u)
+/* Idle records kept past a burst: once the pool's queue is empty and more
+ * than RECORDS_TRIM_AT are idle, update() frees all but RECORDS_KEEP, so a
+ * burst of calls does not pin its records for the pool's life, and a game
+ * that recycles fewer than RECORDS_TRIM_AT a frame never frees one. */
+#define RECORDS_KEEP 256u
+#define RECORDS_TRIM_AT 1024u
 
 /* A value published with async.share: encoded once, decoded once per
  * worker per version. */
@@ -163,6 +169,8 @@ struct call {
 	                      * (atomic): its worker, or shutdown abandoning
 	                      * the pool while it is still in the pool's queue */
 	int hooked;          /* the deadline's hook is set on runL */
+	int interrupted;     /* main thread: an error raised while its result
+	                      * was decoded; it stays pending, decoded again */
 	struct async_buf args, res;
 	/* For stats().defs, in a call that profile_made chose to time (weight
 	 * != 0: it stands for `weight` calls): async_trace_now_ns when made
@@ -271,8 +279,12 @@ struct ctx {
 	struct call *done; /* finished, pushed by workers (lock-free stack) */
 	struct call *pending, *pending_tail; /* taken from done, not delivered */
 	struct call *free;
-	struct call **all;
+	size_t nfree;     /* records on the free list */
+	struct call **all; /* by record index; NULL where records_trim freed one */
 	size_t nall, capall;
+	size_t hole;      /* every index below it holds a record */
+	uint32_t gen_floor; /* above every generation a freed record handed out:
+	                     * where a record made in its slot starts */
 	size_t inflight; /* made and not yet delivered */
 	uint64_t delivered, failed_count, cancelled_count;
 	size_t npending;
@@ -299,11 +311,13 @@ struct ctx {
 	int fast_hook;       /* registry ref: async_fast.lua's delivery of FFI-path
 	                      * records that the C side delivers (shutdown,
 	                      * results the Lua decoder leaves to C) */
-	int busy_fns;        /* registry ref: {fn = true} for async_fast.lua's
-	                      * functions that set `busy` (see busy_now) */
-	int32_t busy;        /* 1 while a call is encoded or a result decoded: a
-	                      * finalizer that runs then must not deliver nor shut
-	                      * down (set by async_fast.lua too, through fastApi) */
+	int fast_busy;       /* registry ref: async_fast.lua's own answer to
+	                      * busy_now for its windows (busy[0]) */
+	int window_fn;       /* registry ref: the C function window_run calls */
+	int32_t busy[2];     /* while a call is encoded or a result decoded, a
+	                      * finalizer that runs must not deliver nor shut
+	                      * down: [0] is async_fast.lua's flag (fastApi),
+	                      * [1] the depth of window_run, exact */
 	struct call *batch[BATCH_MAX]; /* made by the FFI path, not yet submitted */
 	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
 	uint32_t batch_lock;
@@ -353,7 +367,7 @@ struct objctx {
 struct handle {
 	struct ctx *ctx;
 	uint64_t ctx_id; /* a freed context's address may be reused: ids are not */
-	struct call *c;
+	int64_t index; /* the record's; it may be freed, never reached by address */
 	uint32_t gen;
 };
 
@@ -421,6 +435,8 @@ int worker_api_open(lua_State *L, struct wstate *ws);
 
 /* call.c */
 struct call *record_take(struct ctx *ctx);
+struct call *record_at(struct ctx *ctx, int64_t index, uint32_t gen);
+void records_trim(struct ctx *ctx);
 void call_release(lua_State *L, struct ctx *ctx, struct call *c);
 int cancel_call(struct call *c);
 int l_call(lua_State *L);
@@ -431,7 +447,21 @@ int l_shorthand(lua_State *L);
 /* deliver.c */
 int l_deliver_one(lua_State *L);
 int busy_now(lua_State *L, struct ctx *ctx);
-int l_busy_now(lua_State *L);
+/* A codec run inside a window (busy_now): protected, so that an error a
+ * finalizer raises in it leaves the context as it was, and the busy count
+ * is restored. Encodes the values at [first, last] into c->args, or (decode)
+ * pushes c->res's values. Returns lua_pcall's status: on an error its
+ * value is on the top of the stack. */
+struct window {
+	int decode;
+	struct call *c;
+	struct async_codec_objects objs;
+	char *err;
+	size_t errlen;
+	int rc; /* the codec's: 0 or -1 for encode; the count or -1 for decode */
+};
+int window_run(lua_State *L, struct ctx *ctx, struct window *w, int first, int last);
+int l_window(lua_State *L);
 void pending_pop(struct ctx *ctx, struct call *c);
 int l_shutdown(lua_State *L);
 int l_update(lua_State *L);
