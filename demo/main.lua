@@ -140,6 +140,12 @@ local function startTimeline()
   return started, why
 end
 
+-- The overlay hidden, nothing reads the trace: stop it (while it records,
+-- each job and call records an event).
+local function stopTimeline()
+  if async.isTracing and async.isTracing() then async.stopTrace() end
+end
+
 local function runMode(mode)
   local sim = Sim.new({ mode = mode, units = opts.units, async = async, seed = 7 })
   local frames = Frames.new(opts.frames)
@@ -164,11 +170,18 @@ local function runMode(mode)
     if work < 1 / 60 then love.timer.sleep(1 / 60 - work) end
   end
   if mode == "workers" then waitAll(function() return async.stats().inflight == 0 end) end
+  -- Hidden as the T key hides it: the trace must stop with it.
+  local hidden
+  if timeline then
+    stopTimeline()
+    hidden = "overlay hidden, trace recording: " .. (async.isTracing() and "yes" or "no")
+  end
   return {
     mode = mode, frames = opts.frames, p50 = frames:percentile(0.5) * 1e3, p99 = frames:percentile(0.99) * 1e3,
     paths = sim.stats.paths, chunks = sim.stats.chunks, requests = sim.stats.requests,
     cancelled = sim.stats.cancelled, over = over,
     timeline = lay and Timeline.summary(lay) or why and ("timeline: unavailable: " .. why),
+    hidden = hidden,
   }
 end
 
@@ -182,6 +195,7 @@ local function headless()
     print(("%-8s %7d %8.2f %8.2f %10d %8d %8d %9d %7d"):format(r.mode, r.frames, r.p50, r.p99, r.over, r.requests, r.paths, r.cancelled, r.chunks))
   end
   if rows[1].timeline then print(rows[1].timeline) end
+  if rows[1].hidden then print(rows[1].hidden) end
   print(("world checksum: main %s, workers %s"):format(cmp.worldMain, cmp.worldWorkers))
   print(("paths checksum: main %s, workers %s (%d requests, %d found)"):format(cmp.pathsMain, cmp.pathsWorkers, cmp.requests, cmp.found))
   local okWork = rows[1].paths > 0 and rows[2].paths > 0 and rows[1].chunks == World.CHUNKS ^ 2
@@ -202,7 +216,7 @@ local t, frameCount = 0, 0
 local timeline, timelineLayout, timelineWhy, timelineTimer = nil, nil, nil, 0
 
 local function toggleTimeline()
-  if timeline then timeline = nil; return end
+  if timeline then timeline = nil; stopTimeline(); return end
   local ok, why = startTimeline()
   timeline, timelineWhy, timelineTimer = ok and Timeline.new(1), why, 1
 end

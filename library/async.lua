@@ -46,6 +46,7 @@ function Handle:status() end
 ---@field workerCount integer
 ---@field memory number bytes held by all workers' Lua states
 ---@field statesReplaced number worker states replaced after running out of memory
+---@field records number call records allocated: those in flight and idle ones kept (native backend)
 ---@field recordBytes number bytes idle call records keep for their next call (native backend)
 ---@field channels number LÖVE channel names used to carry LÖVE objects (reused, never freed by LÖVE)
 ---@field workers async.WorkerStats[]

@@ -371,11 +371,12 @@ function async.undefine(name)
 end
 
 --- Counters: queued, running, ready, inflight, completed, failed, cancelled,
---- steals, workerCount, memory (bytes in the workers' Lua states), recordBytes,
+--- steals, workerCount, memory (bytes in the workers' Lua states), records, recordBytes,
 --- statesReplaced, channels (LÖVE channel names used), and workers[i] = {jobs, steals, busy, idle, running,
 --- memory}.
 --- Pass the table from last time to have it refilled without allocating.
-function async.stats(into) return pool("stats", into) end
+--- defs (per-definition figures) is filled when read (async_profile.lua).
+function async.stats(into) return profile.stats(pool("stats", into)) end
 
 --- Publishes a read-only value to every job as async.shared[name] (in the
 --- worker), decoded once per worker per version instead of sent per call.

@@ -86,6 +86,9 @@ return {
   MALFORMED_SREF = "reference to a string not yet seen",
   MALFORMED_REF = "reference to a table not yet seen",
   MALFORMED_OBJECT_LOST = "an object passed by reference that could not be received",
+  MALFORMED_SBUF = "a string.buffer part that does not decode to plain values (%s)",
+  MALFORMED_SBUF_NESTED = "a string.buffer part inside a table",
+  MALFORMED_SBUF_MISSING = "a string.buffer part, and this LuaJIT has no string.buffer",
   -- Jobs and workers
   RESULTS_TOO_MANY = "%s: returned %d values, too many to send back (return them in a table)",
   RESULT_NOT_SENT = "%s: %s, which cannot be sent back",
@@ -123,8 +126,9 @@ return {
   AWAITED_MORE = "\n[awaited from] ... and ",
   AWAITED_MORE_LEVELS = "\n[awaited from] ... and %d more levels",
   -- Buffers
-  BUFFER_SIZE = "async.newBuffer: expected a size in bytes >= 1, got %s",
-  BUFFER_OUT_OF_MEMORY = "async.newBuffer: out of memory",
+  BUFFER_SIZE = "async.newBuffer: expected a size in bytes, a whole number from 1 to 4294967296 (4 GiB), got %s",
+  BUFFER_OUT_OF_MEMORY = "async.newBuffer: out of memory (%s bytes asked)",
+  RESULT_REREAD = "the result could not be read again after an error raised by a finalizer interrupted its first reading: %s",
   BUFFER_VIEW_ENDED = "async buffer: this worker's view of it ended with the job that received it",
   BUFFER_IN_USE = "async buffer: in use by a job until its callback has run",
   BUFFER_NEEDS_NATIVE = "async.newBuffer: zero-copy buffers need the native module; %s cannot share them (love.data.newByteData and :getFFIPointer() can)",

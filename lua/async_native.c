@@ -131,14 +131,17 @@ static int l_stats(lua_State *L)
 		queued = 0;
 	/* What idle records keep for their next call (call.c's buf_shrink
 	 * bounds it); live ones may be a worker's, so only free ones count. */
-	uint64_t kept = 0;
-	for (size_t i = 0; i < ctx->nall; i++)
-		if (!ctx->all[i]->live)
+	uint64_t kept = 0, records = 0;
+	for (size_t i = 0; i < ctx->nall; i++) {
+		records += ctx->all[i] != NULL;
+		if (ctx->all[i] != NULL && !ctx->all[i]->live)
 			kept += ctx->all[i]->args.cap + ctx->all[i]->res.cap;
+	}
 	lua_Number counts[] = { (lua_Number)ctx->npending, (lua_Number)ctx->inflight, (lua_Number)ctx->delivered,
 		                (lua_Number)ctx->failed_count, (lua_Number)ctx->cancelled_count,
 		                (lua_Number)async_pool_worker_count(ctx->pool),
-		                (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED), (lua_Number)kept };
+		                (lua_Number)__atomic_load_n(&ctx->replaced, __ATOMIC_RELAXED), (lua_Number)kept,
+		                (lua_Number)records };
 	if (lua_istable(L, 2))
 		lua_settop(L, 2);
 	else {
@@ -196,8 +199,8 @@ static int l_stats(lua_State *L)
 	set_num(L, t, "channels", (lua_Number)chan_count());
 	set_num(L, t, "statesReplaced", counts[6]);
 	set_num(L, t, "recordBytes", counts[7]);
-	profile_push_defs(L, ctx, t);
-	return 1;
+	set_num(L, t, "records", counts[8]);
+	return 1; /* t.defs: async_profile.lua, through statsDefs when it is read */
 }
 
 /* Takes ctx out of the live contexts that buffers and handles check. */
@@ -222,6 +225,8 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	ctx_forget(L, ctx);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
+		if (c == NULL)
+			continue;
 		/* Its channel name is reused only if nothing is left on it. */
 		int dirty = !unref && c->objs_pushed != c->objs_popped;
 		call_release(unref ? L : NULL, ctx, c); /* no-op for records already released */
@@ -236,6 +241,7 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 	ctx->all = NULL;
 	ctx->nall = ctx->capall = 0;
 	ctx->free = ctx->pending = ctx->pending_tail = ctx->done = NULL;
+	ctx->nfree = ctx->hole = 0;
 	registry_free(L, ctx, unref);
 	if (ctx->defs != LUA_NOREF) {
 		if (unref) {
@@ -245,10 +251,11 @@ void ctx_free_all(lua_State *L, struct ctx *ctx, int unref)
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->keys);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->handle_mt);
 			luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_hook);
-			luaL_unref(L, LUA_REGISTRYINDEX, ctx->busy_fns);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_busy);
+			luaL_unref(L, LUA_REGISTRYINDEX, ctx->window_fn);
 		}
 		ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->error_fn = LUA_NOREF;
-		ctx->fast_hook = ctx->busy_fns = LUA_NOREF;
+		ctx->fast_hook = ctx->fast_busy = ctx->window_fn = LUA_NOREF;
 	}
 	if (ctx->fallback) {
 		if (tls_ws == ctx->fallback)
@@ -334,7 +341,7 @@ static int l_new(lua_State *L)
 	*box = ctx; /* freed by the collector (l_gc) */
 	ctx_list_update(ctx, 1);
 	ctx->defs = ctx->facade = ctx->keys = ctx->handle_mt = ctx->shares = ctx->error_fn = LUA_NOREF;
-	ctx->fast_hook = ctx->busy_fns = LUA_NOREF;
+	ctx->fast_hook = ctx->fast_busy = ctx->window_fn = LUA_NOREF;
 	ctx->closed = 1; /* until the pool exists */
 	ctx->mem = mem;
 	ctx->mem_limit = (uint64_t)limit;
@@ -364,6 +371,8 @@ static int l_new(lua_State *L)
 	snap_publish(L, ctx, 1); /* the empty registry */
 	luaL_getmetatable(L, "async.handle");
 	ctx->handle_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pushcfunction(L, l_window); /* made now: pushing it later would allocate */
+	ctx->window_fn = luaL_ref(L, LUA_REGISTRYINDEX);
 	capture_environment(L, ctx);
 	async_pool_config cfg = async_pool_config_default();
 	cfg.workers = n > ASYNC_MAX_SLOTS ? ASYNC_MAX_SLOTS : (unsigned)n;
@@ -415,12 +424,12 @@ static const luaL_Reg ctx_methods[] = {
 	{ "deliverOne", l_deliver_one },
 	{ "fastApi", l_fast_api },
 	{ "setFastHook", l_fast_hook },
-	{ "busyNow", l_busy_now },
 	{ "traceStart", l_trace_start },
 	{ "traceStop", l_trace_stop },
 	{ "traceOn", l_trace_on },
 	{ "traceRecord", l_trace_record },
 	{ "traceWrite", l_trace_write },
+	{ "statsDefs", l_stats_defs },
 	{ "traceCollect", l_trace_collect },
 	{ "traceApi", l_trace_api },
 	{ NULL, NULL },

@@ -31,6 +31,11 @@ P.DEFAULT_EVENTS = 65536
 local GAME_TRACK = 4096
 -- Runs a definition's time and wait figures are taken over (profile.c).
 local WINDOW = 256
+-- The most events a thread's ring of Lua tables is let keep (thread
+-- backend): three arrays of 2^24 slots are 400 MB already, and a ring grows
+-- as it fills, so a larger one would run the game out of memory later
+-- instead of being refused at startTrace.
+P.MAX_LUA_EVENTS = 2 ^ 24
 
 -- ---- per-definition figures (thread backend) ----------------------------------
 
@@ -47,10 +52,12 @@ function P.defStat(stats, name)
   return s
 end
 
--- A delivered call of `name`: outcome "ok", "failed" or "cancelled"; t0 and
--- t1 its run (nil when it never started); tcall when it was made.
-function P.defRecord(stats, name, outcome, tcall, t0, t1)
-  local s = stats[name] or P.defStat(stats, name)
+-- A delivered call whose name had the figures `s` when it was made:
+-- outcome "ok", "failed" or "cancelled"; t0 and t1 its run (nil when it
+-- never started); tcall when it was made. Figures of a name undefined
+-- since are no longer listed (as the native module's).
+function P.defRecord(s, outcome, tcall, t0, t1)
+  if s == nil then return end
   s.calls = s.calls + 1
   if outcome == "cancelled" then s.cancels = s.cancels + 1
   elseif outcome == "failed" then s.failures = s.failures + 1 end
@@ -76,10 +83,13 @@ local function meanP99(v, n)
   return sum / n, scratch[k > 0 and k or 1]
 end
 
--- Fills t.defs as profile.c's profile_push_defs does (the same fields).
-function P.defsInto(t, stats)
-  local defs = t.defs
-  if type(defs) ~= "table" then defs = {}; t.defs = defs end
+-- Fills defs as profile.c's l_stats_defs does (the same fields): an entry
+-- per name defined now, the tables already there reused, the names
+-- undefined since removed.
+function P.defsFill(defs, stats)
+  for name in pairs(defs) do
+    if stats[name] == nil then defs[name] = nil end
+  end
   for name, s in pairs(stats) do
     if s.summed ~= s.runs then
       s.runMean, s.runP99 = meanP99(s.run, s.n)
@@ -205,6 +215,14 @@ local function jsonString(s)
   return '"' .. s .. '"'
 end
 
+-- The OS's reason in an io library message ("<path>: No such file or
+-- directory", or the reason alone).
+function P.osReason(err, path)
+  err = tostring(err)
+  if err:sub(1, #path + 2) == path .. ": " then return err:sub(#path + 3) end
+  return err
+end
+
 -- Microseconds with three decimals, as the core writes them.
 local function us(s) return format("%.3f", s * 1e6) end
 
@@ -214,8 +232,9 @@ local function us(s) return format("%.3f", s * 1e6) end
 -- spans as "X" events.
 function Trace:write(path, nslots)
   local f, err = io.open(path, "wb")
-  if not f then return nil, MSG.TRACE_WRITE:format(path, tostring(err)) end
-  local out, n = {}, 0
+  -- io.open's message is "<path>: <the OS's reason>": the reason alone.
+  if not f then return nil, MSG.TRACE_WRITE:format(path, P.osReason(err, path)) end
+  local out, n, failed = {}, 0, nil
   local function put(s) n = n + 1; out[n] = s end
   put('{"displayTimeUnit":"ns","traceEvents":[\n')
   put('{"name":"process_name","ph":"M","pid":1,"args":{"name":"async"}}')
@@ -240,14 +259,18 @@ function Trace:write(path, nslots)
       first = false
       put(format(',\n{"name":%s,"cat":"%s","pid":1,"tid":%d,"ts":%s,"ph":"X","dur":%s}', jsonString(name), cat,
         track, us(t0), us(t1 - t0)))
-      if n >= 4096 then f:write(table.concat(out, "", 1, n)); n = 0 end
+      if n >= 4096 then
+        local okp, perr = f:write(table.concat(out, "", 1, n))
+        if not okp then failed = failed or perr end
+        n = 0
+      end
     end)
   end
   put("\n]}\n")
   local okw, werr = f:write(table.concat(out, "", 1, n))
-  local okc = f:close()
-  if not okw or not okc then
-    return nil, MSG.TRACE_WRITE:format(path, tostring(werr or "close failed"))
+  local okc, cerr = f:close()
+  if failed or not okw or not okc then
+    return nil, MSG.TRACE_WRITE:format(path, P.osReason(failed or werr or cerr, path))
   end
   return true
 end
@@ -262,6 +285,7 @@ end
 -- and unloaded(), which ends the trace with its pool.
 function P.install(async, private)
   local tracing = false -- whether this pool's game spans are recorded
+  local recorded = false -- whether this pool keeps a recording (stopTrace(path) writes it again)
   local gameNow -- async.now: love.timer.getTime's clock inside LÖVE
 
   function async.now()
@@ -379,19 +403,24 @@ function P.install(async, private)
     local c = private.context()
     local okk, err = c:traceStart(events)
     if not okk then return nil, err end
-    tracing = true
+    tracing, recorded = true, true
     private.reroute()
     return true
   end
 
   --- async.stopTrace([path]): stops recording; with a path, writes the
   --- trace there as Chrome trace event JSON. true, or nil and a message.
+  --- Stopped, stopTrace(path) writes the last recording again (after a
+  --- write that failed, say).
   function async.stopTrace(path)
     if path ~= nil and type(path) ~= "string" then
       private.misuse(MSG.TRACE_PATH:format(type(path)))
     end
     local c = private.context()
-    if not tracing then private.misuse(MSG.TRACE_NOT_RECORDING) end
+    if not tracing then
+      if path ~= nil and recorded then return c:traceWrite(path) end
+      private.misuse(MSG.TRACE_NOT_RECORDING)
+    end
     tracing = false
     private.reroute()
     c:traceStop()
@@ -416,7 +445,45 @@ function P.install(async, private)
 
   function async.isTracing() return tracing end
 
-  return { route = route, unloaded = function() tracing = false end }
+  -- stats().defs, filled when the game reads it: a game that reads
+  -- stats().inflight every frame pays nothing per definition. The stats
+  -- table's metatable finds its state here (weak keys: the table is the
+  -- game's); stats(t) marks it stale, the first read of t.defs refills it.
+  local defsState = setmetatable({}, { __mode = "k" })
+  local DefsMeta = {
+    __index = function(t, k)
+      if k ~= "defs" then return nil end
+      local st = defsState[t]
+      if st == nil then return nil end
+      if st.stale then
+        st.defs = st.defs or {}
+        st.ctx:statsDefs(st.defs)
+        st.stale = false
+      end
+      return st.defs
+    end,
+  }
+  local function stats(t)
+    local c = private.context()
+    local st = defsState[t]
+    if st == nil then
+      local mt = getmetatable(t)
+      local d = rawget(t, "defs")
+      if mt ~= nil then -- the game's own metatable: filled now
+        if type(d) ~= "table" then d = {}; rawset(t, "defs", d) end
+        c:statsDefs(d)
+        return t
+      end
+      st = { defs = type(d) == "table" and d or nil }
+      rawset(t, "defs", nil)
+      defsState[t] = st
+      setmetatable(t, DefsMeta)
+    end
+    st.stale, st.ctx = true, c
+    return t
+  end
+
+  return { route = route, stats = stats, unloaded = function() tracing, recorded = false, false end }
 end
 
 return P

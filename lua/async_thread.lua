@@ -165,6 +165,7 @@ function Ctx:undefine(name)
   if type(name) ~= "string" then fail(MSG.BAD_ARGUMENT, 2, "undefine", "string", type(name)) end
   if self.defs[name] == nil then failAt(2, MSG.UNDEFINE_MISSING, name) end
   self.defs[name] = nil
+  self.defStats[name] = nil -- figures cover the names defined now
   publish(self)
 end
 
@@ -348,10 +349,13 @@ function Ctx:stats(t)
   t.workerCount, t.steals, t.memory, t.statesReplaced = self.nworkers, 0, memory, 0
   -- Every field async_native fills, so a game's HUD reads numbers on both:
   -- no call records keep buffers here, and no named channel carries objects.
-  t.recordBytes, t.channels = 0, 0
-  profile.defsInto(t, self.defStats)
-  return t
+  t.recordBytes, t.records, t.channels = 0, 0, 0
+  return t -- t.defs: async_profile.lua, through statsDefs when it is read
 end
+
+-- Fills defs with the figures of the names defined now (on a pool shut
+-- down too: the figures it had).
+function Ctx:statsDefs(defs) profile.defsFill(defs, self.defStats) end
 
 -- ---- the trace: kept in Lua (async_profile.lua), fed as calls are delivered
 
@@ -359,6 +363,7 @@ function M.now() return love.timer.getTime() end
 
 function Ctx:traceStart(events)
   checkOpen(self)
+  if events > profile.MAX_LUA_EVENTS then return nil, MSG.OUT_OF_MEMORY:format("async.startTrace") end
   self.trace = profile.newTrace(events > 0 and events or profile.DEFAULT_EVENTS, M.now())
   return true
 end

@@ -203,7 +203,9 @@ local function doCall(ctx, cb, name, ...)
     ctx.pushed = ctx.pushed + 1
     rec.epoch = e
   end
-  rec.name, rec.tcall = name, love.timer.getTime() -- stats().defs: the queue wait
+  -- stats().defs: the queue wait, and the figures of the name as it is now
+  -- (undefined and defined again meanwhile, it counts in neither).
+  rec.name, rec.tcall, rec.stat = name, love.timer.getTime(), ctx.defStats[name]
   -- Only a call that was made supersedes the one before it.
   if key ~= nil then takeKey(ctx, rec, key) end
   rec.cb = cb
@@ -293,9 +295,9 @@ local function deliver(ctx)
   ctx.inflight = ctx.inflight - 1
   local index, st, n = C.split(m[1])
   local rec = ctx.recs[index]
-  local cb, name, tcall = rec.cb, rec.name, rec.tcall
+  local cb, name, tcall, stat = rec.cb, rec.name, rec.tcall, rec.stat
   if rec.superseded then st = C.CANCELLED end
-  rec.cb = nil
+  rec.cb, rec.stat = nil, nil
   local e = rec.epoch
   if e ~= nil then
     rec.epoch = nil
@@ -307,7 +309,7 @@ local function deliver(ctx)
   -- The worker's times after the results (none if it never ran) for
   -- stats().defs and the trace.
   local t0, t1 = m[n + 2], m[n + 3]
-  profile.defRecord(ctx.defStats, name, st == C.CANCELLED and "cancelled" or st == C.OK and "ok" or "failed", tcall,
+  profile.defRecord(stat, st == C.CANCELLED and "cancelled" or st == C.OK and "ok" or "failed", tcall,
     t0, t1)
   if t0 and ctx.trace then ctx.trace:record(m[n + 4], name, t0, t1) end
   if st == C.CANCELLED then

@@ -6,6 +6,12 @@
 #include "internal.h"
 #include "os_mem.h" /* portability: aligned allocation (header-only, from core/src) */
 
+/* The largest buffer: past any one array a game hands a job, and far
+ * enough below what a size_t or a double holds exactly that a size over
+ * it is a mistake to name, not an allocation to try (MSG(BUFFER_SIZE) says
+ * the same number). */
+#define BUFFER_MAX_BYTES ((size_t)1 << 32)
+
 static void abuf_unref(struct abuf *b)
 {
 	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
@@ -72,13 +78,13 @@ static struct abuf *check_buffer(lua_State *L, int idx)
 int l_new_buffer(lua_State *L)
 {
 	lua_Number n = luaL_checknumber(L, 1);
-	if (!(n >= 1) || n != floor(n) || n > (lua_Number)((size_t)1 << 40))
+	if (!(n >= 1) || n != floor(n) || n > (lua_Number)BUFFER_MAX_BYTES)
 		return luaL_error(L, MSG(BUFFER_SIZE), lua_tostring(L, 1));
 	struct abuf *b = calloc(1, sizeof *b);
 	if (b == NULL || async_os_aligned_alloc((void **)&b->data, 64, (size_t)n) != 0) { /* portability: os_mem.h */
 		free(b);
 		lua_pushnil(L);
-		lua_pushstring(L, MSG(BUFFER_OUT_OF_MEMORY));
+		lua_pushfstring(L, MSG(BUFFER_OUT_OF_MEMORY), lua_tostring(L, 1));
 		return 2;
 	}
 	memset(b->data, 0, (size_t)n);

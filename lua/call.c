@@ -5,16 +5,36 @@
  * only one that releases what a call holds. Also the call handles. */
 #include "internal.h"
 
-/* A free record, or a new one; NULL when out of memory. */
+#ifdef __GLIBC__
+#include <malloc.h>
+/* Freed records sit between blocks still in use: glibc gives such pages
+ * back to the kernel only when asked. */
+static void malloc_give_back(void)
+{
+	malloc_trim(0);
+}
+#else
+static void malloc_give_back(void)
+{
+	/* portability: other C libraries return free pages by themselves */
+}
+#endif
+
+/* A free record, or a new one in the lowest free slot; NULL when out of
+ * memory. */
 struct call *record_take(struct ctx *ctx)
 {
 	struct call *c = ctx->free;
 	if (c != NULL) {
 		ctx->free = c->next;
+		ctx->nfree--;
 		c->live = 1;
 		return c;
 	}
-	if (ctx->nall == ctx->capall) {
+	size_t i = ctx->hole;
+	while (i < ctx->nall && ctx->all[i] != NULL)
+		i++;
+	if (i == ctx->nall && ctx->nall == ctx->capall) {
 		size_t cap = ctx->capall ? ctx->capall * 2 : 64;
 		struct call **all = realloc(ctx->all, cap * sizeof *all);
 		if (all == NULL)
@@ -26,13 +46,82 @@ struct call *record_take(struct ctx *ctx)
 	if (c == NULL)
 		return NULL;
 	c->ctx = ctx;
-	c->index = (uint32_t)ctx->nall;
+	c->index = (uint32_t)i;
+	/* A handle to a record freed from this slot must not name this one. */
+	c->gen = ctx->gen_floor;
 	c->chan = chan_take();
 	c->cb = LUA_NOREF;
 	c->key = LUA_NOREF;
-	ctx->all[ctx->nall++] = c;
+	ctx->all[i] = c;
+	if (i == ctx->nall)
+		ctx->nall++;
+	ctx->hole = i + 1;
 	c->live = 1;
 	return c;
+}
+
+/* The live record at index, if it is still at generation gen (what a
+ * handle names); NULL once that call was released or its record freed. */
+struct call *record_at(struct ctx *ctx, int64_t index, uint32_t gen)
+{
+	if (index < 0 || (uint64_t)index >= ctx->nall)
+		return NULL;
+	struct call *c = ctx->all[index];
+	return c != NULL && c->live && c->gen == gen ? c : NULL;
+}
+
+/* After a burst: once the pool's queue is empty (every call submitted has
+ * started; those running or awaiting delivery keep their records) and more
+ * than RECORDS_TRIM_AT records are idle, frees idle ones, highest index
+ * first, until RECORDS_KEEP are left, and shrinks the table. An idle record
+ * is no worker's (call_release's rule), and nothing in Lua names it but
+ * handles, which compare generations (gen_floor). No Lua runs here. */
+void records_trim(struct ctx *ctx)
+{
+	if (ctx->nfree <= RECORDS_TRIM_AT || ctx->closed || ctx->abandoned ||
+	    __atomic_load_n(&ctx->nbatch, __ATOMIC_RELAXED) != 0 ||
+	    __atomic_load_n(&ctx->submitted, __ATOMIC_RELAXED) != __atomic_load_n(&ctx->started, __ATOMIC_ACQUIRE))
+		return;
+	size_t excess = ctx->nfree - RECORDS_KEEP;
+	for (size_t i = ctx->nall; i-- > 0 && excess > 0;) {
+		struct call *c = ctx->all[i];
+		if (c == NULL || c->live)
+			continue;
+		if (c->gen > ctx->gen_floor)
+			ctx->gen_floor = c->gen; /* released: no handle holds this one yet */
+		chan_give(c->chan); /* release cleared what was on it */
+		lent_free(&c->bufs);
+		async_buf_free(&c->args);
+		async_buf_free(&c->res);
+		free(c);
+		ctx->all[i] = NULL;
+		if (i < ctx->hole)
+			ctx->hole = i;
+		excess--;
+	}
+	while (ctx->nall > 0 && ctx->all[ctx->nall - 1] == NULL)
+		ctx->nall--;
+	if (ctx->hole > ctx->nall)
+		ctx->hole = ctx->nall;
+	ctx->free = NULL;
+	ctx->nfree = 0;
+	for (size_t i = ctx->nall; i-- > 0;) {
+		struct call *c = ctx->all[i];
+		if (c != NULL && !c->live) {
+			c->next = ctx->free;
+			ctx->free = c;
+			ctx->nfree++;
+		}
+	}
+	if (ctx->capall > 64 && ctx->nall <= ctx->capall / 4) {
+		size_t cap = ctx->nall * 2 > 64 ? ctx->nall * 2 : 64;
+		struct call **all = realloc(ctx->all, cap * sizeof *all);
+		if (all != NULL) {
+			ctx->all = all;
+			ctx->capall = cap;
+		}
+	}
+	malloc_give_back();
 }
 
 static struct call *record_get(lua_State *L, struct ctx *ctx)
@@ -138,10 +227,11 @@ void call_release(lua_State *L, struct ctx *ctx, struct call *c)
 	lent_release(&c->bufs);
 	buf_shrink(&c->args);
 	buf_shrink(&c->res);
-	c->superseded = c->failed = c->cancelled = c->fast = 0;
+	c->superseded = c->failed = c->cancelled = c->fast = c->interrupted = 0;
 	c->nxs = 0;
 	c->next = ctx->free;
 	ctx->free = c;
+	ctx->nfree++;
 }
 
 /* Appends c to the list of calls waiting for delivery. */
@@ -222,6 +312,14 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 			return luaL_error(L, MSG(CALLBACK_NAN_KEY), name);
 		haskey = !lua_isnil(L, -1); /* stays at top + 1, above the arguments */
 	}
+	/* The handle first: from here to the end, Lua code and finalizers run
+	 * only inside the encode's window, where a finalizer can neither
+	 * deliver a call (old, or c, whose key would then point at a released
+	 * record) nor shut the pool down under them (busy_now), and its error
+	 * leaves nothing half made. */
+	struct handle *h = lua_newuserdata(L, sizeof *h);
+	int hidx = lua_gettop(L);
+	check_ctx(L, lua_upvalueindex(1)); /* a finalizer may have shut the pool down meanwhile */
 	struct call *old = NULL; /* the call this one supersedes */
 	if (haskey) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->keys);
@@ -231,20 +329,19 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		lua_pop(L, 2);
 	}
 	struct call *c = record_get(L, ctx);
-	/* From here to the handle, a finalizer that runs in an
-	 * allocation must not deliver c (its key would then point at a
-	 * released record) nor shut the pool down under it (busy_now). */
-	int32_t was_busy = ctx->busy;
-	ctx->busy = 1;
 	char err[256];
 	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
 	c->old = old;
 	c->takes_old = 0;
-	struct async_codec_objects objs = codec_objects(&oc);
-	int rc = async_codec_encode(L, argidx, top, &c->args, "argument", &objs, err, sizeof err);
+	struct window w = { 0, c, codec_objects(&oc), err, sizeof err, 0 };
+	int st = window_run(L, ctx, &w, argidx, top);
+	int rc = w.rc;
 	c->old = NULL;
+	if (st != 0) {
+		call_release(L, ctx, c);
+		return lua_error(L); /* a finalizer's error, raised where it ran */
+	}
 	if (rc != 0) {
-		ctx->busy = was_busy;
 		call_release(L, ctx, c);
 		if (oc.why != NULL)
 			return luaL_error(L, MSG(CALL_REFUSED), name, oc.why);
@@ -253,9 +350,16 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	/* A buffer still lent to the superseded call: that call must not
 	 * start now, or two jobs would hold the buffer. */
 	if (c->takes_old && !cancel_call(old)) {
-		ctx->busy = was_busy;
 		call_release(L, ctx, c);
 		return luaL_error(L, MSG(CALL_REFUSED), name, MSG(BUFFER_LENT));
+	}
+	/* Looked up again: Lua code ran since (a callback table's
+	 * metamethods, finalizers in the encode) and may have replaced or
+	 * removed the definition, freeing d. */
+	d = lookup_def(L, ctx, name);
+	if (d == NULL) {
+		call_release(L, ctx, c);
+		return luaL_error(L, MSG(CALL_UNDEFINED), name);
 	}
 	c->def = d;
 	profile_made(c);
@@ -286,7 +390,6 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 		if (rc != 0)
 			__atomic_fetch_sub(&ctx->submitted, 1, __ATOMIC_RELAXED);
 		if (rc != 0) {
-			ctx->busy = was_busy;
 			call_release(L, ctx, c);
 			return luaL_error(L, MSG(CALL_REFUSED), name, async_strerror(rc));
 		}
@@ -295,16 +398,13 @@ static int do_call(lua_State *L, struct ctx *ctx, int cbidx, const char *name, i
 	if (haskey)
 		take_key(L, ctx, c, top + 1);
 	ctx->inflight++;
-	/* Still busy: the handle's allocation may run a finalizer, whose
-	 * shutdown would free c under us. */
-	struct handle *h = lua_newuserdata(L, sizeof *h);
 	h->ctx = ctx;
 	h->ctx_id = ctx->id;
-	h->c = c;
+	h->index = c->index;
 	h->gen = c->gen;
+	lua_pushvalue(L, hidx);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->handle_mt);
 	lua_setmetatable(L, -2);
-	ctx->busy = was_busy;
 	return 1;
 }
 
@@ -331,9 +431,7 @@ static struct call *handle_call(lua_State *L, struct handle *h)
 	lua_rawget(L, -2);
 	int live = lua_isnumber(L, -1) && (uint64_t)lua_tonumber(L, -1) == h->ctx_id;
 	lua_pop(L, 2);
-	if (!live || h->c->gen != h->gen)
-		return NULL;
-	return h->c;
+	return live ? record_at(h->ctx, h->index, h->gen) : NULL;
 }
 
 /* handle:cancel() -> true if the call had not started (it never will). */

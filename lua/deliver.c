@@ -74,66 +74,104 @@ void pending_pop(struct ctx *ctx, struct call *c)
 	profile_delivered(ctx, c);
 }
 
+/* Whether a finalizer runs now inside a call's encoding or a result's
+ * decoding: then update() delivers nothing and shutdown() refuses. The C
+ * API path's windows are counted exactly (window_run restores the count
+ * whatever is raised), so a coroutine that a finalizer resumes sees them
+ * too. async_fast.lua's flag may be left set by an encode or decode that
+ * raised: that file's own function says whether its windows are open. */
+int busy_now(lua_State *L, struct ctx *ctx)
+{
+	if (ctx->busy[1] > 0)
+		return 1;
+	if (ctx->busy[0] == 0 || ctx->fast_busy == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->fast_busy);
+	lua_call(L, 0, 1);
+	int busy = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return busy;
+}
+
+/* window_run's protected half: its window at 1, encode's values above. */
+int l_window(lua_State *L)
+{
+	struct window *w = lua_touserdata(L, 1);
+	if (!w->decode) {
+		w->rc = async_codec_encode(L, 2, lua_gettop(L), &w->c->args, "argument", &w->objs, w->err, w->errlen);
+		return 0;
+	}
+	int base = lua_gettop(L);
+	w->rc = async_codec_decode(L, w->c->res.p, w->c->res.n, &w->objs, w->err, w->errlen);
+	return lua_gettop(L) - base;
+}
+
+/* The function comes from the registry and the values are copies: nothing
+ * here allocates a Lua object (so no finalizer runs) before the protected
+ * call. */
+int window_run(lua_State *L, struct ctx *ctx, struct window *w, int first, int last)
+{
+	int n = last >= first ? last - first + 1 : 0;
+	luaL_checkstack(L, n + 2, "async: too many values");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->window_fn);
+	lua_pushlightuserdata(L, w);
+	for (int i = first; i <= last; i++)
+		lua_pushvalue(L, i);
+	ctx->busy[1]++;
+	int st = lua_pcall(L, n + 1, w->decode ? LUA_MULTRET : 0, 0);
+	ctx->busy[1]--;
+	return st;
+}
+
+/* c's result, decoded above the top inside a window; its count, or -1 with
+ * the error raised in it on the top. The call stays pending meanwhile: after
+ * an error it is decoded again by the next update (a result holding LÖVE
+ * objects, which were taken off their channel, then fails, saying why). */
+static int decode_result(lua_State *L, struct ctx *ctx, struct call *c)
+{
+	char err[256];
+	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
+	struct window w = { 1, c, codec_objects(&oc), err, sizeof err, 0 };
+	int base = lua_gettop(L);
+	if (window_run(L, ctx, &w, 0, -1) != 0) {
+		c->interrupted = 1;
+		return -1;
+	}
+	int n = lua_gettop(L) - base;
+	if (w.rc < 0) {
+		lua_settop(L, base);
+		if (c->interrupted)
+			lua_pushfstring(L, MSG(RESULT_REREAD), err);
+		else
+			lua_pushstring(L, err);
+		lua_pushstring(L, "");
+		return -2;
+	}
+	return n;
+}
+
 /* A record of the FFI path: its callback is in async_fast.lua's table, so
  * the values go to that file's hook(index, status, ...) (status 0 success,
  * 1 failure, 2 cancelled), which dispatches as deliver() does. Counted and
  * released before the hook runs, as below. */
-/* Whether a finalizer runs now inside a call's encoding or a result's
- * decoding (ctx->busy, found on this stack): then update() delivers
- * nothing and shutdown() refuses. A flag left set by an encode that raised
- * is found on no stack, and cleared. */
-static int busy_from(lua_State *L, struct ctx *ctx, int first)
-{
-	if (!ctx->busy)
-		return 0;
-	lua_Debug ar;
-	for (int level = first; lua_getstack(L, level, &ar); level++) {
-		lua_getinfo(L, "f", &ar);
-		lua_CFunction f = lua_tocfunction(L, -1);
-		int hit = f == l_call || f == l_shorthand || f == l_update || f == l_deliver_one || f == l_shutdown;
-		if (!hit && f == NULL && ctx->busy_fns != LUA_NOREF) {
-			lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->busy_fns);
-			lua_pushvalue(L, -2);
-			lua_rawget(L, -2);
-			hit = lua_toboolean(L, -1);
-			lua_pop(L, 2);
-		}
-		lua_pop(L, 1);
-		if (hit)
-			return 1;
-	}
-	ctx->busy = 0;
-	return 0;
-}
-
-int busy_now(lua_State *L, struct ctx *ctx)
-{
-	return busy_from(L, ctx, 1);
-}
-
 static void deliver_fast(lua_State *L, struct ctx *ctx, struct call *c)
 {
 	int base = lua_gettop(L);
-	pending_pop(ctx, c);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->fast_hook);
 	lua_pushinteger(L, (lua_Integer)c->index);
 	int n = 0, status;
 	if (c->cancelled || c->superseded) {
+		pending_pop(ctx, c);
 		status = 2;
 		ctx->cancelled_count++;
 	} else {
-		char err[256];
-		struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
-		struct async_codec_objects objs = codec_objects(&oc);
 		lua_pushnil(L); /* the status, set below */
-		int32_t was = ctx->busy;
-		ctx->busy = 1;
-		n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
-		ctx->busy = was;
+		n = decode_result(L, ctx, c);
+		if (n == -1)
+			lua_error(L); /* still pending */
+		pending_pop(ctx, c);
 		status = c->failed;
 		if (n < 0) {
-			lua_pushstring(L, err);
-			lua_pushstring(L, "");
 			n = 2;
 			status = 1;
 		}
@@ -158,12 +196,12 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 		return;
 	}
 	int base = lua_gettop(L);
-	pending_pop(ctx, c);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->cb);
 	int cb = base + 1;
 	if (c->cancelled || c->superseded) {
 		/* Never ran, or a newer call with its key was made while it ran:
 		 * a table callback's `cancelled` hears of it, never `success`. */
+		pending_pop(ctx, c);
 		call_release(L, ctx, c);
 		ctx->cancelled_count++;
 		if (lua_type(L, cb) == LUA_TTABLE) {
@@ -174,17 +212,12 @@ static void deliver(lua_State *L, struct ctx *ctx, struct call *c)
 		lua_settop(L, base);
 		return;
 	}
-	char err[256];
-	struct objctx oc = { c, &c->bufs, 1, NULL, NULL };
-	struct async_codec_objects objs = codec_objects(&oc);
-	int32_t was = ctx->busy;
-	ctx->busy = 1;
-	int n = async_codec_decode(L, c->res.p, c->res.n, &objs, err, sizeof err);
-	ctx->busy = was;
+	int n = decode_result(L, ctx, c);
+	if (n == -1)
+		lua_error(L); /* still pending */
+	pending_pop(ctx, c);
 	int failed = c->failed;
 	if (n < 0) {
-		lua_pushstring(L, err);
-		lua_pushstring(L, "");
 		n = 2;
 		failed = 1;
 	}
@@ -250,6 +283,8 @@ int l_update(lua_State *L)
 		if (budget >= 0 && now_s() - t0 >= budget)
 			break;
 	}
+	if (ctx->pending == NULL)
+		records_trim(ctx);
 	lua_pushinteger(L, n);
 	return 1;
 }
@@ -271,17 +306,6 @@ int l_deliver_one(lua_State *L)
 	return 1;
 }
 
-/* ctx:busyNow() -> whether a finalizer runs now inside a call's encoding
- * or a result's decoding (busy_now). The search starts above the caller,
- * async_fast.lua's update, which is itself one of the busy functions: seen
- * there, a flag left by a call that raised would never be cleared. */
-int l_busy_now(lua_State *L)
-{
-	struct ctx *ctx = ctx_of(L, 1);
-	lua_pushboolean(L, !ctx->closed && busy_from(L, ctx, 2));
-	return 1;
-}
-
 /* The context is left running for the process's exit: a job outlived the
  * deadline and its hook. Its pool, records, definitions and worker states
  * stay allocated (the job's worker may still reach them); the game's side
@@ -294,7 +318,7 @@ static void abandon(lua_State *L, struct ctx *ctx)
 	take_done(ctx);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
-		if (!c->live || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CALL_CANCELLED ||
+		if (c == NULL || !c->live || __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CALL_CANCELLED ||
 		    __atomic_exchange_n(&c->handed, 1, __ATOMIC_ACQ_REL))
 			continue;
 		c->cancelled = 1;

@@ -183,8 +183,10 @@ static int fast_peek(struct ctx *ctx, struct async_fast_head *h)
 		return -1;
 	take_done(ctx);
 	struct call *c = ctx->pending;
-	if (c == NULL)
+	if (c == NULL) {
+		records_trim(ctx); /* update() has delivered all it will */
 		return -1;
+	}
 	h->index = (int32_t)c->index;
 	h->fast = c->fast;
 	h->status = (c->cancelled || c->superseded) ? 2 : c->failed ? 1 : 0;
@@ -212,10 +214,7 @@ static void fast_pop(struct ctx *ctx)
 /* The record index at generation gen, or NULL once it is delivered. */
 static struct call *fast_record(struct ctx *ctx, int32_t index, uint32_t gen)
 {
-	if (ctx->closed || index < 0 || (size_t)index >= ctx->nall)
-		return NULL;
-	struct call *c = ctx->all[index];
-	return c->live && c->gen == gen ? c : NULL;
+	return ctx->closed ? NULL : record_at(ctx, index, gen);
 }
 
 static int fast_cancel(struct ctx *ctx, int32_t index, uint32_t gen)
@@ -258,7 +257,7 @@ static const struct async_fast_api fast_api = {
 
 /* ctx:fastApi() -> lightuserdata context, lightuserdata API table, the
  * context's id (handles name it: a freed context's address is reused),
- * lightuserdata int32_t *: the context's busy flag, the wire format's
+ * lightuserdata int32_t[2]: the context's busy flags (internal.h), the wire format's
  * constants (async_codec_push_format, with xstrMax and objStr). */
 int l_fast_api(lua_State *L)
 {
@@ -277,20 +276,20 @@ int l_fast_api(lua_State *L)
 	return 5;
 }
 
-/* ctx:setFastHook(fn, busyFns): fn(index, status, ...) delivers an
- * FFI-path record that the C side delivers (see deliver.c); busyFns is
- * {f = true} for the functions that set the busy flag (busy_now). */
+/* ctx:setFastHook(fn, busy): fn(index, status, ...) delivers an
+ * FFI-path record that the C side delivers (see deliver.c); busy() says
+ * whether that file's windows are open (busy_now). */
 int l_fast_hook(lua_State *L)
 {
 	struct ctx *ctx = ctx_of(L, 1);
 	luaL_checktype(L, 2, LUA_TFUNCTION);
-	luaL_checktype(L, 3, LUA_TTABLE);
+	luaL_checktype(L, 3, LUA_TFUNCTION);
 	if (ctx->closed)
 		return luaL_error(L, MSG(POOL_SHUT_DOWN));
 	lua_settop(L, 3);
-	if (ctx->busy_fns != LUA_NOREF)
-		luaL_unref(L, LUA_REGISTRYINDEX, ctx->busy_fns);
-	ctx->busy_fns = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (ctx->fast_busy != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_busy);
+	ctx->fast_busy = luaL_ref(L, LUA_REGISTRYINDEX);
 	if (ctx->fast_hook != LUA_NOREF)
 		luaL_unref(L, LUA_REGISTRYINDEX, ctx->fast_hook);
 	ctx->fast_hook = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -23,6 +23,7 @@
 
 struct ctx;
 struct defstat;
+struct defstats;
 
 #define CTX_MT "async.context"
 #ifdef _WIN32 /* portability: a DLL exports what is marked dllexport, and then only that */
@@ -49,15 +50,24 @@ struct def {
 };
 
 /* A definition name's figures for stats().defs (profile.c): counts since
- * the pool's load, times over the last DEFSTAT_WINDOW runs. Main thread. */
+ * the name was defined, times over the last DEFSTAT_WINDOW runs. Listed
+ * (found by name) while the name is defined; kept alive by each struct def
+ * that points at it, so that calls in flight of an undefined name deliver
+ * into figures no longer listed. Main thread. */
 #define DEFSTAT_WINDOW 256
 struct defstat {
-	struct defstat *next;
+	struct defstat *hnext;      /* its hash bucket's chain, while listed */
+	struct defstat *prev, *next; /* the listed ones, for stats().defs */
+	uint32_t hash;
+	int refs;   /* the defs pointing at it, + 1 while listed */
+	int listed;
+	uint32_t rng; /* draws the sampling interval (profile_made) */
 	char *name;
 	uint64_t calls, failures, cancels, runs, bytes_in, bytes_out;
 	double run_total;  /* seconds: the timed runs times their weight */
 	float run[DEFSTAT_WINDOW], wait[DEFSTAT_WINDOW]; /* seconds, a ring */
-	uint32_t every, countdown; /* time one call in `every` (profile_made) */
+	uint32_t every; /* time a call with a chance of 1 in `every` (profile_made) */
+	uint32_t below; /* a draw at or below it times the call: 2^32 / every */
 	double run_avg;    /* seconds, a moving average that sets `every` */
 	unsigned n, at;    /* filled, next slot */
 	uint64_t summed;   /* `runs` when the figures below were worked out */
@@ -67,6 +77,12 @@ struct defstat {
 /* Argument and result buffers above this are freed when the record is
  * recycled: one huge call must not pin its memory for the pool's life. */
 #define RECORD_KEEP_BYTES (256u * 1024u)
+/* Idle records kept past a burst: once the pool's queue is empty and more
+ * than RECORDS_TRIM_AT are idle, update() frees all but RECORDS_KEEP, so a
+ * burst of calls does not pin its records for the pool's life, and a game
+ * that recycles fewer than RECORDS_TRIM_AT a frame never frees one. */
+#define RECORDS_KEEP 256u
+#define RECORDS_TRIM_AT 1024u
 
 /* A value published with async.share: encoded once, decoded once per
  * worker per version. */
@@ -153,6 +169,8 @@ struct call {
 	                      * (atomic): its worker, or shutdown abandoning
 	                      * the pool while it is still in the pool's queue */
 	int hooked;          /* the deadline's hook is set on runL */
+	int interrupted;     /* main thread: an error raised while its result
+	                      * was decoded; it stays pending, decoded again */
 	struct async_buf args, res;
 	/* For stats().defs, in a call that profile_made chose to time (weight
 	 * != 0: it stands for `weight` calls): async_trace_now_ns when made
@@ -261,8 +279,12 @@ struct ctx {
 	struct call *done; /* finished, pushed by workers (lock-free stack) */
 	struct call *pending, *pending_tail; /* taken from done, not delivered */
 	struct call *free;
-	struct call **all;
+	size_t nfree;     /* records on the free list */
+	struct call **all; /* by record index; NULL where records_trim freed one */
 	size_t nall, capall;
+	size_t hole;      /* every index below it holds a record */
+	uint32_t gen_floor; /* above every generation a freed record handed out:
+	                     * where a record made in its slot starts */
 	size_t inflight; /* made and not yet delivered */
 	uint64_t delivered, failed_count, cancelled_count;
 	size_t npending;
@@ -289,16 +311,18 @@ struct ctx {
 	int fast_hook;       /* registry ref: async_fast.lua's delivery of FFI-path
 	                      * records that the C side delivers (shutdown,
 	                      * results the Lua decoder leaves to C) */
-	int busy_fns;        /* registry ref: {fn = true} for async_fast.lua's
-	                      * functions that set `busy` (see busy_now) */
-	int32_t busy;        /* 1 while a call is encoded or a result decoded: a
-	                      * finalizer that runs then must not deliver nor shut
-	                      * down (set by async_fast.lua too, through fastApi) */
+	int fast_busy;       /* registry ref: async_fast.lua's own answer to
+	                      * busy_now for its windows (busy[0]) */
+	int window_fn;       /* registry ref: the C function window_run calls */
+	int32_t busy[2];     /* while a call is encoded or a result decoded, a
+	                      * finalizer that runs must not deliver nor shut
+	                      * down: [0] is async_fast.lua's flag (fastApi),
+	                      * [1] the depth of window_run, exact */
 	struct call *batch[BATCH_MAX]; /* made by the FFI path, not yet submitted */
 	int nbatch;          /* atomic: read by workers; the batch under batch_lock */
 	uint32_t batch_lock;
 	uint64_t submitted;  /* calls handed to the pool (atomic) */
-	struct defstat *defstats; /* every name defined (profile.c) */
+	struct defstats *defstats; /* the names defined now, by name (profile.c) */
 	/* Written by every worker for every job: a line of its own, away from
 	 * the fields the main thread writes per call. */
 	char pad_started[64];
@@ -343,7 +367,7 @@ struct objctx {
 struct handle {
 	struct ctx *ctx;
 	uint64_t ctx_id; /* a freed context's address may be reused: ids are not */
-	struct call *c;
+	int64_t index; /* the record's; it may be freed, never reached by address */
 	uint32_t gen;
 };
 
@@ -411,6 +435,8 @@ int worker_api_open(lua_State *L, struct wstate *ws);
 
 /* call.c */
 struct call *record_take(struct ctx *ctx);
+struct call *record_at(struct ctx *ctx, int64_t index, uint32_t gen);
+void records_trim(struct ctx *ctx);
 void call_release(lua_State *L, struct ctx *ctx, struct call *c);
 int cancel_call(struct call *c);
 int l_call(lua_State *L);
@@ -421,7 +447,21 @@ int l_shorthand(lua_State *L);
 /* deliver.c */
 int l_deliver_one(lua_State *L);
 int busy_now(lua_State *L, struct ctx *ctx);
-int l_busy_now(lua_State *L);
+/* A codec run inside a window (busy_now): protected, so that an error a
+ * finalizer raises in it leaves the context as it was, and the busy count
+ * is restored. Encodes the values at [first, last] into c->args, or (decode)
+ * pushes c->res's values. Returns lua_pcall's status: on an error its
+ * value is on the top of the stack. */
+struct window {
+	int decode;
+	struct call *c;
+	struct async_codec_objects objs;
+	char *err;
+	size_t errlen;
+	int rc; /* the codec's: 0 or -1 for encode; the count or -1 for decode */
+};
+int window_run(lua_State *L, struct ctx *ctx, struct window *w, int first, int last);
+int l_window(lua_State *L);
 void pending_pop(struct ctx *ctx, struct call *c);
 int l_shutdown(lua_State *L);
 int l_update(lua_State *L);
@@ -436,9 +476,13 @@ void batch_worker_check(struct ctx *ctx);
 /* profile.c */
 /* Main thread, as a call of c->def is made: whether to time it. Three
  * clock reads (~30 ns each) are 2-8 % of a short job's round trip, so a
- * definition whose runs are short has one call in `every` timed, `every`
- * chosen at each delivery so that the clock costs under 0.5 % of its run
- * time (profile_delivered); the first call is always timed. */
+ * definition whose runs are short has each call timed with a chance of
+ * one in `every`, `every` chosen at each delivery so that the clock costs
+ * under 0.5 % of its run time (profile_delivered); the first call is
+ * always timed. A timed call stands for `every` calls (its weight), which
+ * keeps runTotal unbiased whatever `every` was before. Drawn at random: a
+ * fixed one call in `every` locks onto a phase of a game's regular call
+ * order (a costly call every other one, timed always or never). */
 static inline void profile_made(struct call *c)
 {
 	struct defstat *s = c->def->st;
@@ -446,17 +490,23 @@ static inline void profile_made(struct call *c)
 	c->weight = 0;
 	if (s == NULL)
 		return;
-	if (s->countdown > 1) {
-		s->countdown--;
-		return;
+	if (s->every > 1) {
+		uint32_t x = s->rng; /* xorshift32: never 0 from a seed other than 0 */
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		s->rng = x;
+		if (x > s->below)
+			return;
 	}
-	s->countdown = s->every;
 	c->weight = s->every;
 	c->t_call = async_trace_now_ns();
 }
 struct defstat *defstat_for(struct ctx *ctx, const char *name);
+void defstat_unref(struct defstat *s);
+void profile_undefined(struct ctx *ctx, const char *name);
 void profile_delivered(struct ctx *ctx, struct call *c);
-void profile_push_defs(lua_State *L, struct ctx *ctx, int t);
+int l_stats_defs(lua_State *L);
 void profile_free(struct ctx *ctx);
 int l_trace_start(lua_State *L);
 int l_trace_stop(lua_State *L);

@@ -8,22 +8,135 @@
 
 #include "async/trace.h"
 
-/* The figures of every definition ever defined under `name` in this pool:
- * a redefinition keeps adding to them. */
+#include <errno.h>
+#ifndef _WIN32 /* portability: sysconf's memory size (ring_fits) */
+#include <unistd.h>
+#endif
+
+/* The figures of the names defined now, found by name in O(1): a game
+ * that defines one-off names (a job per request, undefined when done)
+ * would otherwise pay a search of every name it ever used at each define,
+ * and keep all their figures. */
+struct defstats {
+	struct defstat **bucket;
+	uint32_t mask;   /* buckets - 1, a power of two less one */
+	uint32_t n;      /* listed */
+	struct defstat *head; /* the listed ones, newest first */
+	uint64_t gen;    /* bumped when the list changes (profile_fill_defs) */
+};
+
+static uint32_t name_hash(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h;
+}
+
+static struct defstat **bucket_of(struct defstats *t, const char *name, uint32_t h)
+{
+	struct defstat **b = &t->bucket[h & t->mask];
+	while (*b != NULL && ((*b)->hash != h || strcmp((*b)->name, name) != 0))
+		b = &(*b)->hnext;
+	return b;
+}
+
+/* Doubles the buckets when the names outnumber them; on failure keeps the
+ * chains longer (still correct). */
+static void grow(struct defstats *t)
+{
+	uint32_t cap = (t->mask + 1) * 2;
+	struct defstat **nb = calloc(cap, sizeof *nb);
+	if (nb == NULL)
+		return;
+	for (uint32_t i = 0; i <= t->mask; i++)
+		for (struct defstat *s = t->bucket[i], *next; s != NULL; s = next) {
+			next = s->hnext;
+			s->hnext = nb[s->hash & (cap - 1)];
+			nb[s->hash & (cap - 1)] = s;
+		}
+	free(t->bucket);
+	t->bucket = nb;
+	t->mask = cap - 1;
+}
+
+void defstat_unref(struct defstat *s)
+{
+	if (s == NULL || --s->refs > 0)
+		return;
+	free(s->name);
+	free(s);
+}
+
+/* Takes s out of the list (its figures live on while a def points at it). */
+static void unlist(struct defstats *t, struct defstat *s)
+{
+	*bucket_of(t, s->name, s->hash) = s->hnext;
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		t->head = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	s->hnext = s->prev = s->next = NULL;
+	s->listed = 0;
+	t->n--;
+	t->gen++;
+	defstat_unref(s);
+}
+
+/* The figures of `name` for a new definition of it, with a reference the
+ * definition holds (defstat_unref when it is freed): a redefinition keeps
+ * adding to its name's figures. NULL when out of memory: no figures for
+ * it, never a failed define. */
 struct defstat *defstat_for(struct ctx *ctx, const char *name)
 {
-	for (struct defstat *s = ctx->defstats; s != NULL; s = s->next)
-		if (strcmp(s->name, name) == 0)
-			return s;
-	struct defstat *s = calloc(1, sizeof *s);
-	if (s == NULL || (s->name = strdup(name)) == NULL) {
-		free(s);
-		return NULL; /* no figures for it: never a failed define */
+	struct defstats *t = ctx->defstats;
+	if (t == NULL) {
+		if ((t = calloc(1, sizeof *t)) == NULL || (t->bucket = calloc(16, sizeof *t->bucket)) == NULL) {
+			free(t);
+			return NULL;
+		}
+		t->mask = 15;
+		ctx->defstats = t;
 	}
-	s->every = 1;
-	s->next = ctx->defstats;
-	ctx->defstats = s;
+	uint32_t h = name_hash(name);
+	struct defstat **b = bucket_of(t, name, h);
+	struct defstat *s = *b;
+	if (s == NULL) {
+		if ((s = calloc(1, sizeof *s)) == NULL || (s->name = strdup(name)) == NULL) {
+			free(s);
+			return NULL;
+		}
+		s->hash = h;
+		s->rng = h | 1; /* xorshift32 needs a seed other than 0 */
+		s->every = 1;
+		s->refs = 1; /* the list's */
+		s->listed = 1;
+		*b = s;
+		s->next = t->head;
+		if (t->head != NULL)
+			t->head->prev = s;
+		t->head = s;
+		t->gen++;
+		if (++t->n > t->mask + 1)
+			grow(t);
+	}
+	s->refs++;
 	return s;
+}
+
+/* `name` was undefined: its figures leave stats().defs (a later define of
+ * it starts from zero); calls of it still in flight deliver into them
+ * unlisted. */
+void profile_undefined(struct ctx *ctx, const char *name)
+{
+	struct defstats *t = ctx->defstats;
+	if (t == NULL)
+		return;
+	struct defstat *s = *bucket_of(t, name, name_hash(name));
+	if (s != NULL)
+		unlist(t, s);
 }
 
 /* The run time above which every call is timed (200 times the cost of
@@ -31,14 +144,18 @@ struct defstat *defstat_for(struct ctx *ctx, const char *name)
 #define TIMED_BUDGET_S 20e-6
 #define TIMED_EVERY_MAX 64
 
+/* The pool is gone: the list goes; figures a def still points at are freed
+ * with their last def. */
 void profile_free(struct ctx *ctx)
 {
-	while (ctx->defstats != NULL) {
-		struct defstat *s = ctx->defstats;
-		ctx->defstats = s->next;
-		free(s->name);
-		free(s);
-	}
+	struct defstats *t = ctx->defstats;
+	if (t == NULL)
+		return;
+	while (t->head != NULL)
+		unlist(t, t->head);
+	free(t->bucket);
+	free(t);
+	ctx->defstats = NULL;
 }
 
 /* c is being delivered: its outcome, sizes and, if it was timed and ran,
@@ -69,6 +186,7 @@ void profile_delivered(struct ctx *ctx, struct call *c)
 	 * call in `every` keeps that under 0.5 % of the definition's run time. */
 	double every = ceil(TIMED_BUDGET_S / (s->run_avg > 1e-9 ? s->run_avg : 1e-9));
 	s->every = every < 1 ? 1 : every > TIMED_EVERY_MAX ? TIMED_EVERY_MAX : (uint32_t)every;
+	s->below = (uint32_t)(4294967295.0 / s->every);
 	s->run[s->at] = (float)run;
 	s->wait[s->at] = (float)wait;
 	s->at = (s->at + 1) % DEFSTAT_WINDOW;
@@ -109,48 +227,60 @@ static void set_field(lua_State *L, int t, const char *k, lua_Number v)
 	lua_setfield(L, t, k);
 }
 
-/* Fills t.defs[name] for every definition (reusing the tables already
- * there, as stats() does its worker tables). The window's mean and p99 are
- * worked out again only when runs were added since the last time. */
-void profile_push_defs(lua_State *L, struct ctx *ctx, int t)
+static const char *const DEF_FIELDS[] = { "calls", "failures", "cancels", "runs", "runTotal", "runMean",
+	                                  "runP99", "waitMean", "waitP99", "window", "bytesIn", "bytesOut" };
+#define NDEF_FIELDS (sizeof DEF_FIELDS / sizeof *DEF_FIELDS)
+
+/* ctx:statsDefs(defs): fills defs[name] for every name defined now,
+ * reusing the tables already there, and removes the names undefined since.
+ * The window's mean and p99 are worked out again only when runs were added
+ * since the last time. Works on a pool shut down (the figures it had). */
+int l_stats_defs(lua_State *L)
 {
-	lua_getfield(L, t, "defs");
-	if (!lua_istable(L, -1)) {
+	struct ctx *ctx = ctx_of(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_settop(L, 2);
+	struct defstats *t = ctx->defstats;
+	lua_pushnil(L);
+	while (lua_next(L, 2)) {
 		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setfield(L, t, "defs");
+		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+		if (t == NULL || k == NULL || *bucket_of(t, k, name_hash(k)) == NULL) {
+			lua_pushvalue(L, -1);
+			lua_pushnil(L);
+			lua_rawset(L, 2); /* clearing a field while traversing is allowed */
+		}
 	}
-	int defs = lua_gettop(L);
-	for (struct defstat *s = ctx->defstats; s != NULL; s = s->next) {
+	for (struct defstat *s = t != NULL ? t->head : NULL; s != NULL; s = s->next) {
 		if (s->summed != s->runs) {
 			mean_p99(s->run, s->n, &s->run_mean, &s->run_p99);
 			mean_p99(s->wait, s->n, &s->wait_mean, &s->wait_p99);
 			s->summed = s->runs;
 		}
-		lua_getfield(L, defs, s->name);
+		/* Read before any allocation: one may run a finalizer that
+		 * defines or undefines (and frees s). */
+		const lua_Number v[NDEF_FIELDS] = { (lua_Number)s->calls, (lua_Number)s->failures,
+			(lua_Number)s->cancels, (lua_Number)s->runs, s->run_total, s->run_mean, s->run_p99,
+			s->wait_mean, s->wait_p99, (lua_Number)s->n, (lua_Number)s->bytes_in, (lua_Number)s->bytes_out };
+		uint64_t gen = t->gen;
+		lua_pushstring(L, s->name);
+		lua_pushvalue(L, -1);
+		lua_rawget(L, 2);
 		if (!lua_istable(L, -1)) {
 			lua_pop(L, 1);
-			lua_createtable(L, 0, 12);
-			lua_pushvalue(L, -1);
-			lua_setfield(L, defs, s->name);
+			lua_createtable(L, 0, (int)NDEF_FIELDS);
+			lua_pushvalue(L, -2);
+			lua_pushvalue(L, -2);
+			lua_rawset(L, 2);
 		}
 		int d = lua_gettop(L);
-		set_field(L, d, "calls", (lua_Number)s->calls);
-		set_field(L, d, "failures", (lua_Number)s->failures);
-		set_field(L, d, "cancels", (lua_Number)s->cancels);
-		set_field(L, d, "runs", (lua_Number)s->runs);
-		set_field(L, d, "runTotal", s->run_total);
-		set_field(L, d, "runMean", s->run_mean);
-		set_field(L, d, "runP99", s->run_p99);
-		set_field(L, d, "waitMean", s->wait_mean);
-		set_field(L, d, "waitP99", s->wait_p99);
-		set_field(L, d, "window", (lua_Number)s->n);
-		set_field(L, d, "bytesIn", (lua_Number)s->bytes_in);
-		set_field(L, d, "bytesOut", (lua_Number)s->bytes_out);
-		lua_pop(L, 1);
+		for (size_t i = 0; i < NDEF_FIELDS; i++)
+			set_field(L, d, DEF_FIELDS[i], v[i]);
+		lua_settop(L, 2);
+		if (t->gen != gen)
+			break; /* the names changed meanwhile: s and its successor may be gone */
 	}
-	lua_pop(L, 1);
+	return 0;
 }
 
 /* ---- the trace ------------------------------------------------------------ */
@@ -167,6 +297,20 @@ static int trace_result(lua_State *L, int rc, const char *what)
 	return 2;
 }
 
+/* Whether a ring of n events per thread could be held at all: one larger
+ * than the machine's memory is refused here, whatever the allocator would
+ * promise (the core refuses what it cannot allocate). */
+static int ring_fits(lua_Number n)
+{
+#ifdef _SC_PHYS_PAGES
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && size > 0)
+		return n * (lua_Number)sizeof(async_trace_event) <= (lua_Number)pages * (lua_Number)size;
+#endif
+	(void)n;
+	return 1;
+}
+
 /* ctx:traceStart(eventsPerThread) -> true, or nil, message */
 int l_trace_start(lua_State *L)
 {
@@ -174,6 +318,8 @@ int l_trace_start(lua_State *L)
 	lua_Number n = luaL_optnumber(L, 2, 0);
 	if (!(n >= 0) || n > 1e9)
 		return luaL_error(L, MSG(TRACE_EVENTS), lua_tostring(L, 2));
+	if (!ring_fits(n))
+		return trace_result(L, ASYNC_ENOMEM, "async.startTrace");
 	return trace_result(L, async_pool_trace_start(ctx->pool, (size_t)n), "async.startTrace");
 }
 
@@ -208,18 +354,22 @@ int l_trace_record(lua_State *L)
 	return 0;
 }
 
-/* ctx:traceWrite(path) -> true, or nil, message */
+/* ctx:traceWrite(path) -> true, or nil, message: the OS's reason when
+ * the file could not be opened or written (the core returns at once on a
+ * failed fopen, and its last failing stdio call set errno otherwise). */
 int l_trace_write(lua_State *L)
 {
 	struct ctx *ctx = check_ctx(L, 1);
 	const char *path = luaL_checkstring(L, 2);
+	errno = 0;
 	int rc = async_pool_trace_write(ctx->pool, path);
+	int err = errno;
 	if (rc == 0) {
 		lua_pushboolean(L, 1);
 		return 1;
 	}
 	lua_pushnil(L);
-	lua_pushfstring(L, MSG(TRACE_WRITE), path, async_strerror(rc));
+	lua_pushfstring(L, MSG(TRACE_WRITE), path, rc == ASYNC_EIO && err != 0 ? strerror(err) : async_strerror(rc));
 	return 2;
 }
 

@@ -13,6 +13,7 @@ void def_unref(struct def *d)
 	async_buf_free(&d->upvals);
 	free(d->is_async);
 	free(d->name);
+	defstat_unref(d->st);
 	free(d);
 }
 
@@ -273,6 +274,7 @@ int l_undefine(lua_State *L)
 	if (old == NULL)
 		return luaL_error(L, MSG(UNDEFINE_MISSING), name);
 	def_unref(old);
+	profile_undefined(ctx, name);
 	snap_publish(L, ctx, 1);
 	return 0;
 }

@@ -55,7 +55,7 @@ void run_leave(struct call *c)
 void cancel_all(struct ctx *ctx)
 {
 	for (size_t i = 0; i < ctx->nall; i++)
-		if (ctx->all[i]->live)
+		if (ctx->all[i] != NULL && ctx->all[i]->live)
 			cancel_call(ctx->all[i]);
 }
 
@@ -63,7 +63,7 @@ int any_running(struct ctx *ctx)
 {
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
-		if (c->live && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CALL_RUNNING &&
+		if (c != NULL && c->live && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CALL_RUNNING &&
 		    !__atomic_load_n(&c->finished, __ATOMIC_ACQUIRE))
 			return 1;
 	}
@@ -79,7 +79,7 @@ void hook_running(struct ctx *ctx)
 	__atomic_store_n(&ctx->hard_stop, 1, __ATOMIC_RELEASE);
 	for (size_t i = 0; i < ctx->nall; i++) {
 		struct call *c = ctx->all[i];
-		if (!c->live)
+		if (c == NULL || !c->live)
 			continue;
 		hook_lock(c);
 		if (c->runL != NULL && !c->hooked) {

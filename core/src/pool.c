@@ -322,6 +322,10 @@ int async_pool_stop_workers(async_pool *p, unsigned n)
 		ck_pr_faa_32(&p->active, (uint32_t)-1);
 		asked++;
 	}
+	/* The stops before any job the caller submits next: a worker that
+	 * takes such a job sees its stop and gives the job back (worker.c,
+	 * gives_back; pairs with its load fence). */
+	ck_pr_fence_store();
 	pthread_mutex_unlock(&p->ctl);
 	if (asked > 0)
 		async_ec_notify_all(&p->work_ec);

@@ -252,6 +252,26 @@ static void ask_slice(const struct worker *w)
 }
 #endif
 
+/* A job found after a stop was asked: a caller that stopped the last
+ * worker, then submitted, must find its job still queued, not started by
+ * the worker on its way out. The job reached this worker through a queue
+ * push ordered after the stop's store (async_pool_stop_workers' fence), so
+ * the load after the fence below sees the stop whenever the job was
+ * submitted after it. The worker commits to the stop and puts the job
+ * back, as its exit does with its deque (a pinned or prioritised job
+ * becomes a plain one, as there). A stolen fork-join frame is part of a
+ * job already running: it runs. Returns 1 when the worker must exit. */
+static int gives_back(struct worker *w, async_job *j)
+{
+	ck_pr_fence_load();
+	if (((uintptr_t)j & 1u) || ck_pr_load_32(&w->stop) != STOP_ASKED || ck_pr_load_32(&w->pool->shutdown))
+		return 0;
+	if (!ck_pr_cas_32(&w->stop, STOP_ASKED, STOP_COMMITTED))
+		return 0; /* withdrawn meanwhile: the worker stays */
+	async__inject_push(w->pool, j, j); /* still counted where it was */
+	return 1;
+}
+
 void *async__worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -270,6 +290,8 @@ void *async__worker_main(void *arg)
 			if (j == NULL)
 				j = idle(w);
 		}
+		if (j != NULL && gives_back(w, j))
+			break;
 		if (j == NULL) {
 			/* Asked to stop, or shutdown with nothing left. A stop
 			 * withdrawn meanwhile (the CAS fails) means: go on. */

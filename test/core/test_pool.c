@@ -358,6 +358,34 @@ Test(pool, stop_finishes_current_job_and_no_stale_stop_requests)
 	check_once(hits, 64);
 }
 
+/* Stopping the last worker, then submitting: the job stays queued until a
+ * worker is added, even though the stopped worker was spinning (it had just
+ * run a job) and finds the new job before it notices its stop. */
+Test(pool, a_job_submitted_after_the_last_worker_stops_waits_for_a_new_one, .timeout = 120)
+{
+	async_pool *p = make_pool(1);
+	unsigned hits[2] = { 0 };
+	struct counted warm = { .hits = hits, .i = 0 }, late = { .hits = hits, .i = 1 };
+	int ran_early = 0;
+	for (int round = 0; round < 100; round++) {
+		hits[0] = hits[1] = 0;
+		async_job_init(&warm.job, count_hit, &warm);
+		cr_assert_eq(async_pool_submit(p, &warm.job), 0);
+		while (__atomic_load_n(&hits[0], __ATOMIC_ACQUIRE) == 0)
+			sched_yield(); /* the worker goes on spinning after it */
+		cr_assert_eq(async_pool_stop_workers(p, 1), 1);
+		async_job_init(&late.job, count_hit, &late);
+		cr_assert_eq(async_pool_submit(p, &late.job), 0);
+		usleep(1000);
+		ran_early += __atomic_load_n(&hits[1], __ATOMIC_ACQUIRE) != 0;
+		cr_assert_eq(async_pool_add_workers(p, 1), 1);
+		while (__atomic_load_n(&hits[1], __ATOMIC_ACQUIRE) == 0)
+			sched_yield();
+	}
+	cr_assert_eq(ran_early, 0, "a stopped worker started %d of 100 jobs submitted after its stop", ran_early);
+	async_pool_destroy(p);
+}
+
 /* async_pool_queued counts external jobs in per-thread slots, and past
  * ASYNC_PRODUCERS (16) threads in a shared counter: with no workers, the
  * count is exact whichever way each thread counted, for two pools a thread

@@ -722,10 +722,10 @@ Test(races, submissions_storming_a_shutdown_are_each_run_or_refused, .timeout = 
 /* Forced interleaving: workers R (slot 1) and B (slot 0) are both stalled
  * in async_ec_prepare after announcing themselves; R is asked to stop; I1
  * is submitted (notify_one sets waking and bumps seq, but nobody is in the
- * futex); R's re-check takes I1; B then reads the bumped seq, finds nothing
- * and sleeps. I2 must still run: the old code left waking at 1 (so I2's
- * submitter sent no wake) and R exited after I1 without a look at the
- * queue. */
+ * futex); R's re-check takes I1, and gives it back (it was asked to stop
+ * before I1 came) as it exits; B then runs I1 and sleeps. I2 must still
+ * run: the old code left waking at 1 (so I2's submitter sent no wake), and
+ * an exiting worker that takes no look at the queue loses the wake-up. */
 static _Thread_local int ec_worker = -1;   /* this thread's slot, if a worker */
 static int ec_gate[2], ec_arrived[2];      /* atomic: per slot */
 
@@ -778,10 +778,11 @@ Test(races, a_wake_that_finds_nobody_asleep_is_not_lost, .timeout = 60)
 	async_job i1, i2;
 	async_job_init(&i1, set_flag, &ran1);
 	cr_assert_eq(async_pool_submit(p, &i1), 0);
-	__atomic_store_n(&ec_gate[1], 0, __ATOMIC_SEQ_CST); /* R takes I1 */
-	wait_flag(&ran1, "R ran I1");
-	__atomic_store_n(&ec_gate[0], 0, __ATOMIC_SEQ_CST); /* B finds nothing */
-	usleep(50000);                                       /* B sleeps */
+	__atomic_store_n(&ec_gate[1], 0, __ATOMIC_SEQ_CST); /* R takes I1, gives it back */
+	usleep(20000);
+	__atomic_store_n(&ec_gate[0], 0, __ATOMIC_SEQ_CST); /* B runs I1 */
+	wait_flag(&ran1, "I1 ran");
+	usleep(50000); /* B sleeps */
 	async_group g;
 	async_group_init(&g);
 	async_job_init(&i2, set_flag, &ran2);

@@ -89,6 +89,34 @@ test("buffers: zero-copy through the FFI, the game's until the callback", { need
   async.shutdown()
 end)
 
+test("newBuffer refuses a size that is not a whole number of bytes up to 4 GiB, naming it", { needs = { "buffers" } }, function()
+  local async = fresh(1)
+  for _, n in ipairs({ 0, -1, 0 / 0, 1.5, 1 / 0, 2 ^ 32 + 1, 2 ^ 40 }) do
+    local err = raises("async.newBuffer: expected a size in bytes", async.newBuffer, n)
+    ok(err:find("got " .. tostring(n), 1, true), "the error names the size: " .. err)
+    ok(err:find("4 GiB", 1, true), "the error names the limit: " .. err)
+  end
+  eq(async.newBuffer(1):size(), 1, "the smallest")
+  async.shutdown()
+end)
+
+-- An allocation the system refuses is an operational failure: nil and a
+-- message. A child luajit under a 1 GiB address-space limit asks for 2 GiB.
+test("newBuffer returns nil and a message when the memory cannot be had", { needs = { "buffers", "plainLuajit" } }, function()
+  local preload = os.getenv("LD_PRELOAD") or ""
+  if package.config:sub(1, 1) ~= "/" or preload ~= "" then return end -- a shell's ulimit; sanitizers reserve more
+  local dir = package.path:match("^([^;]*)/%?%.lua;")
+  local script = ("package.path = %q .. package.path; package.cpath = %q .. package.cpath; " ..
+    "local a = require 'async'; a.load(1); local b, e = a.newBuffer(2 ^ 31); " ..
+    "io.write(tostring(b), ' | ', tostring(e)); a.shutdown()"):format(dir .. "/?.lua;", dir .. "/?.so;")
+  local exe, i = "luajit", -1
+  while arg[i] ~= nil do exe, i = arg[i], i - 1 end -- the interpreter, before its options (-joff)
+  local f = assert(io.popen(("ulimit -v 1048576; %q -e %q 2>&1"):format(exe, script)))
+  local out = f:read("*a")
+  f:close()
+  ok(out:find("nil | async.newBuffer: out of memory (2147483648 bytes asked)", 1, true), "the child printed: " .. out)
+end)
+
 test("map and parallelFor: one callback when all parts are done", function()
   local async = fresh(2)
   async.define("sq", function(x, add) return x * x + (add or 0) end)

@@ -141,3 +141,27 @@ test("a job returning thousands of values delivers them or says there are too ma
   end
   async.shutdown()
 end)
+
+test("a call made after ensure.exactly(0) stays queued until a worker is added", function()
+  local async = require "async"
+  async.load(1)
+  async.define("id", function(x) return x end)
+  local early = 0
+  for i = 1, 40 do
+    local warm
+    async.call(function() warm = true end, "id", i)
+    waitFor(async, function() return warm end, "the warm-up call") -- the worker now spins
+    async.ensure.exactly(0)
+    local got
+    async.call(function(x) got = x end, "id", i)
+    local t0 = os.clock()
+    while os.clock() - t0 < 0.005 do async.update() end
+    if got ~= nil then early = early + 1 end
+    if got == nil then eq(async.stats().queued, 1, "calls queued while no worker runs") end
+    async.ensure.exactly(1)
+    waitFor(async, function() return got ~= nil end, "the call once a worker is back")
+    eq(got, i, "its result")
+  end
+  eq(early, 0, "calls (of 40) that a stopping worker started")
+  async.shutdown()
+end)

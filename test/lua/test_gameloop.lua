@@ -177,7 +177,7 @@ test("stats: every counter, refilled in place", function()
   -- Every counter docs/lua-api.md lists, on both backends: a HUD that formats
   -- them with %d must not meet a nil.
   for _, k in ipairs({ "queued", "running", "ready", "inflight", "completed", "failed", "cancelled", "steals", "workerCount",
-                       "memory", "statesReplaced", "recordBytes", "channels" }) do
+                       "memory", "statesReplaced", "recordBytes", "records", "channels" }) do
     eq(type(s[k]), "number", k)
   end
   eq(s.workerCount, 2)

@@ -39,6 +39,45 @@ test("a record does not keep a huge call's buffers", { needs = { "plainLuajit" }
   async.shutdown()
 end)
 
+-- A burst's call records go back once it is over; handles to them stay
+-- safe, also once a later call reuses the slot.
+test("a burst's call records are freed after it, and its handles still answer", { needs = { "callRecords" } }, function()
+  local async = require "async"
+  async.load(2)
+  async.define("id", function(x) return x end)
+  local N, heard = 20000, 0
+  local old = {}
+  for i = 1, N do
+    local h = async.call(function() heard = heard + 1 end, "id", i)
+    if i % 500 == 0 then old[#old + 1] = h end
+  end
+  local peak = async.stats().records -- nothing delivered yet: one record a call
+  ok(peak >= N, "records during the burst: " .. peak)
+  waitFor(async, function() return heard == N end, "the burst's callbacks")
+  async.update()
+  local s = async.stats()
+  ok(s.records <= N / 10, ("%d of the burst's %d records kept after it"):format(s.records, peak))
+  ok(s.recordBytes < 256 * 1024, "bytes idle records keep: " .. s.recordBytes)
+  for _, h in ipairs(old) do
+    eq(h:status(), "done", "a delivered call's handle")
+    eq(h:cancel(), false, "cancel() of a delivered call")
+  end
+  -- A second burst, held queued, reuses the freed slots: the old handles
+  -- must not reach the calls now there.
+  async.ensure.exactly(0)
+  local again, fresh = 0, {}
+  for i = 1, N do fresh[i] = async.call(function() again = again + 1 end, "id", i) end
+  for _, h in ipairs(old) do
+    eq(h:status(), "done", "an old handle once its slot is reused")
+    eq(h:cancel(), false, "cancel() through an old handle")
+  end
+  eq(fresh[N]:status(), "queued", "a new call's handle")
+  async.ensure.exactly(2)
+  waitFor(async, function() return again == N end, "the second burst's callbacks (none cancelled by an old handle)")
+  eq(fresh[1]:status(), "done", "a new handle once delivered")
+  async.shutdown()
+end)
+
 -- Latest request wins, also against a call that already runs.
 test("a superseded running call never delivers success after the newer call", function()
   local async = require "async"

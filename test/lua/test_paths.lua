@@ -166,6 +166,130 @@ test("tables cross with holes, shared and cyclic parts, odd keys, no metatables"
   async.shutdown()
 end)
 
+-- Plain tables go as SBUF values (string.buffer's format) both ways where
+-- LuaJIT has it: arguments from the FFI path, results from every worker.
+local function same(a, b, path)
+  if type(a) ~= "table" or type(b) ~= "table" then
+    if a ~= a and b ~= b then return true end
+    if a == 0 and b == 0 then return 1 / a == 1 / b or error("sign of zero at " .. path) end
+    return a == b or error(("%s: %s ~= %s"):format(path, tostring(a), tostring(b)))
+  end
+  for k, v in pairs(a) do
+    if type(k) ~= "table" then same(v, b[k], path .. "." .. tostring(k)) end
+  end
+  for k in pairs(b) do
+    if type(k) ~= "table" and a[k] == nil then error(path .. ": extra key " .. tostring(k)) end
+  end
+  return true
+end
+
+test("plain tables cross exactly both ways: odd numbers, holes, key 0, odd keys, nesting", function()
+  local async = fresh(1)
+  local deep = { v = "bottom" }
+  for _ = 1, 30 do deep = { x = deep } end
+  local arr = {}
+  for i = 1, 300 do arr[i] = (i % 7 == 0) and -0.0 or i * 0.1 end
+  local t = {
+    nums = { -0.0, 0 / 0, 1 / 0, -1 / 0, 2 ^ 53, -2 ^ 53, 2 ^ 63, 5e-324, 0.1 },
+    holes = { "a", nil, "c", nil, nil, "f" }, [0] = "zero", [true] = false, [false] = true,
+    [-0.5] = "half", [2 ^ 60] = "big", s = ("x\0y"):rep(1000), empty = {}, deep = deep, arr = arr,
+  }
+  local got
+  async.call(function(r) got = r end, "id", t)
+  drain(async)
+  ok(same(t, got, "t"), "the table came back equal")
+  eq(1 / got.nums[1], -1 / 0, "-0 keeps its sign")
+  eq(got.holes[6], "f", "a hole does not cut the array")
+  async.shutdown()
+end)
+
+test("tables reached twice keep their identity, through keys too", { needs = { "cycles" } }, function()
+  local async = fresh(1)
+  async.define("probe", function(t, u, c) return t[t.k] == true, u.list[1] == u.list[2], c[1].back == c end)
+  local s, r, c = {}, {}, { {} }
+  c[1].back = c
+  local got
+  -- One argument each: a cycle in one would send all of them the slow way.
+  async.call(function(...) got = { ... } end, "probe", { k = s, [s] = true }, { list = { r, r } }, c)
+  drain(async)
+  eq(got[1], true, "a table used as a key and as a value is one table")
+  eq(got[2], true, "a table in a list twice is one table")
+  eq(got[3], true, "a cycle stays a cycle")
+  -- And back: results go through the workers' walk.
+  local back
+  async.call(function(...) back = { ... } end, "id", { k = s, [s] = true }, { list = { r, r } })
+  drain(async)
+  eq(back[1][back[1].k], true, "a result's table used as a key and as a value is one table")
+  eq(back[2].list[1], back[2].list[2], "a result's table in a list twice is one table")
+  async.shutdown()
+end)
+
+test("what string.buffer would carry but the codec refuses is still refused", function()
+  local async = fresh(1)
+  local ffi = require "ffi"
+  raises("argument 1 (at [1]) is a cdata", async.call, nil, "id", { ffi.new("int64_t", 1) })
+  raises("argument 1 (at .a.b) is a cdata", async.call, nil, "id", { a = { b = ffi.new("int64_t", 1) } })
+  raises("argument 2 (at [1]) is a thread", async.call, nil, "id", 1, { coroutine.create(print) })
+  async.define("bad", function() return { n = 1, f = print } end)
+  local msg
+  async.call({ error = function(e) msg = e end }, "bad")
+  drain(async)
+  ok(type(msg) == "string" and msg:find("is a function", 1, true), "a result with a function fails the call: " .. tostring(msg))
+  async.shutdown()
+end)
+
+test("lists of records come back right, shape after shape", function()
+  local async = fresh(2)
+  async.define("rows", function(w, h, kind)
+    local names = { "grass", "sand", "rock" }
+    local rows = {}
+    for y = 1, h do
+      local row = {}
+      rows[y] = row
+      for x = 1, w do
+        if kind == 1 then row[x] = { h = x * 0.25 + y, biome = names[(x + y) % 3 + 1], solid = x % 2 == 0 }
+        else row[x] = { id = x * y, tag = "t" .. x, [x] = true } end
+      end
+    end
+    return rows, kind
+  end)
+  local got = {}
+  for i = 1, 6 do async.call(function(rows, kind) got[i] = { rows, kind } end, "rows", 40 + i, 30, i % 2 + 1) end
+  drain(async)
+  for i = 1, 6 do
+    local rows, kind = got[i][1], got[i][2]
+    eq(#rows, 30); eq(#rows[1], 40 + i)
+    local r = rows[7][5]
+    if kind == 1 then eq(r.h, 5 * 0.25 + 7); eq(r.biome, ({ "grass", "sand", "rock" })[(5 + 7) % 3 + 1]); eq(r.solid, false)
+    else eq(r.id, 35); eq(r.tag, "t5"); eq(r[5], true) end
+  end
+  async.shutdown()
+end)
+
+test("the decoder refuses string.buffer parts that are broken or misplaced", function()
+  local async = fresh(0)
+  local native = require "async_native"
+  local SBUF = native.format.tags.SBUF
+  local v, msg = native.decode(string.char(0, 1, SBUF, 0, 3, 255, 255, 255))
+  eq(v, nil); ok(msg and msg:find("string.buffer part", 1, true), "broken: " .. tostring(msg))
+  v, msg = native.decode(string.char(0, 1, SBUF, 0, 9, 255))
+  eq(v, nil); ok(msg and msg:find("longer than the data", 1, true), "truncated: " .. tostring(msg))
+  local ok1, sb = pcall(require, "string.buffer")
+  if ok1 then
+    local one = sb.encode({ 1 })
+    local s = string.char(0, 1, native.format.tags.TABLE, 0x81, 0x80, 0x80, 0x80, 0, 0x80, 0x80, 0x80, 0x80, 0,
+      SBUF, 0, #one) .. one
+    v, msg = native.decode(s)
+    eq(v, nil); ok(msg and msg:find("inside a table", 1, true), "nested: " .. tostring(msg))
+    v = native.decode(string.char(0, 1, SBUF, 0, #one) .. one)
+    eq(v[1], 1, "a well-formed part decodes")
+    local cd = sb.encode({ require("ffi").new("int64_t", 1) })
+    v, msg = native.decode(string.char(0, 1, SBUF, 0, #cd) .. cd)
+    eq(v, nil); ok(msg and msg:find("plain", 1, true), "a cdata inside: " .. tostring(msg))
+  end
+  async.shutdown()
+end)
+
 -- Both encoders (async_fast.lua's, codec.c's) write a table's two counts
 -- before its items, for codec.c's decoder to size the table: a count or an
 -- order that differs shows here as a wrong shape or a malformed message.

@@ -103,6 +103,7 @@ test("a lent buffer's error names the caller's line", function()
   runAll {
     { name = "ptr of a lent buffer", msg = "in use by a job", fn = function() b:ptr("uint8_t") end },
     { name = "address of a lent buffer", msg = "in use by a job", fn = function() b:address() end },
+    { name = "a buffer over the size limit", msg = "got 1099511627776", fn = function() async.newBuffer(2 ^ 40) end },
   }
   async.shutdown()
 end)

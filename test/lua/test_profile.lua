@@ -480,3 +480,193 @@ test("a call cancelled before it ran is no anonymous job in the trace", function
     "the cancelled ones, by name")
   async.shutdown()
 end)
+
+-- `cost` loop turns, timed by the job itself on a monotonic clock through
+-- the FFI (os.clock is the process's CPU time, all workers together):
+-- returns that time.
+local function clockedJobs(async, name)
+  async.define(name, function(cost)
+    local clk = package.loaded.test_profile_clock
+    if not clk then
+      local ffi = require "ffi"
+      if ffi.os == "Windows" then
+        pcall(ffi.cdef, "int QueryPerformanceCounter(int64_t *); int QueryPerformanceFrequency(int64_t *);")
+        local c, f = ffi.new("int64_t[1]"), ffi.new("int64_t[1]")
+        ffi.C.QueryPerformanceFrequency(f)
+        local hz = tonumber(f[0])
+        clk = function() ffi.C.QueryPerformanceCounter(c); return tonumber(c[0]) / hz end
+      else
+        pcall(ffi.cdef, "struct test_ts { long s, ns; }; int clock_gettime(int, struct test_ts *);")
+        local ts = ffi.new("struct test_ts")
+        local id = ffi.os == "OSX" and 6 or 1 -- CLOCK_MONOTONIC
+        clk = function() ffi.C.clock_gettime(id, ts); return tonumber(ts.s) + tonumber(ts.ns) * 1e-9 end
+      end
+      package.loaded.test_profile_clock = clk
+    end
+    local t0 = clk()
+    local x = 0
+    for i = 1, cost do x = x + i % 7 end
+    return clk() - t0, x
+  end)
+end
+
+test("stats().defs times a regular call order without locking onto its phase", { needs = { "jit" } }, function()
+  -- A game asks for paths in a fixed order each frame: a costly call,
+  -- then a cheap one. Timing one call in N at a fixed interval sees the
+  -- same phase every time (N even: always the costly ones, or never).
+  -- runTotal against the time the jobs measure themselves, for a
+  -- definition called in that order and one called with the same
+  -- arguments shuffled (which no interval locks onto) in the same frames:
+  -- the same work, so the same ratio within 1.4x (each ratio is above 1:
+  -- runTotal holds decoding and encoding around the job too). The median
+  -- of 11 rounds: a timed run that a preemption hit stands for N calls,
+  -- which throws a round off on a loaded machine.
+  local async = fresh(2)
+  clockedJobs(async, "fixed")
+  clockedJobs(async, "shuffled")
+  local costs = { 3000, 0 }
+  local measured = { fixed = 0, shuffled = 0 }
+  local function on(name) return function(dt) measured[name] = measured[name] + dt end end
+  local cbFixed, cbShuffled = on("fixed"), on("shuffled")
+  local rounds, st, order = {}, async.stats(), {}
+  for round = 1, 11 do
+    local f0, s0 = st.defs.fixed.runTotal, st.defs.shuffled.runTotal
+    measured.fixed, measured.shuffled = 0, 0
+    for _ = 1, 100 do
+      -- the same 48 costs in a fixed order and shuffled
+      for u = 1, 48 do order[u] = costs[(u - 1) % #costs + 1] end
+      for u = 48, 2, -1 do local k = math.random(u); order[u], order[k] = order[k], order[u] end
+      for u = 1, 48 do
+        async.call(cbFixed, "fixed", costs[(u - 1) % #costs + 1])
+        async.call(cbShuffled, "shuffled", order[u])
+      end
+      drain(async)
+    end
+    st = async.stats(st)
+    local fixed = (st.defs.fixed.runTotal - f0) / measured.fixed
+    local shuffled = (st.defs.shuffled.runTotal - s0) / measured.shuffled
+    rounds[round] = { r = fixed / shuffled, text = ("%.2f/%.2f"):format(fixed, shuffled) }
+  end
+  table.sort(rounds, function(a, b) return a.r < b.r end)
+  local texts = {}
+  for i, x in ipairs(rounds) do texts[i] = x.text end
+  local r = rounds[6].r
+  ok(r > 1 / 1.4 and r < 1.4, "runTotal over the measured time, in a fixed order / shuffled, by round (sorted): "
+    .. table.concat(texts, " "))
+  async.shutdown()
+end)
+
+test("stats().defs holds the names defined now: undefine drops a name's figures", function()
+  local async = fresh(2)
+  async.define("keep", function(x) return x end)
+  -- One-off names, each defined, called and undefined (a job per request).
+  local got = 0
+  for i = 1, 300 do
+    local name = "once" .. i
+    async.define(name, function(x) return x end)
+    async.call(function() got = got + 1 end, name, i)
+    async.undefine(name)
+  end
+  drain(async)
+  eq(got, 300, "every one-off call delivered")
+  local t = async.stats()
+  local n = 0
+  for name in pairs(t.defs) do n = n + 1; eq(name, "keep", "a name listed") end
+  eq(n, 1, "names listed")
+  -- Many names at once, each found again by name.
+  for i = 1, 2000 do async.define("many" .. i, function(x) return x end) end
+  for i = 1, 2000, 7 do async.call(nil, "many" .. i, i) end
+  drain(async)
+  async.stats(t)
+  for i = 1, 2000 do eq(t.defs["many" .. i].calls, i % 7 == 1 and 1 or 0, "many" .. i .. ": calls") end
+  -- Undefined and defined again: from zero. The table passed back loses it.
+  async.call(nil, "keep", 1)
+  drain(async)
+  eq(async.stats(t).defs.keep.calls, 1, "keep: calls")
+  async.undefine("keep")
+  ok(async.stats(t).defs.keep == nil, "an undefined name leaves the table passed back")
+  async.define("keep", function(x) return x end)
+  eq(async.stats(t).defs.keep.calls, 0, "defined again: its figures start from zero")
+  -- A call in flight when its name is undefined counts nowhere visible.
+  async.define("late", function(x) return x end)
+  local done = false
+  async.call(function() done = true end, "late", 1)
+  async.undefine("late")
+  async.define("late", function(x) return x end)
+  drain(async)
+  ok(done, "the call of the old definition was delivered")
+  eq(async.stats().defs.late.calls, 0, "the new definition's calls")
+  async.shutdown()
+end)
+
+test("stats() fills defs only when the game reads it", function()
+  local async = fresh(1)
+  for i = 1, 300 do async.define("d" .. i, function(x) return x end) end
+  async.call(nil, "d1", 1)
+  drain(async)
+  -- The idiom of a game's loop: stats().inflight, never .defs.
+  async.stats()
+  collectgarbage()
+  collectgarbage("stop")
+  local k0 = collectgarbage("count")
+  for _ = 1, 20 do local _ = async.stats().inflight end
+  local perCall = (collectgarbage("count") - k0) / 20
+  collectgarbage("restart")
+  ok(perCall < 16, ("stats() without reading defs: %.1f KiB a call, for 300 definitions"):format(perCall))
+  -- Read, it is there; passed back, the same tables refilled.
+  local t = async.stats()
+  local defs = t.defs
+  eq(defs.d1.calls, 1, "d1: calls")
+  ok(t.defs == defs, "the same defs on a second read")
+  async.call(nil, "d1", 2)
+  drain(async)
+  ok(async.stats(t) == t, "stats(t) returns t")
+  ok(t.defs == defs and t.defs.d1.calls == 2, "stats(t): the same tables, refilled when read")
+  local n = 0
+  for _ in pairs(t.defs) do n = n + 1 end
+  eq(n, 300, "every definition listed")
+  -- A table with a metatable of the game's own gets defs filled at once.
+  local own = setmetatable({}, { __index = function() return "game's" end })
+  eq(async.stats(own).defs.d1.calls, 2, "a game's own stats table")
+  async.shutdown()
+  eq(t.defs.d1.calls, 2, "a table read after shutdown keeps the figures it had")
+end)
+
+test("a trace too big to hold is refused at startTrace", function()
+  local async = fresh(2)
+  async.define("w", function(x) return x end)
+  local okk, err = async.startTrace({ events = 1e9 })
+  ok(okk == nil and err == "async.startTrace: out of memory", "startTrace{events = 1e9}: nil, message: "
+    .. tostring(okk) .. ", " .. tostring(err))
+  ok(not async.isTracing(), "nothing records")
+  ok(async.startTrace({ events = 1024 }), "a size that fits")
+  for i = 1, 20 do async.call(nil, "w", i) end
+  drain(async)
+  local path = tmpPath()
+  ok(async.stopTrace(path), "stopTrace")
+  eq(count(readTrace(path), "w", "^async%-w%d+$"), 20, "the jobs recorded")
+  async.shutdown()
+end)
+
+test("a trace that could not be written says why and can be written again", function()
+  local async = fresh(2)
+  async.define("w", function(x) return x end)
+  ok(async.startTrace(), "startTrace")
+  for i = 1, 10 do async.call(nil, "w", i) end
+  drain(async)
+  local bad = "/nonexistent-dir/x/trace.json"
+  local okk, err = async.stopTrace(bad)
+  ok(okk == nil and type(err) == "string", "an unwritable path: nil, message")
+  ok(err:find("cannot write '" .. bad .. "': ", 1, true), "the message names the path: " .. err)
+  ok(not err:find("could not be written", 1, true) and #err > #("async.stopTrace: cannot write '" .. bad .. "': "),
+    "the message gives the OS's reason: " .. err)
+  ok(not async.isTracing(), "the trace is stopped")
+  local path = tmpPath()
+  ok(async.stopTrace(path), "stopTrace(path), stopped: writes the recording kept")
+  eq(count(readTrace(path), "w", "^async%-w%d+$"), 10, "the jobs recorded")
+  raises("no trace is recording", async.stopTrace)
+  async.shutdown()
+  async.load(1)
+  raises("no trace is recording", async.stopTrace, tmpPath())
+  async.shutdown()
+end)

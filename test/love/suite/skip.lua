@@ -17,6 +17,7 @@ local LACKS = {
     nativeAllocator = "the kept blocks are the native module's allocator wrapper; love.thread states use LÖVE's",
     encodedSizes = "nothing is encoded on the thread backend (a Channel copies the values): stats().defs " ..
       "reports 0 bytes",
+    callRecords = "call records are the native module's (the thread backend reports records and recordBytes as 0)",
     finalizerDefine = "not yet on the thread backend: definitions changed by a finalizer while calls are made " ..
       "leave calls undelivered (the test hangs at shutdown)",
     finalizerRaiseInUpdate = "not yet on the thread backend: a result whose decoding a finalizer's error " ..
