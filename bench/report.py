@@ -388,32 +388,6 @@ def lua_section(lua, w, chart):
     w("")
     pointer(w, missed, "Where the time goes, and why targets are missed")
 
-    sbuf_rows = (
-        ("issue a call with `{1..100}`", "flat_1_100", 2.5),
-        ("issue a call with `{pos = {x, y}, list = 10 × {v = i}}`", "record_pos_list_10_x_v", 2.5),
-        ("issue a call with nested records", "nested_records", 2.5),
-        ("deliver a result `{1..100}`", "result_1_100", 1.2),
-        ("deliver a 64×64 chunk, a table per tile", "result_64x64_chunk", 1.0),
-    )
-    if V(lua, "sbuf_flat_1_100/floor") is not None:
-        w("## Lua: table data beside string.buffer (FFI path, plain LuaJIT)")
-        w("")
-        w("`bench/lua/sbuf.lua`: main-thread CPU per call (inside `call()`, or inside `update()` with the")
-        w("results already back), each beside LuaJIT's `string.buffer` doing the same encode or decode in")
-        w("the same process, interleaved; medians of 5 rounds.")
-        w("")
-        w("| | ours µs | string.buffer µs | ratio | target |")
-        w("| --- | --- | --- | --- | --- |")
-        missed = False
-        for label, key, limit in sbuf_rows:
-            o, f = V(lua, "sbuf_%s/ffi" % key), V(lua, "sbuf_%s/floor" % key)
-            if o is None or f is None:
-                continue
-            missed = missed or o > limit * f
-            w("| %s | %.3f | %.3f | %.2f | ≤ %.1f× %s |" % (label, o, f, o / f, limit, verdict(o <= limit * f)))
-        w("")
-        pointer(w, missed, "Table data beside string.buffer")
-
     if "demo_p50_ms/unpinned" in lua:
         w("## The demo's main thread, workers floating or pinned")
         w("")

@@ -26,7 +26,7 @@ cmake --build build/bench -j"$(nproc)" >/dev/null
 out=build/bench/results
 lib="$PWD/build/bench/lua"
 mkdir -p "$out"
-rm -f "$out"/micro-*.tsv "$out"/demo.tsv "$out"/sbuf.tsv
+rm -f "$out"/micro-*.tsv "$out"/demo.tsv
 stamp() { echo "bench: ($((SECONDS - start)) s) $*"; }
 
 stamp "core (Google Benchmark, ${REPS:-5} repetitions)"
@@ -48,8 +48,6 @@ for r in $(seq "${MICRO_ROUNDS:-2}"); do
     ASYNC_PATH=$path love bench/love "$lib" --demo "$PWD/demo" --part micro ${QUICK:+--quick} --out "$out/micro-$path-$r.tsv"
   done
 done
-stamp "Lua: table data beside string.buffer (plain luajit, FFI path)"
-luajit bench/lua/sbuf.lua "$lib" 5 --tsv > "$out/sbuf.tsv"
 stamp "Lua: A* and the data features (FFI path)"
 love bench/love "$lib" --demo "$PWD/demo" --part rest ${QUICK:+--quick} --out "$out/rest.tsv"
 
@@ -71,7 +69,7 @@ done
 # async/async.lua); without it only ours runs, and the report says so.
 stamp "the thread backend against Async 1.1 (${VS11_ROUNDS:-7} rounds${ASYNC11:+, Async 1.1 from $ASYNC11})"
 love bench/love/vs11 "$lib" --rounds "${VS11_ROUNDS:-7}" ${QUICK:+--quick} --out "$out/vs11.tsv"
-cat "$out"/micro-*.tsv "$out/sbuf.tsv" "$out/rest.tsv" "$out/demo.tsv" "$out/vs11.tsv" > "$out/lua.tsv"
+cat "$out"/micro-*.tsv "$out/rest.tsv" "$out/demo.tsv" "$out/vs11.tsv" > "$out/lua.tsv"
 
 stamp "the workload gallery (${GALLERY_REPS:-3} repetitions)"
 love bench/love "$lib" --gallery --reps "${GALLERY_REPS:-3}" ${QUICK:+--quick} --out "$out/gallery.tsv"

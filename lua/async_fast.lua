@@ -4,10 +4,8 @@
 -- nil, strings and tables of those (shared and cyclic ones too), with a
 -- callback that is a function, nil or a table without a key (checked here
 -- as call.c checks it), are encoded here into the codec's format (codec.c);
--- a plain table argument goes as an SBUF value, serialized by LuaJIT's
--- string.buffer where the running LuaJIT has it (codec_sbuf.c); strings
--- over 4 KiB (up to 4 a call) go by reference, read in place by the
--- worker. fastpath.c's C functions, which the JIT calls from its
+-- strings over 4 KiB (up to 4 a call) go by reference, read in place by
+-- the worker. fastpath.c's C functions, which the JIT calls from its
 -- traces, make and batch the calls; their callbacks wait in a Lua table
 -- indexed by record; finished calls whose results are plain are decoded
 -- here from the record's memory and handed to their callbacks Lua to Lua.
@@ -46,11 +44,6 @@ local dblp = ffi.typeof("double *")
 local ffi_string, ffi_copy, ffi_cast = ffi.string, ffi.copy, ffi.cast
 
 local u64p = ffi.typeof("uint64_t *")
--- LuaJIT's serializer (2.1 since 2021: Debian's LuaJIT and LÖVE 11.5 have
--- it, LÖVE 11.4's official builds may not): nil where it is missing, and
--- then every table takes the codec's own tags.
-local hasSbuf, sbuf = pcall(require, "string.buffer")
-if not hasSbuf or type(sbuf) ~= "table" or type(sbuf.new) ~= "function" then sbuf = nil end
 local XSTR_MIN = 4097 -- longer strings go by reference (up to the module's xstrMax a call)
 
 local M = {}
@@ -106,7 +99,7 @@ function M.wrap(c, ccall, cupdate, facade)
   -- them as the constants they are.
   local tags = format.tags
   local T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM = tags.NIL, tags.FALSE, tags.TRUE, tags.INT, tags.NUM
-  local T_STR, T_TABLE, T_REF, T_OBJ, T_SBUF = tags.STR, tags.TABLE, tags.REF, tags.OBJ, tags.SBUF
+  local T_STR, T_TABLE, T_REF, T_OBJ = tags.STR, tags.TABLE, tags.REF, tags.OBJ
   local F_REFS = format.flags.REFS
   local XSTR_MAX = format.xstrMax
   local OBJ_STR = ffi.cast("uint64_t", format.objStr) -- | the string's index in the call
@@ -184,62 +177,6 @@ function M.wrap(c, ccall, cupdate, facade)
     buf[pos + 3] = low + 128
     buf[pos + 4] = (v - low) / 128
     return pos + 5
-  end
-
-  -- A plain table argument (numbers, strings under XSTR_MIN bytes,
-  -- booleans, tables of those, each table reached once, nested under 32
-  -- levels) goes as one SBUF value that string.buffer writes in C; the
-  -- walk that proves it plain is what the codec's guarantees cost the
-  -- common case. Breadth first with a queue, iterating with `for k, v in
-  -- next, t`, which the JIT compiles (explicit next() calls and recursion
-  -- it does not: the recursive encoder below is 10x slower on {1..100}).
-  -- Tables are marked with a generation in a weak-keyed table: nothing to
-  -- clear per call, and no argument kept alive.
-  local enc = sbuf and sbuf.new()
-  local marks, gen, nmarked = setmetatable({}, { __mode = "k" }), 0, 0
-  local q, qd = {}, {}
-  local function plain(t)
-    gen = gen + 1
-    if nmarked > 4096 then marks, nmarked = setmetatable({}, { __mode = "k" }), 0 end
-    marks[t] = gen
-    q[1], qd[1] = t, 1
-    local n, i, ok = 1, 1, true
-    while ok and i <= n do
-      local u, d = q[i], qd[i] + 1
-      q[i] = nil
-      i = i + 1
-      for k, v in next, u do
-        local tv, tk = type(v), type(k)
-        if tv == "table" then
-          if d >= 32 or marks[v] == gen then ok = false; break end
-          marks[v] = gen; n = n + 1; q[n], qd[n] = v, d
-        elseif tv == "string" then
-          if #v >= XSTR_MIN then ok = false; break end
-        elseif tv ~= "number" and tv ~= "boolean" then ok = false; break end
-        if tk == "table" then
-          if d >= 32 or marks[k] == gen then ok = false; break end
-          marks[k] = gen; n = n + 1; q[n], qd[n] = k, d
-        elseif tk ~= "string" and tk ~= "number" and tk ~= "boolean" then ok = false; break end
-      end
-    end
-    for j = i, n do q[j] = nil end
-    nmarked = nmarked + n
-    return ok
-  end
-
-  -- Writes the table v, which plain() passed, as an SBUF value at pos.
-  local function putSbuf(v, pos)
-    enc:reset()
-    enc:encode(v)
-    local p, n = enc:ref()
-    if pos + 12 + n > cap then grow(pos + 12 + n) end
-    buf[pos] = T_SBUF
-    buf[pos + 1] = 0 -- no dict
-    pos = putVarint(pos + 2, n)
-    ffi_copy(buf + pos, p, n)
-    -- A big argument's buffer is let go (reset keeps its memory).
-    if n > 1048576 then enc:free() else enc:reset() end
-    return pos + n
   end
 
   -- Encodes one value at pos; the next position, or nil when the value is
@@ -435,10 +372,7 @@ function M.wrap(c, ccall, cupdate, facade)
     -- A callback table this path takes only when call.c's check passes it
     -- (okTable); a key ("latest wins" lives in the registry) or a mistake
     -- takes the C API path, which raises with the one message.
-    if encoding and not inWindow(call, home) then
-      encoding = false; busyp[0] = 0
-      q, qd = {}, {} -- a walk that raised left its queue holding tables
-    end
+    if encoding and not inWindow(call, home) then encoding = false; busyp[0] = 0 end
     local tcb = type(cb)
     if encoding or tcb ~= "nil" and tcb ~= "function" and not (tcb == "table" and okTable(cb)) then
       return ccall(cb, name, ...) -- a tail call: errors point at the caller
@@ -449,31 +383,13 @@ function M.wrap(c, ccall, cupdate, facade)
     encoding = true
     local wasBusy = busyp[0]
     busyp[0] = 1
-    -- The first three arguments' tables are walked first, before the rest
-    -- touches FFI memory: the walk's loops cannot join the caller's trace,
-    -- so what runs before them runs in the interpreter, where an FFI
-    -- access is a C call; what runs after them, side traces compile. Not
-    -- before `encoding` is set: a finalizer that calls async.call from an
-    -- allocation here takes the C API path, and leaves plain()'s queue and
-    -- marks alone.
-    local a1, a2, a3 = ...
-    local p1 = enc ~= nil and type(a1) == "table" and plain(a1)
-    local p2 = enc ~= nil and n >= 2 and type(a2) == "table" and plain(a2)
-    local p3 = enc ~= nil and n >= 3 and type(a3) == "table" and plain(a3)
     if nseen > 0 then seen, nseen = {}, 0 end -- an encode that raised midway
     nxs, xs1, xsMore = 0, nil, nil
     buf[0] = 0 -- flags
     buf[1] = n
     local pos = 2
     for i = 1, n do
-      local v = (select(i, ...))
-      local sb
-      if i <= 3 then
-        sb = i == 1 and p1 or i == 2 and p2 or i == 3 and p3
-      else
-        sb = enc ~= nil and type(v) == "table" and plain(v)
-      end
-      if sb then pos = putSbuf(v, pos) else pos = put(v, pos, 0) end
+      pos = put((select(i, ...)), pos, 0)
       if pos == nil then settle(0); encoding = false; busyp[0] = wasBusy; return ccall(cb, name, ...) end
     end
     local epoch = api.epoch(ctxp)
@@ -494,12 +410,7 @@ function M.wrap(c, ccall, cupdate, facade)
     settle(pos)
     encoding = false
     busyp[0] = wasBusy
-    -- Not a tail call: a trace that returns to the game from here (one
-    -- that began in plain()'s loop) needs a snapshot after the
-    -- constructor, which a tail call leaves no room for ("NYI: return to
-    -- lower frame", and the rest of the call in the interpreter).
-    local h = Handle(id, index, genbox[0])
-    return h
+    return Handle(id, index, genbox[0])
   end
 
   -- A failure's handler, as deliver.c's call_error_handler: the game's
@@ -569,50 +480,6 @@ function M.wrap(c, ccall, cupdate, facade)
     return nil
   end
 
-  -- An SBUF value's payload at pos (after its tag): the table, next
-  -- position; nil when it does not fit in lim. Decoded in place from the
-  -- record's memory with string.buffer; a dict (the record keys of a list
-  -- of records, as the worker found them) picks a decoder made with it,
-  -- kept by the dict's bytes. The worker's encoder wrote it, so it is not
-  -- walked again (codec_decode.c, which also reads bytes from elsewhere,
-  -- checks that it decoded to plain values).
-  local dec = sbuf and sbuf.new()
-  local decoders, ndecoders = {}, 0
-  -- A varint of at most 3 bytes (SBUF's lengths, under 2 MiB: longer
-  -- ones take varint()), unrolled: a loop here would end update()'s trace.
-  local function len3(p, pos, lim)
-    if pos + 3 > lim then return varint(p, pos, lim, 5) end
-    local b0 = p[pos]
-    if b0 < 128 then return b0, pos + 1 end
-    local b1 = p[pos + 1]
-    if b1 < 128 then return b0 - 128 + b1 * 128, pos + 2 end
-    local b2 = p[pos + 2]
-    if b2 < 128 then return b0 - 128 + (b1 - 128) * 128 + b2 * 16384, pos + 3 end
-    return varint(p, pos, lim, 5)
-  end
-
-  local function getSbuf(p, pos, lim)
-    local nd, npos = len3(p, pos, lim)
-    if nd == nil or npos + nd > lim then return nil end
-    local b = dec
-    if nd > 0 then
-      local key = ffi_string(p + npos, nd)
-      b = decoders[key]
-      if b == nil then
-        if ndecoders >= 16 then decoders, ndecoders = {}, 0 end
-        b = sbuf.new({ dict = sbuf.decode(key) })
-        decoders[key], ndecoders = b, ndecoders + 1
-      end
-    end
-    local n
-    n, npos = len3(p, npos + nd, lim)
-    if n == nil or npos + n > lim then return nil end
-    b:set(p + npos, n)
-    local v = b:decode()
-    b:reset()
-    return v, npos + n
-  end
-
   -- One plain value at pos: true, value, next position; false when it is
   -- not plain (a table, an object) or not one this decoder takes.
   local function get(p, pos, lim)
@@ -634,10 +501,6 @@ function M.wrap(c, ccall, cupdate, facade)
       local len, npos = varint(p, pos, lim, 5)
       if len == nil or npos + len > lim then return false end
       return true, ffi_string(p + npos, len), npos + len
-    elseif t == T_SBUF and dec then
-      local v, npos = getSbuf(p, pos, lim)
-      if npos == nil then return false end
-      return true, v, npos
     end
     return false
   end

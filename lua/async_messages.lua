@@ -86,9 +86,6 @@ return {
   MALFORMED_SREF = "reference to a string not yet seen",
   MALFORMED_REF = "reference to a table not yet seen",
   MALFORMED_OBJECT_LOST = "an object passed by reference that could not be received",
-  MALFORMED_SBUF = "a string.buffer part that does not decode to plain values (%s)",
-  MALFORMED_SBUF_NESTED = "a string.buffer part inside a table",
-  MALFORMED_SBUF_MISSING = "a string.buffer part, and this LuaJIT has no string.buffer",
   -- Jobs and workers
   RESULTS_TOO_MANY = "%s: returned %d values, too many to send back (return them in a table)",
   RESULT_NOT_SENT = "%s: %s, which cannot be sent back",

@@ -18,11 +18,6 @@
  *         SREFs occur; without it an SDEF is a plain STR)
  *   OBJ   8-byte payload: an object passed by reference through the hook
  *         (LÖVE objects, async buffers)
- *   SBUF  varint length, a dict (string.buffer's encoding of a list of
- *         strings; empty: none), varint length, one table in
- *         string.buffer's format, made with that dict (codec_sbuf.c). Top
- *         level only, and only for a plain tree: numbers, strings,
- *         booleans and tables of those, no table reached twice.
  * Metatables are not carried (as LÖVE's Channel). */
 #include "codec.h"
 #include "codec_format.h"
@@ -191,7 +186,6 @@ struct enc {
 	int svals[64];
 	int nsdef; /* SDEFs written */
 	const char *label; /* "argument", "result", ... for messages */
-	int sbuf;          /* top-level plain tables go as SBUF */
 	int arg;           /* top-level position, for messages */
 	int depth;
 	struct pathstep path[ASYNC_CODEC_MAX_DEPTH + 1];
@@ -459,10 +453,6 @@ int async_codec_encode(lua_State *L, int first, int last, struct async_buf *b, c
 	e->slive = 0;
 	e->nsdef = 0;
 	e->label = label;
-	/* Results go back to the game, whose FFI path decodes SBUF in place
-	 * with string.buffer; other values stay in the codec's own tags,
-	 * which C decodes without calling into Lua. */
-	e->sbuf = strcmp(label, "result") == 0;
 	e->arg = 1;
 	e->err = err;
 	e->errlen = errlen;
@@ -476,13 +466,6 @@ int async_codec_encode(lua_State *L, int first, int last, struct async_buf *b, c
 	for (int i = 0; rc == 0 && i < count; i++) {
 		e->arg = 1 + i;
 		e->depth = 0;
-		if (e->sbuf && lua_type(L, first + i) == LUA_TTABLE) {
-			int s = async_codec_sbuf_encode(L, first + i, b);
-			if (s < 0)
-				rc = oom(e);
-			if (s != 0)
-				continue;
-		}
 		rc = encode_value(e, first + i, 0);
 	}
 	if (rc == 0)

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT (see LICENSE) */
 /* codec.h: the binary format in which Lua values cross between Lua states
  * (arguments to a worker, results back). Own format rather than
- * string.buffer so that it keeps shared and cyclic tables, names what it
- * refuses, and can hand LÖVE objects across by reference; a plain table
- * (most of them) travels inside it in string.buffer's format (SBUF), which
- * LuaJIT decodes fastest. */
+ * string.buffer so that it is bit-exact for every double, keeps nil holes,
+ * keeps shared and cyclic tables, names what it refuses, and can hand LÖVE
+ * objects across by reference. */
 #ifndef ASYNC_CODEC_H
 #define ASYNC_CODEC_H
 
@@ -57,18 +56,6 @@ int async_codec_encode_message(struct async_buf *b, const char *msg);
  * outside [b->p, b->p + b->n). */
 int async_codec_decode(lua_State *L, const unsigned char *p, size_t n,
                        const struct async_codec_objects *objects, char *err, size_t errlen);
-
-/* SBUF values (codec_sbuf.c): a plain table in string.buffer's format.
- * async_codec_sbuf_encode appends the table at idx as one SBUF value to b
- * and returns 1; 0 when it is not a plain tree (a table reached twice, a
- * value other than a number, string, boolean or table, nesting past 100)
- * or the state has no string.buffer (b unchanged: the codec's own tags
- * take it); -1 when out of memory. async_codec_sbuf_decode pushes the
- * table of one SBUF payload (dict and data as the format gives them) and
- * returns 0, or -1 with a message in err and nothing pushed. */
-int async_codec_sbuf_encode(lua_State *L, int idx, struct async_buf *b);
-int async_codec_sbuf_decode(lua_State *L, const unsigned char *dict, size_t nd, const unsigned char *data,
-                            size_t n, char *err, size_t errlen);
 
 /* Pushes the format's constants for the Lua side (async_fast.lua) to
  * read instead of declaring them again: {tags = {NIL = 0, ...}, flags =

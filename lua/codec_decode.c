@@ -196,26 +196,6 @@ static int decode_value(struct dec *d, int depth)
 			return dfail(d, MSG(MALFORMED_REF));
 		lua_rawgeti(L, d->tables, (int)u + 1);
 		return 0;
-	case T_SBUF: {
-		uint64_t nd, n;
-		if (depth > 0)
-			return dfail(d, MSG(MALFORMED_SBUF_NESTED));
-		if (get_varint(d, &nd))
-			return -1;
-		if (nd > (uint64_t)(d->end - d->p))
-			return dfail(d, MSG(MALFORMED_STRING));
-		const unsigned char *dict = d->p;
-		d->p += nd;
-		if (get_varint(d, &n))
-			return -1;
-		if (n > (uint64_t)(d->end - d->p))
-			return dfail(d, MSG(MALFORMED_STRING));
-		char why[200];
-		if (async_codec_sbuf_decode(L, dict, (size_t)nd, d->p, (size_t)n, why, sizeof why) != 0)
-			return dfail(d, why);
-		d->p += n;
-		return 0;
-	}
 	case T_OBJ: {
 		uint64_t payload;
 		if (get_raw8(d, &payload, MSG(MALFORMED_OBJECT)))

@@ -8,7 +8,7 @@
 #define ASYNC_CODEC_FORMAT_H
 
 /* The tags, in the order of their byte values (from 0). */
-#define ASYNC_CODEC_TAGS(X) X(NIL) X(FALSE) X(TRUE) X(INT) X(NUM) X(STR) X(TABLE) X(REF) X(OBJ) X(SDEF) X(SREF) X(SBUF)
+#define ASYNC_CODEC_TAGS(X) X(NIL) X(FALSE) X(TRUE) X(INT) X(NUM) X(STR) X(TABLE) X(REF) X(OBJ) X(SDEF) X(SREF)
 /* The flags byte's bits. */
 #define ASYNC_CODEC_FLAGS(X) X(REFS, 1) X(SREFS, 2)
 

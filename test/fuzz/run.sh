@@ -10,7 +10,7 @@ root=$(cd "$here/../.." && pwd)
 out=${FUZZ_BUILD:-$root/build/fuzz}
 mkdir -p "$out" "$out/corpus"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I"$root/lua" $(pkg-config --cflags luajit) "$here/fuzz_codec.c" "$root/lua/codec.c" "$root/lua/codec_decode.c" "$root/lua/codec_sbuf.c" "$root/lua/messages.c" \
+  -I"$root/lua" $(pkg-config --cflags luajit) "$here/fuzz_codec.c" "$root/lua/codec.c" "$root/lua/codec_decode.c" "$root/lua/messages.c" \
   $(pkg-config --libs luajit) -o "$out/fuzz_codec"
 cp -n "$here"/corpus/* "$out/corpus/" 2>/dev/null || true
 "$out/fuzz_codec" -max_total_time="${1:-60}" -rss_limit_mb=2048 -print_final_stats=1 "$out/corpus" 2>&1 | tail -15
