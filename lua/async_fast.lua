@@ -350,10 +350,14 @@ function M.wrap(c, ccall, cupdate, facade)
   -- in the chain of resumes that led here; an owner that ended or yielded
   -- left the window by an error. Asked from the owner, fn must be on its
   -- stack.
+  -- An owner that ended or yielded may only be a coroutine update() last
+  -- ran in (a scene's, made afresh each frame), not the thread that opened
+  -- the window: then fn on this thread's stack still says it is open.
   local function inWindow(fn, owner)
-    if running() ~= owner then
-      local open = owner == nil or costatus(owner) == "normal"
-      return open
+    local co = running()
+    if co ~= owner then
+      if owner == nil or costatus(owner) == "normal" then return true end
+      return onStack(fn)
     end
     local open = onStack(fn)
     return open

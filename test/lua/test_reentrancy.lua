@@ -276,3 +276,34 @@ test("a finalizer that raises inside async.update leaves the next updates delive
   eq(heard, 200, "callbacks delivered")
   async.shutdown()
 end)
+
+-- A game whose update() runs in a coroutine made afresh each frame (a
+-- scene's), while its calls are made on the main thread: a finalizer that
+-- makes a call inside the game's encode must not take the encode's buffer
+-- (the window's owner is not the thread update() last ran in).
+test("a finalizer's call inside an encode, after update() ran in a coroutine that ended", function()
+  local async = fresh()
+  local made, right, wrong = 0, 0, 0
+  local onerror = async.onerror
+  async.onerror = function() wrong = wrong + 1 end
+  local function finalizer()
+    made = made + 1
+    async.call(function(s) if s == "fin" then right = right + 1 else wrong = wrong + 1 end end, "echo", "fin")
+  end
+  local rounds = (os.getenv("LD_PRELOAD") or ""):find("san", 1, true) and 1000 or 3000
+  local pause, stepmul = collectgarbage("setpause", 1), collectgarbage("setstepmul", 1000)
+  for i = 1, rounds do
+    for _ = 1, 3 do getmetatable(newproxy(true)).__gc = finalizer end
+    made = made + 1
+    local want = "game" .. i
+    async.call(function(s, t) if s == want and t[2].x == want then right = right + 1 else wrong = wrong + 1 end end,
+      "echo", want, { i, { x = want }, ("z"):rep(i % 13) })
+    if i % 3 == 0 then coroutine.wrap(function() async.update() end)() end
+  end
+  collectgarbage("setpause", pause); collectgarbage("setstepmul", stepmul)
+  collectgarbage()
+  waitFor(async, function() return right + wrong >= made end, "every callback")
+  async.onerror = onerror
+  eq(wrong, 0, "calls that failed or delivered another call's values (of " .. made .. ")")
+  async.shutdown()
+end)
