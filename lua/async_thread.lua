@@ -482,7 +482,7 @@ function M.new(n, facade, limit, _, boot)
   local ctx = setmetatable({
     facade = facade, closed = false, joined = false,
     defs = {}, shares = {}, init = nil, epoch = 0, lastId = 0,
-    recs = {}, free = {}, nfree = 0, nrecs = 0, chunks = {}, keys = {},
+    recs = {}, freeHead = false, nrecs = 0, chunks = {}, keys = {},
     pending = {}, qh = 1, qt = 0, epochCalls = {},
     registry = { snaps = {}, chunks = {} }, registryCh = love.thread.newChannel(),
     inflight = 0, pushed = 0, delivered = 0, failedCount = 0, cancelledCount = 0, defStats = {},

@@ -40,15 +40,16 @@ local function publishRegistry(ctx)
   ctx.registryCh:performAtomic(replaceRegistry, ctx.registry)
 end
 
--- The free records are a stack counted by nfree (# on it, a search each
--- time, cost more than the rest of a call's bookkeeping).
+-- The free records are a stack linked through each record's nextFree (#
+-- on a table, a search each time, cost more than the rest of a call's
+-- bookkeeping). Taking and putting one stores only to fields that exist,
+-- so neither allocates: a finalizer that runs in the middle (and calls
+-- async.call, taking a record) cannot see the stack half changed.
 local function recordGet(ctx)
-  local k = ctx.nfree
-  if k > 0 then
-    local free = ctx.free
-    local rec = free[k]
-    free[k] = nil
-    ctx.nfree = k - 1
+  local rec = ctx.freeHead
+  if rec then
+    ctx.freeHead = rec.nextFree
+    rec.nextFree = false
     return rec
   end
   local i = ctx.nrecs
@@ -62,7 +63,7 @@ local function recordGet(ctx)
     publishRegistry(ctx)
   end
   local chunk = ctx.chunks[ci]
-  local rec = { index = i, gen = 0, chunk = chunk[1], p = chunk[2] + 2 * (i % C.CHUNK) }
+  local rec = { index = i, gen = 0, chunk = chunk[1], p = chunk[2] + 2 * (i % C.CHUNK), nextFree = false }
   ctx.recs[i] = rec
   return rec
 end
@@ -70,9 +71,8 @@ end
 local function recordPut(ctx, rec)
   rec.gen = rec.gen + 1 -- handles to the call just finished now read "done"
   rec.superseded, rec.id = nil, nil
-  local k = ctx.nfree + 1
-  ctx.nfree = k
-  ctx.free[k] = rec
+  rec.nextFree = ctx.freeHead
+  ctx.freeHead = rec
 end
 
 -- "Latest request wins": the call made before under `key` will not run,
