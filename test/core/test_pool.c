@@ -44,7 +44,8 @@ struct counted {
 static void count_hit(void *arg)
 {
 	struct counted *c = arg;
-	__atomic_fetch_add(&c->hits[c->i], 1, __ATOMIC_RELAXED);
+	/* Release: a test that sees the count (acquire) may reuse the record. */
+	__atomic_fetch_add(&c->hits[c->i], 1, __ATOMIC_RELEASE);
 }
 
 static void check_once(const unsigned *hits, size_t n)
@@ -368,7 +369,8 @@ Test(pool, a_job_submitted_after_the_last_worker_stops_waits_for_a_new_one, .tim
 	struct counted warm = { .hits = hits, .i = 0 }, late = { .hits = hits, .i = 1 };
 	int ran_early = 0;
 	for (int round = 0; round < 100; round++) {
-		hits[0] = hits[1] = 0;
+		__atomic_store_n(&hits[0], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&hits[1], 0, __ATOMIC_RELAXED);
 		async_job_init(&warm.job, count_hit, &warm);
 		cr_assert_eq(async_pool_submit(p, &warm.job), 0);
 		while (__atomic_load_n(&hits[0], __ATOMIC_ACQUIRE) == 0)
