@@ -404,7 +404,7 @@ void async__fork_run_stolen(struct worker *w, async_frame *t)
 	if (w->fk.head != w->fk.floor)
 		async__fork_drain(&w->fk); /* spawns the call did not sync */
 	if (traced)
-		async__trace_job_end(w, &tf);
+		async__trace_job_end(&tf);
 	fork_set_floor(&w->fk, saved);
 	/* Release (F2): the call's effects before DONE. Pairs with the acquire
 	 * fence in leapfrog. */

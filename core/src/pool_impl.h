@@ -260,7 +260,7 @@ struct async_trace_frame {
 void async__trace_job_begin(struct worker *w, struct async_trace_frame *f);
 /* A fork-join task a thief runs (fork.c), traced as a job named "task". */
 void async__trace_task_begin(struct worker *w, struct async_trace_frame *f);
-void async__trace_job_end(struct worker *w, struct async_trace_frame *f);
+void async__trace_job_end(struct async_trace_frame *f);
 
 /* Runs one job on worker w (a worker, or shutdown's pseudo-worker): its
  * function, any spawns it left unsynced (the floor keeps syncs of the
@@ -305,7 +305,7 @@ static inline __attribute__((always_inline)) void run_job_body(struct worker *w,
 		async__fork_drain(&w->fk);
 	ASYNC_PROBE2(job_end, w->index, j);
 	if (traced)
-		async__trace_job_end(w, &tf);
+		async__trace_job_end(&tf);
 	w->running = me.up;
 	fork_set_floor(&w->fk, saved);
 	if (flags & JOB_JOINABLE) {

@@ -352,9 +352,8 @@ void async__trace_task_begin(struct worker *w, struct async_trace_frame *f)
 
 /* Before the job reads as done (run_job_body). A job that stopped the trace
  * itself still gets its event: it began while the trace was on. */
-void async__trace_job_end(struct worker *w, struct async_trace_frame *f)
+void async__trace_job_end(struct async_trace_frame *f)
 {
-	(void)w;
 	tl_job = f->up;
 	if (!f->recorded)
 		job_record(f);
